@@ -1,0 +1,198 @@
+"""Settings of the room portal, read once from the environment or a .env file."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# A development key only serves a DEBUG portal; production must set its own.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise environ.ImproperlyConfigured(
+            "Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=true for a local portal)."
+        )
+    SECRET_KEY = "insecure-local-development-key-only-for-debug"
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+ADMIN_URL = env("DJANGO_ADMIN_URL", default="admin/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "auditlog",
+    "rooms",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web, worker and beat share one SQLite file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (whitenoise serves them; a proxy may instead) -------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Security (production defaults; DEBUG relaxes only what local HTTP needs) -----------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+
+# --- Redis and Celery -------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=1800)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1900)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# --- SignalWire -------------------------------------------------------------------------
+# With no Space configured the portal talks to the local sandbox Space (`make run`).
+SIGNALWIRE_SANDBOX_PORT = env.int("SIGNALWIRE_SANDBOX_PORT", default=8765)
+SIGNALWIRE_SPACE_URL = env("SIGNALWIRE_SPACE_URL", default="")
+SIGNALWIRE_USES_SANDBOX = not SIGNALWIRE_SPACE_URL
+if SIGNALWIRE_USES_SANDBOX:
+    SIGNALWIRE_SPACE_URL = f"http://127.0.0.1:{SIGNALWIRE_SANDBOX_PORT}"
+SIGNALWIRE_PROJECT_ID = env(
+    "SIGNALWIRE_PROJECT_ID", default="sandbox-project" if SIGNALWIRE_USES_SANDBOX else ""
+)
+SIGNALWIRE_API_TOKEN = env(
+    "SIGNALWIRE_API_TOKEN", default="sandbox-token" if SIGNALWIRE_USES_SANDBOX else ""
+)
+SIGNALWIRE_CONNECT_TIMEOUT = env.float("SIGNALWIRE_CONNECT_TIMEOUT", default=5.0)
+SIGNALWIRE_READ_TIMEOUT = env.float("SIGNALWIRE_READ_TIMEOUT", default=30.0)
+SIGNALWIRE_RETRIES = env.int("SIGNALWIRE_RETRIES", default=4)
+SIGNALWIRE_RETRY_BACKOFF = env.float("SIGNALWIRE_RETRY_BACKOFF", default=0.5)
+# Upper bound, in seconds, on the time one call may spend waiting between retries.
+SIGNALWIRE_RETRY_MAX_WAIT = env.float("SIGNALWIRE_RETRY_MAX_WAIT", default=30.0)
+SIGNALWIRE_SYNC_INTERVAL = env.int("SIGNALWIRE_SYNC_INTERVAL", default=300)
+SIGNALWIRE_TOKEN_REFRESH_INTERVAL = env.int("SIGNALWIRE_TOKEN_REFRESH_INTERVAL", default=3600)
+SIGNALWIRE_SYNC_PAGE_SIZE = env.int("SIGNALWIRE_SYNC_PAGE_SIZE", default=1000)
+SIGNALWIRE_SYNC_LOCK_TIMEOUT = env.int("SIGNALWIRE_SYNC_LOCK_TIMEOUT", default=120)
+SIGNALWIRE_PUSH_MAX_ATTEMPTS = env.int("SIGNALWIRE_PUSH_MAX_ATTEMPTS", default=12)
+
+# --- Audit ------------------------------------------------------------------------------
+# Days to keep audit rows; 0 keeps them forever.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
+
+CELERY_BEAT_SCHEDULE = {
+    "sync-conferences": {
+        "task": "rooms.tasks.sync_conferences",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    "sync-rooms": {
+        "task": "rooms.tasks.sync_rooms",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    "push-pending": {
+        "task": "rooms.tasks.push_pending",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    "fetch-missing-tokens": {
+        "task": "rooms.tasks.fetch_missing_tokens",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    "refresh-all-tokens": {
+        "task": "rooms.tasks.refresh_all_tokens",
+        "schedule": float(SIGNALWIRE_TOKEN_REFRESH_INTERVAL),
+    },
+    "audit-cleanup": {
+        "task": "rooms.tasks.audit_cleanup",
+        "schedule": 86400.0,
+    },
+}
+
+# --- Logging: one line per event, never a secret ----------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+    "loggers": {"urllib3": {"level": "WARNING"}},
+}

@@ -1,0 +1,20 @@
+"""Settings for the test suite: the normal settings with test-safe defaults."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-any-deployment")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DJANGO_SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("DJANGO_CSRF_COOKIE_SECURE", "false")
+# Tests point the client at the in-process sandbox; retries stay short.
+os.environ.setdefault("SIGNALWIRE_RETRY_BACKOFF", "0.01")
+os.environ.setdefault("SIGNALWIRE_RETRY_MAX_WAIT", "2")
+os.environ.setdefault("SIGNALWIRE_READ_TIMEOUT", "5")
+
+from portal.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,65 @@
+"""System checks that tell an operator when the SignalWire settings cannot work."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from rooms.signalwire.urls import SpaceURLError, normalise_space_url
+
+
+@register(Tags.compatibility, deploy=False)
+def check_signalwire_settings(app_configs=None, **kwargs) -> list:
+    """Report missing, malformed or insecure SignalWire settings, each with a hint."""
+    problems: list = []
+    if settings.SIGNALWIRE_USES_SANDBOX:
+        problems.append(
+            Warning(
+                "SIGNALWIRE_SPACE_URL is not set: the portal talks to the local sandbox Space.",
+                hint="Set SIGNALWIRE_SPACE_URL, SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN "
+                "in the environment or .env to manage a real SignalWire Space.",
+                id="rooms.W001",
+            )
+        )
+    else:
+        try:
+            normalise_space_url(settings.SIGNALWIRE_SPACE_URL)
+        except SpaceURLError as exc:
+            problems.append(
+                Error(
+                    f"SIGNALWIRE_SPACE_URL cannot be used: {exc}",
+                    hint="Use your Space's host, e.g. example.signalwire.com, or an https:// URL.",
+                    id="rooms.E001",
+                )
+            )
+    for name in ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN"):
+        if not getattr(settings, name):
+            problems.append(
+                Error(
+                    f"{name} is not set.",
+                    hint=f"Set {name} in the environment or .env; find it under API in your "
+                    "SignalWire Space (the token needs the Video scope).",
+                    id="rooms.E002",
+                )
+            )
+    project_id = settings.SIGNALWIRE_PROJECT_ID
+    if project_id and (":" in project_id or project_id.strip() != project_id):
+        problems.append(
+            Error(
+                "SIGNALWIRE_PROJECT_ID is malformed (it holds a colon or surrounding spaces).",
+                hint="Copy the project ID exactly as your SignalWire Space shows it.",
+                id="rooms.E003",
+            )
+        )
+    for name in ("SIGNALWIRE_CONNECT_TIMEOUT", "SIGNALWIRE_READ_TIMEOUT"):
+        if getattr(settings, name) <= 0:
+            problems.append(
+                Error(f"{name} must be a positive number of seconds.", id="rooms.E004")
+            )
+    if settings.SIGNALWIRE_SYNC_INTERVAL < 10:
+        problems.append(
+            Error(
+                "SIGNALWIRE_SYNC_INTERVAL is below 10 seconds.",
+                hint="A sync lists every room; run it every few minutes (default 300).",
+                id="rooms.E005",
+            )
+        )
+    return problems

@@ -1,0 +1,32 @@
+"""Health figures for operators and load balancers."""
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+
+def health_report() -> dict:
+    """Check the database and Redis; add the latest sync run when there is one."""
+    report: dict = {"ok": True, "database": "ok", "redis": "ok"}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"
+        report.update(ok=False, database=f"error: {type(exc).__name__}")
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        report.update(ok=False, redis=f"error: {type(exc).__name__}")
+    try:
+        from rooms.models import SyncRun
+
+        last = SyncRun.objects.order_by("-started_at").first()
+    except Exception:  # noqa: BLE001 - before migrations, or models not there yet
+        last = None
+    if last is not None:
+        report["last_sync"] = {
+            "kind": last.kind,
+            "started_at": last.started_at.isoformat(),
+            "outcome": last.outcome,
+        }
+    return report

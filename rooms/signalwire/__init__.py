@@ -1,0 +1,1 @@
+"""The edge of the service layer: everything that speaks HTTP to SignalWire."""

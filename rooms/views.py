@@ -1,0 +1,11 @@
+"""The portal's own small pages outside admin."""
+
+from django.http import HttpRequest, JsonResponse
+
+from rooms.health import health_report
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Report database, Redis and last sync state, without any secret."""
+    report = health_report()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
