@@ -196,3 +196,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
+
+# --- Audit trail (django-auditlog with the portal's own entry model) --------------------
+AUDITLOG_LOGENTRY_MODEL = "rooms.AuditEntry"
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_MASK_CALLABLE = "rooms.audit.mask_value"

@@ -11,4 +11,6 @@ class RoomsConfig(AppConfig):
     verbose_name = "SignalWire rooms"
 
     def ready(self) -> None:
-        from rooms import checks  # noqa: F401
+        from rooms import audit, checks  # noqa: F401
+
+        audit.register_models()

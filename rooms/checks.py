@@ -1,7 +1,7 @@
 """System checks that tell an operator when the SignalWire settings cannot work."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, register
 
 from rooms.signalwire.urls import SpaceURLError, normalise_space_url
 
@@ -10,16 +10,7 @@ from rooms.signalwire.urls import SpaceURLError, normalise_space_url
 def check_signalwire_settings(app_configs=None, **kwargs) -> list:
     """Report missing, malformed or insecure SignalWire settings, each with a hint."""
     problems: list = []
-    if settings.SIGNALWIRE_USES_SANDBOX:
-        problems.append(
-            Warning(
-                "SIGNALWIRE_SPACE_URL is not set: the portal talks to the local sandbox Space.",
-                hint="Set SIGNALWIRE_SPACE_URL, SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN "
-                "in the environment or .env to manage a real SignalWire Space.",
-                id="rooms.W001",
-            )
-        )
-    else:
+    if not settings.SIGNALWIRE_USES_SANDBOX:
         try:
             normalise_space_url(settings.SIGNALWIRE_SPACE_URL)
         except SpaceURLError as exc:
@@ -63,3 +54,18 @@ def check_signalwire_settings(app_configs=None, **kwargs) -> list:
             )
         )
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_not_on_sandbox(app_configs=None, **kwargs) -> list:
+    """A deployed portal must manage a real Space, not the local sandbox."""
+    if not settings.SIGNALWIRE_USES_SANDBOX:
+        return []
+    return [
+        Error(
+            "SIGNALWIRE_SPACE_URL is not set: the portal would talk to the local sandbox Space.",
+            hint="Set SIGNALWIRE_SPACE_URL, SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN "
+            "in the environment or .env.",
+            id="rooms.E006",
+        )
+    ]

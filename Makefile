@@ -1,0 +1,43 @@
+# The room portal's entry points. `make run` and `make test` set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+N ?= 10000
+
+.PHONY: run test bench lint deps dev-deps redis clean
+
+run: deps
+	@scripts/run-portal
+
+test: dev-deps
+	@scripts/ensure-redis
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: dev-deps
+	$(PY) bench/client_bench.py --conferences $(N)
+	$(PY) bench/sync_bench.py --conferences $(N)
+
+lint: dev-deps
+	$(VENV)/bin/ruff check .
+
+deps: $(VENV)/.deps-runtime
+dev-deps: $(VENV)/.deps-dev
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.deps-runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.deps-runtime
+
+redis: deps
+	@scripts/ensure-redis
+
+clean:
+	rm -rf $(VENV) .run staticfiles .pytest_cache

@@ -1,0 +1,334 @@
+"""Local mirrors of SignalWire Video rooms, their tokens, sync runs and the audit trail."""
+
+import uuid
+
+from auditlog.models import AbstractLogEntry
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
+from django.db import models
+
+from rooms.signalwire import schema
+
+name_validator = RegexValidator(
+    schema.NAME_PATTERN, "Use only letters, digits, underscores and hyphens (A-Z a-z 0-9 _ -)."
+)
+colour_validator = RegexValidator(schema.COLOUR_PATTERN, "Enter a colour as #RRGGBB.")
+
+QUALITY_CHOICES = [(q, q) for q in schema.QUALITIES]
+LAYOUT_CHOICES = [(v, v) for v in schema.LAYOUTS]
+SIZE_CHOICES = [(s, s.capitalize()) for s in schema.SIZES]
+
+
+class SyncState(models.TextChoices):
+    """Where a local row stands with respect to SignalWire."""
+
+    SYNCED = "synced", "Synced"
+    PENDING_PUSH = "pending_push", "Pending push"
+    PENDING_DELETE = "pending_delete", "Pending delete"
+    PUSH_FAILED = "push_failed", "Push failed"
+    DELETED_REMOTELY = "deleted_remotely", "Deleted remotely"
+
+
+UNPUSHED_STATES = (SyncState.PENDING_PUSH, SyncState.PENDING_DELETE)
+
+
+def validate_meta(value) -> None:
+    """Reject meta that is not a JSON object or is too long for SignalWire."""
+    import json
+
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ValidationError("Meta must be a JSON object.")
+    if len(json.dumps(value)) > schema.META_MAX_JSON_CHARS:
+        raise ValidationError(
+            f"Meta must be at most {schema.META_MAX_JSON_CHARS} characters as JSON."
+        )
+
+
+class RemoteMirror(models.Model):
+    """What every mirrored SignalWire object keeps beside its own fields."""
+
+    remote_id = models.CharField(
+        "SignalWire ID", max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+    remote_created_at = models.DateTimeField("created in SignalWire", null=True, editable=False)
+    remote_updated_at = models.DateTimeField("updated in SignalWire", null=True, editable=False)
+    raw = models.JSONField("last payload from SignalWire", default=dict, blank=True, editable=False)
+    last_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_state = models.CharField(
+        max_length=20, choices=SyncState.choices, default=SyncState.SYNCED, db_index=True,
+        editable=False,
+    )
+    last_error = models.TextField(blank=True, editable=False)
+    push_attempts = models.PositiveIntegerField(default=0, editable=False)
+    # Bumped on every local edit; a push carries it, so a stale push never wins.
+    local_version = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def get_additional_data(self) -> dict:
+        """Keep the remote id and name on audit entries, readable after deletion."""
+        return {"remote_id": self.remote_id, "name": getattr(self, "name", "")}
+
+    @property
+    def is_unpushed(self) -> bool:
+        """Tell whether local changes still wait to reach SignalWire."""
+        return self.sync_state in UNPUSHED_STATES
+
+
+class RoomSettings(RemoteMirror):
+    """Settings that conferences and rooms share in SignalWire's API."""
+
+    name = models.CharField(
+        max_length=schema.NAME_MAX,
+        unique=True,
+        validators=[name_validator],
+        help_text="Unique name in SignalWire: letters, digits, _ and -. Fixed after creation.",
+    )
+    display_name = models.CharField(max_length=schema.DISPLAY_NAME_MAX, blank=True)
+    description = models.TextField(
+        blank=True, validators=[MaxLengthValidator(schema.DESCRIPTION_MAX)]
+    )
+    join_from = models.DateTimeField(
+        null=True, blank=True, help_text="No one can join before this time."
+    )
+    join_until = models.DateTimeField(
+        null=True, blank=True, help_text="No one can join after this time."
+    )
+    quality = models.CharField(max_length=16, choices=QUALITY_CHOICES, default="720p")
+    layout = models.CharField(max_length=40, choices=LAYOUT_CHOICES, default="grid-responsive")
+    record_on_start = models.BooleanField(default=False)
+    tone_on_entry_and_exit = models.BooleanField(default=True)
+    user_join_video_off = models.BooleanField(default=False)
+    room_join_video_off = models.BooleanField(default=False)
+    enable_room_previews = models.BooleanField(null=True, blank=True)
+    meta = models.JSONField(null=True, blank=True, validators=[validate_meta])
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    def clean(self) -> None:
+        """Mirror SignalWire's cross-field rules so bad input never leaves the browser."""
+        super().clean()
+        if self.join_from and self.join_until and self.join_from >= self.join_until:
+            raise ValidationError({"join_until": "Join until must be after join from."})
+
+
+class Conference(RoomSettings):
+    """A SignalWire conference: a video room with the prebuilt UI."""
+
+    size = models.CharField(max_length=16, choices=SIZE_CHOICES, default="medium", blank=True)
+    enable_chat = models.BooleanField(default=True)
+    dark_primary = models.CharField(max_length=7, default="#044EF4", validators=[colour_validator])
+    dark_background = models.CharField(
+        max_length=7, default="#FFFFFF", validators=[colour_validator]
+    )
+    dark_foreground = models.CharField(
+        max_length=7, default="#1D2127", validators=[colour_validator]
+    )
+    dark_success = models.CharField(max_length=7, default="#17BB58", validators=[colour_validator])
+    dark_negative = models.CharField(
+        max_length=7, default="#F42C50", validators=[colour_validator]
+    )
+    light_primary = models.CharField(
+        max_length=7, default="#044EF4", validators=[colour_validator]
+    )
+    light_background = models.CharField(
+        max_length=7, default="#FFFFFF", validators=[colour_validator]
+    )
+    light_foreground = models.CharField(
+        max_length=7, default="#1D2127", validators=[colour_validator]
+    )
+    light_success = models.CharField(
+        max_length=7, default="#17BB58", validators=[colour_validator]
+    )
+    light_negative = models.CharField(
+        max_length=7, default="#F42C50", validators=[colour_validator]
+    )
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["sync_state", "name"])]
+
+
+class Room(RoomSettings):
+    """A SignalWire room without the prebuilt UI; staff mint join tokens for it."""
+
+    max_members = models.PositiveSmallIntegerField(
+        default=20,
+        validators=[
+            MinValueValidator(schema.MAX_MEMBERS_MIN),
+            MaxValueValidator(schema.MAX_MEMBERS_MAX),
+        ],
+    )
+    fps = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    remove_at = models.DateTimeField(
+        null=True, blank=True, help_text="Remove everyone from the room at this time."
+    )
+    remove_after_seconds_elapsed = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(schema.REMOVE_AFTER_MIN),
+            MaxValueValidator(schema.REMOVE_AFTER_MAX),
+        ],
+        help_text="Remove each participant after this many seconds in the room.",
+    )
+    sync_audio_video = models.BooleanField(null=True, blank=True)
+    prioritize_handraise = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["sync_state", "name"])]
+        permissions = [("mint_room_token", "Can mint room join tokens")]
+
+
+class ConferenceToken(models.Model):
+    """A moderator or guest token SignalWire made for a conference; the value is a secret."""
+
+    conference = models.ForeignKey(Conference, on_delete=models.CASCADE, related_name="tokens")
+    remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    token = models.CharField(max_length=255)
+    scopes = models.JSONField(default=list, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["conference_id", "name"]
+        permissions = [
+            ("reveal_conferencetoken", "Can reveal and copy conference token values"),
+            ("reset_conferencetoken", "Can reset conference tokens"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conference.name} · {self.name or 'token'}"
+
+    def get_additional_data(self) -> dict:
+        """Keep the token's remote id and conference on audit entries."""
+        return {"remote_id": self.remote_id, "conference_id": self.conference_id}
+
+    @property
+    def masked(self) -> str:
+        """Show only enough of the value to tell tokens apart."""
+        return mask_secret(self.token)
+
+
+def mask_secret(value: str) -> str:
+    """Keep a short prefix and suffix of a secret so staff can tell values apart."""
+    if not value:
+        return ""
+    if len(value) <= 10:
+        return "•" * 8
+    return f"{value[:4]}••••••••{value[-4:]}"
+
+
+class IssuedRoomToken(models.Model):
+    """The record of a room join token minted by staff; never the token itself."""
+
+    room = models.ForeignKey(
+        Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="issued_tokens"
+    )
+    room_name = models.CharField(max_length=schema.NAME_MAX)
+    user_name = models.CharField(max_length=schema.USER_NAME_MAX, blank=True)
+    role = models.CharField(max_length=20, default="custom")
+    scopes = models.JSONField(default=list)
+    join_from = models.DateTimeField(null=True, blank=True)
+    join_until = models.DateTimeField(null=True, blank=True)
+    remove_at = models.DateTimeField(null=True, blank=True)
+    remove_after_seconds_elapsed = models.PositiveIntegerField(null=True, blank=True)
+    join_audio_muted = models.BooleanField(default=False)
+    join_video_muted = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of the token, to recognise it without keeping it."
+    )
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    issued_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return f"{self.room_name} · {self.user_name or 'anonymous'} · {self.fingerprint[:12]}"
+
+
+class SyncRun(models.Model):
+    """One run of a background sync or push, with its counts and outcome."""
+
+    class Kind(models.TextChoices):
+        CONFERENCES = "conferences", "Conferences"
+        ROOMS = "rooms", "Rooms"
+        TOKENS = "tokens", "Conference tokens"
+        PUSH = "push", "Push pending changes"
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (another run held the lock)"
+
+    run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    trigger = models.CharField(max_length=20, default="schedule")
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.RUNNING)
+    pages = models.PositiveIntegerField(default=0)
+    seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    marked_deleted = models.PositiveIntegerField(default=0)
+    restored = models.PositiveIntegerField(default=0)
+    skipped_pending = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        get_latest_by = "started_at"
+        permissions = [("run_sync", "Can start a sync with SignalWire")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} sync {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditEntry(AbstractLogEntry):
+    """django-auditlog's entry plus where the change came from (NetBox-style change log)."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        SYNC = "sync", "Sync"
+        PUSH = "push", "Push task"
+        SHELL = "shell", "Shell or script"
+        COMMAND = "command", "Management command"
+        TASK = "task", "Background task"
+
+    source = models.CharField(
+        max_length=20, choices=Source.choices, default=Source.SHELL, db_index=True
+    )
+    # Who acted when no staff user did: "sync", "push", "shell", ...
+    actor_label = models.CharField(max_length=150, blank=True)
+    object_remote_id = models.CharField(max_length=64, blank=True, db_index=True)
+
+    class Meta(AbstractLogEntry.Meta):
+        swappable = "AUDITLOG_LOGENTRY_MODEL"
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+        indexes = [models.Index(fields=["content_type", "object_pk", "-timestamp"])]

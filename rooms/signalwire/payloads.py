@@ -1,0 +1,144 @@
+"""Mapping between the portal's models and SignalWire's JSON objects.
+
+Request bodies hold exactly the fields the API accepts for that call; answers are turned
+into model field values with unknown values kept as they came (the raw payload keeps
+everything, including fields the portal does not know yet).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from rooms.signalwire import schema
+
+
+def format_datetime(value: datetime | None) -> str | None:
+    """Render a datetime as RFC 3339 in UTC, as SignalWire expects."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_remote_datetime(value: Any) -> datetime | None:
+    """Parse an RFC 3339 (or date-only) value from SignalWire; None when absent or unreadable."""
+    if not value or not isinstance(value, str):
+        return None
+    if len(value) == 10:
+        value = f"{value}T00:00:00Z"
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None
+
+
+def _body(instance: Any, fields: tuple[str, ...]) -> dict:
+    body: dict[str, Any] = {}
+    for field in fields:
+        value = getattr(instance, field)
+        if isinstance(value, datetime):
+            value = format_datetime(value)
+        if value is None or value == "":
+            # SignalWire's request schemas take no nulls: leave the field out.
+            continue
+        body[field] = value
+    return body
+
+
+def conference_create_body(conference: Any) -> dict:
+    """Body of POST /api/video/conferences for a local conference."""
+    return _body(conference, schema.CONFERENCE_CREATE_FIELDS)
+
+
+def conference_update_body(conference: Any) -> dict:
+    """Body of PUT /api/video/conferences/{id}: every field the portal manages."""
+    body = _body(conference, schema.CONFERENCE_UPDATE_FIELDS)
+    body.setdefault("display_name", conference.display_name or conference.name)
+    return body
+
+
+def room_create_body(room: Any) -> dict:
+    """Body of POST /api/video/rooms for a local room."""
+    return _body(room, schema.ROOM_CREATE_FIELDS)
+
+
+def room_update_body(room: Any) -> dict:
+    """Body of PUT /api/video/rooms/{id}: every field the portal manages."""
+    return _body(room, schema.ROOM_UPDATE_FIELDS)
+
+
+# Fields a conference or room answer maps onto, and how to read each.
+_DATETIME_FIELDS = {"join_from", "join_until", "remove_at"}
+_TEXT_FIELDS = {"display_name", "description"}
+_BOOL_FIELDS = {
+    "record_on_start",
+    "tone_on_entry_and_exit",
+    "user_join_video_off",
+    "room_join_video_off",
+    "enable_chat",
+    "prioritize_handraise",
+}
+_NULLABLE_BOOL_FIELDS = {"enable_room_previews", "sync_audio_video"}
+_INT_FIELDS = {"max_members", "fps", "remove_after_seconds_elapsed"}
+
+CONFERENCE_MODEL_FIELDS = tuple(
+    f for f in schema.CONFERENCE_RESPONSE_FIELDS if f not in ("id", "created_at", "updated_at")
+)
+ROOM_MODEL_FIELDS = tuple(
+    f for f in schema.ROOM_RESPONSE_FIELDS if f not in ("id", "created_at", "updated_at")
+)
+MIRROR_FIELDS = ("remote_id", "remote_created_at", "remote_updated_at", "raw")
+
+
+def _read(field: str, value: Any) -> Any:
+    if field in _DATETIME_FIELDS:
+        return parse_remote_datetime(value)
+    if field in _TEXT_FIELDS:
+        return value if isinstance(value, str) else ""
+    if field in _BOOL_FIELDS:
+        return bool(value)
+    if field in _NULLABLE_BOOL_FIELDS:
+        return value if isinstance(value, bool) else None
+    if field in _INT_FIELDS:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if field == "meta":
+        return value if isinstance(value, dict) else None
+    if field in schema.COLOUR_FIELDS:
+        return value if isinstance(value, str) else schema.COLOUR_DEFAULTS[field]
+    # name, quality, layout, size: kept as sent, even values the portal does not know.
+    return "" if value is None else str(value)
+
+
+def _fields_from_payload(data: dict, model_fields: tuple[str, ...]) -> dict:
+    values = {f: _read(f, data.get(f)) for f in model_fields if f in data}
+    values["remote_id"] = str(data["id"])
+    values["remote_created_at"] = parse_remote_datetime(data.get("created_at"))
+    values["remote_updated_at"] = parse_remote_datetime(data.get("updated_at"))
+    values["raw"] = data
+    return values
+
+
+def conference_fields(data: dict) -> dict:
+    """Model field values for a Conference from SignalWire's conference object."""
+    return _fields_from_payload(data, CONFERENCE_MODEL_FIELDS)
+
+
+def room_fields(data: dict) -> dict:
+    """Model field values for a Room from SignalWire's room object."""
+    values = _fields_from_payload(data, ROOM_MODEL_FIELDS)
+    if values.get("max_members") is None and "max_members" in values:
+        values["max_members"] = 20
+    return values
+
+
+def token_fields(data: dict) -> dict:
+    """Model field values for a ConferenceToken from SignalWire's token object."""
+    scopes = data.get("scopes")
+    return {
+        "remote_id": str(data["id"]),
+        "name": data.get("name") or "",
+        "token": data.get("token") or "",
+        "scopes": scopes if isinstance(scopes, list) else [],
+    }
