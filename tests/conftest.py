@@ -29,3 +29,102 @@ def sandbox(sandbox_server, settings):
     settings.SIGNALWIRE_API_TOKEN = SANDBOX_API_TOKEN
     yield sandbox_server.space
     sandbox_server.space.reset()
+
+
+def _database_url(settings_dict: dict) -> str:
+    """Build a DATABASE_URL that points another process at the test database."""
+    from urllib.parse import quote
+
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = quote(settings_dict.get("USER") or "")
+    password = quote(settings_dict.get("PASSWORD") or "")
+    auth = f"{user}:{password}@" if user else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    """A client of the real Redis the tests use (its own database, emptied first)."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"Redis does not answer at {settings.REDIS_URL}: {exc} (run `make test`)")
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, redis_client):
+    """Run a real Celery worker process against the test database, Redis and the sandbox."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    from portal.celery import app
+
+    with django_db_blocker.unblock():
+        db_url = _database_url(connection.settings_dict)
+    root = Path(__file__).resolve().parents[1]
+    log_path = root / ".run" / "test-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings_test",
+        "DATABASE_URL": db_url,
+        "SIGNALWIRE_SPACE_URL": sandbox_server.url,
+        "SIGNALWIRE_PROJECT_ID": SANDBOX_PROJECT_ID,
+        "SIGNALWIRE_API_TOKEN": SANDBOX_API_TOKEN,
+        "SIGNALWIRE_SYNC_ON_START": "false",
+    }
+    redis_client.flushdb()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"test-worker-{os.getpid()}@%h",
+            ],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"the Celery worker exited; see {log_path}")
+            if app.control.ping(timeout=0.5):
+                break
+        else:
+            pytest.fail(f"the Celery worker did not answer within 30 s; see {log_path}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,19 @@
+"""The sandbox Space: an in-memory stand-in for SignalWire's Video REST API."""
+
+from rooms.signalwire.sandbox.server import SandboxServer
+from rooms.signalwire.sandbox.state import (
+    SandboxBadRequest,
+    SandboxError,
+    SandboxNotFound,
+    SandboxSpace,
+    SandboxValidationError,
+)
+
+__all__ = [
+    "SandboxBadRequest",
+    "SandboxError",
+    "SandboxNotFound",
+    "SandboxServer",
+    "SandboxSpace",
+    "SandboxValidationError",
+]

@@ -1,0 +1,906 @@
+"""In-memory state of the sandbox Space: objects, validation, paging, faults, request log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import collections
+import hashlib
+import hmac
+import json
+import random
+import secrets
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from rooms.signalwire import schema
+from rooms.signalwire.sandbox import seed as seed_data
+from rooms.signalwire.sandbox.validation import (
+    check_join_window,
+    conference_defaults,
+    error_item,
+    format_stamp,
+    parse_datetime,
+    room_defaults,
+    validate_body,
+)
+
+FAULT_STATUSES = (500, 502, 503, 429, "drop")
+TOKEN_PUBLIC_FIELDS = ("id", "name", "token", "scopes")
+REQUEST_LOG_MAX = 200_000
+Key = tuple[str, str]
+Observer = Callable[[str, str, Any, Any], None]
+
+
+class SandboxError(Exception):
+    """An API error the sandbox answers with a status code and a JSON body."""
+
+    status = 500
+    message = "Internal Server Error"
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON body SignalWire sends with this error."""
+        return {"error": self.message}
+
+
+class SandboxBadRequest(SandboxError):
+    """The request body is not a JSON object (400)."""
+
+    status = 400
+    message = "Bad Request"
+
+
+class SandboxNotFound(SandboxError, KeyError):
+    """No object with that id (404)."""
+
+    status = 404
+    message = "Not Found"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SandboxValidationError(SandboxError, ValueError):
+    """The request is invalid (422), with one entry per invalid field."""
+
+    status = 422
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{e['attribute']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        """Return the `{"errors": [...]}` body."""
+        return {"errors": self.errors}
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour and the requests it applies to."""
+
+    status: int | str
+    remaining: int | None = None
+    fraction: float | None = None
+    retry_after: float | None = None
+    methods: frozenset[str] | None = None
+    path_prefix: str | None = None
+    after_processing: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        """Tell whether a request falls under this fault's filters."""
+        if self.methods is not None and method.upper() not in self.methods:
+            return False
+        return self.path_prefix is None or path.startswith(self.path_prefix)
+
+
+class _Collection:
+    """Objects by id, plus their (created_at, id) order and a name index."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.keys: list[Key] = []
+        self.key_of: dict[str, Key] = {}
+        self.names: dict[str, str] = {}
+
+    def insert(self, obj: dict[str, Any]) -> None:
+        key = (obj["created_at"], obj["id"])
+        self.objects[obj["id"]] = obj
+        self.key_of[obj["id"]] = key
+        self.names[obj["name"]] = obj["id"]
+        if not self.keys or key > self.keys[-1]:
+            self.keys.append(key)
+        else:
+            bisect.insort(self.keys, key)
+
+    def bulk_insert(self, objs: list[dict[str, Any]]) -> None:
+        for obj in objs:
+            key = (obj["created_at"], obj["id"])
+            self.objects[obj["id"]] = obj
+            self.key_of[obj["id"]] = key
+            self.names[obj["name"]] = obj["id"]
+            self.keys.append(key)
+        self.keys.sort()
+
+    def remove(self, object_id: str) -> dict[str, Any] | None:
+        obj = self.objects.pop(object_id, None)
+        key = self.key_of.pop(object_id, None)
+        if key is not None:
+            index = bisect.bisect_left(self.keys, key)
+            if index < len(self.keys) and self.keys[index] == key:
+                del self.keys[index]
+        if obj is not None and self.names.get(obj.get("name")) == object_id:
+            del self.names[obj["name"]]
+        return obj
+
+    def rename(self, object_id: str, old: str, new: str) -> None:
+        if self.names.get(old) == object_id:
+            del self.names[old]
+        self.names[new] = object_id
+
+    def owner_of(self, name: str) -> str | None:
+        object_id = self.names.get(name)
+        obj = self.objects.get(object_id) if object_id else None
+        if obj is not None and obj.get("name") == name:
+            return object_id
+        for candidate in self.objects.values():
+            if candidate.get("name") == name:
+                self.names[name] = candidate["id"]
+                return candidate["id"]
+        return None
+
+    def clear(self) -> None:
+        self.objects.clear()
+        self.keys.clear()
+        self.key_of.clear()
+        self.names.clear()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _single(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[-1] if values else None
+
+
+def _parse_filter_time(value: str) -> datetime | None:
+    if value.isdigit():
+        try:
+            return datetime.fromtimestamp(int(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return parse_datetime(value)
+
+
+class SandboxSpace:
+    """Everything a sandbox Space holds; every method is safe to call from many threads."""
+
+    def __init__(self, project_id: str = "sandbox-project") -> None:
+        self.project_id = project_id
+        self._lock = threading.RLock()
+        self._secret = secrets.token_bytes(32)
+        self._conferences = _Collection()
+        self._rooms = _Collection()
+        self._tokens: dict[str, dict[str, Any]] = {}
+        self._tokens_of: dict[str, list[str]] = {}
+        self._faults: list[Fault] = []
+        self._fault_rng = random.Random(0)
+        self._latency = 0.0
+        self._log: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_MAX)
+        self._observers: list[Observer] = []
+        self._last_stamp: datetime | None = None
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Empty the Space: no objects, faults, latency or logged requests."""
+        with self._lock:
+            self._conferences.clear()
+            self._rooms.clear()
+            self._tokens.clear()
+            self._tokens_of.clear()
+            self._faults.clear()
+            self._fault_rng = random.Random(0)
+            self._latency = 0.0
+            self._log.clear()
+
+    def state(self) -> dict[str, int]:
+        """Count the objects the Space holds."""
+        with self._lock:
+            return {
+                "conferences": len(self._conferences.objects),
+                "rooms": len(self._rooms.objects),
+                "conference_tokens": len(self._tokens),
+            }
+
+    def seed(self, conferences: int = 0, rooms: int = 0, seed: int = 0) -> None:
+        """Add realistic conferences (each with its two tokens) and rooms, deterministically."""
+        for label, value in (("conferences", conferences), ("rooms", rooms), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{label} must be an integer")
+        if conferences < 0 or rooms < 0:
+            raise ValueError("counts must not be negative")
+        with self._lock:
+            data = seed_data.build_seed(
+                conferences,
+                rooms,
+                seed,
+                first_conference=len(self._conferences.objects) + 1,
+                first_room=len(self._rooms.objects) + 1,
+                taken_conference_names=set(self._conferences.names),
+                taken_room_names=set(self._rooms.names),
+            )
+            renamed: dict[str, str] = {}
+            for conference in data.conferences:
+                if conference["id"] in self._conferences.objects:
+                    renamed[conference["id"]] = conference["id"] = str(uuid.uuid4())
+            self._conferences.bulk_insert(data.conferences)
+            for token in data.tokens:
+                token["conference_id"] = renamed.get(token["conference_id"], token["conference_id"])
+                if token["id"] in self._tokens:
+                    token["id"] = str(uuid.uuid4())
+                self._tokens[token["id"]] = token
+                self._tokens_of.setdefault(token["conference_id"], []).append(token["id"])
+            for room in data.rooms:
+                if room["id"] in self._rooms.objects:
+                    room["id"] = str(uuid.uuid4())
+            self._rooms.bulk_insert(data.rooms)
+
+    @property
+    def latency(self) -> float:
+        """Seconds every API request waits before it is handled."""
+        return self._latency
+
+    def set_latency(self, seconds: float) -> None:
+        """Make every API request sleep this long first."""
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("latency must not be negative")
+        with self._lock:
+            self._latency = seconds
+
+    # --- faults -------------------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        status: int | str,
+        count: int | None = None,
+        fraction: float | None = None,
+        retry_after: float | None = None,
+        methods: Iterable[str] | None = None,
+        path_prefix: str | None = None,
+        after_processing: bool = False,
+    ) -> None:
+        """Make matching API requests fail: the next `count`, a `fraction`, or all of them."""
+        if isinstance(status, str) and status.isdigit():
+            status = int(status)
+        if status not in FAULT_STATUSES or isinstance(status, bool):
+            raise ValueError(f"status must be one of {FAULT_STATUSES}")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise ValueError("count must be an integer")
+        if count is not None and count < 1:
+            raise ValueError("count must be at least 1")
+        if fraction is not None:
+            if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+                raise ValueError("fraction must be a number")
+            if not 0 <= fraction <= 1:
+                raise ValueError("fraction must be between 0 and 1")
+        if retry_after is not None:
+            if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+                raise ValueError("retry_after must be a number of seconds")
+            if retry_after < 0:
+                raise ValueError("retry_after must not be negative")
+        if isinstance(methods, str):
+            methods = [methods]
+        method_set = frozenset(m.upper() for m in methods) if methods is not None else None
+        if path_prefix is not None and not isinstance(path_prefix, str):
+            raise ValueError("path_prefix must be a string")
+        fault = Fault(
+            status=status,
+            remaining=count,
+            fraction=None if fraction is None else float(fraction),
+            retry_after=retry_after,
+            methods=method_set,
+            path_prefix=path_prefix,
+            after_processing=bool(after_processing),
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The faults still active, in the order they are tried."""
+        with self._lock:
+            return list(self._faults)
+
+    def take_fault(self, method: str, path: str, after_processing: bool) -> Fault | None:
+        """Decide whether this request fails now; consume one use of the fault if so."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.after_processing != after_processing or not fault.matches(method, path):
+                    continue
+                if fault.fraction is not None and self._fault_rng.random() >= fault.fraction:
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                return fault
+            return None
+
+    # --- request log and observers ------------------------------------------------------
+
+    def log_request(
+        self, method: str, path: str, query: str, status: int | str, received: float, body: Any
+    ) -> None:
+        """Record one API request and the status it got (or "drop")."""
+        entry = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "status": status,
+            "time": received,
+            "body": body,
+        }
+        with self._lock:
+            self._log.append(entry)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """A copy of the request log, oldest first."""
+        with self._lock:
+            return [dict(entry) for entry in self._log]
+
+    def clear_requests(self) -> None:
+        """Forget the logged requests."""
+        with self._lock:
+            self._log.clear()
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call observer(method, path, status, body) for every API response sent."""
+        with self._lock:
+            self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        """Stop calling an observer added with add_observer."""
+        with self._lock:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+    def notify(self, method: str, path: str, status: int | str, body: Any) -> None:
+        """Tell the observers about a response (body is the JSON sent, or None)."""
+        with self._lock:
+            observers = list(self._observers)
+        for observer in observers:
+            observer(method, path, status, body)
+
+    # --- direct access ------------------------------------------------------------------
+
+    @property
+    def conferences(self) -> dict[str, dict[str, Any]]:
+        """The live conferences by id (API shape)."""
+        return self._conferences.objects
+
+    @property
+    def rooms(self) -> dict[str, dict[str, Any]]:
+        """The live rooms by id (API shape)."""
+        return self._rooms.objects
+
+    @property
+    def conference_tokens(self) -> dict[str, dict[str, Any]]:
+        """The live conference tokens by id, each with its internal conference_id."""
+        return self._tokens
+
+    def _stamp(self) -> str:
+        now = datetime.now(UTC)
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return format_stamp(now)
+
+    # --- conferences --------------------------------------------------------------------
+
+    def _generated_name(self) -> str:
+        while True:
+            name = f"conference-{secrets.token_hex(5)}"
+            if self._conferences.owner_of(name) is None:
+                return name
+
+    def create_conference(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a conference and its moderator and guest tokens; return the conference."""
+        body = self._object_body(body)
+        with self._lock:
+            clean, errors = validate_body(
+                body, schema.CONFERENCE_CREATE_FIELDS, required=("display_name",)
+            )
+            if "name" in clean and self._conferences.owner_of(clean["name"]) is not None:
+                errors.append(error_item("name", "Name has already been taken"))
+            merged = {**conference_defaults(), **clean}
+            errors += check_join_window(body, clean, merged)
+            if errors:
+                raise SandboxValidationError(errors)
+            stamp = self._stamp()
+            merged["id"] = str(uuid.uuid4())
+            merged["name"] = clean.get("name") or self._generated_name()
+            merged["created_at"] = merged["updated_at"] = stamp
+            conference = {key: merged[key] for key in schema.CONFERENCE_RESPONSE_FIELDS}
+            self._conferences.insert(conference)
+            self._tokens_of[conference["id"]] = []
+            for name, scopes in (
+                ("moderator", schema.MODERATOR_PERMISSIONS),
+                ("guest", schema.GUEST_PERMISSIONS),
+            ):
+                token = {
+                    "id": str(uuid.uuid4()),
+                    "name": name,
+                    "token": _new_token_value(),
+                    "scopes": list(scopes),
+                    "conference_id": conference["id"],
+                }
+                self._tokens[token["id"]] = token
+                self._tokens_of[conference["id"]].append(token["id"])
+            return dict(conference)
+
+    def get_conference(self, conference_id: str) -> dict[str, Any]:
+        """Return a copy of one conference."""
+        with self._lock:
+            conference = self._conferences.objects.get(conference_id)
+            if conference is None:
+                raise SandboxNotFound(conference_id)
+            return dict(conference)
+
+    def update_conference(
+        self, conference_id: str, changes: dict[str, Any], *, validate: bool = True
+    ) -> dict[str, Any]:
+        """Change a conference as a dashboard edit would (name allowed); bump updated_at.
+
+        validate=False stores the changes as given, e.g. a value the portal does not know.
+        """
+        allowed = (*schema.CONFERENCE_UPDATE_FIELDS, "name")
+        return self._update_conference(conference_id, changes, allowed, (), validate)
+
+    def api_update_conference(self, conference_id: str, body: Any) -> dict[str, Any]:
+        """Apply a PUT /conferences/{id} body, validated like SignalWire."""
+        return self._update_conference(
+            conference_id, body, schema.CONFERENCE_UPDATE_FIELDS, ("display_name",), True
+        )
+
+    def _update_conference(
+        self,
+        conference_id: str,
+        body: Any,
+        allowed: tuple[str, ...],
+        required: tuple[str, ...],
+        validate: bool,
+    ) -> dict[str, Any]:
+        body = self._object_body(body)
+        with self._lock:
+            conference = self._conferences.objects.get(conference_id)
+            if conference is None:
+                raise SandboxNotFound(conference_id)
+            clean = dict(body)
+            if validate:
+                clean, errors = validate_body(body, allowed, required=required)
+                name = clean.get("name")
+                if name is not None:
+                    owner = self._conferences.owner_of(name)
+                    if owner is not None and owner != conference_id:
+                        errors.append(error_item("name", "Name has already been taken"))
+                errors += check_join_window(body, clean, {**conference, **clean})
+                if errors:
+                    raise SandboxValidationError(errors)
+            if "name" in clean and clean["name"] != conference["name"]:
+                self._conferences.rename(conference_id, conference["name"], clean["name"])
+            conference.update(clean)
+            conference["updated_at"] = self._stamp()
+            return dict(conference)
+
+    def delete_conference(self, conference_id: str) -> None:
+        """Delete a conference and its tokens."""
+        with self._lock:
+            if self._conferences.remove(conference_id) is None:
+                raise SandboxNotFound(conference_id)
+            for token_id in self._tokens_of.pop(conference_id, []):
+                self._tokens.pop(token_id, None)
+
+    def list_conferences(self, base_url: str, query: str = "") -> dict[str, Any]:
+        """Answer GET /conferences: one page of conferences with links."""
+        with self._lock:
+            return self._list(
+                "conferences",
+                self._conferences.keys,
+                self._conferences.objects,
+                base_url,
+                query,
+                filters=True,
+            )
+
+    # --- conference tokens --------------------------------------------------------------
+
+    def list_conference_tokens(
+        self, conference_id: str, base_url: str, query: str = ""
+    ) -> dict[str, Any]:
+        """Answer GET /conferences/{id}/conference_tokens: one page of tokens."""
+        with self._lock:
+            if conference_id not in self._conferences.objects:
+                raise SandboxNotFound(conference_id)
+            token_ids = [t for t in self._tokens_of.get(conference_id, []) if t in self._tokens]
+            keys = [(f"{index:06d}", token_id) for index, token_id in enumerate(token_ids)]
+            return self._list(
+                f"conference_tokens:{conference_id}",
+                keys,
+                self._tokens,
+                base_url,
+                query,
+                filters=False,
+                shape=_public_token,
+            )
+
+    def get_conference_token(self, token_id: str) -> dict[str, Any]:
+        """Return one conference token (API shape)."""
+        with self._lock:
+            token = self._tokens.get(token_id)
+            if token is None:
+                raise SandboxNotFound(token_id)
+            return _public_token(token)
+
+    def reset_conference_token(self, token_id: str) -> dict[str, Any]:
+        """Give a conference token a new value; id, name and scopes stay."""
+        with self._lock:
+            token = self._tokens.get(token_id)
+            if token is None:
+                raise SandboxNotFound(token_id)
+            token["token"] = _new_token_value()
+            return _public_token(token)
+
+    # --- rooms --------------------------------------------------------------------------
+
+    def create_room(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a room; return it."""
+        body = self._object_body(body)
+        with self._lock:
+            clean, errors = validate_body(body, schema.ROOM_CREATE_FIELDS, required=("name",))
+            if "name" in clean and self._rooms.owner_of(clean["name"]) is not None:
+                errors.append(error_item("name", "Name has already been taken"))
+            merged = {**room_defaults(), **clean}
+            errors += check_join_window(body, clean, merged)
+            if errors:
+                raise SandboxValidationError(errors)
+            merged.setdefault("display_name", merged["name"])
+            merged["id"] = str(uuid.uuid4())
+            merged["created_at"] = merged["updated_at"] = self._stamp()
+            room = {key: merged[key] for key in schema.ROOM_RESPONSE_FIELDS}
+            self._rooms.insert(room)
+            return dict(room)
+
+    def get_room(self, id_or_name: str) -> dict[str, Any]:
+        """Return a copy of a room found by id or, failing that, by name."""
+        with self._lock:
+            room = self._rooms.objects.get(id_or_name)
+            if room is None:
+                owner = self._rooms.owner_of(id_or_name)
+                room = self._rooms.objects.get(owner) if owner else None
+            if room is None:
+                raise SandboxNotFound(id_or_name)
+            return dict(room)
+
+    def update_room(
+        self, room_id: str, changes: dict[str, Any], *, validate: bool = True
+    ) -> dict[str, Any]:
+        """Change a room as a dashboard edit would (name allowed); bump updated_at.
+
+        validate=False stores the changes as given, e.g. a value the portal does not know.
+        """
+        return self._update_room(room_id, changes, (*schema.ROOM_UPDATE_FIELDS, "name"), validate)
+
+    def api_update_room(self, room_id: str, body: Any) -> dict[str, Any]:
+        """Apply a PUT /rooms/{id} body, validated like SignalWire."""
+        return self._update_room(room_id, body, schema.ROOM_UPDATE_FIELDS, True)
+
+    def _update_room(
+        self, room_id: str, body: Any, allowed: tuple[str, ...], validate: bool
+    ) -> dict[str, Any]:
+        body = self._object_body(body)
+        with self._lock:
+            room = self._rooms.objects.get(room_id)
+            if room is None:
+                raise SandboxNotFound(room_id)
+            clean = dict(body)
+            if validate:
+                clean, errors = validate_body(body, allowed)
+                name = clean.get("name")
+                if name is not None:
+                    owner = self._rooms.owner_of(name)
+                    if owner is not None and owner != room_id:
+                        errors.append(error_item("name", "Name has already been taken"))
+                errors += check_join_window(body, clean, {**room, **clean})
+                if errors:
+                    raise SandboxValidationError(errors)
+            if "name" in clean and clean["name"] != room["name"]:
+                self._rooms.rename(room_id, room["name"], clean["name"])
+            room.update(clean)
+            room["updated_at"] = self._stamp()
+            return dict(room)
+
+    def delete_room(self, room_id: str) -> None:
+        """Delete a room."""
+        with self._lock:
+            if self._rooms.remove(room_id) is None:
+                raise SandboxNotFound(room_id)
+
+    def list_rooms(self, base_url: str, query: str = "") -> dict[str, Any]:
+        """Answer GET /rooms: one page of rooms with links."""
+        with self._lock:
+            return self._list(
+                "rooms", self._rooms.keys, self._rooms.objects, base_url, query, filters=True
+            )
+
+    # --- room tokens --------------------------------------------------------------------
+
+    def create_room_token(self, body: dict[str, Any]) -> dict[str, str]:
+        """Mint a JWT-shaped room token signed with this Space's secret."""
+        body = self._object_body(body)
+        clean, errors = validate_body(body, schema.ROOM_TOKEN_FIELDS, required=("room_name",))
+        errors += check_join_window(body, clean, clean)
+        if errors:
+            raise SandboxValidationError(errors)
+        now = int(time.time())
+        scopes = list(clean.get("permissions", schema.DEFAULT_ROOM_TOKEN_PERMISSIONS))
+        if clean.get("join_as") == "audience":
+            scopes = []
+        user = clean.get("user_name")
+        if user is None:
+            alphabet = string.ascii_letters + string.digits
+            user = "".join(secrets.choice(alphabet) for _ in range(12))
+        claims: dict[str, Any] = {
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "sub": self.project_id,
+            "r": clean["room_name"],
+            "u": user,
+            "s": scopes,
+            "acr": clean.get("auto_create_room", True),
+            "ja": clean.get("join_as", "member"),
+            "ma": clean.get("media_allowed", "all"),
+        }
+        for field, short in (("join_from", "jf"), ("join_until", "ju"), ("remove_at", "rat")):
+            if field in clean:
+                claims[field] = clean[field]
+                claims[short] = int(parse_datetime(clean[field]).timestamp())
+        if "remove_after_seconds_elapsed" in clean:
+            claims["rse"] = clean["remove_after_seconds_elapsed"]
+        claims["exp"] = claims.get("rat") or claims.get("ju") or now + 3600
+        header = {"typ": "VRT", "alg": "HS256"}
+        signing_input = (
+            f"{_b64(json.dumps(header, separators=(',', ':')).encode())}."
+            f"{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+        )
+        signature = hmac.new(self._secret, signing_input.encode("ascii"), hashlib.sha256)
+        return {"token": f"{signing_input}.{_b64(signature.digest())}"}
+
+    def verify_room_token(self, token: str) -> dict[str, Any]:
+        """Check a room token's signature and return its claims (ValueError if forged)."""
+        try:
+            header, claims, signature = token.split(".")
+            expected = hmac.new(
+                self._secret, f"{header}.{claims}".encode("ascii"), hashlib.sha256
+            ).digest()
+            if not hmac.compare_digest(expected, _unb64(signature)):
+                raise ValueError("bad signature")
+            return json.loads(_unb64(claims))
+        except (binascii.Error, UnicodeError, json.JSONDecodeError) as exc:
+            raise ValueError("not a room token") from exc
+
+    # --- paging -------------------------------------------------------------------------
+
+    def _page_token(self, scope: str, key: Key) -> str:
+        payload = _b64(json.dumps({"s": scope, "k": list(key)}, separators=(",", ":")).encode())
+        signature = hmac.new(self._secret, f"page:{payload}".encode(), hashlib.sha256).digest()
+        return f"{payload}.{_b64(signature[:12])}"
+
+    def _read_page_token(self, scope: str, token: str) -> Key | None:
+        try:
+            payload, signature = token.split(".")
+            expected = hmac.new(self._secret, f"page:{payload}".encode(), hashlib.sha256)
+            if not hmac.compare_digest(expected.digest()[:12], _unb64(signature)):
+                return None
+            data = json.loads(_unb64(payload))
+            key = data["k"]
+            if data["s"] != scope or len(key) != 2 or not all(isinstance(k, str) for k in key):
+                return None
+            return (key[0], key[1])
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
+            return None
+
+    def _list(
+        self,
+        scope: str,
+        keys: list[Key],
+        objects: dict[str, dict[str, Any]],
+        base_url: str,
+        query: str,
+        *,
+        filters: bool,
+        shape: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+    ) -> dict[str, Any]:
+        params: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(name, []).append(value)
+        errors: list[dict[str, Any]] = []
+        page_size = schema.PAGE_SIZE_DEFAULT
+        raw_size = _single(params, "page_size")
+        if raw_size is not None:
+            try:
+                page_size = int(raw_size)
+            except ValueError:
+                errors.append(error_item("page_size", "Page size must be an integer"))
+            else:
+                if page_size < schema.PAGE_SIZE_MIN:
+                    errors.append(
+                        error_item(
+                            "page_size",
+                            f"Page size must be greater than or equal to {schema.PAGE_SIZE_MIN}",
+                        )
+                    )
+                elif page_size > schema.PAGE_SIZE_MAX:
+                    errors.append(
+                        error_item(
+                            "page_size",
+                            f"Page size must be less than or equal to {schema.PAGE_SIZE_MAX}",
+                        )
+                    )
+        page_number = 0
+        raw_number = _single(params, "page_number")
+        if raw_number is not None:
+            try:
+                page_number = int(raw_number)
+                if page_number < 0:
+                    raise ValueError(raw_number)
+            except ValueError:
+                errors.append(
+                    error_item("page_number", "Page number must be an integer of 0 or more")
+                )
+        after: Key | None = None
+        raw_token = _single(params, "page_token")
+        if raw_token:
+            after = self._read_page_token(scope, raw_token)
+            if after is None:
+                errors.append(error_item("page_token", "Page token is invalid"))
+        elif page_number > 0:
+            errors.append(error_item("page_token", "Page token must be present"))
+        predicate: Callable[[dict[str, Any]], bool] | None = None
+        if filters:
+            predicate, filter_errors = _time_filter(params)
+            errors += filter_errors
+        if errors:
+            raise SandboxValidationError(errors)
+
+        def wanted(key: Key) -> bool:
+            obj = objects.get(key[1])
+            return obj is not None and (predicate is None or predicate(obj))
+
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        data: list[dict[str, Any]] = []
+        index = start
+        last_key: Key | None = None
+        while index < len(keys) and len(data) < page_size:
+            key = keys[index]
+            if wanted(key):
+                data.append(shape(objects[key[1]]))
+                last_key = key
+            index += 1
+        has_next = False
+        if len(data) == page_size:
+            probe = index
+            while probe < len(keys):
+                if wanted(keys[probe]):
+                    has_next = True
+                    break
+                probe += 1
+        extras = [
+            (name, value)
+            for name, value in parse_qsl(query, keep_blank_values=True)
+            if name not in ("page_number", "page_size", "page_token")
+        ]
+
+        def link(params_: list[tuple[str, Any]]) -> str:
+            return f"{base_url}?{urlencode(extras + params_)}"
+
+        links: dict[str, str] = {
+            "self": f"{base_url}?{query}" if query else base_url,
+            "first": link([("page_size", page_size)]),
+        }
+        if has_next and last_key is not None:
+            links["next"] = link(
+                [
+                    ("page_number", page_number + 1),
+                    ("page_size", page_size),
+                    ("page_token", self._page_token(scope, last_key)),
+                ]
+            )
+        if after is not None and start > 0:
+            back, found = start, 0
+            while back > 0 and found < page_size:
+                back -= 1
+                if wanted(keys[back]):
+                    found += 1
+            if back == 0 or page_number <= 1:
+                links["prev"] = links["first"]
+            else:
+                links["prev"] = link(
+                    [
+                        ("page_number", page_number - 1),
+                        ("page_size", page_size),
+                        ("page_token", self._page_token(scope, keys[back - 1])),
+                    ]
+                )
+        return {"links": links, "data": data}
+
+    @staticmethod
+    def _object_body(body: Any) -> dict[str, Any]:
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise SandboxBadRequest()
+        return body
+
+
+def _new_token_value() -> str:
+    return f"vpt_{secrets.token_hex(16)}"
+
+
+def _public_token(token: dict[str, Any]) -> dict[str, Any]:
+    public = {key: token.get(key) for key in TOKEN_PUBLIC_FIELDS}
+    public["scopes"] = list(public["scopes"] or [])
+    return public
+
+
+def _time_filter(
+    params: dict[str, list[str]],
+) -> tuple[Callable[[dict[str, Any]], bool] | None, list[dict[str, Any]]]:
+    errors: list[dict[str, Any]] = []
+    bounds: dict[str, datetime] = {}
+    for name in ("starts_after", "ends_before"):
+        raw = _single(params, name)
+        if raw:
+            moment = _parse_filter_time(raw)
+            if moment is None:
+                human = name.replace("_", " ").capitalize()
+                errors.append(error_item(name, f"{human} must be a valid RFC 3339 datetime"))
+            else:
+                bounds[name] = moment
+    if not bounds:
+        return None, errors
+
+    def predicate(obj: dict[str, Any]) -> bool:
+        if "starts_after" in bounds:
+            start = obj.get("join_from")
+            moment = parse_datetime(start) if isinstance(start, str) else None
+            if moment is None or moment < bounds["starts_after"]:
+                return False
+        if "ends_before" in bounds:
+            end = obj.get("join_until")
+            moment = parse_datetime(end) if isinstance(end, str) else None
+            if moment is None or moment > bounds["ends_before"]:
+                return False
+        return True
+
+    return predicate, errors
