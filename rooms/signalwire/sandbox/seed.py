@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rooms.signalwire import schema
-from rooms.signalwire.sandbox.validation import (
-    conference_defaults,
-    format_datetime,
-    format_stamp,
-    room_defaults,
-)
+from rooms.signalwire.sandbox.validation import conference_defaults, room_defaults
 
 COMPANIES = (
     ("acme", "Acme"),
@@ -80,7 +74,9 @@ THEMES = (
     {"dark_primary": "#e11d48", "light_primary": "#be123c", "light_negative": "#9f1239"},
 )
 ROOM_META_TEAMS = ("platform", "growth", "support", "sales", "design", "data", "security")
-SEED_EPOCH = datetime(2023, 1, 2, 8, 0, tzinfo=UTC)
+SIZE_MIX = ("small",) * 3 + ("medium",) * 5 + ("large",) * 2
+# Naive UTC: isoformat() is the fast way to a stamp, and seeds need to be fast.
+SEED_EPOCH = datetime(2023, 1, 2, 8, 0)
 
 
 @dataclass
@@ -92,8 +88,25 @@ class SeedData:
     rooms: list[dict[str, Any]] = field(default_factory=list)
 
 
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
 def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    digits = f"{(rng.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def _pick(rng: random.Random, options: tuple[Any, ...]) -> Any:
+    return options[int(rng.random() * len(options))]
+
+
+def _between(rng: random.Random, low: int, high: int) -> int:
+    return low + int(rng.random() * (high - low + 1))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def _token_value(rng: random.Random) -> str:
@@ -110,18 +123,17 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def _schedule(rng: random.Random, created: datetime) -> tuple[str, str]:
-    start = created + timedelta(days=rng.randint(1, 60), hours=rng.randint(0, 10))
-    start = start.replace(minute=rng.choice((0, 15, 30, 45)), second=0, microsecond=0)
-    end = start + timedelta(minutes=rng.choice((30, 45, 60, 90, 120, 240)))
-    return format_datetime(start), format_datetime(end)
+    start = created + timedelta(days=_between(rng, 1, 60), hours=_between(rng, 0, 10))
+    start = start.replace(minute=_pick(rng, (0, 15, 30, 45)), second=0, microsecond=0)
+    end = start + timedelta(minutes=_pick(rng, (30, 45, 60, 90, 120, 240)))
+    return f"{start.isoformat()}Z", f"{end.isoformat()}Z"
 
 
 def _stamps(rng: random.Random, created: datetime) -> tuple[str, str]:
+    stamp = _iso(created)
     if rng.random() < 0.3:
-        updated = created + timedelta(seconds=rng.randint(60, 86400 * 30))
-    else:
-        updated = created
-    return format_stamp(created), format_stamp(updated)
+        return stamp, _iso(created + timedelta(seconds=_between(rng, 60, 86400 * 30)))
+    return stamp, stamp
 
 
 def build_conferences(
@@ -130,33 +142,34 @@ def build_conferences(
     """Make `count` conferences (API shape) and their moderator and guest tokens."""
     conferences: list[dict[str, Any]] = []
     tokens: list[dict[str, Any]] = []
-    defaults = conference_defaults()
+    template = dict.fromkeys(schema.CONFERENCE_RESPONSE_FIELDS)
+    template.update(conference_defaults())
     moment = SEED_EPOCH
     for index in range(first_index, first_index + count):
-        moment += timedelta(seconds=rng.randint(20, 400), microseconds=rng.randint(0, 999999))
-        slug, company = rng.choice(COMPANIES)
-        kind_slug, kind = rng.choice(CONFERENCE_KINDS)
-        conference = dict(defaults)
+        moment += timedelta(microseconds=_between(rng, 20_000_000, 400_999_999))
+        slug, company = _pick(rng, COMPANIES)
+        kind_slug, kind = _pick(rng, CONFERENCE_KINDS)
+        conference = template.copy()
         conference["id"] = _uuid(rng)
         conference["name"] = _unique(f"{slug}-{kind_slug}-{index:04d}", taken)
         conference["display_name"] = f"{company} {kind}"
         if rng.random() < 0.4:
-            conference["description"] = rng.choice(DESCRIPTIONS)
+            conference["description"] = _pick(rng, DESCRIPTIONS)
         if rng.random() < 0.25:
             conference["join_from"], conference["join_until"] = _schedule(rng, moment)
         conference["quality"] = "1080p" if rng.random() < 0.3 else "720p"
-        conference["layout"] = rng.choice(schema.LAYOUTS[:7])
-        conference["size"] = rng.choices(schema.SIZES, weights=(3, 5, 2))[0]
+        conference["layout"] = _pick(rng, schema.LAYOUTS[:7])
+        conference["size"] = _pick(rng, SIZE_MIX)
         conference["record_on_start"] = rng.random() < 0.2
         conference["tone_on_entry_and_exit"] = rng.random() < 0.8
         conference["user_join_video_off"] = rng.random() < 0.1
         conference["room_join_video_off"] = rng.random() < 0.1
         conference["enable_chat"] = rng.random() < 0.9
-        conference["enable_room_previews"] = rng.choice((None, False, True))
+        conference["enable_room_previews"] = _pick(rng, (None, False, True))
         if rng.random() < 0.15:
-            conference.update(rng.choice(THEMES))
+            conference.update(_pick(rng, THEMES))
         conference["created_at"], conference["updated_at"] = _stamps(rng, moment)
-        conferences.append({key: conference[key] for key in schema.CONFERENCE_RESPONSE_FIELDS})
+        conferences.append(conference)
         for name, scopes in (
             ("moderator", schema.MODERATOR_PERMISSIONS),
             ("guest", schema.GUEST_PERMISSIONS),
@@ -178,19 +191,20 @@ def build_rooms(
 ) -> list[dict[str, Any]]:
     """Make `count` rooms (API shape) with a realistic mix of settings."""
     rooms: list[dict[str, Any]] = []
-    defaults = room_defaults()
+    template = dict.fromkeys(schema.ROOM_RESPONSE_FIELDS)
+    template.update(room_defaults())
     moment = SEED_EPOCH
     for index in range(first_index, first_index + count):
-        moment += timedelta(seconds=rng.randint(20, 400), microseconds=rng.randint(0, 999999))
-        slug, company = rng.choice(COMPANIES)
-        kind_slug, kind = rng.choice(ROOM_KINDS)
-        room = dict(defaults)
+        moment += timedelta(microseconds=_between(rng, 20_000_000, 400_999_999))
+        slug, company = _pick(rng, COMPANIES)
+        kind_slug, kind = _pick(rng, ROOM_KINDS)
+        room = template.copy()
         room["id"] = _uuid(rng)
         room["name"] = _unique(f"{slug}_{kind_slug}_{index:04d}", taken)
         room["display_name"] = f"{company} {kind}"
         if rng.random() < 0.3:
-            room["description"] = rng.choice(DESCRIPTIONS)
-        room["max_members"] = rng.choice((2, 5, 10, 20, 20, 20, 50, 100, 300))
+            room["description"] = _pick(rng, DESCRIPTIONS)
+        room["max_members"] = _pick(rng, (2, 5, 10, 20, 20, 20, 50, 100, 300))
         room["quality"] = "1080p" if rng.random() < 0.25 else "720p"
         room["fps"] = 30 if rng.random() < 0.2 else 20
         if rng.random() < 0.2:
@@ -198,17 +212,20 @@ def build_rooms(
             if rng.random() < 0.5:
                 room["remove_at"] = room["join_until"]
         if rng.random() < 0.15:
-            room["remove_after_seconds_elapsed"] = rng.choice((900, 1800, 3600, 7200))
-        room["layout"] = rng.choice(schema.LAYOUTS)
+            room["remove_after_seconds_elapsed"] = _pick(rng, (900, 1800, 3600, 7200))
+        room["layout"] = _pick(rng, schema.LAYOUTS)
         room["record_on_start"] = rng.random() < 0.15
         room["tone_on_entry_and_exit"] = rng.random() < 0.8
         room["enable_room_previews"] = rng.random() < 0.2
-        room["sync_audio_video"] = rng.choice((None, True, False))
+        room["sync_audio_video"] = _pick(rng, (None, True, False))
         if rng.random() < 0.3:
-            room["meta"] = {"team": rng.choice(ROOM_META_TEAMS), "cost_centre": rng.randint(100, 999)}
+            room["meta"] = {
+                "team": _pick(rng, ROOM_META_TEAMS),
+                "cost_centre": _between(rng, 100, 999),
+            }
         room["prioritize_handraise"] = rng.random() < 0.1
         room["created_at"], room["updated_at"] = _stamps(rng, moment)
-        rooms.append({key: room[key] for key in schema.ROOM_RESPONSE_FIELDS})
+        rooms.append(room)
     return rooms
 
 

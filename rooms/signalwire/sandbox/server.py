@@ -232,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(parsed, Exception):
             return _Reply(400, {"error": "Bad Request"})
         body = None if parsed is _NO_BODY else parsed
-        host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         base_url = f"http://{host}{normalised}"
         space = self.space
         action = methods[method]
@@ -278,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _Reply(403, {"error": "Forbidden"})
         space = self.space
         parsed = _parse_json(raw)
-        if isinstance(parsed, Exception) or (parsed is not _NO_BODY and not isinstance(parsed, dict)):
+        if isinstance(parsed, Exception) or not isinstance(parsed, dict | type(_NO_BODY)):
             return _Reply(400, {"error": "the body must be a JSON object"})
         body: dict[str, Any] = {} if parsed is _NO_BODY else parsed
         route = (method, path.rstrip("/"))

@@ -108,9 +108,7 @@ def parse_datetime(value: str) -> datetime | None:
             if hours > 23 or minutes > 59:
                 return None
             tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
-        parsed = datetime(
-            year, month, day, hour, minute, 59 if leap else second, micro, tzinfo=tz
-        )
+        parsed = datetime(year, month, day, hour, minute, 59 if leap else second, micro, tzinfo=tz)
         if leap:
             parsed += timedelta(seconds=1)
         return parsed.astimezone(UTC)
