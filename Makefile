@@ -12,6 +12,7 @@ run: deps
 
 test: dev-deps
 	@scripts/ensure-redis
+	@scripts/ensure-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: dev-deps

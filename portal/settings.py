@@ -42,6 +42,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Staff admin requests: audit actor, source "admin" and a request id (X-Request-Id).
+    "rooms.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -202,3 +204,20 @@ AUDITLOG_LOGENTRY_MODEL = "rooms.AuditEntry"
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_MASK_CALLABLE = "rooms.audit.mask_value"
+
+# --- Audit trail: request context and retention (owned by rooms.audit) ------------------
+# Rows deleted per statement by the daily rooms.tasks.audit_cleanup task.
+AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", default=5000)
+# auditlog's own middleware is not used: the portal makes its request ids itself.
+AUDITLOG_CID_HEADER = None
+
+# --- Pushes to SignalWire (admin edits, save hooks, push tasks) --------------------------
+# A Redis lock per row serializes its pushes; it expires after this many seconds.
+SIGNALWIRE_PUSH_LOCK_TIMEOUT = env.int("SIGNALWIRE_PUSH_LOCK_TIMEOUT", default=300)
+# Seconds an admin edit waits for a push of the same row before saving as pending.
+SIGNALWIRE_PUSH_LOCK_WAIT = env.float("SIGNALWIRE_PUSH_LOCK_WAIT", default=10.0)
+
+# --- Background sync with SignalWire (rooms.sync, rooms.tasks.sync) -----------------------
+# Queue a conference and room sync when a Celery worker starts, so a fresh portal shows
+# its rooms at once.
+SIGNALWIRE_SYNC_ON_START = env.bool("SIGNALWIRE_SYNC_ON_START", default=True)

@@ -11,6 +11,7 @@ class RoomsConfig(AppConfig):
     verbose_name = "SignalWire rooms"
 
     def ready(self) -> None:
-        from rooms import audit, checks  # noqa: F401
+        from rooms import audit, checks, signals  # noqa: F401
 
         audit.register_models()
+        signals.connect()

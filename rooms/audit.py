@@ -2,29 +2,62 @@
 
 Services, tasks and commands open an `audit_context`; entries written inside it carry its
 source, actor and correlation id (a web request id or a sync/push run id). Writes made
-outside any context (a shell, a script) are recorded as source "shell".
+outside any context (a shell, a script) are recorded as source "shell"; management
+commands wrap their work in `command_context(name)`.
+
+Every entry's `changes` has one shape, whoever wrote it: a JSON object mapping a field
+name to `[old, new]`, values as django-auditlog stores them with
+AUDITLOG_STORE_JSON_CHANGES (JSON scalars, lists and objects; datetimes as naive-UTC
+strings such as "2025-01-31 09:30:00"). The history pages and restore rely on that.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditlog.cid import correlation_id as auditlog_cid
+from auditlog.diff import model_instance_diff
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import DateTimeField, Model
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.encoding import smart_str
 
 from rooms.models import AuditEntry
 
 Source = AuditEntry.Source
+Action = AuditEntry.Action
 MASK = "••••••••"
+
+# Keys whose values are secrets wherever they appear in an event's details; so is any key
+# ending in "token" (old_token, api_token) or naming a password or secret.
+SECRET_KEYS = frozenset({"token", "api_token", "password", "secret", "jwt", "authorization"})
+_JWT_SHAPE = re.compile(r"\b[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")
+
+
+def is_secret_key(key: Any) -> bool:
+    """Tell whether a details key names a secret (token, api_token, password, ...)."""
+    name = str(key).lower()
+    return (
+        name in SECRET_KEYS
+        or name.endswith("token")
+        or "password" in name
+        or "secret" in name
+    )
+
+# Events that only read a token; every other event changes something.
+READ_EVENTS = frozenset({"reveal", "copy"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,7 @@ class AuditContext:
     actor: Any = None
     actor_label: str = "shell"
     correlation_id: str = ""
+    remote_addr: str | None = None
 
 
 _current: ContextVar[AuditContext | None] = ContextVar("room_portal_audit", default=None)
@@ -45,6 +79,11 @@ def current_context() -> AuditContext:
     return _current.get() or AuditContext()
 
 
+def new_correlation_id() -> str:
+    """Make a fresh id that groups the entries of one request or run."""
+    return uuid.uuid4().hex
+
+
 @contextmanager
 def audit_context(
     *,
@@ -52,6 +91,7 @@ def audit_context(
     actor: Any = None,
     actor_label: str = "",
     correlation_id: str | None = None,
+    remote_addr: str | None = None,
 ) -> Iterator[AuditContext]:
     """Attribute the audit entries written inside the block to this actor and source."""
     if actor is not None and not getattr(actor, "is_authenticated", False):
@@ -60,8 +100,9 @@ def audit_context(
     ctx = AuditContext(
         source=str(source),
         actor=actor,
-        actor_label=label,
-        correlation_id=correlation_id or uuid.uuid4().hex,
+        actor_label=label[:150],
+        correlation_id=str(correlation_id or new_correlation_id()),
+        remote_addr=remote_addr or None,
     )
     token = _current.set(ctx)
     cid_token = auditlog_cid.set(ctx.correlation_id)
@@ -72,9 +113,39 @@ def audit_context(
         _current.reset(token)
 
 
+def command_context(name: str, *, correlation_id: str | None = None):
+    """Attribute a management command's changes to it (use as `with` or as a decorator).
+
+    Example: decorate `handle` with `@command_context("sync_signalwire")`, or wrap the work
+    in `with command_context("import_rooms"):`. Each use gets its own run id.
+    """
+    return audit_context(
+        source=Source.COMMAND, actor_label=name, correlation_id=correlation_id
+    )
+
+
 def mask_value(value: Any) -> str:
     """Mask a secret completely (auditlog's own mask keeps half of the value)."""
     return MASK
+
+
+def scrub(value: Any, *, secrets: Iterable[str] = ()) -> Any:
+    """Return a copy of event details with secrets masked: by key, known value or JWT shape."""
+    known = tuple(s for s in secrets if s)
+    if isinstance(value, Mapping):
+        return {
+            str(k): MASK if is_secret_key(k) else scrub(v, secrets=known)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v, secrets=known) for v in value]
+    if isinstance(value, str):
+        if any(s in value for s in known) or _JWT_SHAPE.search(value):
+            return MASK
+        return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return scrub(smart_str(value), secrets=known)
 
 
 @receiver(pre_save, sender=AuditEntry, dispatch_uid="rooms.audit.fill_context")
@@ -88,6 +159,8 @@ def fill_context(sender, instance: AuditEntry, **kwargs) -> None:
         instance.actor_email = getattr(ctx.actor, "email", None) or None
     if not instance.cid:
         instance.cid = ctx.correlation_id or None
+    if not instance.remote_addr:
+        instance.remote_addr = ctx.remote_addr
     instance.source = ctx.source
     instance.actor_label = instance.actor_label or ctx.actor_label
     extra = instance.additional_data or {}
@@ -95,42 +168,163 @@ def fill_context(sender, instance: AuditEntry, **kwargs) -> None:
         instance.object_remote_id = extra.get("remote_id") or ""
 
 
+# --- The one shape of `changes` ---------------------------------------------------------
+
+
+def _audit_options(model: type[Model]) -> dict[str, Any]:
+    from auditlog.registry import auditlog
+
+    if not auditlog.contains(model):
+        return {"include_fields": [], "exclude_fields": [], "mask_fields": []}
+    return auditlog.get_model_fields(model)
+
+
+def json_value(field: Any, value: Any) -> Any:
+    """Turn one field value into what auditlog stores in JSON `changes`."""
+    if isinstance(field, DateTimeField):
+        if isinstance(value, str):
+            value = parse_datetime(value) or value
+        if isinstance(value, datetime):
+            if timezone.is_aware(value):
+                value = timezone.make_naive(value, UTC)
+            return str(value)
+        return value
+    if isinstance(value, tuple | set | frozenset):
+        return [json_value(None, v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str | list | dict):
+        return value
+    return smart_str(value)
+
+
+def normalise_changes(model: type[Model], changes: Mapping[str, Any] | None) -> dict[str, list]:
+    """Bring a `{field: (old, new)}` diff to auditlog's JSON shape, masked and filtered.
+
+    Drops fields the audit trail ignores for this model (bookkeeping, reverse relations)
+    and pairs whose two values are equal once normalised.
+    """
+    options = _audit_options(model)
+    include = set(options["include_fields"])
+    exclude = set(options["exclude_fields"])
+    masked = set(options["mask_fields"])
+    result: dict[str, list] = {}
+    for name, pair in (changes or {}).items():
+        if name in exclude or (include and name not in include):
+            continue
+        old, new = pair
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        old, new = json_value(field, old), json_value(field, new)
+        if old == new:
+            continue
+        if name in masked:
+            old, new = mask_value(old), mask_value(new)
+        result[name] = [old, new]
+    return result
+
+
+def changes_between(old: Model | None, new: Model | None) -> dict[str, list]:
+    """Diff two states of an object exactly as django-auditlog's own entries do."""
+    diff = model_instance_diff(old, new, use_json_for_changes=True) or {}
+    return {name: list(pair) for name, pair in diff.items()}
+
+
 def bulk_record(
     *,
     model: type[Model],
-    entries: Iterable[tuple[Model, int, dict[str, list[Any]]]],
+    entries: Iterable[tuple[Model, int, Mapping[str, Any] | None]],
 ) -> int:
-    """Write one audit entry per (object, action, changes) in one query; return the count.
+    """Write one audit entry per (object, action, changes), one INSERT per batch; return count.
 
-    For writes that bypass model signals (the sync's bulk_create/bulk_update). `changes`
-    maps a field name to [old, new]; secrets must already be masked by the caller.
+    For writes that bypass model signals (the sync's bulk_create/bulk_update): call it in
+    the same transaction, inside the run's `audit_context`. `changes` maps a field name to
+    (old, new) in any Python form (aware datetimes, tuples); it is normalised to auditlog's
+    JSON shape and masked here. None means "diff against nothing" for CREATE and DELETE.
+    An UPDATE that changes nothing the audit trail tracks writes no entry. Objects must
+    have their primary key set.
     """
     ctx = current_context()
     content_type = ContentType.objects.get_for_model(model)
     now = timezone.now()
     rows = []
     for obj, action, changes in entries:
+        if changes is None and action == Action.CREATE:
+            diff = changes_between(None, obj)
+        elif changes is None and action == Action.DELETE:
+            diff = changes_between(obj, None)
+        else:
+            diff = normalise_changes(model, changes)
+        if action == Action.UPDATE and not diff:
+            continue
+        get_extra = getattr(obj, "get_additional_data", None)
+        extra = get_extra() if callable(get_extra) else {}
         rows.append(
             AuditEntry(
                 content_type=content_type,
                 object_pk=str(obj.pk),
                 object_id=obj.pk if isinstance(obj.pk, int) else None,
-                object_repr=str(obj)[:1000],
+                object_repr=smart_str(obj),
                 action=action,
-                changes=changes,
+                changes=diff,
                 changes_text="",
                 actor=ctx.actor,
                 actor_email=getattr(ctx.actor, "email", None) or None,
                 cid=ctx.correlation_id or None,
+                remote_addr=ctx.remote_addr,
                 timestamp=now,
                 source=ctx.source,
                 actor_label=ctx.actor_label,
                 object_remote_id=getattr(obj, "remote_id", "") or "",
-                additional_data={"remote_id": getattr(obj, "remote_id", None)},
+                additional_data=extra,
             )
         )
     AuditEntry.objects.bulk_create(rows, batch_size=500)
     return len(rows)
+
+
+def record_event(
+    *,
+    obj: Model,
+    event: str,
+    details: Mapping[str, Any] | None = None,
+    action: int | None = None,
+) -> AuditEntry:
+    """Record something done to an object beyond a save: a token reveal, reset or issuance.
+
+    Reveal and copy are ACCESS entries, any other event an UPDATE unless `action` says
+    otherwise. Details go to additional_data["details"] with secrets scrubbed.
+    """
+    if action is None:
+        action = Action.ACCESS if event in READ_EVENTS else Action.UPDATE
+    get_extra = getattr(obj, "get_additional_data", None)
+    extra = dict(get_extra()) if callable(get_extra) else {}
+    extra["event"] = event
+    if details:
+        secret = getattr(obj, "token", "")
+        extra["details"] = scrub(details, secrets=[secret] if isinstance(secret, str) else [])
+    return AuditEntry.objects.log_create(
+        obj, action=action, changes=None, force_log=True, additional_data=extra
+    )
+
+
+def delete_expired_entries(
+    *, days: int | None = None, batch_size: int | None = None, now: datetime | None = None
+) -> int:
+    """Delete audit rows older than the retention period, in batches; return how many."""
+    days = settings.AUDIT_RETENTION_DAYS if days is None else days
+    if not days or days <= 0:
+        return 0
+    batch_size = batch_size or getattr(settings, "AUDIT_RETENTION_BATCH_SIZE", 5000)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    expired = AuditEntry.objects.filter(timestamp__lt=cutoff).order_by()
+    deleted = 0
+    while True:
+        ids = list(expired.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        count, _ = AuditEntry.objects.filter(pk__in=ids).delete()
+        deleted += count
 
 
 # Bookkeeping fields of the mirror: they change on every push and sync and say nothing
@@ -149,15 +343,24 @@ MIRROR_BOOKKEEPING = [
 ]
 
 
+def _not_tracked(model: type[Model]) -> list[str]:
+    """Name the primary key and reverse relations, which auditlog would diff as noise."""
+    names = [model._meta.pk.name]
+    names += [f.name for f in model._meta.get_fields() if f.auto_created and not f.concrete]
+    return names
+
+
 def register_models() -> None:
     """Register the mirrored models with django-auditlog (called once from AppConfig.ready)."""
     from auditlog.registry import auditlog
 
     from rooms.models import Conference, ConferenceToken, IssuedRoomToken, Room
 
-    auditlog.register(Conference, exclude_fields=MIRROR_BOOKKEEPING)
-    auditlog.register(Room, exclude_fields=MIRROR_BOOKKEEPING)
+    for model in (Conference, Room):
+        auditlog.register(model, exclude_fields=MIRROR_BOOKKEEPING + _not_tracked(model))
     auditlog.register(
-        ConferenceToken, exclude_fields=["last_synced_at"], mask_fields=["token"]
+        ConferenceToken,
+        exclude_fields=["last_synced_at", *_not_tracked(ConferenceToken)],
+        mask_fields=["token"],
     )
-    auditlog.register(IssuedRoomToken)
+    auditlog.register(IssuedRoomToken, exclude_fields=_not_tracked(IssuedRoomToken))

@@ -197,6 +197,22 @@ def test_the_signalwire_request_id_header_is_read_too(client):
 
 
 @responses.activate
+def test_504_is_retried_for_get_but_not_for_post():
+    with SignalWireClient(
+        space_url=SPACE, project_id="p", api_token=TOKEN, retries=2, backoff_factor=0.001
+    ) as patient:
+        responses.get(f"{CONFERENCES}/c1", status=504)
+        with pytest.raises(UnavailableError) as caught:
+            patient.get_conference("c1")
+        assert caught.value.status == 504
+        assert len(responses.calls) == 3
+        responses.post(f"{SPACE}/api/video/room_tokens", status=504)
+        with pytest.raises(UnavailableError):
+            patient.create_room_token({"room_name": "r"})
+        assert len(responses.calls) == 4
+
+
+@responses.activate
 def test_403_means_the_token_lacks_the_video_scope(client):
     responses.get(f"{CONFERENCES}/c1", json={"error": "Forbidden"}, status=403)
     with pytest.raises(AuthenticationError) as caught:

@@ -265,9 +265,11 @@ class SignalWireClient:
         self._session.close()
 
     def __enter__(self) -> SignalWireClient:
+        """Use the client in a with block so its connections are released."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Release the pooled connections when the with block ends."""
         self.close()
 
     # --- conferences ------------------------------------------------------------------

@@ -1,1 +1,103 @@
-"""Celery tasks: push."""
+"""Celery tasks that land local changes in SignalWire: thin wrappers over rooms.services.
+
+They take ids, retry only errors that can heal (rate limits, outages, a busy row) with
+exponential backoff, and mark the row push_failed once the retries run out.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from rooms import services
+from rooms.audit import audit_context
+from rooms.models import AuditEntry
+from rooms.signalwire.errors import RateLimitedError, UnavailableError
+
+logger = logging.getLogger("rooms.tasks.push")
+
+RETRYABLE = (RateLimitedError, UnavailableError)
+# Longest pause between two attempts of one push, in seconds.
+BACKOFF_MAX = 600
+
+
+class PushTask(Task):
+    """A push task: retries what can heal, then records the failure on the row."""
+
+    autoretry_for = RETRYABLE
+    retry_backoff = True
+    retry_backoff_max = BACKOFF_MAX
+    retry_jitter = True
+    # The kind of row the first argument names; None for tasks about no single row.
+    push_kind: str | None = None
+
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]
+        """Read the retry budget from settings when a retry is decided, not at import."""
+        return settings.SIGNALWIRE_PUSH_MAX_ATTEMPTS
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Mark the row push_failed when the last attempt failed."""
+        pk = args[0] if args else kwargs.get("pk")
+        if self.push_kind and pk is not None:
+            services.push_mark_failed(kind=self.push_kind, pk=pk, error=str(exc))
+        logger.warning("%s[%s] gave up: %s", self.name, task_id, exc)
+
+
+def _as_push(task: Task) -> Any:
+    """Attribute the audit entries of one task run to the push, grouped by the task id."""
+    return audit_context(
+        source=AuditEntry.Source.PUSH, actor_label="push", correlation_id=task.request.id
+    )
+
+
+@shared_task(bind=True, base=PushTask, name="rooms.tasks.push_conference", push_kind="conference")
+def push_conference(self: Task, pk: int, version: int | None = None) -> str:
+    """Land a conference's pending change in SignalWire."""
+    with _as_push(self):
+        return services.conference_push(conference_id=pk, version=version)
+
+
+@shared_task(bind=True, base=PushTask, name="rooms.tasks.push_room", push_kind="room")
+def push_room(self: Task, pk: int, version: int | None = None) -> str:
+    """Land a room's pending change in SignalWire."""
+    with _as_push(self):
+        return services.room_push(room_id=pk, version=version)
+
+
+@shared_task(
+    bind=True, base=PushTask, name="rooms.tasks.delete_conference", push_kind="conference"
+)
+def delete_conference(self: Task, pk: int) -> str:
+    """Finish deleting a conference left pending delete."""
+    with _as_push(self):
+        return services.conference_push_delete(conference_id=pk)
+
+
+@shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_room", push_kind="room")
+def delete_room(self: Task, pk: int) -> str:
+    """Finish deleting a room left pending delete."""
+    with _as_push(self):
+        return services.room_push_delete(room_id=pk)
+
+
+@shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_remote")
+def delete_remote(self: Task, kind: str, remote_id: str) -> None:
+    """Delete in SignalWire an object whose local row was deleted outside the services."""
+    with _as_push(self):
+        services.remote_delete(kind=kind, remote_id=remote_id)
+
+
+@shared_task(name="rooms.tasks.push_pending")
+def push_pending() -> int:
+    """Queue a push or delete for every row still waiting to land (periodic safety net)."""
+    count = 0
+    for kind, pk, is_delete in services.pending_rows():
+        services.push_enqueue(kind, pk, delete=is_delete)
+        count += 1
+    return count

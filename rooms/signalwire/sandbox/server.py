@@ -85,6 +85,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        try:  # answers go out in one write; no need to wait for Nagle
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
 
@@ -147,9 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.dumps(reply.body).encode("utf-8")
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
+        # end_headers() without its flush, so that headers and body leave in one segment.
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(payload)
+        self.flush_headers()
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -231,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _Reply(404, {"error": "Not Found"})
         if isinstance(parsed, Exception):
             return _Reply(400, {"error": "Bad Request"})
-        body = None if parsed is _NO_BODY else parsed
+        body = {} if parsed is _NO_BODY else parsed
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         base_url = f"http://{host}{normalised}"
         space = self.space
@@ -278,9 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
             return _Reply(403, {"error": "Forbidden"})
         space = self.space
         parsed = _parse_json(raw)
-        if isinstance(parsed, Exception) or not isinstance(parsed, dict | type(_NO_BODY)):
+        body: Any = {} if parsed is _NO_BODY else parsed
+        if not isinstance(body, dict):
             return _Reply(400, {"error": "the body must be a JSON object"})
-        body: dict[str, Any] = {} if parsed is _NO_BODY else parsed
         route = (method, path.rstrip("/"))
         try:
             if route == ("POST", "/__sandbox__/reset"):
@@ -345,8 +350,6 @@ def _parse_json(raw: bytes) -> Any:
 
 
 def _require_object(body: Any) -> dict[str, Any]:
-    if body is None:
-        return {}
     if not isinstance(body, dict):
         raise SandboxBadRequest()
     return body

@@ -6,6 +6,7 @@ import base64
 import binascii
 import bisect
 import collections
+import gc
 import hashlib
 import hmac
 import json
@@ -233,6 +234,15 @@ class SandboxSpace:
                 raise ValueError(f"{label} must be an integer")
         if conferences < 0 or rooms < 0:
             raise ValueError("counts must not be negative")
+        collecting = gc.isenabled()
+        gc.disable()  # hundreds of thousands of fresh dicts: the cyclic GC only slows this down
+        try:
+            self._seed(conferences, rooms, seed)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _seed(self, conferences: int, rooms: int, seed: int) -> None:
         with self._lock:
             data = seed_data.build_seed(
                 conferences,

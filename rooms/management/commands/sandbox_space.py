@@ -1,0 +1,106 @@
+"""Run the sandbox Space (an in-memory SignalWire Video API) until Ctrl-C or SIGTERM."""
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rooms.signalwire.sandbox import SandboxServer
+from rooms.signalwire.urls import is_loopback
+
+
+class Command(BaseCommand):
+    help = "Serve the sandbox Space: SignalWire's Video REST API, in memory, on loopback."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare the command-line options."""
+        parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=None,
+            help="port to listen on (default SIGNALWIRE_SANDBOX_PORT; 0 picks a free one)",
+        )
+        parser.add_argument("--project-id", default=None, help="default SIGNALWIRE_PROJECT_ID")
+        parser.add_argument("--api-token", default=None, help="default SIGNALWIRE_API_TOKEN")
+        parser.add_argument("--seed-conferences", type=int, default=0, metavar="N")
+        parser.add_argument("--seed-rooms", type=int, default=0, metavar="N")
+        parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed data RNG seed")
+        parser.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="allow binding an address other machines can reach",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Start the server, seed it, and serve until interrupted."""
+        host = options["host"]
+        if not is_loopback(host) and not options["allow_remote"]:
+            raise CommandError(
+                f"refusing to bind {host}: the sandbox is a local tool; "
+                "use a loopback address or pass --allow-remote"
+            )
+        port = options["port"]
+        if port is None:
+            port = getattr(settings, "SIGNALWIRE_SANDBOX_PORT", 8765)
+        if not 0 <= port <= 65535:
+            raise CommandError(f"port {port} is out of range")
+        project_id = options["project_id"] or getattr(settings, "SIGNALWIRE_PROJECT_ID", "")
+        api_token = options["api_token"] or getattr(settings, "SIGNALWIRE_API_TOKEN", "")
+        if not project_id or not api_token:
+            raise CommandError(
+                "set a project id and an API token (--project-id/--api-token or "
+                "SIGNALWIRE_PROJECT_ID/SIGNALWIRE_API_TOKEN)"
+            )
+        if options["seed_conferences"] < 0 or options["seed_rooms"] < 0:
+            raise CommandError("seed counts must not be negative")
+
+        server = SandboxServer(host=host, port=port, project_id=project_id, api_token=api_token)
+        try:
+            server.start()
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
+        stop = threading.Event()
+        previous = self._install_handlers(stop)
+        try:
+            server.space.seed(
+                conferences=options["seed_conferences"],
+                rooms=options["seed_rooms"],
+                seed=options["seed"],
+            )
+            counts = server.space.state()
+            self.stdout.write(
+                f"Sandbox Space serving at {server.url} (project {project_id}): "
+                f"{counts['conferences']} conferences, {counts['rooms']} rooms. "
+                "Press Ctrl-C to stop."
+            )
+            self.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+            self._restore_handlers(previous)
+        self.stdout.write("Sandbox Space stopped.")
+
+    @staticmethod
+    def _install_handlers(stop: threading.Event) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous
+
+        def handler(signum: int, frame: Any) -> None:
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    @staticmethod
+    def _restore_handlers(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

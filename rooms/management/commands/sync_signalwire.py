@@ -1,0 +1,91 @@
+"""`manage.py sync_signalwire`: run a sync with SignalWire in the foreground and report it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rooms import sync
+from rooms.models import SyncRun
+from rooms.signalwire.errors import SignalWireError
+
+Outcome = SyncRun.Outcome
+
+
+class Command(BaseCommand):
+    """Sync conferences, rooms and conference tokens now; exit non-zero if any run fails."""
+
+    help = (
+        "Reconcile the local mirror with the SignalWire Space now. With no option, syncs "
+        "conferences, rooms and the tokens of conferences that have none yet."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--conferences", action="store_true", help="Sync conferences.")
+        parser.add_argument("--rooms", action="store_true", help="Sync rooms.")
+        parser.add_argument(
+            "--tokens",
+            action="store_true",
+            help="Fetch the tokens of conferences that have none yet.",
+        )
+        parser.add_argument(
+            "--refresh-tokens",
+            action="store_true",
+            help="Refresh the tokens of every conference (slower: one request each).",
+        )
+        parser.add_argument(
+            "--page-size", type=int, default=None, help="Rows per listed page (1..1000)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        chosen = [
+            name
+            for name in ("conferences", "rooms", "tokens", "refresh_tokens")
+            if options[name]
+        ]
+        if not chosen:
+            chosen = ["conferences", "rooms", "tokens"]
+        page_size = options["page_size"]
+        failures = []
+        for name in chosen:
+            label = name.replace("_", " ")
+            self.stdout.write(f"Syncing {label}...")
+            try:
+                run = self._sync(name, page_size)
+            except (SignalWireError, sync.SyncAborted) as exc:
+                failures.append(f"{label}: {exc}")
+                self.stderr.write(self.style.ERROR(f"  {label} failed: {exc}"))
+                continue
+            self.stdout.write(self._summary(run))
+            if run.outcome == Outcome.SKIPPED:
+                failures.append(f"{label}: another sync of {label} is running")
+            elif run.outcome != Outcome.SUCCEEDED:
+                failures.append(f"{label}: {run.error}")
+        if failures:
+            raise CommandError("Sync did not complete: " + "; ".join(failures))
+        self.stdout.write(self.style.SUCCESS("Sync complete."))
+
+    def _sync(self, name: str, page_size: int | None) -> SyncRun:
+        """Run one sync service with progress printed after each page."""
+        common: dict[str, Any] = {"trigger": "command", "progress": self._progress}
+        if name == "conferences":
+            return sync.sync_conferences(page_size=page_size, **common)
+        if name == "rooms":
+            return sync.sync_rooms(page_size=page_size, **common)
+        return sync.sync_conference_tokens(missing_only=name == "tokens", **common)
+
+    def _progress(self, run: SyncRun) -> None:
+        self.stdout.write(
+            f"  page {run.pages}: {run.seen} seen, {run.created} created, "
+            f"{run.updated} updated, {run.unchanged} unchanged"
+        )
+
+    def _summary(self, run: SyncRun) -> str:
+        counts = ", ".join(
+            f"{name.replace('_', ' ')} {getattr(run, name)}" for name in sync.COUNTERS
+        )
+        text = f"  {run.get_kind_display()}: {run.get_outcome_display()} ({counts})"
+        if run.error:
+            text += "\n  " + run.error.replace("\n", "\n  ")
+        return text

@@ -1,0 +1,803 @@
+"""Writes that reach SignalWire: remote first, then the local mirror, one transaction each.
+
+Admin, hooks, tasks and commands call these functions; nothing else both calls the client
+and writes the mirrored models. Each service opens an audit context so the django-auditlog
+entries its saves write name the actor and the source, and marks its own saves so the
+save hooks of rooms.signals do not push them a second time.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from rooms import audit
+from rooms.models import (
+    AuditEntry,
+    Conference,
+    ConferenceToken,
+    IssuedRoomToken,
+    Room,
+    SyncState,
+)
+from rooms.signals import pushes_suppressed
+from rooms.signalwire import payloads, schema
+from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.errors import (
+    AuthenticationError,
+    NotFoundError,
+    SignalWireError,
+    UnavailableError,
+)
+from rooms.signalwire.errors import ValidationError as RemoteValidationError
+
+logger = logging.getLogger("rooms.services")
+
+# Bookkeeping written beside the values SignalWire answered.
+_SYNCED_BOOKKEEPING = ("sync_state", "last_synced_at", "last_error", "push_attempts")
+# A task that finds the row busy retries later instead of holding a worker.
+TASK_LOCK_WAIT = 1.0
+# Rounds one push makes when local edits keep arriving while it talks to SignalWire.
+PUSH_ROUNDS = 5
+ROLE_PRESETS: dict[str, tuple[str, ...]] = {
+    "moderator": schema.MODERATOR_PERMISSIONS,
+    "guest": schema.GUEST_PERMISSIONS,
+}
+
+
+class RowBusyError(UnavailableError):
+    """Another push of the same row holds its lock; try again shortly."""
+
+    default_message = "another push of this row is in progress; try again shortly"
+
+
+# --- shared plumbing -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Mirror:
+    """How one mirrored model maps to its SignalWire resource."""
+
+    kind: str
+    model: type[Conference] | type[Room]
+    create_fields: tuple[str, ...]
+    create_body: Callable[[Any], dict]
+    update_body: Callable[[Any], dict]
+    fields: Callable[[dict], dict]
+    create: Callable[[SignalWireClient, dict], dict]
+    update: Callable[[SignalWireClient, str, dict], dict]
+    get: Callable[[SignalWireClient, str], dict]
+    delete: Callable[[SignalWireClient, str], None]
+    find: Callable[[SignalWireClient, str], dict | None]
+
+
+def _find_room(client: SignalWireClient, name: str) -> dict | None:
+    try:
+        return client.get_room_by_name(name)
+    except NotFoundError:
+        return None
+
+
+def _conference_create_body(conference: Conference) -> dict:
+    # SignalWire requires a display name on create; the portal lets staff leave it blank.
+    body = payloads.conference_create_body(conference)
+    body.setdefault("display_name", conference.name)
+    return body
+
+
+CONFERENCE = _Mirror(
+    kind="conference",
+    model=Conference,
+    create_fields=schema.CONFERENCE_CREATE_FIELDS,
+    create_body=_conference_create_body,
+    update_body=payloads.conference_update_body,
+    fields=payloads.conference_fields,
+    create=lambda c, body: c.create_conference(body),
+    update=lambda c, remote_id, body: c.update_conference(remote_id, body),
+    get=lambda c, remote_id: c.get_conference(remote_id),
+    delete=lambda c, remote_id: c.delete_conference(remote_id),
+    find=lambda c, name: c.find_conference_by_name(name),
+)
+ROOM = _Mirror(
+    kind="room",
+    model=Room,
+    create_fields=schema.ROOM_CREATE_FIELDS,
+    create_body=payloads.room_create_body,
+    update_body=payloads.room_update_body,
+    fields=payloads.room_fields,
+    create=lambda c, body: c.create_room(body),
+    update=lambda c, remote_id, body: c.update_room(remote_id, body),
+    get=lambda c, remote_id: c.get_room(remote_id),
+    delete=lambda c, remote_id: c.delete_room(remote_id),
+    find=_find_room,
+)
+MIRRORS = {CONFERENCE.kind: CONFERENCE, ROOM.kind: ROOM}
+
+
+def mirror_for(model_or_kind: Any) -> _Mirror:
+    """Return the mapping for a model class, an instance or a kind name."""
+    if isinstance(model_or_kind, str):
+        return MIRRORS[model_or_kind]
+    model = model_or_kind if isinstance(model_or_kind, type) else type(model_or_kind)
+    return MIRRORS[model._meta.model_name]
+
+
+@contextmanager
+def _acting(source: str, actor: Any) -> Iterator[None]:
+    """Open an audit context unless the caller (a task, an admin request) already has one."""
+    ctx = audit.current_context()
+    same_actor = actor is None or ctx.actor == actor
+    with pushes_suppressed():
+        if ctx.correlation_id and ctx.source == str(source) and same_actor:
+            yield
+        else:
+            with audit.audit_context(source=source, actor=actor):
+                yield
+
+
+@functools.cache
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+@contextmanager
+def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterator[None]:
+    """Serialize pushes of one row across processes; RowBusyError when it stays held."""
+    if pk is None:
+        yield
+        return
+    if wait is None:
+        wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
+    lock = _redis_for(settings.REDIS_URL).lock(
+        f"room-portal:push:{kind}:{pk}",
+        timeout=settings.SIGNALWIRE_PUSH_LOCK_TIMEOUT,
+        blocking_timeout=wait,
+    )
+    try:
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        # Without Redis no push can be queued either; carrying on unlocked beats refusing
+        # the edit, and the version check below still keeps the newest state.
+        logger.warning("push lock for %s %s unavailable: %s", kind, pk, exc)
+        yield
+        return
+    if not acquired:
+        raise RowBusyError()
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except redis.RedisError:
+            logger.warning("push lock for %s %s expired before release", kind, pk)
+
+
+def _client(client: SignalWireClient | None) -> SignalWireClient:
+    return client if client is not None else build_client()
+
+
+def _form_error(exc: RemoteValidationError, model: type[models.Model]) -> DjangoValidationError:
+    """Turn SignalWire's 422 into a Django error keyed by the model's field names."""
+    known = {f.name for f in model._meta.get_fields()}
+    errors: dict[str, list[str]] = {}
+    for field, messages in exc.field_errors.items():
+        if field in known:
+            errors.setdefault(field, []).extend(messages)
+        else:
+            errors.setdefault(NON_FIELD_ERRORS, []).extend(f"{field}: {m}" for m in messages)
+    if exc.non_field_errors:
+        errors.setdefault(NON_FIELD_ERRORS, []).extend(exc.non_field_errors)
+    return DjangoValidationError(errors or {NON_FIELD_ERRORS: [str(exc)]})
+
+
+def _absorb(spec: _Mirror, row: Any, answer: dict) -> list[str]:
+    """Copy SignalWire's answer onto the row as synced; return the fields written."""
+    values = spec.fields(answer)
+    for field, value in values.items():
+        setattr(row, field, value)
+    row.sync_state = SyncState.SYNCED
+    row.last_synced_at = timezone.now()
+    row.last_error = ""
+    row.push_attempts = 0
+    return [*values, *_SYNCED_BOOKKEEPING]
+
+
+def _land(spec: _Mirror, row: Any, client: SignalWireClient, *, look_up: bool) -> dict:
+    """Send a row's managed fields to SignalWire (replace or create); return the answer.
+
+    look_up: a create that may already have happened (a pending create) is first looked
+    up by name and then replaced, so retries never make a second remote room.
+    """
+    if row.remote_id:
+        return spec.update(client, row.remote_id, spec.update_body(row))
+    if look_up:
+        found = spec.find(client, row.name)
+        if found is not None:
+            row.remote_id = str(found["id"])
+            return spec.update(client, row.remote_id, spec.update_body(row))
+    answer = spec.create(client, spec.create_body(row))
+    row.remote_id = str(answer["id"])
+    # The create request lacks some fields the update has (e.g. tone_on_entry_and_exit):
+    # send them with one PUT when the new object does not already hold them.
+    body = spec.update_body(row)
+    if any(answer.get(f) != v for f, v in body.items() if f not in spec.create_fields):
+        answer = spec.update(client, row.remote_id, body)
+    return answer
+
+
+def push_enqueue(kind: str, pk: int, *, delete: bool = False) -> None:
+    """Queue the background push (or delete) of one row; push_pending catches any miss."""
+    from rooms.tasks import push as tasks
+
+    task = {
+        ("conference", False): tasks.push_conference,
+        ("room", False): tasks.push_room,
+        ("conference", True): tasks.delete_conference,
+        ("room", True): tasks.delete_room,
+    }[(kind, delete)]
+    try:
+        task.delay(pk)
+    except Exception as exc:  # a broker outage must not fail a saved edit
+        logger.warning("could not queue %s of %s %s: %s", task.name, kind, pk, exc)
+
+
+def remote_delete_enqueue(kind: str, remote_id: str) -> None:
+    """Queue the remote delete of a row already deleted locally (a shell delete)."""
+    from rooms.tasks.push import delete_remote
+
+    try:
+        delete_remote.delay(kind, remote_id)
+    except Exception as exc:  # see push_enqueue
+        logger.warning("could not queue the remote delete of %s %s: %s", kind, remote_id, exc)
+
+
+def _keep_pending(row: Any, exc: SignalWireError, *, fields: list[str] | None = None) -> None:
+    """Save a change SignalWire could not take now and queue the push that lands it."""
+    row.sync_state = SyncState.PENDING_PUSH
+    row.last_error = str(exc)[:2000]
+    row.local_version += 1
+    with transaction.atomic():
+        if fields is None:
+            row.save()
+        else:
+            row.save(update_fields=[*fields, "remote_id", "sync_state", "last_error",
+                                    "local_version", "updated_at"])
+        kind, pk = mirror_for(row).kind, row.pk
+        transaction.on_commit(lambda: push_enqueue(kind, pk))
+
+
+# --- conferences and rooms: create, update, delete -------------------------------------
+
+
+def _create(
+    spec: _Mirror, *, data: dict, actor: Any, source: str, client: SignalWireClient | None
+) -> Any:
+    row = spec.model(**data)
+    row.full_clean()
+    with _acting(source, actor):
+        client = _client(client)
+        try:
+            answer = _land(spec, row, client, look_up=False)
+        except RemoteValidationError as exc:
+            raise _form_error(exc, spec.model) from exc
+        except SignalWireError as exc:
+            if not exc.retryable:
+                raise
+            # The client already retried; the push task finishes the job later. A create
+            # whose answer was lost is looked up by name there, never repeated blindly.
+            _keep_pending(row, exc)
+            return row
+        _absorb(spec, row, answer)
+        row.local_version = 1
+        tokens = _fetch_tokens(row, client) if spec is CONFERENCE else None
+        with transaction.atomic():
+            row.save()
+            if tokens is not None:
+                _store_tokens(row, tokens)
+        return row
+
+
+def _update(
+    spec: _Mirror,
+    *,
+    row: Any,
+    data: dict,
+    actor: Any,
+    source: str,
+    client: SignalWireClient | None,
+) -> Any:
+    with _acting(source, actor):
+        current = spec.model.objects.get(pk=row.pk)
+        changed = [f for f, v in data.items() if getattr(current, f) != v]
+        if not changed and current.sync_state == SyncState.SYNCED:
+            return current
+        for field in changed:
+            setattr(current, field, data[field])
+        current.full_clean()
+        try:
+            with row_lock(spec.kind, current.pk):
+                client = _client(client)
+                answer = _land(spec, current, client, look_up=current.remote_id is None)
+        except RemoteValidationError as exc:
+            raise _form_error(exc, spec.model) from exc
+        except NotFoundError as exc:
+            spec.model.objects.filter(pk=current.pk).update(
+                sync_state=SyncState.DELETED_REMOTELY, last_error=str(exc)[:2000]
+            )
+            raise DjangoValidationError(
+                f"This {spec.kind} no longer exists in SignalWire; nothing was changed."
+            ) from exc
+        except SignalWireError as exc:
+            if not exc.retryable:
+                raise
+            _keep_pending(current, exc, fields=changed)
+            return current
+        written = _absorb(spec, current, answer)
+        current.local_version += 1
+        with transaction.atomic():
+            current.save(update_fields=[*changed, *written, "local_version", "updated_at"])
+        return current
+
+
+def _delete(
+    spec: _Mirror, *, row: Any, actor: Any, source: str, client: SignalWireClient | None
+) -> bool:
+    with _acting(source, actor):
+        current = spec.model.objects.filter(pk=row.pk).first()
+        if current is None:
+            return True
+        try:
+            with row_lock(spec.kind, current.pk):
+                _delete_remote(spec, current, _client(client))
+        except SignalWireError as exc:
+            if not exc.retryable:
+                raise
+            with transaction.atomic():
+                spec.model.objects.filter(pk=current.pk).update(
+                    sync_state=SyncState.PENDING_DELETE, last_error=str(exc)[:2000]
+                )
+                kind, pk = spec.kind, current.pk
+                transaction.on_commit(lambda: push_enqueue(kind, pk, delete=True))
+            row.sync_state = SyncState.PENDING_DELETE
+            return False
+        with transaction.atomic():
+            current.delete()
+        return True
+
+
+def _delete_remote(spec: _Mirror, row: Any, client: SignalWireClient) -> None:
+    """Delete a row's remote object; already gone counts as done."""
+    remote_id = row.remote_id
+    if not remote_id:
+        # A pending create may have landed without us hearing the answer.
+        found = spec.find(client, row.name)
+        if found is None:
+            return
+        remote_id = str(found["id"])
+    try:
+        spec.delete(client, remote_id)
+    except NotFoundError:
+        pass
+
+
+def conference_create(
+    *,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Conference:
+    """Create a conference in SignalWire, then mirror it with its tokens (pending if down)."""
+    return _create(CONFERENCE, data=data, actor=actor, source=source, client=client)
+
+
+def conference_update(
+    *,
+    conference: Conference,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Conference:
+    """Change a conference in SignalWire, then locally; the result's sync_state tells which."""
+    return _update(
+        CONFERENCE, row=conference, data=data, actor=actor, source=source, client=client
+    )
+
+
+def conference_delete(
+    *,
+    conference: Conference,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> bool:
+    """Delete a conference in SignalWire, then locally; False when left pending delete."""
+    return _delete(CONFERENCE, row=conference, actor=actor, source=source, client=client)
+
+
+def room_create(
+    *,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Room:
+    """Create a room in SignalWire, then mirror it (pending push when SignalWire is down)."""
+    return _create(ROOM, data=data, actor=actor, source=source, client=client)
+
+
+def room_update(
+    *,
+    room: Room,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Room:
+    """Change a room in SignalWire, then locally; the result's sync_state tells which."""
+    return _update(ROOM, row=room, data=data, actor=actor, source=source, client=client)
+
+
+def room_delete(
+    *,
+    room: Room,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> bool:
+    """Delete a room in SignalWire, then locally; False when left pending delete."""
+    return _delete(ROOM, row=room, actor=actor, source=source, client=client)
+
+
+def mirror_refresh(
+    *,
+    row: Conference | Room,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> str:
+    """Reload one row from SignalWire unless local changes wait; return what happened."""
+    spec = mirror_for(row)
+    with _acting(source, actor):
+        current = spec.model.objects.get(pk=row.pk)
+        if current.is_unpushed or not current.remote_id:
+            return "skipped"
+        try:
+            answer = spec.get(_client(client), current.remote_id)
+        except NotFoundError:
+            spec.model.objects.filter(pk=current.pk).update(
+                sync_state=SyncState.DELETED_REMOTELY
+            )
+            return "deleted_remotely"
+        written = _absorb(spec, current, answer)
+        with transaction.atomic():
+            current.save(update_fields=[*written, "updated_at"])
+        return "refreshed"
+
+
+def mirror_mark_pending(*, rows: models.QuerySet) -> list[int]:
+    """Mark rows for a fresh push and queue it; rows waiting for deletion keep that state."""
+    spec = mirror_for(rows.model)
+    with transaction.atomic():
+        pks = list(
+            rows.exclude(sync_state=SyncState.PENDING_DELETE).values_list("pk", flat=True)
+        )
+        spec.model.objects.filter(pk__in=pks).update(
+            sync_state=SyncState.PENDING_PUSH, local_version=models.F("local_version") + 1
+        )
+        transaction.on_commit(lambda: [push_enqueue(spec.kind, pk) for pk in pks])
+    return pks
+
+
+# --- pushes (run by the tasks of rooms.tasks.push) -------------------------------------
+
+
+def _push(
+    spec: _Mirror, *, pk: int, version: int | None, client: SignalWireClient | None
+) -> str:
+    """Land a pending row; the newest local version wins. Retryable errors propagate."""
+    with _acting(AuditEntry.Source.PUSH, None):
+        with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
+            client = _client(client)
+            # A local edit made while a push is in the air is pushed right after it.
+            for _ in range(PUSH_ROUNDS):
+                row = spec.model.objects.filter(pk=pk).first()
+                if row is None or row.sync_state != SyncState.PENDING_PUSH:
+                    return "nothing to push"
+                pushed = row.local_version
+                if version is not None and pushed > version:
+                    logger.debug("%s %s: pushing v%s, newer than v%s", spec.kind, pk, pushed,
+                                 version)
+                spec.model.objects.filter(pk=pk).update(
+                    push_attempts=models.F("push_attempts") + 1
+                )
+                try:
+                    answer = _land(spec, row, client, look_up=row.remote_id is None)
+                except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
+                    push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
+                    return "failed"
+                except SignalWireError as exc:
+                    _keep_identity(spec, pk, row.remote_id, exc)
+                    raise
+                with transaction.atomic():
+                    fresh = spec.model.objects.select_for_update().filter(pk=pk).first()
+                    if fresh is None:
+                        return "deleted meanwhile"
+                    if fresh.local_version == pushed:
+                        # Only the answer is written: it holds the values just pushed.
+                        written = _absorb(spec, fresh, answer)
+                        fresh.save(update_fields=[*written, "updated_at"])
+                        landed = fresh
+                    else:
+                        _keep_identity(spec, pk, row.remote_id, None)
+                        landed = None
+                if landed is not None:
+                    if spec is CONFERENCE and not landed.tokens.exists():
+                        tokens = _fetch_tokens(landed, client)
+                        if tokens is not None:
+                            with transaction.atomic():
+                                _store_tokens(landed, tokens)
+                    return "pushed"
+            raise RowBusyError("the row kept changing while it was pushed")
+
+
+def _keep_identity(
+    spec: _Mirror, pk: int, remote_id: str | None, exc: SignalWireError | None
+) -> None:
+    """Remember the remote object a push created, so the next round replaces it."""
+    fields: dict[str, Any] = {} if exc is None else {"last_error": str(exc)[:2000]}
+    if remote_id:
+        spec.model.objects.filter(pk=pk, remote_id__isnull=True).update(remote_id=remote_id)
+    if fields:
+        spec.model.objects.filter(pk=pk).update(**fields)
+
+
+def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> str:
+    """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
+    with _acting(AuditEntry.Source.PUSH, None):
+        with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
+            row = spec.model.objects.filter(pk=pk).first()
+            if row is None:
+                return "already gone"
+            if row.sync_state != SyncState.PENDING_DELETE:
+                return "not pending delete"
+            try:
+                _delete_remote(spec, row, _client(client))
+            except AuthenticationError as exc:
+                push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
+                return "failed"
+            with transaction.atomic():
+                row.delete()
+            return "deleted"
+
+
+def conference_push(
+    *, conference_id: int, version: int | None = None, client: SignalWireClient | None = None
+) -> str:
+    """Push a pending conference to SignalWire (used by the push task)."""
+    return _push(CONFERENCE, pk=conference_id, version=version, client=client)
+
+
+def room_push(
+    *, room_id: int, version: int | None = None, client: SignalWireClient | None = None
+) -> str:
+    """Push a pending room to SignalWire (used by the push task)."""
+    return _push(ROOM, pk=room_id, version=version, client=client)
+
+
+def conference_push_delete(*, conference_id: int, client: SignalWireClient | None = None) -> str:
+    """Finish deleting a conference left pending delete (used by the delete task)."""
+    return _push_delete(CONFERENCE, pk=conference_id, client=client)
+
+
+def room_push_delete(*, room_id: int, client: SignalWireClient | None = None) -> str:
+    """Finish deleting a room left pending delete (used by the delete task)."""
+    return _push_delete(ROOM, pk=room_id, client=client)
+
+
+def remote_delete(*, kind: str, remote_id: str, client: SignalWireClient | None = None) -> None:
+    """Delete an object in SignalWire whose local row is already gone; gone counts as done."""
+    spec = mirror_for(kind)
+    try:
+        spec.delete(_client(client), remote_id)
+    except NotFoundError:
+        pass
+
+
+def push_mark_failed(*, kind: str, pk: int, error: str) -> None:
+    """Record that a row's push will not land without a person's help."""
+    spec = mirror_for(kind)
+    spec.model.objects.filter(pk=pk).update(
+        sync_state=SyncState.PUSH_FAILED, last_error=error[:2000]
+    )
+
+
+def pending_rows() -> Iterator[tuple[str, int, bool]]:
+    """Yield (kind, pk, is_delete) for every row whose change still waits to land."""
+    for spec in MIRRORS.values():
+        rows = spec.model.objects.filter(
+            sync_state__in=(SyncState.PENDING_PUSH, SyncState.PENDING_DELETE)
+        ).values_list("pk", "sync_state")
+        for pk, state in rows.iterator():
+            yield spec.kind, pk, state == SyncState.PENDING_DELETE
+
+
+# --- conference tokens -----------------------------------------------------------------
+
+
+def _fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict] | None:
+    """Read a conference's tokens now if SignalWire answers; the background fetch retries."""
+    try:
+        return client.list_conference_tokens(conference.remote_id)
+    except SignalWireError as exc:
+        logger.info("tokens of conference %s left to the background: %s", conference.pk, exc)
+        return None
+
+
+def _store_tokens(conference: Conference, answers: list[dict]) -> list[ConferenceToken]:
+    """Upsert the conference's token rows from SignalWire's list; drop the ones it lost."""
+    now = timezone.now()
+    existing = {t.remote_id: t for t in conference.tokens.all()}
+    kept = []
+    for answer in answers:
+        values = payloads.token_fields(answer)
+        token = existing.pop(values["remote_id"], None) or ConferenceToken(
+            conference=conference
+        )
+        changed = [f for f, v in values.items() if getattr(token, f) != v]
+        token.last_synced_at = now
+        if token.pk is None:
+            for field, value in values.items():
+                setattr(token, field, value)
+            token.save()
+        else:
+            for field in changed:
+                setattr(token, field, values[field])
+            token.save(update_fields=[*changed, "last_synced_at"])
+        kept.append(token)
+    for gone in existing.values():
+        gone.delete()
+    return kept
+
+
+def conference_tokens_refresh(
+    *,
+    conference: Conference,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> list[ConferenceToken]:
+    """Mirror a conference's moderator and guest tokens as SignalWire has them now."""
+    if not conference.remote_id:
+        return []
+    with _acting(source, actor):
+        answers = _client(client).list_conference_tokens(conference.remote_id)
+        with transaction.atomic():
+            return _store_tokens(conference, answers)
+
+
+def conference_token_reset(
+    *,
+    token: ConferenceToken,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> ConferenceToken:
+    """Rotate a conference token in SignalWire and store the new value (audited, masked)."""
+    with _acting(source, actor):
+        answer = _client(client).reset_conference_token(token.remote_id)
+        values = payloads.token_fields(answer)
+        now = timezone.now()
+        for field in ("name", "token", "scopes"):
+            setattr(token, field, values[field])
+        token.rotated_at = token.last_synced_at = now
+        with transaction.atomic():
+            token.save(update_fields=["name", "token", "scopes", "rotated_at", "last_synced_at"])
+        return token
+
+
+def conference_token_reveal(
+    *, token: ConferenceToken, actor: Any = None, source: str = AuditEntry.Source.ADMIN
+) -> str:
+    """Return a token's value and record who saw it (never the value itself)."""
+    with _acting(source, actor), transaction.atomic():
+        AuditEntry.objects.log_create(
+            token,
+            action=AuditEntry.Action.ACCESS,
+            changes=None,
+            force_log=True,
+            additional_data={**token.get_additional_data(), "access": "reveal"},
+        )
+    return token.token
+
+
+# --- room join tokens ------------------------------------------------------------------
+
+
+def _claims(token: str) -> dict:
+    """Read the claims of a JWT-shaped token without checking it (for its expiry)."""
+    try:
+        part = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return {}
+
+
+def room_token_mint(
+    *,
+    room: Room,
+    role: str = "guest",
+    permissions: list[str] | tuple[str, ...] | None = None,
+    user_name: str = "",
+    join_from: datetime | None = None,
+    join_until: datetime | None = None,
+    remove_at: datetime | None = None,
+    remove_after_seconds_elapsed: int | None = None,
+    join_audio_muted: bool = False,
+    join_video_muted: bool = False,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> tuple[str, IssuedRoomToken]:
+    """Mint a join token for a room; keep who issued it for whom and its fingerprint only."""
+    scopes = list(ROLE_PRESETS[role] if role in ROLE_PRESETS else permissions or [])
+    unknown = sorted(set(scopes) - set(schema.ROOM_TOKEN_PERMISSIONS))
+    if unknown:
+        raise DjangoValidationError({"permissions": f"Unknown scopes: {', '.join(unknown)}"})
+    if join_from and join_until and join_from >= join_until:
+        raise DjangoValidationError({"join_until": "Join until must be after join from."})
+    body: dict[str, Any] = {
+        "room_name": room.name,
+        "permissions": scopes,
+        "join_audio_muted": bool(join_audio_muted),
+        "join_video_muted": bool(join_video_muted),
+    }
+    if user_name:
+        body["user_name"] = user_name
+    for field, value in (("join_from", join_from), ("join_until", join_until),
+                         ("remove_at", remove_at)):
+        if value is not None:
+            body[field] = payloads.format_datetime(value)
+    if remove_after_seconds_elapsed is not None:
+        body["remove_after_seconds_elapsed"] = remove_after_seconds_elapsed
+    with _acting(source, actor):
+        try:
+            token = _client(client).create_room_token(body)
+        except RemoteValidationError as exc:
+            raise _form_error(exc, IssuedRoomToken) from exc
+        exp = _claims(token).get("exp")
+        record = IssuedRoomToken(
+            room=room,
+            room_name=room.name,
+            user_name=user_name,
+            role=role if role in ROLE_PRESETS else "custom",
+            scopes=scopes,
+            join_from=join_from,
+            join_until=join_until,
+            remove_at=remove_at,
+            remove_after_seconds_elapsed=remove_after_seconds_elapsed,
+            join_audio_muted=bool(join_audio_muted),
+            join_video_muted=bool(join_video_muted),
+            expires_at=datetime.fromtimestamp(exp, UTC) if isinstance(exp, int) else None,
+            fingerprint=hashlib.sha256(token.encode()).hexdigest(),
+            issued_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        with transaction.atomic():
+            record.save()
+        return token, record

@@ -1,0 +1,369 @@
+"""The service layer against the sandbox Space over HTTP: remote first, pending when down."""
+
+from __future__ import annotations
+
+import contextvars
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
+
+from rooms import services
+from rooms.models import AuditEntry, Conference, Room, SyncState
+from rooms.signalwire.client import build_client
+from rooms.tasks import push
+from tests.fixtures_admin import (  # noqa: F401
+    conference_data,
+    fast_push,
+    queued,
+    room_data,
+    run_queued,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _writes(sandbox, method: str, prefix: str = "/api/video/") -> list[dict]:
+    return [r for r in sandbox.requests if r["method"] == method and r["path"].startswith(prefix)]
+
+
+def _room_in_sandbox(sandbox, name: str) -> dict | None:
+    return next((r for r in sandbox.rooms.values() if r["name"] == name), None)
+
+
+# --- remote first ----------------------------------------------------------------------
+
+
+def test_room_create_lands_remotely_and_mirrors_the_answer(sandbox, admin_user):
+    room = services.room_create(data=room_data("standup"), actor=admin_user)
+
+    remote = sandbox.rooms[room.remote_id]
+    assert remote["name"] == "standup" and remote["max_members"] == 12
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.remote_created_at is not None and room.remote_updated_at is not None
+    assert room.fps == remote["fps"]
+    assert room.raw["id"] == room.remote_id
+    entry = AuditEntry.objects.get(object_pk=str(room.pk), action=AuditEntry.Action.CREATE)
+    assert entry.actor == admin_user and entry.source == AuditEntry.Source.ADMIN
+
+
+def test_conference_create_stores_its_two_tokens(sandbox):
+    conference = services.conference_create(data=conference_data("allhands"))
+
+    assert conference.remote_id in sandbox.conferences
+    tokens = {t.name: t for t in conference.tokens.all()}
+    assert set(tokens) == {"moderator", "guest"}
+    remote = {t["name"]: t for t in sandbox.conference_tokens.values()}
+    assert tokens["guest"].token == remote["guest"]["token"]
+    assert tokens["guest"].scopes == remote["guest"]["scopes"]
+
+
+def test_conference_create_sends_fields_only_the_update_accepts(sandbox):
+    conference = services.conference_create(
+        data=conference_data("quiet", tone_on_entry_and_exit=False, display_name="")
+    )
+
+    remote = sandbox.conferences[conference.remote_id]
+    assert remote["tone_on_entry_and_exit"] is False
+    assert remote["display_name"] == "quiet"
+    assert len(_writes(sandbox, "POST")) == 1
+
+
+def test_update_sends_one_put_and_stores_the_answer(sandbox, admin_user):
+    room = services.room_create(data=room_data())
+    before = room.local_version
+    sandbox.clear_requests()
+
+    updated = services.room_update(
+        room=room, data={"display_name": "Daily stand-up", "max_members": 30}, actor=admin_user
+    )
+
+    assert len(_writes(sandbox, "PUT")) == 1
+    assert sandbox.rooms[room.remote_id]["display_name"] == "Daily stand-up"
+    assert updated.sync_state == SyncState.SYNCED
+    assert updated.local_version == before + 1
+    stored = Room.objects.get(pk=room.pk)
+    assert (stored.display_name, stored.max_members) == ("Daily stand-up", 30)
+    assert stored.remote_updated_at == updated.remote_updated_at
+    entry = AuditEntry.objects.filter(object_pk=str(room.pk)).latest("timestamp")
+    assert entry.action == AuditEntry.Action.UPDATE and entry.actor == admin_user
+    assert set(entry.changes) == {"display_name", "max_members"}
+
+
+def test_update_without_changes_sends_nothing_and_audits_nothing(sandbox):
+    room = services.room_create(data=room_data())
+    sandbox.clear_requests()
+    entries = AuditEntry.objects.count()
+
+    services.room_update(room=room, data={"display_name": room.display_name})
+
+    assert sandbox.requests == []
+    assert AuditEntry.objects.count() == entries
+
+
+# --- SignalWire rejects (422) ----------------------------------------------------------
+
+
+def test_duplicate_name_in_signalwire_maps_to_the_name_field(sandbox):
+    sandbox.create_room({"name": "taken"})
+
+    with pytest.raises(ValidationError) as caught:
+        services.room_create(data=room_data("taken"))
+
+    assert "name" in caught.value.message_dict
+    assert "taken" in caught.value.message_dict["name"][0]
+    assert not Room.objects.exists()
+    assert len(sandbox.rooms) == 1
+
+
+def test_update_rejected_by_signalwire_changes_nothing_anywhere(sandbox, monkeypatch):
+    room = services.room_create(data=room_data())
+    remote_before = dict(sandbox.rooms[room.remote_id])
+    local_before = Room.objects.filter(pk=room.pk).values().get()
+    # Bypass the local mirror of the rule so SignalWire's own 422 is what answers.
+    monkeypatch.setattr(Room, "clean", lambda self: None)
+    now = timezone.now()
+
+    with pytest.raises(ValidationError) as caught:
+        services.room_update(
+            room=room, data={"join_from": now + timedelta(hours=2), "join_until": now}
+        )
+
+    assert "join_until" in caught.value.message_dict
+    assert sandbox.rooms[room.remote_id] == remote_before
+    assert Room.objects.filter(pk=room.pk).values().get() == local_before
+
+
+def test_unknown_attribute_goes_to_non_field_errors():
+    from rooms.signalwire.errors import ValidationError as RemoteValidationError
+
+    error = services._form_error(
+        RemoteValidationError(field_errors={"colour_scheme": ["is odd"]}, non_field_errors=["no"]),
+        Room,
+    )
+    assert error.message_dict[NON_FIELD_ERRORS] == ["colour_scheme: is odd", "no"]
+
+
+def test_local_validation_rejects_bad_input_before_any_request(sandbox):
+    with pytest.raises(ValidationError) as caught:
+        services.room_create(data=room_data("no spaces allowed", max_members=999))
+
+    assert {"name", "max_members"} <= set(caught.value.message_dict)
+    assert sandbox.requests == [] and not Room.objects.exists()
+
+
+# --- SignalWire unreachable: kept as pending, landed later -----------------------------
+
+
+def test_create_while_down_is_kept_pending_and_lands_later(
+    sandbox, queued, django_capture_on_commit_callbacks
+):
+    sandbox.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        room = services.room_create(data=room_data("later"))
+
+    assert room.pk and room.remote_id is None
+    assert room.sync_state == SyncState.PENDING_PUSH and "503" in room.last_error
+    assert queued == [("push", "room", room.pk)]
+    assert sandbox.rooms == {}
+
+    sandbox.clear_faults()
+    run_queued(queued)
+
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert sandbox.rooms[room.remote_id]["max_members"] == 12
+
+
+def test_conference_created_while_down_gets_its_tokens_when_it_lands(
+    sandbox, queued, django_capture_on_commit_callbacks
+):
+    sandbox.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        conference = services.conference_create(data=conference_data())
+    sandbox.clear_faults()
+
+    run_queued(queued)
+
+    conference.refresh_from_db()
+    assert conference.remote_id in sandbox.conferences
+    assert conference.tokens.count() == 2
+
+
+def test_update_while_down_keeps_the_edit_and_lands_it(
+    sandbox, queued, django_capture_on_commit_callbacks
+):
+    conference = services.conference_create(data=conference_data())
+    sandbox.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        updated = services.conference_update(
+            conference=conference, data={"display_name": "Kept", "size": "large"}
+        )
+
+    assert updated.sync_state == SyncState.PENDING_PUSH
+    stored = Conference.objects.get(pk=conference.pk)
+    assert (stored.display_name, stored.size, stored.sync_state) == (
+        "Kept",
+        "large",
+        SyncState.PENDING_PUSH,
+    )
+    assert stored.local_version == conference.local_version + 1
+    assert sandbox.conferences[conference.remote_id]["display_name"] == "Allhands"
+
+    sandbox.clear_faults()
+    run_queued(queued)
+
+    assert sandbox.conferences[conference.remote_id]["size"] == "large"
+    assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.SYNCED
+
+
+def test_delete_removes_remotely_first(sandbox):
+    room = services.room_create(data=room_data())
+
+    assert services.room_delete(room=room) is True
+    assert sandbox.rooms == {} and not Room.objects.exists()
+
+
+def test_delete_of_a_room_already_gone_remotely_counts_as_done(sandbox):
+    room = services.room_create(data=room_data())
+    sandbox.delete_room(room.remote_id)
+
+    assert services.room_delete(room=room) is True
+    assert not Room.objects.exists()
+
+
+def test_delete_while_down_is_finished_by_the_task(
+    sandbox, queued, django_capture_on_commit_callbacks
+):
+    conference = services.conference_create(data=conference_data())
+    sandbox.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.conference_delete(conference=conference) is False
+
+    assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.PENDING_DELETE
+    assert conference.remote_id in sandbox.conferences
+    sandbox.clear_faults()
+    run_queued(queued)
+
+    assert sandbox.conferences == {}
+    assert not Conference.objects.filter(pk=conference.pk).exists()
+
+
+# --- pushes ----------------------------------------------------------------------------
+
+
+def test_pending_create_is_looked_up_by_name_never_duplicated(
+    sandbox, queued, django_capture_on_commit_callbacks
+):
+    sandbox.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        room = services.room_create(data=room_data("once"))
+    sandbox.clear_faults()
+    # The lost create did land after all.
+    landed = sandbox.create_room({"name": "once"})
+
+    run_queued(queued)
+
+    assert [r["name"] for r in sandbox.rooms.values()] == ["once"]
+    room.refresh_from_db()
+    assert room.remote_id == landed["id"]
+    assert sandbox.rooms[landed["id"]]["max_members"] == 12
+
+
+def test_push_rejected_by_signalwire_is_marked_failed_with_the_reason(
+    sandbox, queued, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        # A script skips full_clean(): only SignalWire catches the bad window.
+        room = Room.objects.create(name="bad", join_from=now + timedelta(hours=1), join_until=now)
+
+    run_queued(queued)
+
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.PUSH_FAILED
+    assert "Join until must be after join from" in room.last_error
+    assert sandbox.rooms == {}
+
+
+def test_push_task_gives_up_after_its_retries_and_marks_the_row(
+    sandbox, queued, fast_push, django_capture_on_commit_callbacks
+):
+    sandbox.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        room = services.room_create(data=room_data())
+
+    result = run_queued(queued)[0]
+
+    assert result.failed()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.PUSH_FAILED and "503" in room.last_error
+    # Attempts: the first run and one retry.
+    assert room.push_attempts == 2
+
+
+def test_push_pending_queues_every_waiting_row(sandbox, queued):
+    waiting = Room.objects.create(name="a")
+    doomed = Conference.objects.create(name="b")
+    Conference.objects.filter(pk=doomed.pk).update(sync_state=SyncState.PENDING_DELETE)
+    queued.clear()
+
+    assert push.push_pending.apply().get() == 2
+    assert sorted(queued) == [("delete", "conference", doomed.pk), ("push", "room", waiting.pk)]
+
+
+def test_a_push_is_serialized_with_other_pushes_of_the_row(sandbox, queued):
+    room = Room.objects.create(name="locked")
+    with services.row_lock("room", room.pk):
+        with pytest.raises(services.RowBusyError):
+            services.room_push(room_id=room.pk)
+
+    assert sandbox.requests == []
+    assert services.room_push(room_id=room.pk) == "pushed"
+
+
+def test_newest_local_state_wins_when_it_changes_during_a_push(sandbox, queued):
+    room = services.room_create(data=room_data("race"))
+    Room.objects.filter(pk=room.pk).update(
+        display_name="first", sync_state=SyncState.PENDING_PUSH, local_version=5
+    )
+    client = build_client()
+    real_update = client.update_room
+    edits = []
+
+    def update_then_edit(remote_id, data):
+        answer = real_update(remote_id, data)
+        if not edits:
+            edits.append(True)
+            # A shell edit (a fresh context, as in another process) lands while the first
+            # PUT is in the air.
+            contextvars.Context().run(shell_edit)
+        return answer
+
+    def shell_edit():
+        row = Room.objects.get(pk=room.pk)
+        row.display_name = "second"
+        row.save()
+
+    client.update_room = update_then_edit
+
+    assert services.room_push(room_id=room.pk, client=client) == "pushed"
+
+    assert [r["body"]["display_name"] for r in _writes(sandbox, "PUT")] == ["first", "second"]
+    assert sandbox.rooms[room.remote_id]["display_name"] == "second"
+    stored = Room.objects.get(pk=room.pk)
+    assert (stored.display_name, stored.sync_state) == ("second", SyncState.SYNCED)
+    assert stored.local_version == 6
+
+
+def test_push_runs_under_the_push_audit_source(sandbox, queued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        room = Room.objects.create(name="hooked")
+    result = run_queued(queued)[0]
+
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    entry = AuditEntry.objects.filter(object_pk=str(room.pk)).latest("timestamp")
+    assert entry.source == AuditEntry.Source.PUSH and entry.cid == result.id
