@@ -21,7 +21,9 @@ STORAGES = {
 
 # A file, not memory, so a real Celery worker process can share the test database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".run" / "test-db.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(BASE_DIR / ".run" / f"test-db-{os.getpid()}.sqlite3")  # noqa: F405
+    }
 # Tests use their own Redis database for the broker and locks.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CELERY_BROKER_URL = REDIS_URL

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.encoding import smart_str
 
-from rooms.models import AuditEntry
+from rooms.models import AuditEntry, SyncState
 
 Source = AuditEntry.Source
 Action = AuditEntry.Action
@@ -113,7 +113,9 @@ def audit_context(
         _current.reset(token)
 
 
-def command_context(name: str, *, correlation_id: str | None = None):
+def command_context(
+    name: str, *, correlation_id: str | None = None
+) -> AbstractContextManager[AuditContext]:
     """Attribute a management command's changes to it (use as `with` or as a decorator).
 
     Example: decorate `handle` with `@command_context("sync_signalwire")`, or wrap the work
@@ -200,7 +202,8 @@ def normalise_changes(model: type[Model], changes: Mapping[str, Any] | None) -> 
     """Bring a `{field: (old, new)}` diff to auditlog's JSON shape, masked and filtered.
 
     Drops fields the audit trail ignores for this model (bookkeeping, reverse relations)
-    and pairs whose two values are equal once normalised.
+    and pairs whose two values are equal once normalised. A sync_state change to or from
+    "deleted_remotely" is kept: the sync records remote deletions that way.
     """
     options = _audit_options(model)
     include = set(options["include_fields"])
@@ -208,9 +211,10 @@ def normalise_changes(model: type[Model], changes: Mapping[str, Any] | None) -> 
     masked = set(options["mask_fields"])
     result: dict[str, list] = {}
     for name, pair in (changes or {}).items():
-        if name in exclude or (include and name not in include):
-            continue
         old, new = pair
+        notable = name == "sync_state" and SyncState.DELETED_REMOTELY in (old, new)
+        if not notable and (name in exclude or (include and name not in include)):
+            continue
         try:
             field = model._meta.get_field(name)
         except FieldDoesNotExist:

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from rooms import audit
 from rooms.models import (
+    UNPUSHED_STATES,
     AuditEntry,
     Conference,
     ConferenceToken,
@@ -323,12 +324,20 @@ def _update(
 ) -> Any:
     with _acting(source, actor):
         current = spec.model.objects.get(pk=row.pk)
+        if current.sync_state == SyncState.PENDING_DELETE:
+            raise DjangoValidationError(
+                f"This {spec.kind} is waiting to be deleted in SignalWire; it cannot be edited."
+            )
         changed = [f for f, v in data.items() if getattr(current, f) != v]
         if not changed and current.sync_state == SyncState.SYNCED:
             return current
         for field in changed:
             setattr(current, field, data[field])
-        current.full_clean()
+        # Only what changes is checked: stored values SignalWire already holds stay valid
+        # even when the portal does not know them (a layout added after this release).
+        current.full_clean(
+            exclude=[f.name for f in spec.model._meta.fields if f.name not in changed]
+        )
         try:
             with row_lock(spec.kind, current.pk):
                 client = _client(client)
@@ -623,7 +632,8 @@ def remote_delete(*, kind: str, remote_id: str, client: SignalWireClient | None 
 def push_mark_failed(*, kind: str, pk: int, error: str) -> None:
     """Record that a row's push will not land without a person's help."""
     spec = mirror_for(kind)
-    spec.model.objects.filter(pk=pk).update(
+    # A row another push has landed meanwhile stays as it is.
+    spec.model.objects.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
         sync_state=SyncState.PUSH_FAILED, last_error=error[:2000]
     )
 

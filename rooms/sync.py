@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from rooms.audit import MASK, MIRROR_BOOKKEEPING, audit_context, bulk_record, json_value
+from rooms.audit import MIRROR_BOOKKEEPING, audit_context, bulk_record, json_value
 from rooms.locks import Flight, single_flight
 from rooms.models import (
     UNPUSHED_STATES,
@@ -53,6 +54,8 @@ MARKABLE_STATES = (SyncState.SYNCED, SyncState.PUSH_FAILED)
 MAX_REASONS = 20
 MARK_CHUNK = 500
 TOKEN_BATCH = 100
+# Seconds between saves of a run's counts while its pages need no writes.
+PROGRESS_EVERY = 5.0
 COUNTERS = (
     "pages",
     "seen",
@@ -66,6 +69,9 @@ COUNTERS = (
 )
 # Top-level keys of a payload that the raw diff in audit rows leaves out (always changing).
 RAW_NOISE = frozenset({"id", "created_at", "updated_at"})
+# The audit trail leaves sync_state out as bookkeeping; a room vanishing from SignalWire
+# and coming back is worth a line, so it is recorded under this name instead.
+GONE = "deleted_in_signalwire"
 
 
 class SyncAborted(Exception):
@@ -191,11 +197,15 @@ def _locked_run(
             )
         # Holding the lock means no other run of this kind is alive: any left "running"
         # belonged to a worker that died.
-        SyncRun.objects.filter(kind=kind, outcome=Outcome.RUNNING).update(
-            outcome=Outcome.FAILED,
-            finished_at=timezone.now(),
-            error="Interrupted: the worker stopped before the run finished.",
+        stale = list(
+            SyncRun.objects.filter(kind=kind, outcome=Outcome.RUNNING).values_list("pk", flat=True)
         )
+        if stale:
+            SyncRun.objects.filter(pk__in=stale).update(
+                outcome=Outcome.FAILED,
+                finished_at=timezone.now(),
+                error="Interrupted: the worker stopped before the run finished.",
+            )
         run = SyncRun.objects.create(kind=kind, trigger=trigger)
         with audit_context(source=AuditEntry.Source.SYNC, actor_label="sync",
                            correlation_id=str(run.run_id)):
@@ -413,6 +423,7 @@ class _MirrorSync:
         self.seen: set[str] = set()
         self.unidentified = 0
         self.reasons: list[str] = []
+        self.saved_at = time.monotonic()
         # Columns read for rows that changed: enough to diff, audit and rewrite them.
         self.old_columns = (
             "pk", "remote_id", "remote_created_at", "remote_updated_at", "raw",
@@ -435,7 +446,6 @@ class _MirrorSync:
                 )
             else:
                 self.mark_unseen()
-                _save_run(self.run_record)
 
     def error(self, reason: str) -> None:
         _note_error(self.run_record, self.reasons, reason)
@@ -458,6 +468,21 @@ class _MirrorSync:
             self.seen.add(remote_id)
             incoming[remote_id] = item
         plan = self.plan(incoming, now)
+        if not plan.writes:
+            # Nothing to write: keep the run's counts in memory, saving them now and then
+            # so admin still sees a long run progress.
+            self.count(plan, [])
+            if time.monotonic() - self.saved_at > PROGRESS_EVERY:
+                _save_run(run)
+                self.saved_at = time.monotonic()
+        else:
+            self.write_page(plan)
+        if self.progress is not None:
+            self.progress(run)
+
+    def write_page(self, plan: _PagePlan) -> None:
+        """Write a page's rows, audit rows and the run's counts in one transaction."""
+        run = self.run_record
         try:
             with transaction.atomic():
                 self.write(plan.writes)
@@ -470,8 +495,7 @@ class _MirrorSync:
             with transaction.atomic():
                 self.count(plan, done)
                 _save_run(run)
-        if self.progress is not None:
-            self.progress(run)
+        self.saved_at = time.monotonic()
 
     def count(self, plan: _PagePlan, done: list[_Write]) -> None:
         run = self.run_record
@@ -608,7 +632,8 @@ class _MirrorSync:
         restored = old["sync_state"] == SyncState.DELETED_REMOTELY
         if old["sync_state"] != SyncState.SYNCED:
             fields.add("sync_state")
-            changes["sync_state"] = [old["sync_state"], SyncState.SYNCED.value]
+        if restored:
+            changes[GONE] = [True, False]
         if old["last_error"]:
             fields.add("last_error")
         if not changes:
@@ -696,7 +721,7 @@ class _MirrorSync:
                                 display_name=row["display_name"], remote_id=row["remote_id"],
                             ),
                             Action.UPDATE,
-                            {"sync_state": [row["sync_state"], SyncState.DELETED_REMOTELY.value]},
+                            {GONE: [False, True]},
                         )
                         for row in rows
                     ],
@@ -788,18 +813,15 @@ class _TokenSync:
             if token is None:
                 token = ConferenceToken(conference=conference, last_synced_at=now, **values)
                 creates.append(token)
-                entries.append((token, Action.CREATE, {
-                    "name": [None, values["name"]],
-                    "token": [None, MASK],
-                    "scopes": [None, values["scopes"]],
-                }))
+                entries.append((token, Action.CREATE, None))
                 continue
             changes: dict[str, list] = {}
             for name in ("name", "scopes"):
                 if getattr(token, name) != values[name]:
                     changes[name] = [getattr(token, name), values[name]]
             if token.token != values["token"]:
-                changes["token"] = [MASK, MASK]
+                # bulk_record masks both values; they never reach the audit table.
+                changes["token"] = [token.token, values["token"]]
                 token.rotated_at = now
             if token.conference_id != conference_pk:
                 changes["conference"] = [token.conference_id, conference_pk]

@@ -44,18 +44,9 @@ def fast_push(settings):
     return settings
 
 
-def room_data(name: str = "standup", **extra) -> dict:
-    """Form-like data for a new room."""
-    return {"name": name, "display_name": name.title(), "max_members": 12, **extra}
-
-
-def conference_data(name: str = "allhands", **extra) -> dict:
-    """Form-like data for a new conference."""
-    return {"name": name, "display_name": name.title(), "layout": "2x2", **extra}
-
-
-def run_queued(calls: list[tuple]) -> list:
-    """Run the tasks a `queued` fixture recorded, in order, as a worker would."""
+@pytest.fixture
+def run_queued(queued):
+    """Run the tasks `queued` recorded, in order, as a worker would; return their results."""
     from rooms.tasks import push
 
     tasks = {
@@ -66,9 +57,72 @@ def run_queued(calls: list[tuple]) -> list:
         ("remote_delete", "conference"): push.delete_remote,
         ("remote_delete", "room"): push.delete_remote,
     }
-    results = []
-    while calls:
-        what, kind, ref = calls.pop(0)
-        args = [kind, ref] if what == "remote_delete" else [ref]
-        results.append(tasks[(what, kind)].apply(args=args))
-    return results
+
+    def run() -> list:
+        results = []
+        while queued:
+            what, kind, ref = queued.pop(0)
+            args = [kind, ref] if what == "remote_delete" else [ref]
+            results.append(tasks[(what, kind)].apply(args=args))
+        return results
+
+    return run
+
+
+@pytest.fixture
+def room_data():
+    """Build form-like data for a new room."""
+
+    def build(name: str = "standup", **extra) -> dict:
+        return {"name": name, "display_name": name.title(), "max_members": 12, **extra}
+
+    return build
+
+
+@pytest.fixture
+def conference_data():
+    """Build form-like data for a new conference."""
+
+    def build(name: str = "allhands", **extra) -> dict:
+        return {"name": name, "display_name": name.title(), "layout": "2x2", **extra}
+
+    return build
+
+
+def _field_post_value(bound) -> dict:
+    """Render one bound field's current value the way a browser would post it."""
+    from django import forms
+
+    field, name, value = bound.field, bound.html_name, bound.value()
+    widget = field.widget
+    if isinstance(widget, forms.MultiWidget):
+        parts = widget.decompress(value)
+        return {f"{name}_{i}": "" if p is None else str(p) for i, p in enumerate(parts)}
+    if isinstance(widget, forms.NullBooleanSelect):
+        return {name: {True: "true", False: "false"}.get(value, "unknown")}
+    if isinstance(widget, forms.CheckboxInput):
+        return {name: "on"} if value else {}
+    return {name: "" if value is None else str(value)}
+
+
+@pytest.fixture
+def form_post_data():
+    """Turn a rendered admin add/change page into the POST data of its unchanged form."""
+
+    def build(response, **changes) -> dict:
+        data: dict = {"_save": "Save"}
+        form = response.context["adminform"].form
+        for name in form.fields:
+            data.update(_field_post_value(form[name]))
+        for inline in response.context["inline_admin_formsets"]:
+            formset = inline.formset
+            management = formset.management_form
+            for name in management.fields:
+                data[management.add_prefix(name)] = management[name].value()
+            for sub in formset.forms:
+                if sub.instance.pk:
+                    data[sub.add_prefix("id")] = sub.instance.pk
+        data.update(changes)
+        return data
+
+    return build

@@ -171,7 +171,7 @@ def test_sync_run_bulk_records_changed_rows_only_in_one_insert():
             (rows[0], Action.UPDATE, {"display_name": ("", "Remote edit")}),
             (rows[1], Action.UPDATE, {"join_until": (None, stamp)}),
             (rows[2], Action.UPDATE, {}),  # unchanged
-            (rows[3], Action.UPDATE, {"sync_state": ("synced", "deleted_remotely")}),
+            (rows[3], Action.UPDATE, {"last_synced_at": (None, stamp), "raw": ({}, {"a": 1})}),
         ]
         with CaptureQueriesContext(connection) as queries:
             written = bulk_record(model=Conference, entries=entries)
@@ -187,6 +187,16 @@ def test_sync_run_bulk_records_changed_rows_only_in_one_insert():
     assert by_pk[str(rows[1].pk)].changes == {"join_until": [None, "2031-05-06 07:08:09"]}
     assert by_pk[str(rows[0].pk)].object_remote_id == "r0"
     assert by_pk[str(rows[0].pk)].additional_data == {"remote_id": "r0", "name": "sync-0"}
+
+
+def test_bulk_record_keeps_remote_deletion_marks():
+    conference = Conference.objects.create(name="gone-remotely", remote_id="r-gone")
+    with audit_context(source="sync", actor_label="sync", correlation_id="run-43"):
+        bulk_record(
+            model=Conference,
+            entries=[(conference, Action.UPDATE, {"sync_state": ("synced", "deleted_remotely")})],
+        )
+    assert last_entry(conference).changes == {"sync_state": ["synced", "deleted_remotely"]}
 
 
 def test_bulk_record_changes_look_exactly_like_auditlogs_own():
@@ -282,7 +292,11 @@ def _scan_for(values):
     leaks = []
     for entry in AuditEntry.objects.all():
         for name in (
-            "changes", "changes_text", "additional_data", "serialized_data", "object_repr"
+            "changes",
+            "changes_text",
+            "additional_data",
+            "serialized_data",
+            "object_repr",
         ):
             text = str(getattr(entry, name))
             leaks.extend((entry.pk, name, v) for v in values if v in text)
@@ -302,12 +316,17 @@ def test_token_values_never_reach_the_audit_tables(staff):
         token.rotated_at = timezone.now()
         token.save()
         record_event(obj=token, event="reset", details={"old_token": first, "new": second})
-        bulk_record(model=ConferenceToken, entries=[(token, Action.UPDATE, {"token": (
-            second, third)})])
+        bulk_record(
+            model=ConferenceToken, entries=[(token, Action.UPDATE, {"token": (second, third)})]
+        )
         room = Room.objects.create(name="tok-room")
         IssuedRoomToken.objects.create(
-            room=room, room_name=room.name, user_name="bob", scopes=["room.self.audio_mute"],
-            fingerprint="f" * 64, issued_by=staff,
+            room=room,
+            room_name=room.name,
+            user_name="bob",
+            scopes=["room.self.audio_mute"],
+            fingerprint="f" * 64,
+            issued_by=staff,
         )
         record_event(obj=room, event="issue", details={"user_name": "bob", "token": third})
     token.delete()

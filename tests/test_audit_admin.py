@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from rooms import services
 from rooms.admin.audit import AuditEntryAdmin, AuditHistoryMixin
-from rooms.audit import audit_context
-from rooms.models import AuditEntry, Conference, ConferenceToken, Room
+from rooms.audit import audit_context, bulk_record
+from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
@@ -204,6 +204,23 @@ def test_history_page_shows_readable_diffs_with_request_links(admin_client, admi
     assert update.restore_url
 
 
+def test_room_history_includes_its_issued_tokens(admin_client, admin_user):
+    room = Room.objects.create(name="with-tokens")
+    IssuedRoomToken.objects.create(
+        room=room, room_name=room.name, user_name="carol", scopes=["room.self.audio_mute"],
+        fingerprint="a" * 64, issued_by=admin_user,
+    )
+    other = Room.objects.create(name="without-tokens")
+
+    response = admin_client.get(history_url(room))
+    assert response.status_code == 200
+    kinds = [r.entry.content_type.model for r in response.context["entries"]]
+    assert kinds.count("issuedroomtoken") == 1
+    assert "carol" in response.content.decode()
+    response = admin_client.get(history_url(other))
+    assert [r.entry.content_type.model for r in response.context["entries"]] == ["room"]
+
+
 # --- restore ---------------------------------------------------------------------------
 
 
@@ -220,9 +237,7 @@ def landed_conference(sandbox, admin_user):
         actor=admin_user,
     )
     assert sandbox.conferences[conference.remote_id]["display_name"] == "After"
-    entry = AuditEntry.objects.get_for_object(conference).filter(action=Action.UPDATE).latest(
-        "pk"
-    )
+    entry = AuditEntry.objects.get_for_object(conference).filter(action=Action.UPDATE).latest("pk")
     return conference, entry
 
 
@@ -246,7 +261,9 @@ def test_restore_confirms_then_pushes_old_values_to_signalwire(
     assert response.status_code == 302
     remote = sandbox.conferences[conference.remote_id]
     assert (remote["display_name"], remote["quality"], remote["record_on_start"]) == (
-        "Before", "720p", False,
+        "Before",
+        "720p",
+        False,
     )
     puts = [r for r in sandbox.requests if r["method"] == "PUT"]
     assert len(puts) == 1
@@ -286,3 +303,38 @@ def test_restore_only_offers_updates_of_managed_fields(landed_conference, admin_
     conference, _ = landed_conference
     create = AuditEntry.objects.get_for_object(conference).get(action=Action.CREATE)
     assert admin_client.get(restore_url(conference, create)).status_code == 404
+
+
+def test_restore_a_room_reverts_a_remote_edit_seen_by_the_sync(sandbox, admin_client):
+    room = services.room_create(
+        data={"name": "restorable-room", "max_members": 10, "description": "local"}
+    )
+    # A remote edit arrives through the sync as a bulk-recorded change.
+    sandbox.update_room(room.remote_id, {"max_members": 25, "description": "remote"})
+    Room.objects.filter(pk=room.pk).update(max_members=25, description="remote")
+    with audit_context(source="sync", actor_label="sync", correlation_id="run-9"):
+        bulk_record(
+            model=Room,
+            entries=[
+                (
+                    Room.objects.get(pk=room.pk),
+                    Action.UPDATE,
+                    {
+                        "max_members": (10, 25),
+                        "description": ("local", "remote"),
+                        "raw.fps": (20, 30),
+                        "deleted_in_signalwire": (True, False),
+                    },
+                )
+            ],
+        )
+    entry = AuditEntry.objects.filter(cid="run-9").get()
+    history = admin_client.get(history_url(room))
+    labels = [c.label for r in history.context["entries"] for c in r.changes]
+    assert "fps (SignalWire only)" in labels and "Deleted in signalwire" in labels
+
+    url = reverse("admin:rooms_room_audit_restore", args=[room.pk, entry.pk])
+    assert admin_client.post(url).status_code == 302
+    remote = sandbox.rooms[room.remote_id]
+    assert (remote["max_members"], remote["description"]) == (10, "local")
+    assert AuditEntry.objects.get_for_object(room).latest("pk").changes["max_members"] == [25, 10]

@@ -8,19 +8,14 @@ from rooms import services
 from rooms.audit import audit_context
 from rooms.models import AuditEntry, Conference, Room, SyncState
 from rooms.signals import pushes_suppressed
-from tests.fixtures_admin import (  # noqa: F401
-    conference_data,
-    eager_tasks,
-    queued,
-    room_data,
-    run_queued,
-)
+
+pytest_plugins = ["tests.fixtures_admin"]
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_shell_save_is_marked_pending_and_pushed_after_commit(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, conference_data, run_queued
 ):
     conference = services.conference_create(data=conference_data())
     assert queued == []  # the service's own saves are not pushed again
@@ -38,7 +33,7 @@ def test_a_shell_save_is_marked_pending_and_pushed_after_commit(
     stored = Conference.objects.get(pk=conference.pk)
     assert (stored.sync_state, stored.local_version) == (SyncState.PENDING_PUSH, version + 1)
     assert queued == [("push", "conference", conference.pk)]
-    run_queued(queued)
+    run_queued()
     assert sandbox.conferences[conference.remote_id]["display_name"] == "Renamed in the shell"
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.SYNCED
 
@@ -55,7 +50,7 @@ def test_the_queued_push_really_runs_through_celery(
 
 
 def test_a_shell_delete_queues_the_remote_delete(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, room_data, run_queued
 ):
     room = services.room_create(data=room_data())
     remote_id = room.remote_id
@@ -64,11 +59,13 @@ def test_a_shell_delete_queues_the_remote_delete(
         Room.objects.filter(pk=room.pk).delete()
 
     assert queued == [("remote_delete", "room", remote_id)]
-    run_queued(queued)
+    run_queued()
     assert sandbox.rooms == {}
 
 
-def test_sync_like_bulk_writes_never_echo(sandbox, queued, django_capture_on_commit_callbacks):
+def test_sync_like_bulk_writes_never_echo(
+    sandbox, queued, django_capture_on_commit_callbacks, conference_data
+):
     conference = services.conference_create(data=conference_data())
     sandbox.clear_requests()
 
@@ -108,3 +105,20 @@ def test_shell_saves_are_audited_as_shell(sandbox, queued):
 
     entry = AuditEntry.objects.get(object_pk=str(room.pk), action=AuditEntry.Action.CREATE)
     assert entry.source == AuditEntry.Source.SHELL
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_script_edit_reaches_signalwire_through_a_real_worker(sandbox, celery_worker_process):
+    import time
+
+    room = Room.objects.create(name="via-worker", max_members=3)
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        room.refresh_from_db()
+        if room.sync_state == SyncState.SYNCED:
+            break
+        time.sleep(0.2)
+    assert room.sync_state == SyncState.SYNCED
+    assert sandbox.rooms[room.remote_id]["max_members"] == 3

@@ -13,13 +13,8 @@ from rooms import services
 from rooms.models import AuditEntry, Conference, Room, SyncState
 from rooms.signalwire.client import build_client
 from rooms.tasks import push
-from tests.fixtures_admin import (  # noqa: F401
-    conference_data,
-    fast_push,
-    queued,
-    room_data,
-    run_queued,
-)
+
+pytest_plugins = ["tests.fixtures_admin"]
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +30,7 @@ def _room_in_sandbox(sandbox, name: str) -> dict | None:
 # --- remote first ----------------------------------------------------------------------
 
 
-def test_room_create_lands_remotely_and_mirrors_the_answer(sandbox, admin_user):
+def test_room_create_lands_remotely_and_mirrors_the_answer(sandbox, admin_user, room_data):
     room = services.room_create(data=room_data("standup"), actor=admin_user)
 
     remote = sandbox.rooms[room.remote_id]
@@ -49,7 +44,7 @@ def test_room_create_lands_remotely_and_mirrors_the_answer(sandbox, admin_user):
     assert entry.actor == admin_user and entry.source == AuditEntry.Source.ADMIN
 
 
-def test_conference_create_stores_its_two_tokens(sandbox):
+def test_conference_create_stores_its_two_tokens(sandbox, conference_data):
     conference = services.conference_create(data=conference_data("allhands"))
 
     assert conference.remote_id in sandbox.conferences
@@ -60,7 +55,7 @@ def test_conference_create_stores_its_two_tokens(sandbox):
     assert tokens["guest"].scopes == remote["guest"]["scopes"]
 
 
-def test_conference_create_sends_fields_only_the_update_accepts(sandbox):
+def test_conference_create_sends_fields_only_the_update_accepts(sandbox, conference_data):
     conference = services.conference_create(
         data=conference_data("quiet", tone_on_entry_and_exit=False, display_name="")
     )
@@ -71,7 +66,7 @@ def test_conference_create_sends_fields_only_the_update_accepts(sandbox):
     assert len(_writes(sandbox, "POST")) == 1
 
 
-def test_update_sends_one_put_and_stores_the_answer(sandbox, admin_user):
+def test_update_sends_one_put_and_stores_the_answer(sandbox, admin_user, room_data):
     room = services.room_create(data=room_data())
     before = room.local_version
     sandbox.clear_requests()
@@ -92,7 +87,7 @@ def test_update_sends_one_put_and_stores_the_answer(sandbox, admin_user):
     assert set(entry.changes) == {"display_name", "max_members"}
 
 
-def test_update_without_changes_sends_nothing_and_audits_nothing(sandbox):
+def test_update_without_changes_sends_nothing_and_audits_nothing(sandbox, room_data):
     room = services.room_create(data=room_data())
     sandbox.clear_requests()
     entries = AuditEntry.objects.count()
@@ -106,7 +101,7 @@ def test_update_without_changes_sends_nothing_and_audits_nothing(sandbox):
 # --- SignalWire rejects (422) ----------------------------------------------------------
 
 
-def test_duplicate_name_in_signalwire_maps_to_the_name_field(sandbox):
+def test_duplicate_name_in_signalwire_maps_to_the_name_field(sandbox, room_data):
     sandbox.create_room({"name": "taken"})
 
     with pytest.raises(ValidationError) as caught:
@@ -118,7 +113,7 @@ def test_duplicate_name_in_signalwire_maps_to_the_name_field(sandbox):
     assert len(sandbox.rooms) == 1
 
 
-def test_update_rejected_by_signalwire_changes_nothing_anywhere(sandbox, monkeypatch):
+def test_update_rejected_by_signalwire_changes_nothing_anywhere(sandbox, monkeypatch, room_data):
     room = services.room_create(data=room_data())
     remote_before = dict(sandbox.rooms[room.remote_id])
     local_before = Room.objects.filter(pk=room.pk).values().get()
@@ -146,7 +141,7 @@ def test_unknown_attribute_goes_to_non_field_errors():
     assert error.message_dict[NON_FIELD_ERRORS] == ["colour_scheme: is odd", "no"]
 
 
-def test_local_validation_rejects_bad_input_before_any_request(sandbox):
+def test_local_validation_rejects_bad_input_before_any_request(sandbox, room_data):
     with pytest.raises(ValidationError) as caught:
         services.room_create(data=room_data("no spaces allowed", max_members=999))
 
@@ -158,7 +153,7 @@ def test_local_validation_rejects_bad_input_before_any_request(sandbox):
 
 
 def test_create_while_down_is_kept_pending_and_lands_later(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, room_data, run_queued
 ):
     sandbox.inject_fault(503)
     with django_capture_on_commit_callbacks(execute=True):
@@ -170,7 +165,7 @@ def test_create_while_down_is_kept_pending_and_lands_later(
     assert sandbox.rooms == {}
 
     sandbox.clear_faults()
-    run_queued(queued)
+    run_queued()
 
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
@@ -178,14 +173,14 @@ def test_create_while_down_is_kept_pending_and_lands_later(
 
 
 def test_conference_created_while_down_gets_its_tokens_when_it_lands(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, conference_data, run_queued
 ):
     sandbox.inject_fault(503)
     with django_capture_on_commit_callbacks(execute=True):
         conference = services.conference_create(data=conference_data())
     sandbox.clear_faults()
 
-    run_queued(queued)
+    run_queued()
 
     conference.refresh_from_db()
     assert conference.remote_id in sandbox.conferences
@@ -193,7 +188,7 @@ def test_conference_created_while_down_gets_its_tokens_when_it_lands(
 
 
 def test_update_while_down_keeps_the_edit_and_lands_it(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, conference_data, run_queued
 ):
     conference = services.conference_create(data=conference_data())
     sandbox.inject_fault(503)
@@ -213,20 +208,20 @@ def test_update_while_down_keeps_the_edit_and_lands_it(
     assert sandbox.conferences[conference.remote_id]["display_name"] == "Allhands"
 
     sandbox.clear_faults()
-    run_queued(queued)
+    run_queued()
 
     assert sandbox.conferences[conference.remote_id]["size"] == "large"
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.SYNCED
 
 
-def test_delete_removes_remotely_first(sandbox):
+def test_delete_removes_remotely_first(sandbox, room_data):
     room = services.room_create(data=room_data())
 
     assert services.room_delete(room=room) is True
     assert sandbox.rooms == {} and not Room.objects.exists()
 
 
-def test_delete_of_a_room_already_gone_remotely_counts_as_done(sandbox):
+def test_delete_of_a_room_already_gone_remotely_counts_as_done(sandbox, room_data):
     room = services.room_create(data=room_data())
     sandbox.delete_room(room.remote_id)
 
@@ -235,7 +230,7 @@ def test_delete_of_a_room_already_gone_remotely_counts_as_done(sandbox):
 
 
 def test_delete_while_down_is_finished_by_the_task(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, conference_data, run_queued
 ):
     conference = services.conference_create(data=conference_data())
     sandbox.inject_fault(503)
@@ -245,7 +240,7 @@ def test_delete_while_down_is_finished_by_the_task(
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.PENDING_DELETE
     assert conference.remote_id in sandbox.conferences
     sandbox.clear_faults()
-    run_queued(queued)
+    run_queued()
 
     assert sandbox.conferences == {}
     assert not Conference.objects.filter(pk=conference.pk).exists()
@@ -255,7 +250,7 @@ def test_delete_while_down_is_finished_by_the_task(
 
 
 def test_pending_create_is_looked_up_by_name_never_duplicated(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, room_data, run_queued
 ):
     sandbox.inject_fault(503)
     with django_capture_on_commit_callbacks(execute=True):
@@ -264,7 +259,7 @@ def test_pending_create_is_looked_up_by_name_never_duplicated(
     # The lost create did land after all.
     landed = sandbox.create_room({"name": "once"})
 
-    run_queued(queued)
+    run_queued()
 
     assert [r["name"] for r in sandbox.rooms.values()] == ["once"]
     room.refresh_from_db()
@@ -273,14 +268,14 @@ def test_pending_create_is_looked_up_by_name_never_duplicated(
 
 
 def test_push_rejected_by_signalwire_is_marked_failed_with_the_reason(
-    sandbox, queued, django_capture_on_commit_callbacks
+    sandbox, queued, django_capture_on_commit_callbacks, run_queued
 ):
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         # A script skips full_clean(): only SignalWire catches the bad window.
         room = Room.objects.create(name="bad", join_from=now + timedelta(hours=1), join_until=now)
 
-    run_queued(queued)
+    run_queued()
 
     room.refresh_from_db()
     assert room.sync_state == SyncState.PUSH_FAILED
@@ -289,13 +284,13 @@ def test_push_rejected_by_signalwire_is_marked_failed_with_the_reason(
 
 
 def test_push_task_gives_up_after_its_retries_and_marks_the_row(
-    sandbox, queued, fast_push, django_capture_on_commit_callbacks
+    sandbox, queued, fast_push, django_capture_on_commit_callbacks, room_data, run_queued
 ):
     sandbox.inject_fault(503)
     with django_capture_on_commit_callbacks(execute=True):
         room = services.room_create(data=room_data())
 
-    result = run_queued(queued)[0]
+    result = run_queued()[0]
 
     assert result.failed()
     room.refresh_from_db()
@@ -324,7 +319,7 @@ def test_a_push_is_serialized_with_other_pushes_of_the_row(sandbox, queued):
     assert services.room_push(room_id=room.pk) == "pushed"
 
 
-def test_newest_local_state_wins_when_it_changes_during_a_push(sandbox, queued):
+def test_newest_local_state_wins_when_it_changes_during_a_push(sandbox, queued, room_data):
     room = services.room_create(data=room_data("race"))
     Room.objects.filter(pk=room.pk).update(
         display_name="first", sync_state=SyncState.PENDING_PUSH, local_version=5
@@ -358,12 +353,36 @@ def test_newest_local_state_wins_when_it_changes_during_a_push(sandbox, queued):
     assert stored.local_version == 6
 
 
-def test_push_runs_under_the_push_audit_source(sandbox, queued, django_capture_on_commit_callbacks):
+def test_push_runs_under_the_push_audit_source(
+    sandbox, queued, django_capture_on_commit_callbacks, run_queued
+):
     with django_capture_on_commit_callbacks(execute=True):
         room = Room.objects.create(name="hooked")
-    result = run_queued(queued)[0]
+    result = run_queued()[0]
 
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
     entry = AuditEntry.objects.filter(object_pk=str(room.pk)).latest("timestamp")
     assert entry.source == AuditEntry.Source.PUSH and entry.cid == result.id
+
+
+def test_edits_of_a_row_waiting_for_deletion_are_refused(sandbox):
+    room = services.room_create(data=room_data_plain("doomed"))
+    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.PENDING_DELETE)
+
+    with pytest.raises(ValidationError):
+        services.room_update(room=room, data={"display_name": "late"})
+    assert sandbox.rooms[room.remote_id]["display_name"] != "late"
+
+
+def test_an_edit_of_a_room_deleted_in_signalwire_says_so(sandbox):
+    room = services.room_create(data=room_data_plain("vanished"))
+    sandbox.delete_room(room.remote_id)
+
+    with pytest.raises(ValidationError, match="no longer exists"):
+        services.room_update(room=room, data={"display_name": "late"})
+    assert Room.objects.get(pk=room.pk).sync_state == SyncState.DELETED_REMOTELY
+
+
+def room_data_plain(name: str) -> dict:
+    return {"name": name, "max_members": 4}

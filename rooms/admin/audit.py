@@ -22,6 +22,8 @@ from django.db.models import DateTimeField, Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
 
@@ -49,7 +51,8 @@ def display_value(value: Any, *, is_datetime: bool = False, limit: int | None = 
     else:
         text = str(value)
         if is_datetime:
-            text += " UTC"
+            # Stored as naive UTC; seconds are precise enough for people.
+            text = text.split(".")[0] + " UTC"
     return Truncator(text).chars(limit) if limit else text
 
 
@@ -70,10 +73,18 @@ class EntryView:
     entry: AuditEntry
     who: str
     event: str
+    about: str = ""
     changes: list[FieldChange] = field(default_factory=list)
     details: str = ""
     restore_url: str = ""
     cid_url: str = ""
+
+
+def _pseudo_field_label(name: str) -> str:
+    """Label a change key that is no model field: raw SignalWire keys and sync markers."""
+    if name.startswith("raw."):
+        return f"{name[4:]} (SignalWire only)"
+    return str(capfirst(name.replace("_", " ")))
 
 
 def entry_changes(entry: AuditEntry, *, limit: int | None = None) -> list[FieldChange]:
@@ -83,7 +94,7 @@ def entry_changes(entry: AuditEntry, *, limit: int | None = None) -> list[FieldC
     rows = []
     for name, pair in changes.items():
         old, new = (list(pair) + [None, None])[:2] if isinstance(pair, list) else (None, pair)
-        label, is_dt = name, False
+        label, is_dt = _pseudo_field_label(name), False
         if model is not None:
             try:
                 model_field = model._meta.get_field(name)
@@ -184,8 +195,8 @@ class CorrelationFilter(admin.SimpleListFilter):
 
 
 @admin.display(description="when", ordering="timestamp")
-def _when(entry: AuditEntry) -> Any:
-    return entry.timestamp
+def _when(entry: AuditEntry) -> str:
+    return date_format(timezone.localtime(entry.timestamp), "Y-m-d H:i:s T")
 
 
 if admin.site.is_registered(AuditEntry):
@@ -338,6 +349,8 @@ class AuditHistoryMixin:
         if entry.cid:
             view.cid_url = changelog_url(cid=entry.cid)
         same_object = entry.content_type.model_class() is type(obj)
+        if not same_object:
+            view.about = f"{capfirst(entry.content_type.name)}: {entry.object_repr}"
         if same_object and is_restorable(entry) and self.has_change_permission(request, obj):
             view.restore_url = reverse(
                 f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}"

@@ -1,1 +1,222 @@
-"""Admin pages: rooms."""
+"""Admin pages: rooms, their join-token minting page, and the record of issued tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from rooms import services
+from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
+from rooms.models import IssuedRoomToken, Room
+from rooms.signalwire import schema
+from rooms.signalwire.errors import SignalWireError
+
+MINT = "rooms.mint_room_token"
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    """The browser's date-and-time picker."""
+
+    input_type = "datetime-local"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M")
+
+
+class MintTokenForm(forms.Form):
+    """What a join token grants: a role preset or chosen scopes, a user, a time window."""
+
+    role = forms.ChoiceField(
+        choices=[
+            ("guest", "Guest (own audio, video and screen only)"),
+            ("moderator", "Moderator (room and member controls)"),
+            ("custom", "Custom scopes"),
+        ],
+        initial="guest",
+        widget=forms.RadioSelect,
+    )
+    permissions = forms.MultipleChoiceField(
+        choices=[(p, p) for p in schema.ROOM_TOKEN_PERMISSIONS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Used only with “Custom scopes”.",
+    )
+    user_name = forms.CharField(max_length=schema.USER_NAME_MAX, required=False)
+    join_from = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
+    join_until = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
+    remove_at = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
+    remove_after_seconds_elapsed = forms.IntegerField(
+        required=False, min_value=schema.REMOVE_AFTER_MIN, max_value=schema.REMOVE_AFTER_MAX
+    )
+    join_audio_muted = forms.BooleanField(required=False)
+    join_video_muted = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        """Mirror SignalWire's rules: a custom role names scopes; the window is ordered."""
+        cleaned = super().clean()
+        if cleaned.get("role") == "custom" and not cleaned.get("permissions"):
+            self.add_error("permissions", "Pick at least one scope for a custom token.")
+        start, end = cleaned.get("join_from"), cleaned.get("join_until")
+        if start and end and start >= end:
+            self.add_error("join_until", "Join until must be after join from.")
+        return cleaned
+
+
+@admin.register(Room)
+class RoomAdmin(MirrorAdmin):
+    """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
+
+    list_display = (
+        "name",
+        "display_name",
+        "max_members",
+        "quality",
+        "layout",
+        sync_badge,
+        "last_synced_at",
+        "remote_updated_at",
+        "mint_link",
+    )
+    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter)
+    # The API's room requests carry none of these: SignalWire alone sets them.
+    never_editable = (
+        "fps",
+        "prioritize_handraise",
+        "tone_on_entry_and_exit",
+        "user_join_video_off",
+        "room_join_video_off",
+    )
+    fieldsets_basics = (
+        ("Basics", {"fields": ("name", "display_name", "description", "max_members")}),
+        (
+            "Schedule",
+            {"fields": ("join_from", "join_until", "remove_at", "remove_after_seconds_elapsed")},
+        ),
+        (
+            "Media",
+            {
+                "fields": (
+                    "quality",
+                    "layout",
+                    "record_on_start",
+                    "enable_room_previews",
+                    "sync_audio_video",
+                )
+            },
+        ),
+        ("Advanced", {"classes": ("collapse",), "fields": ("meta",)}),
+    )
+
+    def create_remote(self, **kwargs: Any) -> Room:
+        """Create through the room service."""
+        return services.room_create(**kwargs)
+
+    def update_remote(self, obj: Any, **kwargs: Any) -> Room:
+        """Update through the room service."""
+        return services.room_update(room=obj, **kwargs)
+
+    def delete_remote(self, obj: Any, **kwargs: Any) -> bool:
+        """Delete through the room service."""
+        return services.room_delete(room=obj, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        """Basics, schedule, media, meta; then what SignalWire alone sets."""
+        fieldsets = list(self.fieldsets_basics)
+        if obj is not None:
+            fieldsets.append(("Set by SignalWire", {"fields": self.never_editable}))
+            fieldsets.append(("SignalWire", {"fields": self.mirror_readonly}))
+        return fieldsets
+
+    @admin.display(description="join token")
+    def mint_link(self, obj: Room) -> str:
+        """Link to the minting page of the room."""
+        return format_html(
+            '<a href="{}">Mint…</a>', reverse("admin:rooms_room_mint_token", args=[obj.pk])
+        )
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """Offer the minting link only to staff who may mint."""
+        shown = super().get_list_display(request)
+        return shown if request.user.has_perm(MINT) else [c for c in shown if c != "mint_link"]
+
+    def get_urls(self) -> list:
+        """Add the join-token minting page."""
+        return [
+            path(
+                "<path:object_id>/mint-token/",
+                self.admin_site.admin_view(self.mint_token_view),
+                name="rooms_room_mint_token",
+            ),
+            *super().get_urls(),
+        ]
+
+    def mint_token_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Mint a join token and show it once; only its fingerprint is kept."""
+        if not request.user.has_perm(MINT):
+            raise PermissionDenied
+        room = self.get_object(request, object_id)
+        if room is None or not self.has_view_permission(request, room):
+            raise PermissionDenied
+        token = record = None
+        form = MintTokenForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                token, record = services.room_token_mint(
+                    room=room, actor=request.user, **form.cleaned_data
+                )
+            except DjangoValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            except SignalWireError as exc:
+                form.add_error(None, f"SignalWire could not mint the token: {exc}")
+        # admin_view marks the page never_cache: a shown token is not kept by a cache.
+        return TemplateResponse(
+            request,
+            "admin/rooms/room/mint_token.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Mint a join token for {room}",
+                "opts": self.model._meta,
+                "original": room,
+                "form": form,
+                "token": token,
+                "record": record,
+                "presets": {
+                    "moderator": list(schema.MODERATOR_PERMISSIONS),
+                    "guest": list(schema.GUEST_PERMISSIONS),
+                },
+                "media": self.media + form.media,
+            },
+        )
+
+
+@admin.register(IssuedRoomToken)
+class IssuedRoomTokenAdmin(admin.ModelAdmin):
+    """The record of join tokens staff minted: read-only, never the token itself."""
+
+    list_display = ("room_name", "user_name", "role", "issued_by", "issued_at", "expires_at")
+    list_filter = ("role", "issued_at")
+    search_fields = ("room_name", "user_name", "=fingerprint")
+    list_select_related = ("issued_by",)
+    show_full_result_count = False
+    date_hierarchy = "issued_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Records are written only by minting."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Records are history: read-only."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Records are history: never deleted from admin."""
+        return False

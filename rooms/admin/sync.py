@@ -7,10 +7,14 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 
 from rooms import sync
 from rooms.models import SyncRun
@@ -119,30 +123,27 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def sync_now_view(self, request: HttpRequest) -> HttpResponse:
         """Queue a sync of conferences, their new tokens and rooms; never sync in the request."""
-        return _sync_now(self, request)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm(RUN_SYNC_PERMISSION):
+            raise PermissionDenied
+        from rooms.tasks.sync import queue_full_sync
 
-
-@require_POST
-def _sync_now(model_admin: SyncRunAdmin, request: HttpRequest) -> HttpResponse:
-    if not request.user.has_perm(RUN_SYNC_PERMISSION):
-        raise PermissionDenied
-    from rooms.tasks.sync import queue_full_sync
-
-    changelist = reverse("admin:rooms_syncrun_changelist")
-    try:
-        queue_full_sync("admin")
-    except Exception as exc:  # the broker is down: say so, the page must not break
-        logger.exception("could not queue a sync from admin")
-        model_admin.message_user(
+        changelist = reverse("admin:rooms_syncrun_changelist")
+        try:
+            queue_full_sync("admin")
+        except Exception as exc:  # the broker is down: say so, the page must not break
+            logger.exception("could not queue a sync from admin")
+            self.message_user(
+                request,
+                f"The sync could not be queued ({type(exc).__name__}); try again shortly.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(changelist)
+        self.message_user(
             request,
-            f"The sync could not be queued ({type(exc).__name__}); try again shortly.",
-            messages.ERROR,
+            "Sync queued: conferences, their tokens and rooms will be refreshed in the "
+            "background. Reload this page to see the runs.",
+            messages.SUCCESS,
         )
         return HttpResponseRedirect(changelist)
-    model_admin.message_user(
-        request,
-        "Sync queued: conferences, their tokens and rooms will be refreshed in the background. "
-        "Reload this page to see the runs.",
-        messages.SUCCESS,
-    )
-    return HttpResponseRedirect(changelist)

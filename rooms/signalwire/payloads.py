@@ -40,7 +40,7 @@ def _body(instance: Any, fields: tuple[str, ...]) -> dict:
         value = getattr(instance, field)
         if isinstance(value, datetime):
             value = format_datetime(value)
-        if value is None or value == "":
+        if value is None:
             # SignalWire's request schemas take no nulls: leave the field out.
             continue
         body[field] = value
@@ -49,24 +49,34 @@ def _body(instance: Any, fields: tuple[str, ...]) -> dict:
 
 def conference_create_body(conference: Any) -> dict:
     """Body of POST /api/video/conferences for a local conference."""
-    return _body(conference, schema.CONFERENCE_CREATE_FIELDS)
+    body = _body(conference, schema.CONFERENCE_CREATE_FIELDS)
+    if not body.get("display_name"):
+        body["display_name"] = conference.name
+    return body
 
 
 def conference_update_body(conference: Any) -> dict:
     """Body of PUT /api/video/conferences/{id}: every field the portal manages."""
     body = _body(conference, schema.CONFERENCE_UPDATE_FIELDS)
-    body.setdefault("display_name", conference.display_name or conference.name)
+    if not body.get("display_name"):
+        body["display_name"] = conference.name
     return body
 
 
 def room_create_body(room: Any) -> dict:
     """Body of POST /api/video/rooms for a local room."""
-    return _body(room, schema.ROOM_CREATE_FIELDS)
+    body = _body(room, schema.ROOM_CREATE_FIELDS)
+    if not body.get("display_name"):
+        body["display_name"] = room.name
+    return body
 
 
 def room_update_body(room: Any) -> dict:
     """Body of PUT /api/video/rooms/{id}: every field the portal manages."""
-    return _body(room, schema.ROOM_UPDATE_FIELDS)
+    body = _body(room, schema.ROOM_UPDATE_FIELDS)
+    if not body.get("display_name"):
+        body["display_name"] = room.name
+    return body
 
 
 # Fields a conference or room answer maps onto, and how to read each.

@@ -204,9 +204,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             reply = _fault_reply(fault)
+        # Log and notify first: once the answer is out, the client may look at the log.
         space.log_request(method, path, query, reply.status, received, logged_body)
-        self._send(reply)
         space.notify(method, path, reply.status, reply.body)
+        self._send(reply)
 
     def _authorised(self) -> bool:
         sandbox = self.server.sandbox

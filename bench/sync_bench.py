@@ -1,0 +1,205 @@
+"""Benchmark the conference sync against a seeded sandbox Space; print a table and JSON.
+
+    python bench/sync_bench.py [--conferences N] [--page-size P]
+
+The sandbox runs in a child process, so time and memory measured here are the portal's.
+Django uses a fresh SQLite file (migrated here) and the test settings' Redis database for
+the lock. Figures: floor_s, the time to fetch the same pages with bare requests; sync_s,
+a first full sync into the empty database; noop_s, a second sync when nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROJECT_ID = "bench-project"
+API_TOKEN = "bench-token-0b5e"
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def serve(conferences: int, ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
+    """Run a seeded sandbox Space until told to stop (in the child process)."""
+    from rooms.signalwire.sandbox import SandboxServer
+
+    server = SandboxServer(host="127.0.0.1", port=0, project_id=PROJECT_ID, api_token=API_TOKEN)
+    server.space.seed(conferences=conferences, seed=7)
+    server.start()
+    ready.put(server.url)
+    stop.wait()
+    server.stop()
+
+
+def rss_mb(field: str) -> float:
+    """Read this process's current (VmRSS) or peak (VmHWM) resident memory in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def fetch_floor(url: str, page_size: int) -> tuple[float, int, int]:
+    """Time fetching every page with bare requests (what any sync must at least spend)."""
+    import requests
+
+    session = requests.Session()
+    session.auth = (PROJECT_ID, API_TOKEN)
+    started = time.perf_counter()
+    next_url: str | None = f"{url}/api/video/conferences?page_size={page_size}"
+    pages = rows = 0
+    while next_url:
+        body = session.get(next_url, timeout=60).json()
+        pages += 1
+        rows += len(body["data"])
+        next_url = body["links"].get("next")
+    session.close()
+    return time.perf_counter() - started, pages, rows
+
+
+def configure_django(db_path: Path) -> None:
+    """Point Django at a fresh SQLite file and migrate it."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings_test"
+    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    import logging
+
+    logging.getLogger("rooms").setLevel(logging.WARNING)
+    call_command("migrate", verbosity=0)
+
+
+class QueryCounter:
+    """Count statements (and writes outside the run record) through execute_wrapper."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.mirror_writes = 0
+        self.run_writes = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.queries += 1
+        if sql.lstrip().upper().startswith(WRITES):
+            if "rooms_syncrun" in sql:
+                self.run_writes += 1
+            else:
+                self.mirror_writes += 1
+        return execute(sql, params, many, context)
+
+
+def timed_sync(client, page_size: int) -> tuple[float, object, QueryCounter, list[int]]:
+    """Run one conference sync; return its time, run, query counts and queries per page."""
+    from django.db import connection
+
+    from rooms import sync
+
+    counter = QueryCounter()
+    per_page: list[int] = []
+    original = sync._MirrorSync.apply_page
+
+    def counted(self, page):
+        before = counter.queries
+        original(self, page)
+        per_page.append(counter.queries - before)
+
+    sync._MirrorSync.apply_page = counted
+    try:
+        with connection.execute_wrapper(counter):
+            started = time.perf_counter()
+            run = sync.sync_conferences(client=client, trigger="bench", page_size=page_size)
+            elapsed = time.perf_counter() - started
+    finally:
+        sync._MirrorSync.apply_page = original
+    return elapsed, run, counter, per_page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conferences", type=int, default=10_000)
+    parser.add_argument("--page-size", type=int, default=1000)
+    args = parser.parse_args()
+    n, page_size = args.conferences, args.page_size
+
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Queue(), context.Event()
+    child = context.Process(target=serve, args=(n, ready, stop), daemon=True)
+    child.start()
+    try:
+        url = ready.get(timeout=600)
+        with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
+            configure_django(Path(tmp) / "bench.sqlite3")
+            from rooms.locks import redis_client
+            from rooms.models import Conference
+            from rooms.signalwire.client import SignalWireClient
+
+            redis_client().ping()
+            client = SignalWireClient(
+                space_url=url, project_id=PROJECT_ID, api_token=API_TOKEN, read_timeout=120
+            )
+            fetch_floor(url, page_size)  # warm the sandbox's pagination and the sockets
+            baseline_rss = rss_mb("VmRSS")
+            floors = [fetch_floor(url, page_size)[0] for _ in range(3)]
+
+            sync_s, run, counter, per_page = timed_sync(client, page_size)
+            assert run.outcome == "succeeded" and run.created == n, (run.outcome, run.error)
+            assert Conference.objects.count() == n
+            noop_s, noop_run, noop_counter, noop_pages = timed_sync(client, page_size)
+            assert noop_run.unchanged == n, noop_run.error
+            floors.append(fetch_floor(url, page_size)[0])
+            peak_rss = rss_mb("VmHWM")
+            client.close()
+    finally:
+        stop.set()
+        child.join(10)
+
+    floor_s = statistics.median(floors)
+    result = {
+        "conferences": n,
+        "page_size": page_size,
+        "pages": run.pages,
+        "sync_s": round(sync_s, 3),
+        "floor_s": round(floor_s, 3),
+        "ratio": round(sync_s / floor_s, 2),
+        "queries_per_page": max(per_page),
+        "queries_per_page_noop": max(noop_pages),
+        "queries_total": counter.queries,
+        "noop_s": round(noop_s, 3),
+        "noop_ratio": round(noop_s / floor_s, 2),
+        "noop_writes": noop_counter.mirror_writes,
+        "noop_run_record_writes": noop_counter.run_writes,
+        "baseline_rss_mb": round(baseline_rss, 1),
+        "peak_rss_mb": round(peak_rss, 1),
+        "rss_growth_mb": round(peak_rss - baseline_rss, 1),
+    }
+    rows = [
+        ("conferences", n),
+        ("pages", f"{run.pages} x {page_size}"),
+        ("fetch floor (bare requests)", f"{floor_s:.3f} s"),
+        ("first sync (empty database)", f"{sync_s:.3f} s  ratio {result['ratio']}"),
+        ("no-op sync", f"{noop_s:.3f} s  ratio {result['noop_ratio']}"),
+        ("queries per page (first / no-op)", f"{max(per_page)} / {max(noop_pages)}"),
+        ("no-op writes (mirror, audit)", noop_counter.mirror_writes),
+        ("no-op writes (run record)", noop_counter.run_writes),
+        ("peak RSS", f"{peak_rss:.1f} MB (+{peak_rss - baseline_rss:.1f} over baseline)"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""What the conference and room admins share: remote-first forms, badges, actions, deletes.
+
+The change form's validation ends with the service call, so SignalWire's 422 messages land
+on the form's fields and the page re-renders with the staff member's input intact and
+nothing saved; save_model then only reports what the service did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.forms.formsets import all_valid
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from rooms import services
+from rooms.audit import audit_context
+from rooms.models import AuditEntry, SyncState
+from rooms.signalwire import schema
+from rooms.signalwire.errors import SignalWireError
+
+ENUM_FIELDS = ("quality", "layout", "size")
+PENDING_WARNING = (
+    "SignalWire could not be reached, so “{obj}” is saved here and marked pending. "
+    "It will be pushed in the background as soon as SignalWire answers."
+)
+
+
+class ColourInput(forms.TextInput):
+    """The browser's colour picker for #RRGGBB theme colours."""
+
+    input_type = "color"
+
+
+class MirrorForm(forms.ModelForm):
+    """A change form whose validation ends with the remote-first service call."""
+
+    # Set per request by MirrorAdmin.get_form.
+    request: HttpRequest | None = None
+    model_admin: MirrorAdmin | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unknown: dict[str, str] = {}
+        for name in ENUM_FIELDS:
+            field = self.fields.get(name)
+            value = getattr(self.instance, name, None)
+            if field is None or not value:
+                continue
+            known = {str(key) for key, _ in field.choices}
+            if value not in known:
+                # A value SignalWire added after this release: keep it selectable.
+                field.choices = [*field.choices, (value, f"{value} (unknown to the portal)")]
+                self._unknown[name] = value
+
+    def _get_validation_exclusions(self) -> set[str]:
+        """Skip the model's choice check for an unknown value that is kept as it was."""
+        excluded = set(super()._get_validation_exclusions())
+        for name, value in self._unknown.items():
+            if self.cleaned_data.get(name) == value:
+                excluded.add(name)
+        return excluded
+
+    def clean(self) -> dict[str, Any]:
+        """Keep a colour's stored spelling when only its letter case differs."""
+        cleaned = super().clean()
+        for name in schema.COLOUR_FIELDS:
+            stored = getattr(self.instance, name, None) if self.instance.pk else None
+            value = cleaned.get(name)
+            if stored and value and value.lower() == stored.lower():
+                cleaned[name] = stored
+        return cleaned
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors or self.request is None or self.model_admin is None:
+            return
+        if not all_valid(getattr(self.request, "_mirror_formsets", [])):
+            return  # the page re-renders for the inline errors; SignalWire is not touched
+        model_fields = {f.name for f in self._meta.model._meta.fields}
+        data = {k: v for k, v in self.cleaned_data.items() if k in model_fields}
+        try:
+            self.instance = self.model_admin.save_remote(self.request, self.instance, data)
+        except DjangoValidationError as exc:
+            self._add_remote_errors(exc)
+        except SignalWireError as exc:
+            self.add_error(None, f"SignalWire refused the change: {exc}")
+
+    def _add_remote_errors(self, exc: DjangoValidationError) -> None:
+        """Put each message on its field, or above the form when the field is not on it."""
+        for field, errors in exc.error_dict.items() if hasattr(exc, "error_dict") else ():
+            if field in self.fields or field == NON_FIELD_ERRORS:
+                self.add_error(field if field != NON_FIELD_ERRORS else None, errors)
+            else:
+                self.add_error(None, [f"{field}: {m}" for e in errors for m in e.messages])
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc.messages)
+
+
+@admin.display(description="state", ordering="sync_state")
+def sync_badge(obj: Any) -> str:
+    """Show the sync state as a coloured badge."""
+    return format_html(
+        '<span class="sw-badge sw-badge--{}" title="{}">{}</span>',
+        obj.sync_state,
+        obj.last_error or "",
+        obj.get_sync_state_display(),
+    )
+
+
+class DeletedRemotelyFilter(admin.SimpleListFilter):
+    """Filter rows SignalWire no longer has."""
+
+    title = "deleted remotely"
+    parameter_name = "deleted_remotely"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        """Offer yes and no."""
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Keep the rows that match the choice."""
+        if self.value() == "yes":
+            return queryset.filter(sync_state=SyncState.DELETED_REMOTELY)
+        if self.value() == "no":
+            return queryset.exclude(sync_state=SyncState.DELETED_REMOTELY)
+        return queryset
+
+
+def confirm(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    title: str,
+    explanation: str,
+    run: Callable[[], None],
+) -> HttpResponse | None:
+    """Ask before an action that touches SignalWire; run it once confirmed."""
+    if request.POST.get("confirm") == "yes":
+        run()
+        return None
+    return TemplateResponse(
+        request,
+        "admin/rooms/confirm_action.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "explanation": explanation,
+            "opts": modeladmin.model._meta,
+            "objects": queryset[:100],
+            "count": queryset.count(),
+            "action": request.POST.get("action", ""),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
+
+
+class MirrorAdmin(admin.ModelAdmin):
+    """Admin of a mirrored SignalWire object; every write goes through rooms.services."""
+
+    form = MirrorForm
+    search_fields = ("name", "display_name", "=remote_id")
+    show_full_result_count = False
+    list_per_page = 100
+    save_on_top = True
+    actions = ("push_selected", "refresh_from_signalwire")
+    mirror_readonly = (
+        "remote_id",
+        sync_badge,
+        "last_error",
+        "last_synced_at",
+        "remote_created_at",
+        "remote_updated_at",
+        "local_version",
+        "push_attempts",
+        "raw_payload",
+    )
+    # Fields the API cannot change after creation (name) or at all.
+    fixed_after_create: tuple[str, ...] = ("name",)
+    never_editable: tuple[str, ...] = ()
+
+    class Media:
+        css = {"all": ["rooms/admin.css"]}
+        js = ["rooms/admin.js"]
+
+    # --- the remote-first save -----------------------------------------------------
+
+    def create_remote(self, **kwargs: Any) -> Any:  # pragma: no cover - subclasses
+        """Call the service that creates this kind of object."""
+        raise NotImplementedError
+
+    def update_remote(self, obj: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        """Call the service that updates this kind of object."""
+        raise NotImplementedError
+
+    def delete_remote(self, obj: Any, **kwargs: Any) -> bool:  # pragma: no cover
+        """Call the service that deletes this kind of object."""
+        raise NotImplementedError
+
+    def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Any:
+        """Create or update through the service; its errors become form errors."""
+        with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
+            if obj.pk is None:
+                return self.create_remote(data=data, actor=request.user)
+            return self.update_remote(obj, data=data, actor=request.user)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        """Bind the form class to this request so its validation can call the service."""
+        kwargs.setdefault("widgets", {}).update({f: ColourInput() for f in schema.COLOUR_FIELDS})
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"request": request, "model_admin": self})
+
+    def _create_formsets(self, request: HttpRequest, obj: Any, change: bool) -> Any:
+        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        request._mirror_formsets = formsets  # type: ignore[attr-defined]
+        return formsets, inline_instances
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """The service already saved; say so plainly when the change only waits."""
+        if obj.sync_state == SyncState.PENDING_PUSH:
+            self.message_user(request, PENDING_WARNING.format(obj=obj), messages.WARNING)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """Remote-managed fields are read-only, and the name once the object exists."""
+        fixed = self.fixed_after_create if obj is not None else ()
+        return [*fixed, *self.never_editable, *self.mirror_readonly]
+
+    @admin.display(description="last payload from SignalWire")
+    def raw_payload(self, obj: Any) -> str:
+        """Show the raw payload pretty-printed (unknown fields included)."""
+        return format_html("<pre class=\"sw-json\">{}</pre>", json.dumps(obj.raw, indent=2))
+
+    # --- deletes: SignalWire first, one outcome per row ----------------------------
+
+    def _delete_one(self, request: HttpRequest, obj: Any) -> str:
+        """Delete one row remotely first; return "deleted", "pending" or an error text."""
+        try:
+            with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
+                gone = self.delete_remote(obj, actor=request.user)
+        except SignalWireError as exc:
+            return f"SignalWire refused: {exc}"
+        return "deleted" if gone else "pending"
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """Delete in SignalWire first; the outcome is reported by response_delete."""
+        request._mirror_delete_outcome = self._delete_one(request, obj)  # type: ignore[attr-defined]
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
+        """Report a delete that only waits, or failed, instead of Django's success text."""
+        outcome = getattr(request, "_mirror_delete_outcome", "deleted")
+        if outcome == "deleted":
+            return super().response_delete(request, obj_display, obj_id)
+        self._report(request, obj_display, outcome)
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
+        opts = self.model._meta
+        if outcome == "pending":
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+            )
+        return HttpResponseRedirect(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj_id])
+        )
+
+    def _report(self, request: HttpRequest, name: str, outcome: str) -> None:
+        if outcome == "deleted":
+            self.message_user(request, f"“{name}” was deleted in SignalWire and here.")
+        elif outcome == "pending":
+            self.message_user(
+                request,
+                f"SignalWire could not be reached: “{name}” is marked pending delete and "
+                "will be deleted in the background.",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(request, f"“{name}” was not deleted. {outcome}", messages.ERROR)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Delete each row through the service and report each outcome."""
+        for obj in queryset:
+            self._report(request, str(obj), self._delete_one(request, obj))
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        """Replace Django's bulk delete with one that goes to SignalWire row by row."""
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            actions["delete_selected"] = (
+                delete_selected,
+                "delete_selected",
+                django_delete_selected.short_description,
+            )
+        return actions
+
+    # --- actions -------------------------------------------------------------------
+
+    @admin.action(description="Push selected to SignalWire", permissions=["change"])
+    def push_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Queue a fresh push of the selected rows."""
+
+        def run() -> None:
+            pks = services.mirror_mark_pending(rows=queryset)
+            self.message_user(request, f"Queued {len(pks)} push(es) to SignalWire.")
+
+        return confirm(
+            self,
+            request,
+            queryset,
+            title="Push to SignalWire",
+            explanation="Send the portal's values of these rows to SignalWire, replacing "
+            "what SignalWire holds.",
+            run=run,
+        )
+
+    @admin.action(description="Refresh selected from SignalWire", permissions=["change"])
+    def refresh_from_signalwire(
+        self, request: HttpRequest, queryset: QuerySet
+    ) -> HttpResponse | None:
+        """Reload the selected rows from SignalWire (rows with unpushed edits are kept)."""
+
+        def run() -> None:
+            counts: dict[str, int] = {}
+            try:
+                for obj in queryset:
+                    outcome = services.mirror_refresh(row=obj, actor=request.user)
+                    counts[outcome] = counts.get(outcome, 0) + 1
+            except SignalWireError as exc:
+                self.message_user(request, f"SignalWire: {exc}", messages.ERROR)
+            summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
+            self.message_user(request, f"Refresh from SignalWire: {summary or 'nothing done'}.")
+
+        return confirm(
+            self,
+            request,
+            queryset,
+            title="Refresh from SignalWire",
+            explanation="Replace the portal's copy of these rows with what SignalWire holds. "
+            "Rows with changes not yet pushed are left alone.",
+            run=run,
+        )
+
+
+def delete_selected(
+    modeladmin: MirrorAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
+    """Django's confirmation page, then a SignalWire-first delete reported row by row."""
+    if request.POST.get("post") and not modeladmin.has_delete_permission(request):
+        return None
+    if request.POST.get("post"):
+        modeladmin.delete_queryset(request, queryset)
+        return None
+    return django_delete_selected(modeladmin, request, queryset)

@@ -1,0 +1,166 @@
+"""Every response the sandbox sends validates against SignalWire's OpenAPI description."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import pytest
+
+from tests.spec_validation import (
+    SPEC_MISSING,
+    find_operation,
+    recording,
+    spec_available,
+    validate_response,
+)
+from tests.test_sandbox import Api
+
+pytestmark = pytest.mark.skipif(not spec_available(), reason=SPEC_MISSING)
+
+OTHER_ID = "2f0e4b6e-3c8e-4b7e-9a0f-1d2c3b4a5f6e"
+
+
+@pytest.fixture
+def api(sandbox, sandbox_server) -> Api:
+    """An authenticated client for an empty sandbox."""
+    return Api(sandbox_server)
+
+
+def exercise(api: Api, sandbox, server) -> None:
+    """Call every endpoint the portal uses, with successes and each kind of error."""
+    anonymous = Api(server, auth=None)
+    sandbox.seed(conferences=12, rooms=12, seed=4)
+
+    conference = api.post(
+        "/api/video/conferences",
+        json={
+            "display_name": "Acme All-hands",
+            "join_from": "2030-01-01",
+            "dark_primary": "#010203",
+        },
+    ).json()
+    api.post("/api/video/conferences", json={"display_name": "No name"})
+    api.post("/api/video/conferences", json={"name": "bad name", "quality": "8k", "extra": 1})
+    api.post("/api/video/conferences", data=b"{broken")
+    anonymous.post("/api/video/conferences", json={"display_name": "x"})
+    api.get("/api/video/conferences?page_size=5")
+    pages = api.get("/api/video/conferences?page_size=5").json()
+    api.get(pages["links"]["next"])
+    api.get("/api/video/conferences?page_size=0")
+    api.get("/api/video/conferences?page_token=nope")
+    anonymous.get("/api/video/conferences")
+    path = f"/api/video/conferences/{conference['id']}"
+    api.get(path)
+    api.get(f"/api/video/conferences/{OTHER_ID}")
+    api.put(path, json={"display_name": "Renamed", "tone_on_entry_and_exit": False})
+    api.put(path, json={"name": "nope"})
+    api.put(f"/api/video/conferences/{OTHER_ID}", json={"display_name": "x"})
+    api.put(path, data=b"[]")
+    tokens = api.get(f"{path}/conference_tokens").json()["data"]
+    api.get(f"{path}/conference_tokens?page_size=1")
+    api.get(f"{path}/conference_tokens?page_size=abc")
+    api.get(f"/api/video/conferences/{OTHER_ID}/conference_tokens")
+    api.get(f"/api/video/conference_tokens/{tokens[0]['id']}")
+    api.get(f"/api/video/conference_tokens/{OTHER_ID}")
+    api.post(f"/api/video/conference_tokens/{tokens[1]['id']}/reset")
+    api.post(f"/api/video/conference_tokens/{OTHER_ID}/reset")
+    anonymous.post(f"/api/video/conference_tokens/{tokens[1]['id']}/reset")
+
+    room = api.post(
+        "/api/video/rooms", json={"name": "acme_lobby", "meta": {"a": [1]}, "max_members": 5}
+    ).json()
+    api.post("/api/video/rooms", json={"max_members": 0})
+    api.post("/api/video/rooms", json={"name": "acme_lobby"})
+    api.post("/api/video/rooms", data=b'"text"')
+    api.get("/api/video/rooms")
+    api.get("/api/video/rooms?page_size=1001")
+    api.get(f"/api/video/rooms/{room['id']}")
+    api.get("/api/video/rooms/acme_lobby")
+    api.get("/api/video/rooms/missing_room")
+    api.put(
+        f"/api/video/rooms/{room['id']}", json={"display_name": "Lobby", "sync_audio_video": True}
+    )
+    api.put(f"/api/video/rooms/{room['id']}", json={"remove_at": "later"})
+    api.put(f"/api/video/rooms/{OTHER_ID}", json={})
+    api.post("/api/video/room_tokens", json={"room_name": "acme_lobby", "user_name": "Ann"})
+    api.post("/api/video/room_tokens", json={"user_name": 5})
+    api.post("/api/video/room_tokens", data=b"nope")
+    anonymous.post("/api/video/room_tokens", json={"room_name": "x"})
+
+    sandbox.inject_fault(500, count=1)
+    api.get("/api/video/rooms")
+    sandbox.inject_fault(429, count=1, retry_after=1)
+    api.get("/api/video/rooms")
+    api.delete(f"/api/video/rooms/{room['id']}")
+    api.delete(f"/api/video/rooms/{room['id']}")
+    api.delete(path)
+    api.delete(path)
+
+
+def test_every_endpoint_answers_per_the_spec(api, sandbox, sandbox_server):
+    with recording(sandbox_server.space) as recorder:
+        exercise(api, sandbox, sandbox_server)
+    statuses = {status for _, _, status, _ in recorder.responses}
+    assert statuses >= {200, 204, 400, 401, 404, 422, 429, 500}
+    assert len(recorder.responses) >= 45
+    for method, path, status, body in recorder.responses:
+        validate_response(method, path, status, body)
+    assert recorder.problems() == []
+
+
+def test_every_logged_request_got_a_checked_response(api, sandbox, sandbox_server):
+    with recording(sandbox_server.space) as recorder:
+        exercise(api, sandbox, sandbox_server)
+    logged = [(e["method"], e["path"], e["status"]) for e in sandbox.requests]
+    answered = [(method, path, status) for method, path, status, _ in recorder.responses]
+    assert logged == answered
+
+
+def test_a_large_seeded_listing_conforms(api, sandbox, sandbox_server):
+    sandbox.seed(conferences=1500, rooms=1500, seed=11)
+    with recording(sandbox_server.space) as recorder:
+        for path in ("/api/video/conferences", "/api/video/rooms"):
+            url = f"{path}?page_size=1000"
+            while url:
+                url = api.get(url).json()["links"].get("next")
+    assert len(recorder.responses) == 4
+    recorder.assert_valid()
+
+
+def test_validator_catches_non_conforming_bodies(api):
+    conference = api.post("/api/video/conferences", json={"display_name": "A"}).json()
+    validate_response("GET", f"/api/video/conferences/{conference['id']}", 200, conference)
+    broken_cases = []
+    missing = copy.deepcopy(conference)
+    del missing["meta"]
+    broken_cases.append(missing)
+    extra = {**conference, "surprise": True}
+    broken_cases.append(extra)
+    broken_cases.append({**conference, "created_at": "yesterday"})
+    broken_cases.append({**conference, "id": "not-a-uuid"})
+    broken_cases.append({**conference, "layout": "hexagon"})
+    broken_cases.append({**conference, "enable_chat": None})
+    for broken in broken_cases:
+        with pytest.raises(AssertionError):
+            validate_response("GET", f"/api/video/conferences/{conference['id']}", 200, broken)
+    with pytest.raises(AssertionError, match="does not list"):
+        validate_response("DELETE", f"/api/video/rooms/{conference['id']}", 422, {"errors": []})
+    with pytest.raises(AssertionError, match="no body"):
+        validate_response("DELETE", f"/api/video/rooms/{conference['id']}", 204, {"x": 1})
+    with pytest.raises(jsonschema.ValidationError):
+        validate_response("GET", "/api/video/rooms", 429, {"message": "slow down"})
+    with pytest.raises(AssertionError):
+        validate_response("GET", "/api/video/rooms", 401, {"error": "Nope"})
+
+
+def test_operations_resolve_like_the_spec():
+    room_id = "2f0e4b6e-3c8e-4b7e-9a0f-1d2c3b4a5f6e"
+    assert find_operation("GET", f"/api/video/rooms/{room_id}")[0] == "/api/video/rooms/{id}"
+    assert find_operation("GET", "/api/video/rooms/lobby")[0] == "/api/video/rooms/{name}"
+    assert find_operation("PUT", "/api/video/rooms/lobby")[0] == "/api/video/rooms/{id}"
+    assert find_operation("GET", "/api/video/rooms?page_size=2")[0] == "/api/video/rooms"
+    template, operation = find_operation("POST", f"/api/video/conference_tokens/{room_id}/reset")
+    assert operation["operationId"] == "reset_conference_token"
+    with pytest.raises(AssertionError):
+        find_operation("PATCH", "/api/video/rooms")
