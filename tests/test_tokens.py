@@ -250,3 +250,27 @@ def test_mint_page_needs_its_permission(client, room, staff):
     assert client.get(url).status_code == 403
     change = client.get(reverse("admin:rooms_room_change", args=[room.pk]))
     assert b"Mint join token" not in change.content
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_reveal_button_in_a_real_browser(sandbox, live_server, page, django_user_model):
+    django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-for-tests")
+    conference = services.conference_create(data={"name": "live", "display_name": "Live"})
+    guest = conference.tokens.get(name="guest")
+
+    page.goto(f"{live_server.url}{reverse('admin:login')}")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-for-tests")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}{reverse('admin:rooms_conference_change', args=[conference.pk])}")
+    cell = page.locator(f"#sw-token-{guest.pk}")
+    assert guest.token not in cell.inner_text()
+
+    page.locator(f"button.sw-reveal[data-target='sw-token-{guest.pk}']").click()
+
+    page.wait_for_function(
+        "([id, value]) => document.getElementById(id).textContent === value",
+        arg=[f"sw-token-{guest.pk}", guest.token],
+    )
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).count() == 1

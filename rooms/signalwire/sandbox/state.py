@@ -151,10 +151,6 @@ class _Collection:
         obj = self.objects.get(object_id) if object_id else None
         if obj is not None and obj.get("name") == name:
             return object_id
-        for candidate in self.objects.values():
-            if candidate.get("name") == name:
-                self.names[name] = candidate["id"]
-                return candidate["id"]
         return None
 
     def clear(self) -> None:
