@@ -201,6 +201,10 @@ LOGGING = {
 
 # --- Audit trail (django-auditlog with the portal's own entry model) --------------------
 AUDITLOG_LOGENTRY_MODEL = "rooms.AuditEntry"
+# django-auditlog's migrations would create its own (swapped-out) entry table, which then
+# holds a foreign key to users that blocks PostgreSQL's TRUNCATE; its only model is
+# swapped for rooms.AuditEntry, so the app needs no tables of its own.
+MIGRATION_MODULES = {"auditlog": None}
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_MASK_CALLABLE = "rooms.audit.mask_value"
