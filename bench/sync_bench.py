@@ -71,6 +71,8 @@ def configure_django(db_path: Path) -> None:
     """Point Django at a fresh SQLite file and migrate it."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings_test"
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    # Not the test suite's Redis database: a test run flushing it would take the lock away.
+    os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
     import django
     from django.core.management import call_command

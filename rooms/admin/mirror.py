@@ -24,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from rooms import services
+from rooms.admin.audit import AuditHistoryMixin
 from rooms.audit import audit_context
 from rooms.models import AuditEntry, SyncState
 from rooms.signalwire import schema
@@ -168,7 +169,7 @@ def confirm(
     )
 
 
-class MirrorAdmin(admin.ModelAdmin):
+class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """Admin of a mirrored SignalWire object; every write goes through rooms.services."""
 
     form = MirrorForm

@@ -1,0 +1,628 @@
+"""Fault drills: outages, 429 storms, killed and overlapping syncs, malformed remote data.
+
+Each drill runs the real parts together: the sandbox Space over HTTP, real Redis and, where
+tasks matter, the session's real Celery worker process against the test database.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.urls import reverse
+
+from rooms import services, sync
+from rooms.locks import KEY_PREFIX, redis_client
+from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState
+from rooms.signalwire.errors import UnexpectedResponseError
+from rooms.tasks import push as push_tasks
+from rooms.tasks import sync as sync_tasks
+from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, _database_url
+
+pytest_plugins = ["tests.fixtures_admin"]
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOMS_PATH = "/api/video/rooms"
+CONFERENCES_PATH = "/api/video/conferences"
+Outcome = SyncRun.Outcome
+
+worker_drill = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 45.0, every: float = 0.2) -> bool:
+    """Poll `check` until it holds or the time runs out; return its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every)
+    return check()
+
+
+def all_synced(*models) -> bool:
+    """Tell whether no row of the given models waits for a push any more."""
+    return not any(
+        model.objects.filter(sync_state__in=UNPUSHED_STATES).exists() for model in models
+    )
+
+
+def creates_by_name(space, path: str) -> Counter:
+    """Count the creates SignalWire acted on (2xx answers), per posted name."""
+    return Counter(
+        (r["body"] or {}).get("name")
+        for r in space.requests
+        if r["method"] == "POST" and r["path"] == path and r["status"] == 200
+    )
+
+
+def remote_by_name(objects: dict) -> dict:
+    return {obj["name"]: obj for obj in objects.values()}
+
+
+def drop_sync_locks() -> None:
+    """Free the sync locks a previous drill may have left, without touching the broker."""
+    client = redis_client()
+    for key in client.scan_iter(KEY_PREFIX + "sync:*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def settled(sandbox):
+    """Leave no fault or latency behind, and let the worker drain before the next test."""
+    drop_sync_locks()
+    yield sandbox
+    sandbox.clear_faults()
+    sandbox.set_latency(0)
+    wait_until(lambda: all_synced(Conference, Room), timeout=20)
+    drop_sync_locks()
+
+
+# --- 1. SignalWire down while staff and scripts edit ----------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_edits_made_while_signalwire_is_down_all_land_once_and_in_order(
+    settled, celery_worker_process, admin_client, form_post_data
+):
+    sandbox = settled
+    room = services.room_create(data={"name": "drill-room", "display_name": "Original"})
+    conference = services.conference_create(data={"name": "drill-conf", "display_name": "Conf"})
+    assert room.sync_state == conference.sync_state == SyncState.SYNCED
+
+    sandbox.inject_fault(503)  # every request fails until cleared
+    # Admin: a new room, and two successive edits of one existing room.
+    add_url = reverse("admin:rooms_room_add")
+    page = admin_client.get(add_url)
+    response = admin_client.post(
+        add_url, form_post_data(page, name="drill-admin-new", max_members="7")
+    )
+    assert response.status_code == 302
+    change_url = reverse("admin:rooms_room_change", args=[room.pk])
+    for display_name in ("First edit", "Second edit"):
+        page = admin_client.get(change_url)
+        response = admin_client.post(change_url, form_post_data(page, display_name=display_name))
+        assert response.status_code == 302
+    # Shell: a new room, and two successive saves of one existing conference.
+    Room.objects.create(name="drill-shell-new", max_members=4)
+    for display_name in ("Shell one", "Shell two"):
+        row = Conference.objects.get(pk=conference.pk)
+        row.display_name = display_name
+        row.save()
+
+    # Every edit is kept locally and marked pending; SignalWire still has the old values.
+    rows = {r.name: r for r in [*Room.objects.all(), *Conference.objects.all()]}
+    assert {name: r.sync_state for name, r in rows.items()} == {
+        name: SyncState.PENDING_PUSH for name in rows
+    }
+    assert rows["drill-room"].display_name == "Second edit"
+    assert rows["drill-conf"].display_name == "Shell two"
+    assert sandbox.rooms[room.remote_id]["display_name"] == "Original"
+    assert set(remote_by_name(sandbox.rooms)) == {"drill-room"}
+    # The worker keeps trying (and failing) meanwhile: the pushes back off, nothing lands.
+    assert wait_until(
+        lambda: any(r["method"] in ("PUT", "POST") for r in sandbox.requests[-50:]), 15
+    )
+    time.sleep(1.0)
+    assert creates_by_name(sandbox, ROOMS_PATH) == Counter({"drill-room": 1})
+
+    sandbox.clear_faults()
+    # The on-commit push tasks land everything through their own backoff.
+    assert wait_until(lambda: all_synced(Conference, Room), timeout=60), [
+        (r.name, r.sync_state, r.last_error) for r in Room.objects.all()
+    ]
+
+    rooms = remote_by_name(sandbox.rooms)
+    assert set(rooms) == {"drill-room", "drill-admin-new", "drill-shell-new"}
+    assert rooms["drill-room"]["display_name"] == "Second edit"  # the later edit won
+    assert rooms["drill-admin-new"]["max_members"] == 7
+    assert rooms["drill-shell-new"]["max_members"] == 4
+    assert sandbox.conferences[conference.remote_id]["display_name"] == "Shell two"
+    # None twice: one create acted on per new room, none for the edited ones.
+    assert creates_by_name(sandbox, ROOMS_PATH) == Counter(
+        {"drill-room": 1, "drill-admin-new": 1, "drill-shell-new": 1}
+    )
+    assert creates_by_name(sandbox, CONFERENCES_PATH) == Counter({"drill-conf": 1})
+    # Local rows now mirror what SignalWire holds.
+    for local in Room.objects.all():
+        assert local.remote_id == rooms[local.name]["id"]
+        assert local.display_name == rooms[local.name]["display_name"]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_creates_whose_answer_was_lost_are_adopted_never_repeated(
+    settled, celery_worker_process
+):
+    sandbox = settled
+    # SignalWire acts on every request but the connection drops before the answer.
+    sandbox.inject_fault("drop", after_processing=True)
+    Room.objects.create(name="drill-lost-answer", max_members=9)
+    services.room_create(data={"name": "drill-lost-admin", "max_members": 5})
+    assert set(Room.objects.values_list("sync_state", flat=True)) == {SyncState.PENDING_PUSH}
+    # The pushes (queued after commit) cannot hear an answer either; give them a try.
+    time.sleep(1.5)
+
+    sandbox.clear_faults()
+    push_tasks.push_pending.delay()  # the periodic safety net, queued now
+    assert wait_until(lambda: all_synced(Room), timeout=60)
+
+    rooms = remote_by_name(sandbox.rooms)
+    assert set(rooms) == {"drill-lost-answer", "drill-lost-admin"}
+    posts = Counter(
+        r["body"]["name"]
+        for r in sandbox.requests
+        if r["method"] == "POST" and r["path"] == ROOMS_PATH
+    )
+    # Each create was sent once; every retry looked the name up instead of posting again.
+    assert posts == Counter({"drill-lost-answer": 1, "drill-lost-admin": 1})
+    for local in Room.objects.all():
+        assert local.remote_id == rooms[local.name]["id"]
+
+
+# --- 2. 429 storms ---------------------------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("retry_after", "attempts_per_call"),
+    [(None, "all"), (0.3, "all"), (60, 1)],
+    ids=["no-retry-after", "short-retry-after", "retry-after-beyond-the-cap"],
+)
+def test_a_429_storm_is_retried_within_the_caps_and_loses_no_edit(
+    settled, celery_worker_process, settings, retry_after, attempts_per_call
+):
+    sandbox = settled
+    settings.SIGNALWIRE_RETRIES = 3
+    settings.SIGNALWIRE_RETRY_BACKOFF = 0.05
+    settings.SIGNALWIRE_RETRY_MAX_WAIT = 2.0
+    room = services.room_create(data={"name": "drill-storm", "max_members": 10})
+    path = f"{ROOMS_PATH}/{room.remote_id}"
+
+    sandbox.clear_requests()
+    sandbox.inject_fault(429, retry_after=retry_after)
+    started = time.monotonic()
+    updated = services.room_update(room=room, data={"max_members": 11})
+    elapsed = time.monotonic() - started
+
+    # Bounded: at most 1 + SIGNALWIRE_RETRIES attempts, within the wait cap.
+    puts = [r for r in sandbox.requests if r["method"] == "PUT" and r["path"] == path]
+    expected = settings.SIGNALWIRE_RETRIES + 1 if attempts_per_call == "all" else 1
+    assert len(puts) == expected
+    assert {r["status"] for r in puts} == {429}
+    assert elapsed < settings.SIGNALWIRE_RETRY_MAX_WAIT + 1.5
+    if retry_after is not None and attempts_per_call == "all":
+        # Retry-After was honoured between the attempts.
+        gaps = [b["time"] - a["time"] for a, b in zip(puts, puts[1:], strict=False)]
+        assert min(gaps) >= retry_after * 0.9
+    elif retry_after is None:
+        gaps = [b["time"] - a["time"] for a, b in zip(puts, puts[1:], strict=False)]
+        assert min(gaps) >= settings.SIGNALWIRE_RETRY_BACKOFF * 0.9  # still backs off
+    # Not lost: kept pending with the new value.
+    assert updated.sync_state == SyncState.PENDING_PUSH
+    assert Room.objects.get(pk=room.pk).max_members == 11
+    assert sandbox.rooms[room.remote_id]["max_members"] == 10
+
+    # The worker's push keeps meeting the storm for a while, then it passes.
+    time.sleep(1.0)
+    sandbox.clear_faults()
+    assert wait_until(lambda: all_synced(Room), timeout=60)
+    assert sandbox.rooms[room.remote_id]["max_members"] == 11
+    landed = [r for r in sandbox.requests if r["path"] == path and r["status"] == 200]
+    assert [r["method"] for r in landed] == ["PUT"]  # landed exactly once
+
+
+# --- 3. a worker killed mid-sync -------------------------------------------------------
+
+
+def _subprocess_env(sandbox_url: str, **extra: str) -> dict:
+    with_db = _database_url(connection.settings_dict)
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings_test",
+        "DATABASE_URL": with_db,
+        "SIGNALWIRE_SPACE_URL": sandbox_url,
+        "SIGNALWIRE_PROJECT_ID": SANDBOX_PROJECT_ID,
+        "SIGNALWIRE_API_TOKEN": SANDBOX_API_TOKEN,
+        **extra,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_killed_mid_run_blocks_only_until_the_lock_times_out(
+    settled, sandbox_server, settings
+):
+    sandbox = settled
+    settings.SIGNALWIRE_SYNC_LOCK_TIMEOUT = 2
+    sandbox.seed(rooms=10, seed=71)
+    first = sync.sync_rooms(page_size=5)
+    assert (first.outcome, first.created) == (Outcome.SUCCEEDED, 10)
+    gone = next(iter(sandbox.rooms))
+    sandbox.delete_room(gone)  # the one room that really was deleted remotely
+
+    # A real process runs the sync slowly, page by page; it is killed mid-run.
+    sandbox.set_latency(0.4)
+    env = _subprocess_env(sandbox_server.url, SIGNALWIRE_SYNC_LOCK_TIMEOUT="2")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "sync_signalwire", "--rooms", "--page-size", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(
+            lambda: SyncRun.objects.filter(outcome=Outcome.RUNNING, trigger="command").exists(),
+            timeout=30,
+        )
+        assert wait_until(
+            lambda: SyncRun.objects.get(trigger="command").pages >= 1, timeout=30, every=0.05
+        )
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    killed = SyncRun.objects.get(trigger="command")
+    assert killed.outcome == Outcome.RUNNING and killed.finished_at is None
+    sandbox.set_latency(0)
+
+    # Its lock outlives it until the timeout: a run now is skipped at once.
+    assert sync.sync_rooms(page_size=5, trigger="drill").outcome == Outcome.SKIPPED
+    time.sleep(2.2)
+    run = sync.sync_rooms(page_size=5, trigger="drill")
+
+    assert run.outcome == Outcome.SUCCEEDED
+    killed.refresh_from_db()
+    assert killed.outcome == Outcome.FAILED and killed.error.startswith("Interrupted")
+    # Only the room really deleted remotely is marked; the others stay synced.
+    assert run.marked_deleted == 1
+    deleted = Room.objects.filter(sync_state=SyncState.DELETED_REMOTELY)
+    assert list(deleted.values_list("remote_id", flat=True)) == [gone]
+    assert Room.objects.filter(sync_state=SyncState.SYNCED).count() == 9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_abandoned_lock_and_running_record_do_not_mark_rooms_deleted(settled, settings):
+    sandbox = settled
+    settings.SIGNALWIRE_SYNC_LOCK_TIMEOUT = 1
+    sandbox.seed(rooms=4, seed=72)
+    sync.sync_rooms()
+    # A worker died holding the lock after writing its "running" record.
+    abandoned = redis_client().lock(KEY_PREFIX + "sync:rooms", timeout=1, thread_local=False)
+    assert abandoned.acquire(blocking=False)
+    dead = SyncRun.objects.create(kind=SyncRun.Kind.ROOMS, trigger="schedule")
+
+    assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "skipped"
+    time.sleep(1.2)
+    assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "succeeded"
+
+    dead.refresh_from_db()
+    assert dead.outcome == Outcome.FAILED
+    latest = sync.latest_sync_run(SyncRun.Kind.ROOMS)
+    assert (latest.outcome, latest.marked_deleted, latest.unchanged) == (Outcome.SUCCEEDED, 0, 4)
+    assert not Room.objects.exclude(sync_state=SyncState.SYNCED).exists()
+
+
+# --- 4. overlapping runs ---------------------------------------------------------------
+
+
+def _worker_run_started() -> bool:
+    return SyncRun.objects.filter(
+        kind=SyncRun.Kind.ROOMS, trigger="schedule", outcome=Outcome.RUNNING
+    ).exists()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("second", ["manual command", "second scheduler"])
+def test_overlapping_syncs_run_once_and_the_other_exits(
+    settled, celery_worker_process, second
+):
+    sandbox = settled
+    sandbox.seed(rooms=3, seed=73)
+    sandbox.set_latency(1.5)  # the worker's run stays in its listing for a while
+    sync_tasks.sync_rooms.delay(trigger="schedule")
+    assert wait_until(_worker_run_started, timeout=20, every=0.05)
+
+    if second == "manual command":
+        with pytest.raises(CommandError, match="another sync of rooms is running"):
+            call_command("sync_signalwire", "--rooms", stdout=io.StringIO(), stderr=io.StringIO())
+        trigger = "command"
+    else:
+        # A second beat scheduler's task, run by another worker (this process).
+        assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "beat-2"}).get() == "skipped"
+        trigger = "beat-2"
+    sandbox.set_latency(0)
+
+    assert wait_until(
+        lambda: SyncRun.objects.filter(trigger="schedule", outcome=Outcome.SUCCEEDED).exists(),
+        timeout=30,
+    )
+    runs = list(SyncRun.objects.filter(kind=SyncRun.Kind.ROOMS).values_list("trigger", "outcome"))
+    assert sorted(runs) == sorted([("schedule", Outcome.SUCCEEDED), (trigger, Outcome.SKIPPED)])
+    assert Room.objects.count() == 3
+    lists = [r for r in sandbox.requests if r["method"] == "GET" and r["path"] == ROOMS_PATH]
+    assert len(lists) == 1  # the skipped run never listed anything
+
+
+# --- 5. malformed remote data ----------------------------------------------------------
+
+
+def _conference(number: int, **fields) -> dict:
+    stamp = f"2024-05-0{number % 9 + 1}T10:00:00.000000Z"
+    base = {
+        "id": f"conf-{number}",
+        "name": f"odd-{number}",
+        "display_name": f"Odd {number}",
+        "description": None,
+        "join_from": None,
+        "join_until": None,
+        "quality": "720p",
+        "layout": "grid-responsive",
+        "size": "medium",
+        "record_on_start": False,
+        "tone_on_entry_and_exit": True,
+        "user_join_video_off": False,
+        "room_join_video_off": False,
+        "enable_chat": True,
+        "enable_room_previews": None,
+        "meta": None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not _MISSING}
+
+
+_MISSING = object()
+
+
+class FakeSpace:
+    """A tiny HTTP server answering the listings with whatever pages a test hands it."""
+
+    def __init__(self, pages: dict[str, list[bytes]]) -> None:
+        self.pages = pages
+        self.seen: list[str] = []
+        space = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                parts = urlsplit(self.path)
+                space.seen.append(self.path)
+                number = int(parse_qs(parts.query).get("page", ["0"])[0])
+                bodies = space.pages.get(parts.path)
+                if bodies is None or number >= len(bodies):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                body = bodies[number]
+                self.send_response(200)
+                kind = "text/html" if body.startswith(b"<") else "application/json"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeSpace:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def listing(path: str, data: list, page: int = 0, last: bool = True) -> bytes:
+    links = {"self": f"{path}?page={page}", "first": f"{path}?page=0"}
+    if not last:
+        links["next"] = f"{path}?page={page + 1}"
+    return json.dumps({"links": links, "data": data}).encode()
+
+
+@pytest.fixture
+def fake_space(settings):
+    """Point the portal at a FakeSpace serving the given pages."""
+    drop_sync_locks()
+    made = []
+
+    def build(pages: dict[str, list[bytes]]) -> FakeSpace:
+        space = FakeSpace(pages).__enter__()
+        made.append(space)
+        settings.SIGNALWIRE_SPACE_URL = space.url
+        settings.SIGNALWIRE_PROJECT_ID = SANDBOX_PROJECT_ID
+        settings.SIGNALWIRE_API_TOKEN = SANDBOX_API_TOKEN
+        settings.SIGNALWIRE_RETRIES = 0
+        return space
+
+    yield build
+    for space in made:
+        space.__exit__()
+    drop_sync_locks()
+
+
+ODD_CONFERENCES = [
+    _conference(1),
+    # Missing fields: only an id, a name and the stamps.
+    {"id": "conf-2", "name": "odd-2", "created_at": "2024-05-02T10:00:00Z"},
+    # Wrong types everywhere.
+    _conference(
+        3,
+        display_name=42,
+        record_on_start="sometimes",
+        join_from=12345,
+        join_until="not a date",
+        meta=[1, 2, 3],
+        dark_primary=7,
+        enable_room_previews="yes",
+        created_at=["not", "a", "stamp"],
+    ),
+    # Values the portal does not know yet, and a field it has never heard of.
+    _conference(4, layout="hexagon-9", quality="8k", size="huge", hologram={"depth": 3}),
+    # Rows that cannot be stored: no name, a name too long for the column.
+    _conference(5, name=None),
+    _conference(6, name="x" * 150),
+]
+
+
+@pytest.mark.django_db
+def test_malformed_rows_are_recorded_and_the_rest_kept(fake_space, admin_client):
+    fake_space({CONFERENCES_PATH: [listing(CONFERENCES_PATH, ODD_CONFERENCES)]})
+
+    run = sync.sync_conferences()
+
+    assert run.outcome == Outcome.SUCCEEDED
+    assert (run.seen, run.created, run.errors) == (6, 4, 2)
+    assert "conf-5" in run.error and "no name" in run.error
+    assert "conf-6" in run.error and "longer than" in run.error
+    odd = {c.remote_id: c for c in Conference.objects.all()}
+    assert set(odd) == {"conf-1", "conf-2", "conf-3", "conf-4"}
+    assert (odd["conf-3"].display_name, odd["conf-3"].meta, odd["conf-3"].join_from) == (
+        "",
+        None,
+        None,
+    )
+    assert odd["conf-3"].raw["record_on_start"] == "sometimes"  # kept raw as it came
+    assert (odd["conf-4"].layout, odd["conf-4"].quality, odd["conf-4"].size) == (
+        "hexagon-9",
+        "8k",
+        "huge",
+    )
+    assert odd["conf-4"].raw["hologram"] == {"depth": 3}
+
+    # Admin still renders the list and every odd row's change form.
+    listing_page = admin_client.get(reverse("admin:rooms_conference_changelist"))
+    assert listing_page.status_code == 200
+    for row in odd.values():
+        assert f"/{row.pk}/change/".encode() in listing_page.content
+    for row in odd.values():
+        page = admin_client.get(reverse("admin:rooms_conference_change", args=[row.pk]))
+        assert page.status_code == 200, row.remote_id
+        history = admin_client.get(reverse("admin:rooms_conference_history", args=[row.pk]))
+        assert history.status_code == 200
+    runs = admin_client.get(reverse("admin:rooms_syncrun_change", args=[run.pk]))
+    assert runs.status_code == 200 and b"conf-5" in runs.content
+    filtered = admin_client.get(
+        reverse("admin:rooms_conference_changelist") + "?layout=hexagon-9"
+    )
+    assert filtered.status_code == 200
+
+
+@pytest.mark.django_db
+def test_odd_rooms_are_kept_and_render_in_admin(fake_space, admin_client):
+    rooms = [
+        {"id": "room-1", "name": "odd-room-1", "max_members": "lots", "fps": "fast",
+         "remove_after_seconds_elapsed": -5, "sync_audio_video": "maybe",
+         "layout": "spiral", "created_at": "2024-05-01T10:00:00Z"},
+        {"id": "room-2", "name": "odd-room-2", "max_members": 70000,
+         "created_at": "2024-05-01T10:00:00Z"},
+        {"id": "room-3", "name": "odd-room-3", "quality": None, "layout": None},
+    ]
+    fake_space({ROOMS_PATH: [listing(ROOMS_PATH, rooms)]})
+
+    run = sync.sync_rooms()
+
+    assert run.outcome == Outcome.SUCCEEDED
+    stored = {r.remote_id: r for r in Room.objects.all()}
+    # A value that does not fit a column is refused with its reason; the rest is kept.
+    assert "room-1" in run.error and "remove_after_seconds_elapsed" in run.error
+    assert "room-2" in run.error and "max_members" in run.error
+    assert set(stored) == {"room-3"}
+    assert run.errors == 2
+    assert admin_client.get(reverse("admin:rooms_room_changelist")).status_code == 200
+    for row in stored.values():
+        page = admin_client.get(reverse("admin:rooms_room_change", args=[row.pk]))
+        assert page.status_code == 200
+        mint = admin_client.get(reverse("admin:rooms_room_mint_token", args=[row.pk]))
+        assert mint.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_non_json_page_fails_the_run_keeps_earlier_pages_and_deletes_nothing(
+    fake_space, admin_client
+):
+    # A previous complete sync knew three conferences.
+    known = [_conference(n) for n in (1, 2, 3)]
+    fake_space({CONFERENCES_PATH: [listing(CONFERENCES_PATH, known)]})
+    assert sync.sync_conferences().created == 3
+
+    # Now page 0 is fine (one edited, one new) but page 1 is an HTML error page.
+    edited = _conference(1, display_name="Edited", updated_at="2024-06-01T00:00:00Z")
+    space = fake_space(
+        {
+            CONFERENCES_PATH: [
+                listing(CONFERENCES_PATH, [edited, _conference(4)], last=False),
+                b"<html><body>502 Bad Gateway</body></html>",
+            ]
+        }
+    )
+    with pytest.raises(UnexpectedResponseError):
+        sync.sync_conferences()
+
+    assert any("page=1" in path for path in space.seen)
+    run = sync.latest_sync_run(SyncRun.Kind.CONFERENCES)
+    assert run.outcome == Outcome.FAILED
+    assert "not JSON" in run.error
+    # The page that arrived was applied; nothing was marked deleted.
+    assert Conference.objects.get(remote_id="conf-1").display_name == "Edited"
+    assert Conference.objects.filter(remote_id="conf-4").exists()
+    assert not Conference.objects.filter(sync_state=SyncState.DELETED_REMOTELY).exists()
+    assert run.marked_deleted == 0
+    page = admin_client.get(reverse("admin:rooms_syncrun_change", args=[run.pk]))
+    assert page.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_listed_row_without_id_blocks_deletion_marks(fake_space):
+    fake_space({CONFERENCES_PATH: [listing(CONFERENCES_PATH, [_conference(1), _conference(2)])]})
+    sync.sync_conferences()
+
+    odd = _conference(9, id=_MISSING)
+    fake_space({CONFERENCES_PATH: [listing(CONFERENCES_PATH, [_conference(1), odd])]})
+    run = sync.sync_conferences()
+
+    assert run.outcome == Outcome.SUCCEEDED
+    assert run.errors >= 1 and "no id" in run.error
+    # conf-2 is missing from the listing, but the listing was not fully readable.
+    assert run.marked_deleted == 0
+    assert Conference.objects.get(remote_id="conf-2").sync_state == SyncState.SYNCED
