@@ -79,6 +79,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # and then writes fails at once with "database is locked" while another process
     # writes, whatever the timeout.
     _sqlite_options.setdefault("transaction_mode", "IMMEDIATE")
+    # WAL lets readers (admin pages) go on while the worker writes, and makes commits cheap.
+    _sqlite_options.setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -26,7 +26,14 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from rooms.audit import MIRROR_BOOKKEEPING, audit_context, bulk_record, json_value
+from rooms.audit import (
+    MIRROR_BOOKKEEPING,
+    NormalisedChanges,
+    audit_context,
+    bulk_record,
+    json_value,
+)
+from rooms.bulk_sql import insert_rows
 from rooms.locks import Flight, single_flight
 from rooms.models import (
     UNPUSHED_STATES,
@@ -380,13 +387,36 @@ def _unfit(model: type[models.Model], values: dict) -> str | None:
 
 @dataclass
 class _Write:
-    """One planned row write of a page, applied in bulk with the others."""
+    """One planned row write of a page, applied in bulk with the others.
+
+    A create carries its column values in `row` (inserted as plain values); an update
+    carries a model instance in `obj` and the names of the fields it changes.
+    """
 
     create: bool
-    obj: models.Model
+    obj: Any
     fields: set[str]
     counter: str
     audit: tuple[int, dict] | None
+    row: dict | None = None
+
+
+class _Created:
+    """What the audit trail needs of a row the sync inserted: its key, name and remote id."""
+
+    __slots__ = ("pk", "name", "display_name", "remote_id")
+
+    def __init__(self, row: dict) -> None:
+        self.pk = None
+        self.name = row["name"]
+        self.display_name = row.get("display_name") or ""
+        self.remote_id = row["remote_id"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    def get_additional_data(self) -> dict:
+        return {"remote_id": self.remote_id, "name": self.name}
 
 
 @dataclass
@@ -431,6 +461,10 @@ class _MirrorSync:
         )
         self.model_columns = frozenset(f.name for f in self.model._meta.concrete_fields)
         self.audited = tuple(f for f in mirror.managed if f not in MIRROR_BOOKKEEPING)
+        self.datetimes = frozenset(
+            f.name for f in self.model._meta.concrete_fields
+            if isinstance(f, models.DateTimeField)
+        )
 
     def run(self, pages: Iterator[list[dict]]) -> None:
         """Reconcile every page, then mark what the complete listing did not show."""
@@ -600,9 +634,19 @@ class _MirrorSync:
         return writes
 
     def create(self, values: dict, now: datetime) -> _Write:
-        obj = self.model(**values, sync_state=SyncState.SYNCED, last_synced_at=now)
-        changes = {f: [None, _plain(values[f])] for f in self.audited if f in values}
-        return _Write(True, obj, set(), "created", (Action.CREATE, changes))
+        row = {
+            **values,
+            "sync_state": SyncState.SYNCED,
+            "last_synced_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        changes = NormalisedChanges(
+            (f, [None, _plain(v) if f in self.datetimes else v])
+            for f in self.audited
+            if (v := values.get(f)) is not None
+        )
+        return _Write(True, _Created(row), set(), "created", (Action.CREATE, changes), row)
 
     def link(self, holder: dict, values: dict, now: datetime) -> _Write:
         """Plan linking a pending local row to its remote object, keeping its local values."""
@@ -659,10 +703,17 @@ class _MirrorSync:
 
     def write(self, writes: list[_Write]) -> None:
         """Apply planned writes in bulk: one INSERT, one UPDATE and one audit INSERT."""
-        creates = [w.obj for w in writes if w.create]
+        creates = [w for w in writes if w.create]
         updates = [w for w in writes if not w.create]
         if creates:
-            self.model.objects.bulk_create(creates)
+            insert_rows(self.model, [w.row for w in creates])
+            pks = dict(
+                self.model.objects.filter(
+                    remote_id__in=[w.obj.remote_id for w in creates]
+                ).values_list("remote_id", "pk")
+            )
+            for w in creates:
+                w.obj.pk = pks[w.obj.remote_id]
         if updates:
             fields = sorted(set().union(*(w.fields for w in updates)))
             self.model.objects.bulk_update([w.obj for w in updates], fields)
@@ -675,9 +726,6 @@ class _MirrorSync:
         done = []
         with transaction.atomic():
             for write in writes:
-                if write.create:
-                    write.obj.pk = None
-                    write.obj._state.adding = True
                 try:
                     with transaction.atomic():
                         self.write([write])

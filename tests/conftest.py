@@ -104,6 +104,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, re
                 "INFO",
                 "--without-gossip",
                 "--without-mingle",
+                "--include",
+                "tests.worker_setup",
                 "--hostname",
                 f"test-worker-{os.getpid()}@%h",
             ],
