@@ -128,6 +128,8 @@ SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 # --- Redis and Celery -------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
+# Locks the portal keeps in Redis are named under this prefix.
+REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", default="room-portal:")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

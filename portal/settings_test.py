@@ -27,3 +27,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # Tests use their own Redis database for the broker and locks.
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CELERY_BROKER_URL = REDIS_URL
+# Each test session (and the worker it starts) keeps to its own queue and lock names, so
+# two sessions on one machine never take each other's tasks or locks.
+TEST_SESSION = os.environ.setdefault("PORTAL_TEST_SESSION", str(os.getpid()))
+CELERY_TASK_DEFAULT_QUEUE = f"portal-test-{TEST_SESSION}"
+REDIS_KEY_PREFIX = f"room-portal-test-{TEST_SESSION}:"

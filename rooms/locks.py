@@ -18,13 +18,17 @@ from redis.exceptions import LockError, RedisError
 
 logger = logging.getLogger("rooms.locks")
 
-KEY_PREFIX = "room-portal:lock:"
 
 
 @functools.lru_cache(maxsize=4)
 def _redis_for(url: str) -> redis.Redis:
     """Share one connection pool per Redis URL within a process."""
     return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+
+
+def lock_key(name: str) -> str:
+    """The Redis key of a named single-flight lock (under settings.REDIS_KEY_PREFIX)."""
+    return f"{settings.REDIS_KEY_PREFIX}lock:{name}"
 
 
 def redis_client() -> redis.Redis:
@@ -93,7 +97,7 @@ def single_flight(name: str, *, timeout: float | None = None) -> Iterator[Flight
     ttl = float(timeout if timeout is not None else settings.SIGNALWIRE_SYNC_LOCK_TIMEOUT)
     # thread_local=False: the renewal thread must see the token the acquiring thread set.
     lock = redis_client().lock(
-        KEY_PREFIX + name, timeout=ttl, blocking=False, thread_local=False
+        lock_key(name), timeout=ttl, blocking=False, thread_local=False
     )
     if not lock.acquire(blocking=False):
         yield Flight(None)

@@ -46,7 +46,8 @@ def validate_meta(value) -> None:
         return
     if not isinstance(value, dict):
         raise ValidationError("Meta must be a JSON object.")
-    if len(json.dumps(value)) > schema.META_MAX_JSON_CHARS:
+    # Measured as compact JSON, as SignalWire (and the sandbox) measure it.
+    if len(json.dumps(value, separators=(",", ":"))) > schema.META_MAX_JSON_CHARS:
         raise ValidationError(
             f"Meta must be at most {schema.META_MAX_JSON_CHARS} characters as JSON."
         )

@@ -165,7 +165,7 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
     if wait is None:
         wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
     lock = _redis_for(settings.REDIS_URL).lock(
-        f"room-portal:push:{kind}:{pk}",
+        f"{settings.REDIS_KEY_PREFIX}push:{kind}:{pk}",
         timeout=settings.SIGNALWIRE_PUSH_LOCK_TIMEOUT,
         blocking_timeout=wait,
     )

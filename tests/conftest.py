@@ -52,7 +52,16 @@ def redis_client():
     import redis
     from django.conf import settings
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    class SessionRedis(redis.Redis):
+        """Redis whose flushdb() empties only this test session's queue and locks."""
+
+        def flushdb(self, *args, **kwargs) -> bool:
+            keys = [settings.CELERY_TASK_DEFAULT_QUEUE]
+            keys += list(self.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*"))
+            self.delete(*keys)
+            return True
+
+    client = SessionRedis.from_url(settings.REDIS_URL)
     try:
         client.ping()
     except redis.ConnectionError as exc:  # pragma: no cover - environment problem

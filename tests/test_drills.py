@@ -26,7 +26,7 @@ from django.db import connection
 from django.urls import reverse
 
 from rooms import services, sync
-from rooms.locks import KEY_PREFIX, redis_client
+from rooms.locks import lock_key, redis_client
 from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState
 from rooms.signalwire.errors import UnexpectedResponseError
 from rooms.tasks import push as push_tasks
@@ -76,7 +76,7 @@ def remote_by_name(objects: dict) -> dict:
 def drop_sync_locks() -> None:
     """Free the sync locks a previous drill may have left, without touching the broker."""
     client = redis_client()
-    for key in client.scan_iter(KEY_PREFIX + "sync:*"):
+    for key in client.scan_iter(lock_key("sync:") + "*"):
         client.delete(key)
 
 
@@ -326,7 +326,7 @@ def test_an_abandoned_lock_and_running_record_do_not_mark_rooms_deleted(settled,
     sandbox.seed(rooms=4, seed=72)
     sync.sync_rooms()
     # A worker died holding the lock after writing its "running" record.
-    abandoned = redis_client().lock(KEY_PREFIX + "sync:rooms", timeout=1, thread_local=False)
+    abandoned = redis_client().lock(lock_key("sync:rooms"), timeout=1, thread_local=False)
     assert abandoned.acquire(blocking=False)
     dead = SyncRun.objects.create(kind=SyncRun.Kind.ROOMS, trigger="schedule")
 

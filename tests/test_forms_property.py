@@ -143,58 +143,85 @@ def sandbox_errors(body: dict, allowed: tuple, required: tuple, defaults: dict) 
     return errors + check_join_window(body, clean, {**defaults, **clean})
 
 
+def windows(draw, wild: bool) -> tuple[datetime | None, datetime | None]:
+    """Draw a join window: ordered when tame, anything when wild."""
+    start, end = draw(moments), draw(moments)
+    if not wild and start is not None and end is not None and start >= end:
+        start, end = end, start
+        if start == end:
+            end = None
+    return start, end
+
+
+@st.composite
+def form_input(draw, fields: dict) -> tuple[dict, set]:
+    """Draw tame values for every field, then make up to two of them wild."""
+    wild = draw(st.sets(st.sampled_from(sorted(fields)), max_size=2))
+    values = {}
+    for field, (tame, anything) in fields.items():
+        if field == "window":
+            values[field] = windows(draw, field in wild)
+        else:
+            values[field] = draw(anything if field in wild else tame)
+    return values, wild
+
+
+ROOM_FIELDS = {
+    "name": (st.from_regex(r"\A[A-Za-z0-9_-]{1,100}\Z"), names),
+    "display_name": (st.text(alphabet=ODD_TEXT, max_size=20), display_names),
+    "description": (st.text(alphabet=ODD_TEXT, max_size=20), descriptions),
+    "max_members": (st.integers(1, 300).map(str), max_members),
+    "remove_after_seconds_elapsed": (
+        st.just("") | st.integers(1, 200_000).map(str), remove_after
+    ),
+    "quality": (st.sampled_from(schema.QUALITIES), st.sampled_from([*schema.QUALITIES, "8k"])),
+    "layout": (st.sampled_from(schema.LAYOUTS), st.sampled_from([*schema.LAYOUTS, "hexagon"])),
+    "meta": (st.sampled_from(["", "null", '{"team": "blue"}']), meta_values),
+    "window": (None, None),
+    "remove_at": (moments, moments),
+    "enable_room_previews": (tristate, tristate),
+    "sync_audio_video": (tristate, tristate),
+    "record_on_start": (st.booleans(), st.booleans()),
+}
+
+
+def post_data(values: dict) -> dict:
+    """Turn drawn values into the POST of the admin add form."""
+    data = {}
+    for field, value in values.items():
+        if field == "window":
+            post_moment(data, "join_from", value[0])
+            post_moment(data, "join_until", value[1])
+        elif isinstance(value, datetime) or (value is None and field == "remove_at"):
+            post_moment(data, field, value)
+        elif isinstance(value, bool):
+            if value:
+                data[field] = "on"
+        else:
+            data[field] = value
+    return data
+
+
 # --- rooms ---------------------------------------------------------------------------
 
 
 @PROPERTY
-@given(
-    name=names,
-    display_name=display_names,
-    description=descriptions,
-    members=max_members,
-    remove_after_seconds=remove_after,
-    quality=st.sampled_from([*schema.QUALITIES, "8k"]),
-    layout=st.sampled_from([*schema.LAYOUTS, "hexagon"]),
-    meta=meta_values,
-    join_from=moments,
-    join_until=moments,
-    remove_at=moments,
-    previews=tristate,
-    sync_av=tristate,
-    record=st.booleans(),
-)
-def test_room_form_accepts_exactly_what_the_api_accepts(
-    name, display_name, description, members, remove_after_seconds, quality, layout, meta,
-    join_from, join_until, remove_at, previews, sync_av, record,
-):
-    data = {
-        "name": name,
-        "display_name": display_name,
-        "description": description,
-        "max_members": members,
-        "remove_after_seconds_elapsed": remove_after_seconds,
-        "quality": quality,
-        "layout": layout,
-        "meta": meta,
-        "enable_room_previews": previews,
-        "sync_audio_video": sync_av,
-    }
-    if record:
-        data["record_on_start"] = "on"
-    for field, value in (("join_from", join_from), ("join_until", join_until),
-                         ("remove_at", remove_at)):
-        post_moment(data, field, value)
+@given(drawn=form_input(ROOM_FIELDS))
+def test_room_form_accepts_exactly_what_the_api_accepts(drawn):
+    values, _ = drawn
+    data = post_data(values)
     api_accepts = (
-        name_ok(name)
-        and text_ok(display_name, schema.DISPLAY_NAME_MAX)
-        and text_ok(description, schema.DESCRIPTION_MAX)
-        and int_ok(members, schema.MAX_MEMBERS_MIN, schema.MAX_MEMBERS_MAX, blank=False)
-        and int_ok(remove_after_seconds, schema.REMOVE_AFTER_MIN, schema.REMOVE_AFTER_MAX,
-                   blank=True)
-        and quality in schema.QUALITIES
-        and layout in schema.LAYOUTS
-        and meta_ok(meta)
-        and window_ok(join_from, join_until)
+        name_ok(values["name"])
+        and text_ok(values["display_name"], schema.DISPLAY_NAME_MAX)
+        and text_ok(values["description"], schema.DESCRIPTION_MAX)
+        and int_ok(values["max_members"], schema.MAX_MEMBERS_MIN, schema.MAX_MEMBERS_MAX,
+                   blank=False)
+        and int_ok(values["remove_after_seconds_elapsed"], schema.REMOVE_AFTER_MIN,
+                   schema.REMOVE_AFTER_MAX, blank=True)
+        and values["quality"] in schema.QUALITIES
+        and values["layout"] in schema.LAYOUTS
+        and meta_ok(values["meta"])
+        and window_ok(*values["window"])
     )
 
     form = offline_form(Room)(data=data)
@@ -202,56 +229,39 @@ def test_room_form_accepts_exactly_what_the_api_accepts(
     assert form.is_valid() == api_accepts, (data, form.errors.as_data())
     if api_accepts:
         body = payloads.room_create_body(form.instance)
-        assert body["name"] == name.strip()
+        assert body["name"] == values["name"].strip()
         errors = sandbox_errors(body, schema.ROOM_CREATE_FIELDS, ("name",), room_defaults())
         assert errors == [], body
 
 
 # --- conferences ---------------------------------------------------------------------
 
+CONFERENCE_FIELDS = {
+    **{f: ROOM_FIELDS[f] for f in ("name", "display_name", "description", "quality",
+                                    "layout", "window", "enable_room_previews")},
+    # A blank size is left to test_a_blank_conference_size_is_not_sent (a known bug).
+    "size": (st.sampled_from(schema.SIZES), st.sampled_from([*schema.SIZES, "huge"])),
+    **{f: (st.from_regex(r"\A#[0-9a-fA-F]{6}\Z"), colours) for f in schema.COLOUR_FIELDS},
+    **{f: (st.booleans(), st.booleans()) for f in ("record_on_start", "tone_on_entry_and_exit",
+                                                   "user_join_video_off", "room_join_video_off",
+                                                   "enable_chat")},
+}
+
 
 @PROPERTY
-@given(
-    name=names,
-    display_name=display_names,
-    description=descriptions,
-    quality=st.sampled_from([*schema.QUALITIES, "4k"]),
-    layout=st.sampled_from([*schema.LAYOUTS, "spiral"]),
-    size=st.sampled_from([*schema.SIZES, "huge", ""]),
-    theme=st.fixed_dictionaries({field: colours for field in schema.COLOUR_FIELDS}),
-    join_from=moments,
-    join_until=moments,
-    previews=tristate,
-    flags=st.sets(st.sampled_from(["record_on_start", "tone_on_entry_and_exit",
-                                   "user_join_video_off", "room_join_video_off",
-                                   "enable_chat"])),
-)
-def test_conference_form_accepts_exactly_what_the_api_accepts(
-    name, display_name, description, quality, layout, size, theme, join_from, join_until,
-    previews, flags,
-):
-    data = {
-        "name": name,
-        "display_name": display_name,
-        "description": description,
-        "quality": quality,
-        "layout": layout,
-        "size": size,
-        "enable_room_previews": previews,
-        **theme,
-        **{flag: "on" for flag in flags},
-    }
-    post_moment(data, "join_from", join_from)
-    post_moment(data, "join_until", join_until)
+@given(drawn=form_input(CONFERENCE_FIELDS))
+def test_conference_form_accepts_exactly_what_the_api_accepts(drawn):
+    values, _ = drawn
+    data = post_data(values)
     api_accepts = (
-        name_ok(name)
-        and text_ok(display_name, schema.DISPLAY_NAME_MAX)
-        and text_ok(description, schema.DESCRIPTION_MAX)
-        and quality in schema.QUALITIES
-        and layout in schema.LAYOUTS
-        and size in schema.SIZES
-        and all(COLOUR_RE.match(value.strip()) for value in theme.values())
-        and window_ok(join_from, join_until)
+        name_ok(values["name"])
+        and text_ok(values["display_name"], schema.DISPLAY_NAME_MAX)
+        and text_ok(values["description"], schema.DESCRIPTION_MAX)
+        and values["quality"] in schema.QUALITIES
+        and values["layout"] in schema.LAYOUTS
+        and values["size"] in schema.SIZES
+        and all(COLOUR_RE.match(values[f].strip()) for f in schema.COLOUR_FIELDS)
+        and window_ok(*values["window"])
     )
 
     form = offline_form(Conference)(data=data)
@@ -301,9 +311,12 @@ def test_room_form_boundaries(field, value, accepted):
     assert form.is_valid() == accepted, form.errors.as_data()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: payloads.format_datetime drops sub-second precision, so a window the form "
+    "accepts (10:00:00.2 to 10:00:00.7) reaches SignalWire as an empty one and gets a 422",
+)
 def test_sub_second_join_windows_survive_the_payload():
-    start = datetime(2024, 1, 1, 10, 0, 0, 200_000, tzinfo=UTC)
-    end = start.replace(microsecond=700_000)
     data = {"name": "tight", "max_members": "20", "quality": "720p",
             "layout": "grid-responsive", "enable_room_previews": "unknown",
             "sync_audio_video": "unknown", "join_from_0": "2024-01-01",
@@ -313,8 +326,57 @@ def test_sub_second_join_windows_survive_the_payload():
 
     form = offline_form(Room)(data=data)
 
-    if form.is_valid():
-        assert (form.instance.join_from, form.instance.join_until) == (start, end)
-        body = payloads.room_create_body(form.instance)
-        errors = sandbox_errors(body, schema.ROOM_CREATE_FIELDS, ("name",), room_defaults())
+    assert form.is_valid()
+    assert form.instance.join_from == datetime(2024, 1, 1, 10, 0, 0, 200_000, tzinfo=UTC)
+    body = payloads.room_create_body(form.instance)
+    errors = sandbox_errors(body, schema.ROOM_CREATE_FIELDS, ("name",), room_defaults())
+    assert errors == [], body
+
+
+def conference_data(**changes) -> dict:
+    data = {"name": "edge", "quality": "720p", "layout": "2x2", "size": "medium",
+            "enable_room_previews": "unknown", **schema.COLOUR_DEFAULTS, **changes}
+    post_moment(data, "join_from", None)
+    post_moment(data, "join_until", None)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("changes", "accepted"),
+    [
+        ({}, True),
+        ({"dark_primary": "#abcdef"}, True),
+        ({"dark_primary": " #ABCDEF "}, True),
+        ({"light_negative": "#FFF"}, False),
+        ({"light_negative": "FFFFFF"}, False),
+        ({"size": "huge"}, False),
+        ({"layout": "spiral"}, False),
+        ({"display_name": "D" * 201}, False),
+    ],
+)
+def test_conference_form_boundaries(changes, accepted):
+    form = offline_form(Conference)(data=conference_data(**changes))
+
+    assert form.is_valid() == accepted, form.errors.as_data()
+    if accepted:
+        body = payloads.conference_create_body(form.instance)
+        errors = sandbox_errors(
+            body, schema.CONFERENCE_CREATE_FIELDS, ("display_name",), conference_defaults()
+        )
         assert errors == [], body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Conference.size is blank=True, so the form accepts an empty size, and "
+    "payloads sends \"size\": \"\" which SignalWire refuses (422: not included in the list)",
+)
+def test_a_blank_conference_size_is_not_sent():
+    form = offline_form(Conference)(data=conference_data(size=""))
+
+    assert form.is_valid()
+    body = payloads.conference_create_body(form.instance)
+    errors = sandbox_errors(
+        body, schema.CONFERENCE_CREATE_FIELDS, ("display_name",), conference_defaults()
+    )
+    assert errors == [], body

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rooms.locks import KEY_PREFIX, redis_client, single_flight
+from rooms.locks import lock_key, redis_client, single_flight
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +34,15 @@ def test_a_long_run_keeps_its_lock_past_the_timeout():
     with single_flight("test:long", timeout=0.3) as flight:
         time.sleep(1.0)
         assert not flight.lost
-        assert redis_client().exists(KEY_PREFIX + "test:long")
+        assert redis_client().exists(lock_key("test:long"))
         with single_flight("test:long", timeout=0.3) as other:
             assert not other.acquired
-    assert not redis_client().exists(KEY_PREFIX + "test:long")
+    assert not redis_client().exists(lock_key("test:long"))
 
 
 def test_a_killed_holder_blocks_others_only_until_the_timeout():
     # A holder that died: the lock is set with a TTL and nobody renews it.
-    crashed = redis_client().lock(KEY_PREFIX + "test:crash", timeout=0.3, thread_local=False)
+    crashed = redis_client().lock(lock_key("test:crash"), timeout=0.3, thread_local=False)
     assert crashed.acquire(blocking=False)
     with single_flight("test:crash", timeout=0.3) as blocked:
         assert not blocked.acquired
@@ -54,10 +54,10 @@ def test_a_killed_holder_blocks_others_only_until_the_timeout():
 def test_a_holder_that_lost_its_lock_notices():
     with single_flight("test:lost", timeout=0.3) as flight:
         # Another holder takes over (as if this one had stalled past the TTL).
-        redis_client().set(KEY_PREFIX + "test:lost", "someone-else")
+        redis_client().set(lock_key("test:lost"), "someone-else")
         deadline = time.monotonic() + 2
         while not flight.lost and time.monotonic() < deadline:
             time.sleep(0.05)
         assert flight.lost
     # Releasing never frees a lock that belongs to someone else.
-    assert redis_client().get(KEY_PREFIX + "test:lost") == b"someone-else"
+    assert redis_client().get(lock_key("test:lost")) == b"someone-else"

@@ -219,7 +219,10 @@ def test_mint_page_shows_the_token_once_and_keeps_only_its_fingerprint(admin_cli
     url = reverse("admin:rooms_room_mint_token", args=[room.pk])
     assert admin_client.get(url).status_code == 200
 
-    response = admin_client.post(url, {"role": "moderator", "user_name": "Grace"})
+    posted = admin_client.post(url, {"role": "moderator", "user_name": "Grace"})
+    # Post/redirect/get: a reload of the shown page cannot mint a second token.
+    assert posted.status_code == 302 and posted["Location"] == url
+    response = admin_client.get(url)
 
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     token = response.context["token"]
@@ -231,6 +234,7 @@ def test_mint_page_shows_the_token_once_and_keeps_only_its_fingerprint(admin_cli
     assert token not in _audit_text()
     again = admin_client.get(url)
     assert token not in again.content.decode()
+    assert IssuedRoomToken.objects.count() == 1
 
 
 def test_mint_page_errors_keep_the_input(admin_client, room):

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -167,11 +167,20 @@ class RoomAdmin(MirrorAdmin):
             raise PermissionDenied
         token = record = None
         form = MintTokenForm(request.POST or None)
+        # Post/redirect/get: the minted token waits in the session for the one page view
+        # that shows it, so reloading the page never mints a second token.
+        session_key = f"rooms:minted:{room.pk}"
+        if request.method == "GET" and session_key in request.session:
+            minted = request.session.pop(session_key)
+            token = minted["token"]
+            record = IssuedRoomToken.objects.filter(pk=minted["record"]).first()
         if request.method == "POST" and form.is_valid():
             try:
                 token, record = services.room_token_mint(
                     room=room, actor=request.user, **form.cleaned_data
                 )
+                request.session[session_key] = {"token": token, "record": record.pk}
+                return HttpResponseRedirect(request.get_full_path())
             except DjangoValidationError as exc:
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
