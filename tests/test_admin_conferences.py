@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -10,6 +11,7 @@ from django.urls import reverse
 
 from rooms import services
 from rooms.models import Conference, SyncState
+from rooms.signalwire import schema
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.fixtures_admin"]
@@ -219,3 +221,17 @@ def test_change_and_history_pages_render(sandbox, admin_client):
     assert admin_client.get(change_url(conference)).status_code == 200
     history = reverse("admin:rooms_conference_history", args=[conference.pk])
     assert admin_client.get(history).status_code == 200
+
+
+def test_colour_pickers_lower_case_is_not_a_change(sandbox, admin_client, form_post_data):
+    conference = services.conference_create(data={"name": "hues", "display_name": "Hues"})
+    page = admin_client.get(change_url(conference))
+    lowered = {f: getattr(conference, f).lower() for f in schema.COLOUR_FIELDS}
+    data = form_post_data(page, display_name="Hues 2", **lowered)
+
+    response = admin_client.post(change_url(conference), data)
+
+    assert response.status_code == 302
+    # Admin's own history names only the field staff really changed.
+    message = LogEntry.objects.latest("action_time").get_change_message()
+    assert message == "Changed Display name."

@@ -43,6 +43,14 @@ class ColourInput(forms.TextInput):
     input_type = "color"
 
 
+class ColourField(forms.CharField):
+    """A #RRGGBB colour; the picker's lower-case spelling of the same colour is no change."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        """Compare colours without regard to letter case."""
+        return (initial or "").lower() != (data or "").lower()
+
+
 class MirrorForm(forms.ModelForm):
     """A change form whose validation ends with the remote-first service call."""
 
@@ -221,6 +229,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         """Bind the form class to this request so its validation can call the service."""
         kwargs.setdefault("widgets", {}).update({f: ColourInput() for f in schema.COLOUR_FIELDS})
+        kwargs.setdefault("field_classes", {}).update(
+            {f: ColourField for f in schema.COLOUR_FIELDS}
+        )
         form = super().get_form(request, obj, **kwargs)
         return type(form.__name__, (form,), {"request": request, "model_admin": self})
 
