@@ -9,6 +9,7 @@ signals, so nothing it writes is pushed back to SignalWire.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import queue
 import sqlite3
@@ -544,12 +545,7 @@ class _MirrorSync:
         run = self.run_record
         run.seen += len(incoming)
         plan = _PagePlan()
-        existing = {
-            row[1]: row
-            for row in self.model.objects.filter(remote_id__in=list(incoming)).values_list(
-                "pk", "remote_id", "raw", "sync_state"
-            )
-        }
+        existing = {row[1]: row for row in self.existing_rows(list(incoming))}
         changed: dict[int, dict] = {}
         new: list[dict] = []
         for remote_id, item in incoming.items():
@@ -576,6 +572,30 @@ class _MirrorSync:
         if new:
             plan.writes.extend(self.create_or_adopt(new, now))
         return plan
+
+    def existing_rows(self, remote_ids: list[str]) -> list[tuple[int, str, Any, str]]:
+        """Read (pk, remote_id, raw, sync_state) of the page's known rows in one query.
+
+        Plain SQL with json.loads: on an unchanged page this read is the sync's whole
+        cost, and the ORM's per-value conversion of the raw payloads doubled it.
+        """
+        if not remote_ids:
+            return []
+        qn = connection.ops.quote_name
+        meta = self.model._meta
+        sql = (
+            f"SELECT {qn(meta.pk.column)}, {qn('remote_id')}, {qn('raw')}, {qn('sync_state')} "
+            f"FROM {qn(meta.db_table)} WHERE {qn('remote_id')} IN "
+            f"({', '.join(['%s'] * len(remote_ids))})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, remote_ids)
+            rows = cursor.fetchall()
+        # SQLite hands back the JSON text; PostgreSQL's driver has already decoded jsonb.
+        return [
+            (pk, rid, json.loads(raw) if isinstance(raw, str | bytes) else raw, state)
+            for pk, rid, raw, state in rows
+        ]
 
     def map(self, remote_id: str, item: dict) -> dict | None:
         """Turn a payload into field values, or count it as an error with the reason."""
