@@ -268,6 +268,10 @@ class IssuedRoomToken(models.Model):
     def __str__(self) -> str:
         return f"{self.room_name} · {self.user_name or 'anonymous'} · {self.fingerprint[:12]}"
 
+    def get_additional_data(self) -> dict:
+        """Keep the room on audit entries, so the room's history finds its issued tokens."""
+        return {"room_id": self.room_id, "room_name": self.room_name}
+
 
 class SyncRun(models.Model):
     """One run of a background sync or push, with its counts and outcome."""
@@ -331,5 +335,5 @@ class AuditEntry(AbstractLogEntry):
     class Meta(AbstractLogEntry.Meta):
         swappable = "AUDITLOG_LOGENTRY_MODEL"
         verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
+        verbose_name_plural = "audit trail entries"
         indexes = [models.Index(fields=["content_type", "object_pk", "-timestamp"])]

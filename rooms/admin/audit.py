@@ -18,7 +18,7 @@ from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
-from django.db.models import DateTimeField, Model, Q, QuerySet
+from django.db.models import DateTimeField, ForeignKey, Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
@@ -33,6 +33,10 @@ from rooms.restore import is_restorable, restore_entry, restore_plan
 
 Action = AuditEntry.Action
 EMPTY = "—"
+# A list longer than this shows as "44 scopes" that opens to the full comma list.
+LIST_SUMMARY_AFTER = 3
+# {(related model, str(pk)): label}: names of the objects foreign keys in `changes` point at.
+RelatedLabels = dict[tuple[type[Model], str], str]
 
 
 # --- Reading entries --------------------------------------------------------------------
@@ -46,6 +50,9 @@ def display_value(value: Any, *, is_datetime: bool = False, limit: int | None = 
         text = "(blank)"
     elif isinstance(value, bool):
         text = "yes" if value else "no"
+    elif isinstance(value, list) and all(_is_scalar(v) for v in value):
+        # Lists such as scopes read best as a compact comma list.
+        text = ", ".join(str(v) for v in value) if value else "(none)"
     elif isinstance(value, dict | list):
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
@@ -56,14 +63,23 @@ def display_value(value: Any, *, is_datetime: bool = False, limit: int | None = 
     return Truncator(text).chars(limit) if limit else text
 
 
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 @dataclass(frozen=True)
 class FieldChange:
-    """One changed field of an entry, ready to show."""
+    """One changed field of an entry, ready to show.
+
+    `old_summary`/`new_summary` name a long list ("44 scopes") whose items `old`/`new` hold.
+    """
 
     name: str
     label: str
     old: str
     new: str
+    old_summary: str = ""
+    new_summary: str = ""
 
 
 @dataclass
@@ -78,6 +94,8 @@ class EntryView:
     details: str = ""
     restore_url: str = ""
     cid_url: str = ""
+    action: str = ""
+    changes_html: list[str] = field(default_factory=list)
 
 
 def _pseudo_field_label(name: str) -> str:
@@ -87,29 +105,95 @@ def _pseudo_field_label(name: str) -> str:
     return str(capfirst(name.replace("_", " ")))
 
 
-def entry_changes(entry: AuditEntry, *, limit: int | None = None) -> list[FieldChange]:
-    """List an entry's field changes with verbose names and readable values."""
+def _pairs(entry: AuditEntry) -> list[tuple[str, Any, Any]]:
+    """Return an entry's changes as (field name, old, new)."""
     changes = entry.changes if isinstance(entry.changes, dict) else {}
-    model = entry.content_type.model_class()
-    rows = []
+    pairs = []
     for name, pair in changes.items():
         old, new = (list(pair) + [None, None])[:2] if isinstance(pair, list) else (None, pair)
-        label, is_dt = _pseudo_field_label(name), False
-        if model is not None:
-            try:
-                model_field = model._meta.get_field(name)
-                label = str(capfirst(getattr(model_field, "verbose_name", name)))
-                is_dt = isinstance(model_field, DateTimeField)
-            except FieldDoesNotExist:
-                pass
-        rows.append(
-            FieldChange(
-                name,
-                label,
-                display_value(old, is_datetime=is_dt, limit=limit),
-                display_value(new, is_datetime=is_dt, limit=limit),
-            )
-        )
+        if entry.action == Action.CREATE:
+            old = None  # nothing was there before (a masked secret's "old" value included)
+        elif entry.action == Action.DELETE:
+            new = None
+        pairs.append((name, old, new))
+    return pairs
+
+
+def _model_field(model: type[Model] | None, name: str) -> Any:
+    if model is None:
+        return None
+    try:
+        return model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+
+
+def related_labels(entries: Any) -> RelatedLabels:
+    """Name the objects the entries' foreign-key changes point at: one query per model.
+
+    Used for a whole page of entries at once, so a page costs the same few queries however
+    many rows it has (none when no entry changed a foreign key).
+    """
+    wanted: dict[type[Model], set[str]] = {}
+    for entry in entries:
+        model = entry.content_type.model_class()
+        for name, old, new in _pairs(entry):
+            model_field = _model_field(model, name)
+            if not isinstance(model_field, ForeignKey):
+                continue
+            for value in (old, new):
+                if value is not None and _is_scalar(value) and not isinstance(value, bool):
+                    wanted.setdefault(model_field.related_model, set()).add(str(value))
+    labels: RelatedLabels = {}
+    for related, pks in wanted.items():
+        valid = {pk for pk in pks if pk.isdigit()} if _has_integer_pk(related) else pks
+        for obj in related._default_manager.filter(pk__in=valid):
+            labels[(related, str(obj.pk))] = str(obj)
+    return labels
+
+
+def _has_integer_pk(model: type[Model]) -> bool:
+    return model._meta.pk.get_internal_type() in {
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    }
+
+
+def _change_value(
+    value: Any,
+    model_field: Any,
+    label: str,
+    labels: RelatedLabels | None,
+    limit: int | None,
+) -> tuple[str, str]:
+    """Render one side of a change; return (text, summary of a long list or "")."""
+    if isinstance(model_field, ForeignKey) and value is not None and _is_scalar(value):
+        name = (labels or {}).get((model_field.related_model, str(value)))
+        return (Truncator(name).chars(limit) if limit else name) if name else f"#{value}", ""
+    if isinstance(value, list) and len(value) > LIST_SUMMARY_AFTER:
+        if all(_is_scalar(v) for v in value):
+            return display_value(value), f"{len(value)} {label.lower()}"
+    is_dt = isinstance(model_field, DateTimeField)
+    return display_value(value, is_datetime=is_dt, limit=limit), ""
+
+
+def entry_changes(
+    entry: AuditEntry, *, limit: int | None = None, labels: RelatedLabels | None = None
+) -> list[FieldChange]:
+    """List an entry's field changes with verbose names and readable values.
+
+    Foreign keys read as their object's name when `labels` (see related_labels) has it,
+    else as "#<id>"; a long list of plain values comes with a "44 scopes" summary.
+    """
+    model = entry.content_type.model_class()
+    rows = []
+    for name, old, new in _pairs(entry):
+        model_field = _model_field(model, name)
+        label = _pseudo_field_label(name)
+        if model_field is not None:
+            label = str(capfirst(getattr(model_field, "verbose_name", name)))
+        old_text, old_summary = _change_value(old, model_field, label, labels, limit)
+        new_text, new_summary = _change_value(new, model_field, label, labels, limit)
+        rows.append(FieldChange(name, label, old_text, new_text, old_summary, new_summary))
     return rows
 
 
@@ -127,6 +211,45 @@ def event_of(entry: AuditEntry) -> str:
         return ""
     # "access" is how entries written before record_event named a token reveal.
     return str(extra.get("event") or extra.get("access") or "")
+
+
+def action_label(entry: AuditEntry) -> str:
+    """Name what happened, capitalised: the event (Reveal, Reset...) or the action (Create)."""
+    return str(capfirst(event_of(entry) or entry.get_action_display()))
+
+
+def short_id(value: str, length: int = 8) -> str:
+    """Show a long id (UUID, request id) by its first characters; the full id goes in a title."""
+    return format_html('<span class="sw-cid" title="{}">{}</span>', value, value[:length])
+
+
+def changes_html(
+    rows: list[FieldChange], *, old_class: str = "", new_class: str = ""
+) -> list[str]:
+    """Render each change as "<b>Label</b>: old → new"; long lists open from "44 scopes"."""
+
+    def side(text: str, summary: str, css: str) -> str:
+        if summary:
+            return format_html(
+                '<details class="sw-list"><summary>{}</summary><span class="value {}">{}'
+                "</span></details>",
+                summary,
+                css,
+                text,
+            )
+        if text == EMPTY:
+            return format_html('<span class="value none">{}</span>', text)
+        return format_html('<span class="value {}">{}</span>', css, text)
+
+    return [
+        format_html(
+            "<strong>{}</strong>: {} &rarr; {}",
+            r.label,
+            side(r.old, r.old_summary, old_class),
+            side(r.new, r.new_summary, new_class),
+        )
+        for r in rows
+    ]
 
 
 def changelog_url(**params: Any) -> str:
@@ -194,9 +317,18 @@ class CorrelationFilter(admin.SimpleListFilter):
         return queryset.filter(cid=self.value()) if self.value() else queryset
 
 
+class CapitalisedChoicesFilter(admin.ChoicesFieldListFilter):
+    """A choices filter whose labels start with a capital (auditlog's actions are lower case)."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            yield {**choice, "display": capfirst(choice["display"])}
+
+
 @admin.display(description="when", ordering="timestamp")
 def _when(entry: AuditEntry) -> str:
-    return date_format(timezone.localtime(entry.timestamp), "Y-m-d H:i:s T")
+    local = timezone.localtime(entry.timestamp)
+    return format_html("{}<br>{}", date_format(local, "Y-m-d"), date_format(local, "H:i:s T"))
 
 
 if admin.site.is_registered(AuditEntry):
@@ -221,7 +353,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = (
         ObjectTypeFilter,
         "source",
-        "action",
+        ("action", CapitalisedChoicesFilter),
         ActorFilter,
         ("timestamp", admin.DateFieldListFilter),
         CorrelationFilter,
@@ -234,6 +366,18 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
     actions = None
+
+    class Media:
+        css = {"all": ["rooms/admin.css"]}
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """Name the objects the page's foreign-key changes point at, in one pass."""
+        changelist = super().get_changelist_instance(request)
+        entries = list(changelist.result_list)  # evaluates (and caches) the page's rows
+        labels = related_labels(entries)
+        for entry in entries:
+            entry._related_labels = labels
+        return changelist
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Audit rows are written by the portal only."""
@@ -258,13 +402,17 @@ class AuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description="action", ordering="action")
     def action_label(self, entry: AuditEntry) -> str:
         """Name the action, or the event for token reveals, resets and issuance."""
-        return event_of(entry) or entry.get_action_display()
+        return action_label(entry)
 
     @admin.display(description="object", ordering="object_repr")
     def object_link(self, entry: AuditEntry) -> str:
         """Link to the object (its type, name and SignalWire id stay readable after delete)."""
         kind = capfirst(entry.content_type.name)
-        remote = f" ({entry.object_remote_id})" if entry.object_remote_id else ""
+        remote = (
+            format_html(" ({})", short_id(entry.object_remote_id))
+            if entry.object_remote_id
+            else ""
+        )
         url = "" if entry.action == Action.DELETE else object_admin_url(entry)
         if url:
             return format_html('{}: <a href="{}">{}</a>{}', kind, url, entry.object_repr, remote)
@@ -278,10 +426,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description="changes")
     def changes_display(self, entry: AuditEntry) -> str:
         """Show up to six changed fields as "field: old → new"."""
-        rows = entry_changes(entry, limit=60)
-        shown = format_html_join(
-            "", "<div><b>{}</b>: {} → {}</div>", ((r.label, r.old, r.new) for r in rows[:6])
-        )
+        labels = getattr(entry, "_related_labels", None)
+        rows = entry_changes(entry, limit=60, labels=labels)
+        shown = format_html_join("", "<div>{}</div>", ((h,) for h in changes_html(rows[:6])))
         more = format_html("<div>… {} more</div>", len(rows) - 6) if len(rows) > 6 else ""
         details = (entry.additional_data or {}).get("details") if event_of(entry) else None
         extra = format_html("<div>{}</div>", display_value(details, limit=200)) if details else ""
@@ -293,7 +440,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
         if not entry.cid:
             return EMPTY
         return format_html(
-            '<a href="{}" title="{}">{}</a>', changelog_url(cid=entry.cid), entry.cid,
+            '<a class="sw-cid" href="{}" title="{}">{}</a>',
+            changelog_url(cid=entry.cid),
+            entry.cid,
             entry.cid[:8],
         )
 
@@ -341,9 +490,17 @@ class AuditHistoryMixin:
             .order_by("-timestamp", "-pk")
         )
 
-    def _entry_view(self, request: HttpRequest, entry: AuditEntry, obj: Model) -> EntryView:
+    def _entry_view(
+        self,
+        request: HttpRequest,
+        entry: AuditEntry,
+        obj: Model,
+        labels: RelatedLabels | None = None,
+    ) -> EntryView:
         view = EntryView(entry=entry, who=who(entry), event=event_of(entry))
-        view.changes = entry_changes(entry)
+        view.action = action_label(entry)
+        view.changes = entry_changes(entry, labels=labels)
+        view.changes_html = changes_html(view.changes, old_class="old", new_class="new")
         details = (entry.additional_data or {}).get("details") if view.event else None
         view.details = display_value(details) if details else ""
         if entry.cid:
@@ -372,6 +529,8 @@ class AuditHistoryMixin:
             request, self.audit_entries(obj), self.audit_history_per_page
         )
         page = paginator.get_page(request.GET.get(PAGE_VAR, 1))
+        entries = list(page)
+        labels = related_labels(entries)
         ct = ContentType.objects.get_for_model(type(obj))
         context = {
             **self.admin_site.each_context(request),
@@ -380,7 +539,7 @@ class AuditHistoryMixin:
             "object": obj,
             "opts": self.opts,
             "module_name": str(capfirst(self.opts.verbose_name_plural)),
-            "entries": [self._entry_view(request, e, obj) for e in page],
+            "entries": [self._entry_view(request, e, obj, labels) for e in entries],
             "page_obj": page,
             "page_range": paginator.get_elided_page_range(page.number),
             "page_var": PAGE_VAR,

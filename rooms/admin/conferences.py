@@ -170,7 +170,7 @@ class ConferenceAdmin(MirrorAdmin):
         if request.user.has_perm(REVEAL):
             fieldsets.append(("Embed", {"fields": ("embed_snippet",)}))
         fieldsets.append(("Advanced", {"classes": ("collapse",), "fields": ("meta",)}))
-        fieldsets.append(("SignalWire", {"fields": self.mirror_readonly}))
+        fieldsets.extend(self.mirror_fieldsets)
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:

@@ -17,7 +17,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.forms.formsets import all_valid
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -41,6 +41,18 @@ class ColourInput(forms.TextInput):
     """The browser's colour picker for #RRGGBB theme colours."""
 
     input_type = "color"
+
+
+class NotSetBooleanSelect(forms.NullBooleanSelect):
+    """Yes / No / not set: an unset SignalWire option is not "unknown", it takes the default."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", "Not set (SignalWire default)"),
+            ("true", "Yes"),
+            ("false", "No"),
+        ]
 
 
 class ColourField(forms.CharField):
@@ -197,6 +209,11 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         "push_attempts",
         "raw_payload",
     )
+    # The change form shows the raw payload in its own collapsed fieldset.
+    mirror_fieldsets = (
+        ("SignalWire", {"fields": tuple(f for f in mirror_readonly if f != "raw_payload")}),
+        ("Last payload from SignalWire", {"classes": ("collapse",), "fields": ("raw_payload",)}),
+    )
     # Fields the API cannot change after creation (name) or at all.
     fixed_after_create: tuple[str, ...] = ("name",)
     never_editable: tuple[str, ...] = ()
@@ -231,6 +248,13 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         kwargs.setdefault("widgets", {}).update({f: ColourInput() for f in schema.COLOUR_FIELDS})
         kwargs.setdefault("field_classes", {}).update(
             {f: ColourField for f in schema.COLOUR_FIELDS}
+        )
+        kwargs["widgets"].update(
+            {
+                f.name: NotSetBooleanSelect()
+                for f in self.model._meta.fields
+                if isinstance(f, BooleanField) and f.null and f.editable
+            }
         )
         form = super().get_form(request, obj, **kwargs)
         return type(form.__name__, (form,), {"request": request, "model_admin": self})

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -41,7 +43,8 @@ class MintTokenForm(forms.Form):
             ("custom", "Custom scopes"),
         ],
         initial="guest",
-        widget=forms.RadioSelect,
+        widget=AdminRadioSelect(attrs={"class": "radiolist"}),
+        help_text="A preset ticks its scopes below; ticking a scope by hand makes it custom.",
     )
     permissions = forms.MultipleChoiceField(
         choices=[(p, p) for p in schema.ROOM_TOKEN_PERMISSIONS],
@@ -49,15 +52,49 @@ class MintTokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Used only with “Custom scopes”.",
     )
-    user_name = forms.CharField(max_length=schema.USER_NAME_MAX, required=False)
+    user_name = forms.CharField(
+        max_length=schema.USER_NAME_MAX,
+        required=False,
+        help_text="The name others in the room see.",
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+    )
     join_from = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
     join_until = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
     remove_at = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
     remove_after_seconds_elapsed = forms.IntegerField(
-        required=False, min_value=schema.REMOVE_AFTER_MIN, max_value=schema.REMOVE_AFTER_MAX
+        required=False,
+        min_value=schema.REMOVE_AFTER_MIN,
+        max_value=schema.REMOVE_AFTER_MAX,
+        help_text="Remove the user after this many seconds in the room.",
     )
     join_audio_muted = forms.BooleanField(required=False)
     join_video_muted = forms.BooleanField(required=False)
+
+    # How the page lays the form out, as admin fieldsets (the scopes have their own block).
+    fieldsets = (
+        (None, {"fields": ("role", "user_name")}),
+        (
+            "Time window",
+            {"fields": ("join_from", "join_until", "remove_at", "remove_after_seconds_elapsed")},
+        ),
+        ("On joining", {"fields": (("join_audio_muted", "join_video_muted"),)}),
+    )
+    # Shown in this order; a scope belongs to the longest prefix it starts with.
+    scope_prefixes = (
+        ("room.", "The room"),
+        ("room.member.", "Other members"),
+        ("room.self.", "Own audio, video and screen"),
+    )
+
+    def scope_groups(self) -> list[tuple[str, str, list[Any]]]:
+        """Group the scope checkboxes in columns: room.*, room.member.*, room.self.*."""
+        groups: dict[str, list[Any]] = {prefix: [] for prefix, _ in self.scope_prefixes}
+        longest_first = sorted(groups, key=len, reverse=True)
+        for box in self["permissions"]:
+            value = str(box.data["value"])
+            prefix = next(p for p in longest_first if value.startswith(p))
+            groups[prefix].append((value[len(prefix) :], box))
+        return [(f"{p}*", title, groups[p]) for p, title in self.scope_prefixes if groups[p]]
 
     def clean(self) -> dict[str, Any]:
         """Mirror SignalWire's rules: a custom role names scopes; the window is ordered."""
@@ -132,7 +169,7 @@ class RoomAdmin(MirrorAdmin):
         fieldsets = list(self.fieldsets_basics)
         if obj is not None:
             fieldsets.append(("Set by SignalWire", {"fields": self.never_editable}))
-            fieldsets.append(("SignalWire", {"fields": self.mirror_readonly}))
+            fieldsets.extend(self.mirror_fieldsets)
         return fieldsets
 
     @admin.display(description="join token")
@@ -196,6 +233,7 @@ class RoomAdmin(MirrorAdmin):
                 "opts": self.model._meta,
                 "original": room,
                 "form": form,
+                "adminform": helpers.AdminForm(form, list(form.fieldsets), {}),
                 "token": token,
                 "record": record,
                 "presets": {

@@ -114,12 +114,24 @@ class SyncRunAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "can_run_sync": request.user.has_perm(RUN_SYNC_PERMISSION),
             "sync_summaries": [
-                (label, sync.latest_sync_summary(kind))
+                (label, sync.latest_sync_summary(kind), *self._summary_state(kind))
                 for kind, label in SyncRun.Kind.choices
                 if kind != SyncRun.Kind.PUSH
             ],
         }
         return super().changelist_view(request, extra_context)
+
+    @staticmethod
+    def _summary_state(kind: str) -> tuple[str, str]:
+        """Name how the latest run of a kind went, as a CSS modifier and a short label."""
+        run = sync.latest_sync_run(kind)
+        if run is None:
+            return "never", "Never run"
+        if run.outcome == SyncRun.Outcome.SUCCEEDED:
+            return "succeeded", "Succeeded"
+        if run.outcome == SyncRun.Outcome.FAILED:
+            return "failed", "Failed"
+        return "running", "Running"
 
     def sync_now_view(self, request: HttpRequest) -> HttpResponse:
         """Queue a sync of conferences, their new tokens and rooms; never sync in the request."""
