@@ -638,6 +638,14 @@ def push_mark_failed(*, kind: str, pk: int, error: str) -> None:
     )
 
 
+def push_note_waiting(*, kind: str, pk: int, error: str) -> None:
+    """Say why a row's push still waits; it stays pending and the periodic push retries it."""
+    spec = mirror_for(kind)
+    spec.model.objects.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
+        last_error=f"Waiting for SignalWire: {error}"[:2000]
+    )
+
+
 def pending_rows() -> Iterator[tuple[str, int, bool]]:
     """Yield (kind, pk, is_delete) for every row whose change still waits to land."""
     for spec in MIRRORS.values():

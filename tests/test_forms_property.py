@@ -311,11 +311,6 @@ def test_room_form_boundaries(field, value, accepted):
     assert form.is_valid() == accepted, form.errors.as_data()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: payloads.format_datetime drops sub-second precision, so a window the form "
-    "accepts (10:00:00.2 to 10:00:00.7) reaches SignalWire as an empty one and gets a 422",
-)
 def test_sub_second_join_windows_survive_the_payload():
     data = {"name": "tight", "max_members": "20", "quality": "720p",
             "layout": "grid-responsive", "enable_room_previews": "unknown",
@@ -366,11 +361,6 @@ def test_conference_form_boundaries(changes, accepted):
         assert errors == [], body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Conference.size is blank=True, so the form accepts an empty size, and "
-    "payloads sends \"size\": \"\" which SignalWire refuses (422: not included in the list)",
-)
 def test_a_blank_conference_size_is_not_sent():
     form = offline_form(Conference)(data=conference_data(size=""))
 

@@ -6,12 +6,14 @@ import contextvars
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import Retry
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
 from rooms import services
 from rooms.models import AuditEntry, Conference, Room, SyncState
 from rooms.signalwire.client import build_client
+from rooms.signalwire.errors import RateLimitedError
 from rooms.tasks import push
 
 pytest_plugins = ["tests.fixtures_admin"]
@@ -283,7 +285,7 @@ def test_push_rejected_by_signalwire_is_marked_failed_with_the_reason(
     assert sandbox.rooms == {}
 
 
-def test_push_task_gives_up_after_its_retries_and_marks_the_row(
+def test_push_task_out_of_retries_in_an_outage_keeps_the_row_pending(
     sandbox, queued, fast_push, django_capture_on_commit_callbacks, room_data, run_queued
 ):
     sandbox.inject_fault(503)
@@ -294,9 +296,18 @@ def test_push_task_gives_up_after_its_retries_and_marks_the_row(
 
     assert result.failed()
     room.refresh_from_db()
-    assert room.sync_state == SyncState.PUSH_FAILED and "503" in room.last_error
+    # An outage heals: the edit is not given up, the periodic push_pending retries it.
+    assert room.sync_state == SyncState.PENDING_PUSH
+    assert "Waiting for SignalWire" in room.last_error and "503" in room.last_error
     # Attempts: the first run and one retry.
     assert room.push_attempts == 2
+
+    sandbox.clear_faults()
+    queued.clear()
+    assert push.push_pending.apply().get() == 1
+    run_queued()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED and room.remote_id in sandbox.rooms
 
 
 def test_push_pending_queues_every_waiting_row(sandbox, queued):
@@ -386,3 +397,20 @@ def test_an_edit_of_a_room_deleted_in_signalwire_says_so(sandbox):
 
 def room_data_plain(name: str) -> dict:
     return {"name": name, "max_members": 4}
+
+
+def test_a_push_waits_at_least_as_long_as_retry_after_asks(monkeypatch):
+    asked = {}
+
+    def record_retry(exc=None, countdown=None, **kwargs):
+        asked["countdown"] = countdown
+        return Retry()
+
+    monkeypatch.setattr(push.push_room, "retry", record_retry)
+
+    def rate_limited():
+        raise RateLimitedError(retry_after=90, method="PUT", path="/api/video/rooms/x")
+
+    with pytest.raises(Retry):
+        push.push_room.call_honouring_retry_after(rate_limited)
+    assert asked["countdown"] >= 90

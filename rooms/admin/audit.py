@@ -345,7 +345,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "action_label",
         "object_link",
         "who_display",
-        "source",
         "changes_display",
         "cid_link",
     )
@@ -409,7 +408,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         """Link to the object (its type, name and SignalWire id stay readable after delete)."""
         kind = capfirst(entry.content_type.name)
         remote = (
-            format_html(" ({})", short_id(entry.object_remote_id))
+            format_html(" <span class=\"sw-nowrap\">({})</span>", short_id(entry.object_remote_id))
             if entry.object_remote_id
             else ""
         )
@@ -418,10 +417,12 @@ class AuditEntryAdmin(admin.ModelAdmin):
             return format_html('{}: <a href="{}">{}</a>{}', kind, url, entry.object_repr, remote)
         return format_html("{}: {}{}", kind, entry.object_repr, remote)
 
-    @admin.display(description="who", ordering="actor_label")
+    @admin.display(description="who / source", ordering="actor_label")
     def who_display(self, entry: AuditEntry) -> str:
-        """Name the staff user or system actor."""
-        return who(entry)
+        """Name the staff user or system actor, and where the change came from."""
+        return format_html(
+            '{}<div class="sw-quiet">{}</div>', who(entry), entry.get_source_display()
+        )
 
     @admin.display(description="changes")
     def changes_display(self, entry: AuditEntry) -> str:

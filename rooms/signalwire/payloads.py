@@ -19,7 +19,10 @@ def format_datetime(value: datetime | None) -> str | None:
     """Render a datetime as RFC 3339 in UTC, as SignalWire expects."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Fractions of a second are kept (RFC 3339 allows them): dropping them could turn a
+    # short but valid join window into an empty one.
+    spec = "microseconds" if value.microsecond else "seconds"
+    return value.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def parse_remote_datetime(value: Any) -> datetime | None:
@@ -40,11 +43,15 @@ def _body(instance: Any, fields: tuple[str, ...]) -> dict:
         value = getattr(instance, field)
         if isinstance(value, datetime):
             value = format_datetime(value)
-        if value is None:
-            # SignalWire's request schemas take no nulls: leave the field out.
+        if value is None or (value == "" and field in ENUM_FIELDS):
+            # SignalWire's request schemas take no nulls, and an unset choice is no
+            # value either: leave the field out so SignalWire keeps its default.
             continue
         body[field] = value
     return body
+
+
+ENUM_FIELDS = frozenset({"quality", "layout", "size"})
 
 
 def conference_create_body(conference: Any) -> dict:

@@ -1,7 +1,10 @@
 """Celery tasks that land local changes in SignalWire: thin wrappers over rooms.services.
 
-They take ids, retry only errors that can heal (rate limits, outages, a busy row) with
-exponential backoff, and mark the row push_failed once the retries run out.
+They take ids and retry only errors that can heal (rate limits, outages, a busy row) with
+exponential backoff, waiting at least as long as SignalWire's Retry-After asks. An error
+that will not heal marks the row push_failed at once (in the service); a row whose
+retries ran out during an outage stays pending, and the periodic push_pending retries it,
+so an outage never loses an edit.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
 from rooms import services
@@ -42,11 +46,26 @@ class PushTask(Task):
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
-        """Mark the row push_failed when the last attempt failed."""
+        """Keep an outage's row pending for the periodic push; mark anything else failed."""
         pk = args[0] if args else kwargs.get("pk")
         if self.push_kind and pk is not None:
-            services.push_mark_failed(kind=self.push_kind, pk=pk, error=str(exc))
-        logger.warning("%s[%s] gave up: %s", self.name, task_id, exc)
+            if isinstance(exc, RETRYABLE):
+                services.push_note_waiting(kind=self.push_kind, pk=pk, error=str(exc))
+            else:
+                services.push_mark_failed(kind=self.push_kind, pk=pk, error=str(exc))
+        logger.warning("%s[%s] gave up for now: %s", self.name, task_id, exc)
+
+    def call_honouring_retry_after(self, work: Any) -> Any:
+        """Run one attempt; on a 429 with Retry-After wait at least that long before the next."""
+        try:
+            return work()
+        except RateLimitedError as exc:
+            if not exc.retry_after:
+                raise
+            backoff = get_exponential_backoff_interval(
+                factor=1, retries=self.request.retries, maximum=BACKOFF_MAX, full_jitter=True
+            )
+            raise self.retry(exc=exc, countdown=max(float(exc.retry_after), backoff)) from exc
 
 
 def _as_push(task: Task) -> Any:
@@ -60,14 +79,18 @@ def _as_push(task: Task) -> Any:
 def push_conference(self: Task, pk: int, version: int | None = None) -> str:
     """Land a conference's pending change in SignalWire."""
     with _as_push(self):
-        return services.conference_push(conference_id=pk, version=version)
+        return self.call_honouring_retry_after(
+            lambda: services.conference_push(conference_id=pk, version=version)
+        )
 
 
 @shared_task(bind=True, base=PushTask, name="rooms.tasks.push_room", push_kind="room")
 def push_room(self: Task, pk: int, version: int | None = None) -> str:
     """Land a room's pending change in SignalWire."""
     with _as_push(self):
-        return services.room_push(room_id=pk, version=version)
+        return self.call_honouring_retry_after(
+            lambda: services.room_push(room_id=pk, version=version)
+        )
 
 
 @shared_task(
@@ -76,21 +99,25 @@ def push_room(self: Task, pk: int, version: int | None = None) -> str:
 def delete_conference(self: Task, pk: int) -> str:
     """Finish deleting a conference left pending delete."""
     with _as_push(self):
-        return services.conference_push_delete(conference_id=pk)
+        return self.call_honouring_retry_after(
+            lambda: services.conference_push_delete(conference_id=pk)
+        )
 
 
 @shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_room", push_kind="room")
 def delete_room(self: Task, pk: int) -> str:
     """Finish deleting a room left pending delete."""
     with _as_push(self):
-        return services.room_push_delete(room_id=pk)
+        return self.call_honouring_retry_after(lambda: services.room_push_delete(room_id=pk))
 
 
 @shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_remote")
 def delete_remote(self: Task, kind: str, remote_id: str) -> None:
     """Delete in SignalWire an object whose local row was deleted outside the services."""
     with _as_push(self):
-        services.remote_delete(kind=kind, remote_id=remote_id)
+        self.call_honouring_retry_after(
+            lambda: services.remote_delete(kind=kind, remote_id=remote_id)
+        )
 
 
 @shared_task(name="rooms.tasks.push_pending")
