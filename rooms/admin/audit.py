@@ -148,7 +148,9 @@ def related_labels(entries: Any) -> RelatedLabels:
     for related, pks in wanted.items():
         valid = {pk for pk in pks if pk.isdigit()} if _has_integer_pk(related) else pks
         for obj in related._default_manager.filter(pk__in=valid):
-            labels[(related, str(obj.pk))] = str(obj)
+            # The fixed name (a conference's or room's `name`) reads the same on old entries;
+            # a display name may have changed since.
+            labels[(related, str(obj.pk))] = str(getattr(obj, "name", "") or obj)
     return labels
 
 
