@@ -21,6 +21,7 @@ STORAGES = {
 
 # A file, not memory, so a real Celery worker process can share the test database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    (BASE_DIR / ".run").mkdir(exist_ok=True)  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(BASE_DIR / ".run" / f"test-db-{os.getpid()}.sqlite3")  # noqa: F405
     }

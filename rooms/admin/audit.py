@@ -27,6 +27,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
 
+from rooms.admin.records import RecordAdminMixin
 from rooms.audit import json_value
 from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
 from rooms.restore import is_restorable, restore_entry, restore_plan
@@ -339,7 +340,7 @@ if admin.site.is_registered(AuditEntry):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(RecordAdminMixin, admin.ModelAdmin):
     """The change log: every audited change, filterable and searchable, never editable."""
 
     list_display = (
@@ -379,18 +380,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         for entry in entries:
             entry._related_labels = labels
         return changelist
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Audit rows are written by the portal only."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Audit rows are never edited, not even by superusers."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Audit rows leave only through the retention task, never through admin."""
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Refuse the per-row page: the change log itself shows everything an entry holds."""

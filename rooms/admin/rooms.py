@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from rooms import services
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
+from rooms.admin.records import RecordAdminMixin
 from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.errors import SignalWireError
@@ -246,7 +247,7 @@ class RoomAdmin(MirrorAdmin):
 
 
 @admin.register(IssuedRoomToken)
-class IssuedRoomTokenAdmin(admin.ModelAdmin):
+class IssuedRoomTokenAdmin(RecordAdminMixin, admin.ModelAdmin):
     """The record of join tokens staff minted: read-only, never the token itself."""
 
     list_display = ("room_name", "user_name", "role", "issued_by", "issued_at", "expires_at")
@@ -256,14 +257,3 @@ class IssuedRoomTokenAdmin(admin.ModelAdmin):
     show_full_result_count = False
     date_hierarchy = "issued_at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Records are written only by minting."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Records are history: read-only."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Records are history: never deleted from admin."""
-        return False

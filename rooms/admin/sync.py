@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from rooms import sync
+from rooms.admin.records import RecordAdminMixin
 from rooms.models import SyncRun
 
 logger = logging.getLogger("rooms.admin.sync")
@@ -25,7 +26,7 @@ RUN_SYNC_PERMISSION = "rooms.run_sync"
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(RecordAdminMixin, admin.ModelAdmin):
     """List sync runs with their counts and outcome; nobody adds, edits or deletes them."""
 
     change_list_template = "admin/rooms/syncrun/change_list.html"
@@ -36,14 +37,7 @@ class SyncRunAdmin(admin.ModelAdmin):
         "trigger",
         "outcome",
         "duration",
-        "seen",
-        "created",
-        "updated",
-        "unchanged",
-        "marked_deleted",
-        "restored",
-        "skipped_pending",
-        "errors",
+        *sync.COUNTERS[1:],
     )
     list_filter = ("kind", "outcome", "trigger")
     search_fields = ("=run_id", "error")
@@ -55,31 +49,11 @@ class SyncRunAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "duration",
-        "pages",
-        "seen",
-        "created",
-        "updated",
-        "unchanged",
-        "marked_deleted",
-        "restored",
-        "skipped_pending",
-        "errors",
+        *sync.COUNTERS,
         "error",
         "audit_link",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Runs are made by the sync only."""
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """A run is a record: it is read, never edited."""
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """A run is a record: it is kept."""
-        return False
 
     @admin.display(description="duration")
     def duration(self, run: SyncRun) -> str:
