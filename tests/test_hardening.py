@@ -314,13 +314,30 @@ def test_the_api_token_is_in_no_log_and_no_audit_row(
     assert SANDBOX_API_TOKEN not in recorded and BASIC_AUTH not in recorded
 
 
-def test_the_test_workers_log_holds_no_api_token():
-    log = ROOT / ".run" / "test-worker.log"
-    if not log.exists():
-        pytest.skip("no worker has run in this checkout yet")
-    text = log.read_bytes()
-    assert SANDBOX_API_TOKEN.encode() not in text
-    assert BASIC_AUTH.encode() not in text
+@pytest.mark.django_db(transaction=True)
+def test_the_workers_log_holds_no_api_token(celery_worker_process, sandbox):
+    import time
+
+    from rooms.tasks import sync as sync_tasks
+
+    sandbox.seed(conferences=3, rooms=2, seed=5)
+    sync_tasks.sync_conferences.delay(trigger="hardening")
+    sync_tasks.fetch_missing_tokens.delay(trigger="hardening")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if SyncRun.objects.filter(
+            kind=SyncRun.Kind.TOKENS, outcome=SyncRun.Outcome.SUCCEEDED
+        ).exists():
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the worker did not finish the sync and token fetch within 30 s")
+    assert ConferenceToken.objects.count() == 6
+
+    text = (ROOT / ".run" / "test-worker.log").read_bytes()
+    assert b"GET /api/video/conferences" in text  # the worker did log its requests
+    for secret in (SANDBOX_API_TOKEN, BASIC_AUTH, *token_values(sandbox)):
+        assert secret.encode() not in text
 
 
 # --- production settings ---------------------------------------------------------------
