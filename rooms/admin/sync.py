@@ -60,7 +60,9 @@ class SyncRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         """Show how long the run took, or that it is still going."""
         if run.finished_at is None:
             return "running"
-        return f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
+        # A skipped run is stamped finished a hair before its auto start time.
+        seconds = max(0.0, (run.finished_at - run.started_at).total_seconds())
+        return f"{seconds:.1f} s"
 
     @admin.display(description="audit entries")
     def audit_link(self, run: SyncRun) -> str:
