@@ -94,18 +94,11 @@ def _find_room(client: SignalWireClient, name: str) -> dict | None:
         return None
 
 
-def _conference_create_body(conference: Conference) -> dict:
-    # SignalWire requires a display name on create; the portal lets staff leave it blank.
-    body = payloads.conference_create_body(conference)
-    body.setdefault("display_name", conference.name)
-    return body
-
-
 CONFERENCE = _Mirror(
     kind="conference",
     model=Conference,
     create_fields=schema.CONFERENCE_CREATE_FIELDS,
-    create_body=_conference_create_body,
+    create_body=payloads.conference_create_body,
     update_body=payloads.conference_update_body,
     fields=payloads.conference_fields,
     create=lambda c, body: c.create_conference(body),

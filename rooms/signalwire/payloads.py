@@ -37,7 +37,11 @@ def parse_remote_datetime(value: Any) -> datetime | None:
         return None
 
 
+ENUM_FIELDS = frozenset({"quality", "layout", "size"})
+
+
 def _body(instance: Any, fields: tuple[str, ...]) -> dict:
+    """The request body of the given fields, in the shapes SignalWire accepts."""
     body: dict[str, Any] = {}
     for field in fields:
         value = getattr(instance, field)
@@ -48,42 +52,31 @@ def _body(instance: Any, fields: tuple[str, ...]) -> dict:
             # value either: leave the field out so SignalWire keeps its default.
             continue
         body[field] = value
+    # Conferences require a display name and rooms default it to the name: staff may
+    # leave it blank, so the name stands in.
+    if "display_name" in fields and not body.get("display_name"):
+        body["display_name"] = instance.name
     return body
-
-
-ENUM_FIELDS = frozenset({"quality", "layout", "size"})
 
 
 def conference_create_body(conference: Any) -> dict:
     """Body of POST /api/video/conferences for a local conference."""
-    body = _body(conference, schema.CONFERENCE_CREATE_FIELDS)
-    if not body.get("display_name"):
-        body["display_name"] = conference.name
-    return body
+    return _body(conference, schema.CONFERENCE_CREATE_FIELDS)
 
 
 def conference_update_body(conference: Any) -> dict:
     """Body of PUT /api/video/conferences/{id}: every field the portal manages."""
-    body = _body(conference, schema.CONFERENCE_UPDATE_FIELDS)
-    if not body.get("display_name"):
-        body["display_name"] = conference.name
-    return body
+    return _body(conference, schema.CONFERENCE_UPDATE_FIELDS)
 
 
 def room_create_body(room: Any) -> dict:
     """Body of POST /api/video/rooms for a local room."""
-    body = _body(room, schema.ROOM_CREATE_FIELDS)
-    if not body.get("display_name"):
-        body["display_name"] = room.name
-    return body
+    return _body(room, schema.ROOM_CREATE_FIELDS)
 
 
 def room_update_body(room: Any) -> dict:
     """Body of PUT /api/video/rooms/{id}: every field the portal manages."""
-    body = _body(room, schema.ROOM_UPDATE_FIELDS)
-    if not body.get("display_name"):
-        body["display_name"] = room.name
-    return body
+    return _body(room, schema.ROOM_UPDATE_FIELDS)
 
 
 # Fields a conference or room answer maps onto, and how to read each.
