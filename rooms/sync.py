@@ -276,6 +276,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _same_payload(stored: Any, item: dict) -> bool:
+    """Tell whether a stored raw payload equals a listed one.
+
+    SQLite gives back the JSON text the portal wrote with json.dumps, so serialising the
+    listed payload the same way and comparing text is enough, and cheaper than decoding;
+    text that differs (another key order) is decoded before saying no. PostgreSQL's driver
+    has already decoded jsonb into a dict.
+    """
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    if isinstance(stored, str):
+        return stored == json.dumps(item) or json.loads(stored) == item
+    return stored == item
+
+
 # --- reading ahead: fetch the next page while this one is written -----------------------
 
 
@@ -555,7 +570,7 @@ class _MirrorSync:
                     plan.skipped_pending += 1
                     continue
                 # raw holds the whole last payload, updated_at included: equal means unchanged.
-                if row[3] != SyncState.DELETED_REMOTELY and row[2] == item:
+                if row[3] != SyncState.DELETED_REMOTELY and _same_payload(row[2], item):
                     plan.unchanged += 1
                     continue
             values = self.map(remote_id, item)
@@ -576,8 +591,8 @@ class _MirrorSync:
     def existing_rows(self, remote_ids: list[str]) -> list[tuple[int, str, Any, str]]:
         """Read (pk, remote_id, raw, sync_state) of the page's known rows in one query.
 
-        Plain SQL with json.loads: on an unchanged page this read is the sync's whole
-        cost, and the ORM's per-value conversion of the raw payloads doubled it.
+        Plain SQL, raw left as the database gives it (see _same_payload): on an unchanged
+        page this read is the sync's whole cost, and the ORM's conversion doubled it.
         """
         if not remote_ids:
             return []
@@ -591,11 +606,7 @@ class _MirrorSync:
         with connection.cursor() as cursor:
             cursor.execute(sql, remote_ids)
             rows = cursor.fetchall()
-        # SQLite hands back the JSON text; PostgreSQL's driver has already decoded jsonb.
-        return [
-            (pk, rid, json.loads(raw) if isinstance(raw, str | bytes) else raw, state)
-            for pk, rid, raw, state in rows
-        ]
+        return rows
 
     def map(self, remote_id: str, item: dict) -> dict | None:
         """Turn a payload into field values, or count it as an error with the reason."""
