@@ -81,7 +81,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     _sqlite_options.setdefault("transaction_mode", "IMMEDIATE")
     # WAL lets readers (admin pages) go on while the worker writes, and makes commits cheap.
     _sqlite_options.setdefault(
-        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        "init_command",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
