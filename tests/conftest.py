@@ -4,6 +4,9 @@ import pytest
 
 from rooms.signalwire.sandbox import SandboxServer
 
+# Model and admin fixtures shared by the service, hook, admin and drill tests.
+pytest_plugins = ["tests.fixtures_admin"]
+
 SANDBOX_PROJECT_ID = "sandbox-project"
 SANDBOX_API_TOKEN = "sandbox-token-for-tests-7f3a9c"
 

@@ -14,7 +14,6 @@ from rooms.models import Conference, SyncState
 from rooms.signalwire import schema
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.fixtures_admin"]
 
 CHANGELIST = reverse("admin:rooms_conference_changelist")
 ADD = reverse("admin:rooms_conference_add")

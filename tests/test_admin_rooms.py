@@ -11,7 +11,6 @@ from rooms import services
 from rooms.models import Room, SyncState
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.fixtures_admin"]
 
 CHANGELIST = reverse("admin:rooms_room_changelist")
 ADD = reverse("admin:rooms_room_add")

@@ -33,8 +33,6 @@ from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, _database_url
 
-pytest_plugins = ["tests.fixtures_admin"]
-
 ROOT = Path(__file__).resolve().parents[1]
 ROOMS_PATH = "/api/video/rooms"
 CONFERENCES_PATH = "/api/video/conferences"

@@ -27,7 +27,6 @@ from rooms.models import (
 )
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
 
-pytest_plugins = ["tests.fixtures_admin"]
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,6 @@ from rooms.audit import audit_context
 from rooms.models import AuditEntry, Conference, Room, SyncState
 from rooms.signals import pushes_suppressed
 
-pytest_plugins = ["tests.fixtures_admin"]
-
 pytestmark = pytest.mark.django_db
 
 

@@ -16,8 +16,6 @@ from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import RateLimitedError
 from rooms.tasks import push
 
-pytest_plugins = ["tests.fixtures_admin"]
-
 pytestmark = pytest.mark.django_db
 
 
