@@ -8,7 +8,7 @@ N ?= 10000
 .PHONY: run test bench lint deps dev-deps redis clean
 
 run: deps
-	@scripts/run-portal
+	@scripts/run-portal || [ $$? -eq 130 ]  # 130: stopped with Ctrl-C, as intended
 
 test: dev-deps
 	@scripts/ensure-redis
