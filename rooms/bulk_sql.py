@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -79,15 +80,16 @@ def defaults(model: type[models.Model]) -> dict[str, Any]:
 def insert_rows(model: type[models.Model], rows: Iterable[Mapping[str, Any]]) -> int:
     """Insert rows given as {attname: value} (missing columns take defaults or NULL)."""
     sql, names, adapters = _plan(model, connection.vendor)
-    base = defaults(model)
-    spec = [
-        (name, None if adapt is _identity else adapt, base.get(name))
-        for name, adapt in zip(names, adapters, strict=True)
-    ]
+    known = defaults(model)
+    base = {name: known.get(name) for name in names}
+    pick = operator.itemgetter(*names)
+    adapted = [(i, adapt) for i, adapt in enumerate(adapters) if adapt is not _identity]
     params = []
     for row in rows:
-        get = row.get
-        params.append(tuple([get(n, d) if a is None else a(get(n, d)) for n, a, d in spec]))
+        values = list(pick({**base, **row}))
+        for i, adapt in adapted:
+            values[i] = adapt(values[i])
+        params.append(values)
     if params:
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)
