@@ -9,7 +9,6 @@ save hooks of rooms.signals do not push them a second time.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from rooms import audit
+from rooms.locks import redis_client
 from rooms.models import (
     UNPUSHED_STATES,
     AuditEntry,
@@ -144,11 +144,6 @@ def _acting(source: str, actor: Any) -> Iterator[None]:
                 yield
 
 
-@functools.cache
-def _redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
 @contextmanager
 def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterator[None]:
     """Serialize pushes of one row across processes; RowBusyError when it stays held."""
@@ -157,7 +152,7 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
         return
     if wait is None:
         wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
-    lock = _redis_for(settings.REDIS_URL).lock(
+    lock = redis_client().lock(
         f"{settings.REDIS_KEY_PREFIX}push:{kind}:{pk}",
         timeout=settings.SIGNALWIRE_PUSH_LOCK_TIMEOUT,
         blocking_timeout=wait,
