@@ -17,11 +17,18 @@ from typing import Any
 
 from django.db import connection, models
 
+from rooms import jsontext
+from rooms.jsontext import CompactJSONEncoder
+
 Adapter = Callable[[Any], Any]
 
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _compact_json(value: Any) -> Any:
+    return None if value is None else jsontext.dumps(value)
 
 
 def _sqlite_datetime(value: Any) -> Any:
@@ -42,10 +49,11 @@ def _plan(model: type[models.Model], vendor: str) -> tuple[str, tuple[str, ...],
     ]
     adapters: list[Adapter] = []
     for field in fields:
-        if isinstance(field, models.JSONField):
-            encoder = field.encoder
+        if isinstance(field, models.JSONField) and field.encoder in (None, CompactJSONEncoder):
+            adapters.append(_compact_json)
+        elif isinstance(field, models.JSONField):
 
-            def dump(value: Any, encoder: Any = encoder) -> Any:
+            def dump(value: Any, encoder: Any = field.encoder) -> Any:
                 return None if value is None else json.dumps(value, cls=encoder)
 
             adapters.append(dump)

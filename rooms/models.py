@@ -13,6 +13,7 @@ from django.core.validators import (
 )
 from django.db import models
 
+from rooms.jsontext import CompactJSONEncoder
 from rooms.signalwire import schema
 
 name_validator = RegexValidator(
@@ -61,7 +62,10 @@ class RemoteMirror(models.Model):
     )
     remote_created_at = models.DateTimeField("created in SignalWire", null=True, editable=False)
     remote_updated_at = models.DateTimeField("updated in SignalWire", null=True, editable=False)
-    raw = models.JSONField("last payload from SignalWire", default=dict, blank=True, editable=False)
+    raw = models.JSONField(
+        "last payload from SignalWire", default=dict, blank=True, editable=False,
+        encoder=CompactJSONEncoder,
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     sync_state = models.CharField(
         max_length=20, choices=SyncState.choices, default=SyncState.SYNCED, db_index=True,

@@ -9,7 +9,6 @@ signals, so nothing it writes is pushed back to SignalWire.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import queue
 import sqlite3
@@ -27,6 +26,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from rooms import jsontext
 from rooms.audit import (
     MIRROR_BOOKKEEPING,
     NormalisedChanges,
@@ -274,21 +274,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
-
-
-def _same_payload(stored: Any, item: dict) -> bool:
-    """Tell whether a stored raw payload equals a listed one.
-
-    SQLite gives back the JSON text the portal wrote with json.dumps, so serialising the
-    listed payload the same way and comparing text is enough, and cheaper than decoding;
-    text that differs (another key order) is decoded before saying no. PostgreSQL's driver
-    has already decoded jsonb into a dict.
-    """
-    if isinstance(stored, bytes):
-        stored = stored.decode()
-    if isinstance(stored, str):
-        return stored == json.dumps(item) or json.loads(stored) == item
-    return stored == item
 
 
 # --- reading ahead: fetch the next page while this one is written -----------------------
@@ -560,17 +545,18 @@ class _MirrorSync:
         run = self.run_record
         run.seen += len(incoming)
         plan = _PagePlan()
-        existing = {row[1]: row for row in self.existing_rows(list(incoming))}
+        existing = self.existing_rows(list(incoming))
         changed: dict[int, dict] = {}
         new: list[dict] = []
         for remote_id, item in incoming.items():
             row = existing.get(remote_id)
             if row is not None:
-                if row[3] in UNPUSHED_STATES:
+                pk, state, stored = row
+                if state in UNPUSHED_STATES:
                     plan.skipped_pending += 1
                     continue
                 # raw holds the whole last payload, updated_at included: equal means unchanged.
-                if row[3] != SyncState.DELETED_REMOTELY and _same_payload(row[2], item):
+                if state != SyncState.DELETED_REMOTELY and jsontext.same(stored, item):
                     plan.unchanged += 1
                     continue
             values = self.map(remote_id, item)
@@ -588,25 +574,24 @@ class _MirrorSync:
             plan.writes.extend(self.create_or_adopt(new, now))
         return plan
 
-    def existing_rows(self, remote_ids: list[str]) -> list[tuple[int, str, Any, str]]:
-        """Read (pk, remote_id, raw, sync_state) of the page's known rows in one query.
+    def existing_rows(self, remote_ids: list[str]) -> dict[str, tuple[int, str, Any]]:
+        """Read (pk, sync_state, raw) of the page's known rows in one query, keyed by remote id.
 
-        Plain SQL, raw left as the database gives it (see _same_payload): on an unchanged
+        Plain SQL, raw left as the database gives it (see jsontext.same): on an unchanged
         page this read is the sync's whole cost, and the ORM's conversion doubled it.
         """
         if not remote_ids:
-            return []
+            return {}
         qn = connection.ops.quote_name
         meta = self.model._meta
         sql = (
-            f"SELECT {qn(meta.pk.column)}, {qn('remote_id')}, {qn('raw')}, {qn('sync_state')} "
+            f"SELECT {qn(meta.pk.column)}, {qn('remote_id')}, {qn('sync_state')}, {qn('raw')} "
             f"FROM {qn(meta.db_table)} WHERE {qn('remote_id')} IN "
             f"({', '.join(['%s'] * len(remote_ids))})"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, remote_ids)
-            rows = cursor.fetchall()
-        return rows
+            return {remote_id: (pk, state, raw) for pk, remote_id, state, raw in cursor.fetchall()}
 
     def map(self, remote_id: str, item: dict) -> dict | None:
         """Turn a payload into field values, or count it as an error with the reason."""
@@ -771,12 +756,15 @@ class _MirrorSync:
 
     def mark_unseen(self) -> None:
         """Mark rows the complete listing did not show as deleted remotely, in chunks."""
-        candidates = (
-            self.model.objects.filter(remote_id__isnull=False, sync_state__in=MARKABLE_STATES)
-            .values_list("pk", "remote_id")
-            .iterator(chunk_size=5000)
-        )
-        unseen = [pk for pk, remote_id in candidates if remote_id not in self.seen]
+        candidates = self.model.objects.filter(
+            remote_id__isnull=False, sync_state__in=MARKABLE_STATES
+        ).values_list("remote_id", "pk")
+        # Plain rows and set arithmetic: this walks every mirrored row on every run.
+        sql, params = candidates.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            known = dict(cursor.fetchall())
+        unseen = sorted(known[remote_id] for remote_id in known.keys() - self.seen)
         now = timezone.now()
         for start in range(0, len(unseen), MARK_CHUNK):
             chunk = unseen[start : start + MARK_CHUNK]
