@@ -296,7 +296,6 @@ def bulk_record(
         pk = obj.pk
         rows.append(
             {
-                **common,
                 "object_pk": str(pk),
                 "object_id": pk if isinstance(pk, int) else None,
                 "object_repr": smart_str(obj),
@@ -308,7 +307,7 @@ def bulk_record(
         )
     # One executemany instead of bulk_create: these rows are already plain values, and
     # building Django's per-value SQL for them cost more than the sync's own writes.
-    return insert_rows(AuditEntry, rows)
+    return insert_rows(AuditEntry, rows, shared=common)
 
 
 def record_event(

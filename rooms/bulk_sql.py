@@ -31,11 +31,22 @@ def _compact_json(value: Any) -> Any:
     return None if value is None else jsontext.dumps(value)
 
 
+# The last datetime adapted and its text: a page's rows share one "now" several times over.
+_last_datetime: tuple[Any, Any] = (None, None)
+
+
 def _sqlite_datetime(value: Any) -> Any:
     """Store a datetime as Django's SQLite backend does (naive UTC text), without its checks."""
+    global _last_datetime
+    last = _last_datetime
+    if value is last[0]:
+        return last[1]
+    text = value
     if isinstance(value, datetime) and value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return None if value is None else str(value)
+        text = value.astimezone(UTC).replace(tzinfo=None)
+    text = None if text is None else str(text)
+    _last_datetime = (value, text)
+    return text
 
 
 @functools.cache
@@ -85,11 +96,16 @@ def defaults(model: type[models.Model]) -> dict[str, Any]:
     }
 
 
-def insert_rows(model: type[models.Model], rows: Iterable[Mapping[str, Any]]) -> int:
-    """Insert rows given as {attname: value} (missing columns take defaults or NULL)."""
+def insert_rows(
+    model: type[models.Model],
+    rows: Iterable[Mapping[str, Any]],
+    shared: Mapping[str, Any] | None = None,
+) -> int:
+    """Insert rows given as {attname: value}; missing columns take `shared`, defaults or NULL."""
     sql, names, adapters = _plan(model, connection.vendor)
     known = defaults(model)
     base = {name: known.get(name) for name in names}
+    base.update(shared or {})
     pick = operator.itemgetter(*names)
     adapted = [(i, adapt) for i, adapt in enumerate(adapters) if adapt is not _identity]
     params = []

@@ -68,8 +68,7 @@ class RemoteMirror(models.Model):
     )
     last_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     sync_state = models.CharField(
-        max_length=20, choices=SyncState.choices, default=SyncState.SYNCED, db_index=True,
-        editable=False,
+        max_length=20, choices=SyncState.choices, default=SyncState.SYNCED, editable=False
     )
     last_error = models.TextField(blank=True, editable=False)
     push_attempts = models.PositiveIntegerField(default=0, editable=False)
@@ -166,7 +165,12 @@ class Conference(RoomSettings):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["sync_state", "name"])]
+        # Both serve filters on sync_state; the second also answers the sync's sweep for
+        # rows a listing did not show from the index alone.
+        indexes = [
+            models.Index(fields=["sync_state", "name"]),
+            models.Index(fields=["sync_state", "remote_id"]),
+        ]
 
 
 class Room(RoomSettings):
@@ -197,7 +201,12 @@ class Room(RoomSettings):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["sync_state", "name"])]
+        # Both serve filters on sync_state; the second also answers the sync's sweep for
+        # rows a listing did not show from the index alone.
+        indexes = [
+            models.Index(fields=["sync_state", "name"]),
+            models.Index(fields=["sync_state", "remote_id"]),
+        ]
         permissions = [("mint_room_token", "Can mint room join tokens")]
 
 

@@ -462,9 +462,9 @@ class _MirrorSync:
         )
         self.model_columns = frozenset(f.name for f in self.model._meta.concrete_fields)
         self.audited = tuple(f for f in mirror.managed if f not in MIRROR_BOOKKEEPING)
-        self.datetimes = frozenset(
+        self.audited_datetimes = tuple(
             f.name for f in self.model._meta.concrete_fields
-            if isinstance(f, models.DateTimeField)
+            if isinstance(f, models.DateTimeField) and f.name in self.audited
         )
 
     def run(self, pages: Iterator[list[dict]]) -> None:
@@ -545,18 +545,18 @@ class _MirrorSync:
         run = self.run_record
         run.seen += len(incoming)
         plan = _PagePlan()
-        existing = self.existing_rows(list(incoming))
+        existing = self.existing_rows(incoming)
         changed: dict[int, dict] = {}
         new: list[dict] = []
         for remote_id, item in incoming.items():
             row = existing.get(remote_id)
             if row is not None:
-                pk, state, stored = row
+                pk, state, same_text = row
                 if state in UNPUSHED_STATES:
                     plan.skipped_pending += 1
                     continue
                 # raw holds the whole last payload, updated_at included: equal means unchanged.
-                if state != SyncState.DELETED_REMOTELY and jsontext.same(stored, item):
+                if same_text and state != SyncState.DELETED_REMOTELY:
                     plan.unchanged += 1
                     continue
             values = self.map(remote_id, item)
@@ -569,29 +569,44 @@ class _MirrorSync:
         if changed:
             olds = self.model.objects.filter(pk__in=list(changed)).values(*self.old_columns)
             for old in olds:
-                plan.writes.append(self.update(old, changed[old["pk"]], now))
+                values = changed[old["pk"]]
+                if old["sync_state"] != SyncState.DELETED_REMOTELY and jsontext.same(
+                    old["raw"], values["raw"]
+                ):
+                    # The same payload stored in another text form (key order, spacing).
+                    plan.unchanged += 1
+                    continue
+                plan.writes.append(self.update(old, values, now))
         if new:
             plan.writes.extend(self.create_or_adopt(new, now))
         return plan
 
-    def existing_rows(self, remote_ids: list[str]) -> dict[str, tuple[int, str, Any]]:
-        """Read (pk, sync_state, raw) of the page's known rows in one query, keyed by remote id.
+    def existing_rows(self, incoming: dict[str, dict]) -> dict[str, tuple[int, str, bool]]:
+        """Read (pk, sync_state, payload text equal) of the page's known rows in one query.
 
-        Plain SQL, raw left as the database gives it (see jsontext.same): on an unchanged
-        page this read is the sync's whole cost, and the ORM's conversion doubled it.
+        On an unchanged page this read is the sync's whole cost, so the database compares
+        each stored payload with the listed one (serialised in the compact form, see
+        rooms.jsontext) and sends back a flag instead of the payload; a row whose text
+        differs is compared again by value before it counts as changed.
         """
-        if not remote_ids:
+        if not incoming:
             return {}
         qn = connection.ops.quote_name
         meta = self.model._meta
-        sql = (
-            f"SELECT {qn(meta.pk.column)}, {qn('remote_id')}, {qn('sync_state')}, {qn('raw')} "
-            f"FROM {qn(meta.db_table)} WHERE {qn('remote_id')} IN "
-            f"({', '.join(['%s'] * len(remote_ids))})"
+        listed = "CAST(page.column2 AS jsonb)" if connection.vendor == "postgresql" else (
+            "page.column2"
         )
+        sql = (
+            f"SELECT c.{qn(meta.pk.column)}, c.remote_id, c.sync_state, c.raw = {listed} "
+            f"FROM (VALUES {', '.join(['(%s, %s)'] * len(incoming))}) AS page "
+            f"JOIN {qn(meta.db_table)} AS c ON c.remote_id = page.column1"
+        )
+        dumps = jsontext.dumps
+        params = [part for remote_id, item in incoming.items() for part in (remote_id, dumps(item))]
         with connection.cursor() as cursor:
-            cursor.execute(sql, remote_ids)
-            return {remote_id: (pk, state, raw) for pk, remote_id, state, raw in cursor.fetchall()}
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return {remote_id: (pk, state, bool(same)) for pk, remote_id, state, same in rows}
 
     def map(self, remote_id: str, item: dict) -> dict | None:
         """Turn a payload into field values, or count it as an error with the reason."""
@@ -658,10 +673,11 @@ class _MirrorSync:
             "updated_at": now,
         }
         changes = NormalisedChanges(
-            (f, [None, _plain(v) if f in self.datetimes else v])
-            for f in self.audited
-            if (v := values.get(f)) is not None
+            {f: [None, v] for f in self.audited if (v := values.get(f)) is not None}
         )
+        for f in self.audited_datetimes:
+            if f in changes:
+                changes[f][1] = _plain(changes[f][1])
         return _Write(True, _Created(row), set(), "created", (Action.CREATE, changes), row)
 
     def link(self, holder: dict, values: dict, now: datetime) -> _Write:
@@ -758,20 +774,21 @@ class _MirrorSync:
         """Mark rows the complete listing did not show as deleted remotely, in chunks."""
         candidates = self.model.objects.filter(
             remote_id__isnull=False, sync_state__in=MARKABLE_STATES
-        ).values_list("remote_id", "pk")
-        # Plain rows and set arithmetic: this walks every mirrored row on every run.
+        ).values_list("remote_id")
+        # This walks every mirrored row on every run: plain rows from the covering
+        # (sync_state, remote_id) index and set arithmetic, no model instances.
         sql, params = candidates.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            known = dict(cursor.fetchall())
-        unseen = sorted(known[remote_id] for remote_id in known.keys() - self.seen)
+            known = {remote_id for (remote_id,) in cursor.fetchall()}
+        unseen = sorted(known - self.seen)
         now = timezone.now()
         for start in range(0, len(unseen), MARK_CHUNK):
             chunk = unseen[start : start + MARK_CHUNK]
             with transaction.atomic():
                 rows = list(
                     self.model.objects.select_for_update()
-                    .filter(pk__in=chunk, sync_state__in=MARKABLE_STATES)
+                    .filter(remote_id__in=chunk, sync_state__in=MARKABLE_STATES)
                     .values("pk", "name", "display_name", "remote_id", "sync_state")
                 )
                 if not rows:

@@ -102,27 +102,60 @@ ROOM_MODEL_FIELDS = tuple(
 MIRROR_FIELDS = ("remote_id", "remote_created_at", "remote_updated_at", "raw")
 
 
-def _read(field: str, value: Any) -> Any:
-    if field in _DATETIME_FIELDS:
-        return parse_remote_datetime(value)
-    if field in _TEXT_FIELDS:
-        return value if isinstance(value, str) else ""
-    if field in _BOOL_FIELDS:
-        return bool(value)
-    if field in _NULLABLE_BOOL_FIELDS:
-        return value if isinstance(value, bool) else None
-    if field in _INT_FIELDS:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-    if field == "meta":
-        return value if isinstance(value, dict) else None
-    if field in schema.COLOUR_FIELDS:
-        return value if isinstance(value, str) else schema.COLOUR_DEFAULTS[field]
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _nullable_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _object(value: Any) -> dict | None:
+    return value if isinstance(value, dict) else None
+
+
+def _as_sent(value: Any) -> str:
     # name, quality, layout, size: kept as sent, even values the portal does not know.
     return "" if value is None else str(value)
 
 
+def _colour(field: str) -> Any:
+    default = schema.COLOUR_DEFAULTS[field]
+    return lambda value: value if isinstance(value, str) else default
+
+
+def _reader(field: str) -> Any:
+    """How to read one field of an answer into its model value."""
+    if field in _DATETIME_FIELDS:
+        return parse_remote_datetime
+    if field in _TEXT_FIELDS:
+        return _text
+    if field in _BOOL_FIELDS:
+        return bool
+    if field in _NULLABLE_BOOL_FIELDS:
+        return _nullable_bool
+    if field in _INT_FIELDS:
+        return _int
+    if field == "meta":
+        return _object
+    if field in schema.COLOUR_FIELDS:
+        return _colour(field)
+    return _as_sent
+
+
+# Worked out once: the sync maps every listed row through these.
+_READERS = {
+    field: _reader(field) for field in (*CONFERENCE_MODEL_FIELDS, *ROOM_MODEL_FIELDS)
+}
+
+
 def _fields_from_payload(data: dict, model_fields: tuple[str, ...]) -> dict:
-    values = {f: _read(f, data.get(f)) for f in model_fields if f in data}
+    readers = _READERS
+    values = {f: readers[f](data[f]) for f in model_fields if f in data}
     values["remote_id"] = str(data["id"])
     values["remote_created_at"] = parse_remote_datetime(data.get("created_at"))
     values["remote_updated_at"] = parse_remote_datetime(data.get("updated_at"))
