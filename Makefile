@@ -16,6 +16,7 @@ test: dev-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: dev-deps
+	@scripts/ensure-redis
 	$(PY) bench/client_bench.py --conferences $(N)
 	$(PY) bench/sync_bench.py --conferences $(N)
 

@@ -9,6 +9,7 @@ signals, so nothing it writes is pushed back to SignalWire.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import queue
 import sqlite3
@@ -350,6 +351,26 @@ def _wide_batches() -> Iterator[None]:
             del features.max_query_params
 
 
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Keep Python's cycle collector from rescanning the whole process on every page.
+
+    A page of a thousand payloads allocates tens of thousands of dicts and lists that
+    reference counting frees (they hold no cycles); with the default thresholds the
+    collector ran often enough to cost a tenth of a large sync. The objects alive before
+    the run are frozen out of its scans and the youngest generation is collected less
+    often, both undone when the run ends.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 # --- conferences and rooms --------------------------------------------------------------
 
 
@@ -470,7 +491,7 @@ class _MirrorSync:
     def run(self, pages: Iterator[list[dict]]) -> None:
         """Reconcile every page, then mark what the complete listing did not show."""
         ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
-        with _wide_batches():
+        with _wide_batches(), _fewer_collections():
             for page in _read_ahead(pages):
                 if self.flight.lost:
                     raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
@@ -567,7 +588,11 @@ class _MirrorSync:
             else:
                 changed[row[0]] = values
         if changed:
-            olds = self.model.objects.filter(pk__in=list(changed)).values(*self.old_columns)
+            olds = (
+                self.model.objects.filter(pk__in=list(changed))
+                .order_by()
+                .values(*self.old_columns)
+            )
             for old in olds:
                 values = changed[old["pk"]]
                 if old["sync_state"] != SyncState.DELETED_REMOTELY and jsontext.same(
@@ -625,9 +650,9 @@ class _MirrorSync:
         """Create new rows, or link a local row that already holds the name."""
         holders = {
             old["name"]: old
-            for old in self.model.objects.filter(
-                name__in=[values["name"] for values in new]
-            ).values(*self.old_columns)
+            for old in self.model.objects.filter(name__in=[values["name"] for values in new])
+            .order_by()
+            .values(*self.old_columns)
         }
         writes: list[_Write] = []
         names: set[str] = set()
@@ -740,9 +765,9 @@ class _MirrorSync:
         if creates:
             insert_rows(self.model, [w.row for w in creates])
             pks = dict(
-                self.model.objects.filter(
-                    remote_id__in=[w.obj.remote_id for w in creates]
-                ).values_list("remote_id", "pk")
+                self.model.objects.filter(remote_id__in=[w.obj.remote_id for w in creates])
+                .order_by()
+                .values_list("remote_id", "pk")
             )
             for w in creates:
                 w.obj.pk = pks[w.obj.remote_id]
@@ -772,9 +797,11 @@ class _MirrorSync:
 
     def mark_unseen(self) -> None:
         """Mark rows the complete listing did not show as deleted remotely, in chunks."""
-        candidates = self.model.objects.filter(
-            remote_id__isnull=False, sync_state__in=MARKABLE_STATES
-        ).values_list("remote_id")
+        candidates = (
+            self.model.objects.filter(remote_id__isnull=False, sync_state__in=MARKABLE_STATES)
+            .order_by()
+            .values_list("remote_id")
+        )
         # This walks every mirrored row on every run: plain rows from the covering
         # (sync_state, remote_id) index and set arithmetic, no model instances.
         sql, params = candidates.query.sql_with_params()
