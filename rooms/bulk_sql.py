@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, models
 
 from rooms import jsontext
-from rooms.jsontext import CompactJSONEncoder
+from rooms.jsontext import CanonicalJSONEncoder
 
 Adapter = Callable[[Any], Any]
 
@@ -27,8 +27,12 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _compact_json(value: Any) -> Any:
+def _canonical_json(value: Any) -> Any:
     return None if value is None else jsontext.dumps(value)
+
+
+def _plain_json(value: Any) -> Any:
+    return None if value is None else jsontext.dumps(value, sort_keys=False)
 
 
 # The last datetime adapted and its text: a page's rows share one "now" several times over.
@@ -60,8 +64,10 @@ def _plan(model: type[models.Model], vendor: str) -> tuple[str, tuple[str, ...],
     ]
     adapters: list[Adapter] = []
     for field in fields:
-        if isinstance(field, models.JSONField) and field.encoder in (None, CompactJSONEncoder):
-            adapters.append(_compact_json)
+        if isinstance(field, models.JSONField) and field.encoder is CanonicalJSONEncoder:
+            adapters.append(_canonical_json)
+        elif isinstance(field, models.JSONField) and field.encoder is None:
+            adapters.append(_plain_json)
         elif isinstance(field, models.JSONField):
 
             def dump(value: Any, encoder: Any = field.encoder) -> Any:

@@ -1,11 +1,13 @@
-"""One compact JSON text form for stored SignalWire payloads, so they compare as text.
+"""One canonical JSON text form for stored SignalWire payloads, so they compare as text.
 
 The sync tells an unchanged payload from a changed one by comparing the stored JSON text
 with the listed payload serialised the same way; decoding the stored text instead would
-cost more than the rest of a no-change page. Both writers agree on the form: orjson on
-the sync's hot path, and CompactJSONEncoder when the ORM saves a row (Django's JSONField
-serialises with the standard library). Where they could differ (floats in exponent form)
-the comparison falls back to decoding, so a difference costs time, never correctness.
+cost more than the rest of a no-change page. The form is compact, UTF-8 and has its keys
+sorted, so the order SignalWire happens to send keys in does not matter. Both writers
+agree on it: orjson on the sync's hot path, and CanonicalJSONEncoder when the ORM saves a
+row (Django's JSONField serialises with the standard library). Where they could differ
+(floats in exponent form) the comparison falls back to decoding, so a difference costs
+time, never correctness.
 """
 
 from __future__ import annotations
@@ -16,22 +18,25 @@ from typing import Any
 import orjson
 
 
-class CompactJSONEncoder(json.JSONEncoder):
-    """The standard library encoder made to write what orjson writes: no spaces, UTF-8."""
+class CanonicalJSONEncoder(json.JSONEncoder):
+    """The standard library encoder made to write what dumps writes: no spaces, UTF-8, sorted."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["separators"] = (",", ":")
         kwargs["ensure_ascii"] = False
+        kwargs["sort_keys"] = True
         super().__init__(*args, **kwargs)
 
 
-def dumps(value: Any) -> str:
-    """Serialise plain JSON data (from json.loads) in the compact text form."""
+def dumps(value: Any, *, sort_keys: bool = True) -> str:
+    """Serialise plain JSON data in the canonical text form (keys in their order if asked)."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
     except TypeError:
         # orjson refuses integers beyond 64 bits, which the standard library keeps.
-        return json.dumps(value, cls=CompactJSONEncoder)
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
+        )
 
 
 def same(stored: Any, value: Any) -> bool:

@@ -13,7 +13,7 @@ from django.core.validators import (
 )
 from django.db import models
 
-from rooms.jsontext import CompactJSONEncoder
+from rooms.jsontext import CanonicalJSONEncoder
 from rooms.signalwire import schema
 
 name_validator = RegexValidator(
@@ -64,7 +64,7 @@ class RemoteMirror(models.Model):
     remote_updated_at = models.DateTimeField("updated in SignalWire", null=True, editable=False)
     raw = models.JSONField(
         "last payload from SignalWire", default=dict, blank=True, editable=False,
-        encoder=CompactJSONEncoder,
+        encoder=CanonicalJSONEncoder,
     )
     last_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     sync_state = models.CharField(

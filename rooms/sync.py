@@ -610,7 +610,7 @@ class _MirrorSync:
         """Read (pk, sync_state, payload text equal) of the page's known rows in one query.
 
         On an unchanged page this read is the sync's whole cost, so the database compares
-        each stored payload with the listed one (serialised in the compact form, see
+        each stored payload with the listed one (serialised in the canonical form, see
         rooms.jsontext) and sends back a flag instead of the payload; a row whose text
         differs is compared again by value before it counts as changed.
         """

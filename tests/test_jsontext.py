@@ -1,4 +1,4 @@
-"""Stored payloads share one compact JSON text form, so the sync compares them as text."""
+"""Stored payloads share one canonical JSON text form, so the sync compares them as text."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def stored_raw(conference: Conference) -> object:
         return cursor.fetchone()[0]
 
 
-def assert_stored_compactly(conference: Conference, payload: dict) -> None:
-    """SQLite keeps the text as written: it must be the compact form. jsonb keeps values."""
+def assert_stored_canonically(conference: Conference, payload: dict) -> None:
+    """SQLite keeps the text as written: it must be the canonical form. jsonb keeps values."""
     stored = stored_raw(conference)
     if connection.vendor == "sqlite":
         assert stored == jsontext.dumps(payload)
@@ -38,7 +38,7 @@ def assert_stored_compactly(conference: Conference, payload: dict) -> None:
         assert json.loads(stored) == payload
 
 
-def test_dumps_is_compact_utf8_json_that_round_trips():
+def test_dumps_is_compact_sorted_utf8_json_that_round_trips():
     text = jsontext.dumps(PAYLOAD)
 
     assert json.loads(text) == PAYLOAD
@@ -48,12 +48,18 @@ def test_dumps_is_compact_utf8_json_that_round_trips():
     assert str(2**70) in text
 
 
+def test_key_order_does_not_change_the_text():
+    reordered = dict(reversed(PAYLOAD.items())) | {"meta": dict(reversed(PAYLOAD["meta"].items()))}
+
+    assert jsontext.dumps(reordered) == jsontext.dumps(PAYLOAD)
+
+
 def test_the_orm_writes_the_same_text_as_the_sync():
-    orm_text = json.dumps(PAYLOAD, cls=jsontext.CompactJSONEncoder)
+    orm_text = json.dumps(PAYLOAD, cls=jsontext.CanonicalJSONEncoder)
     small = {k: v for k, v in PAYLOAD.items() if k != "meta"} | {"meta": {"k": ["ü", 1.5]}}
 
     assert orm_text == jsontext.dumps(PAYLOAD)
-    assert json.dumps(small, cls=jsontext.CompactJSONEncoder) == jsontext.dumps(small)
+    assert json.dumps(small, cls=jsontext.CanonicalJSONEncoder) == jsontext.dumps(small)
 
 
 @pytest.mark.parametrize(
@@ -84,17 +90,35 @@ def test_payloads_saved_by_the_sync_and_by_the_orm_compare_as_text(sandbox):
     listed = {item["id"]: item for item in sandbox.conferences.values()}
 
     for conference in Conference.objects.all():
-        assert_stored_compactly(conference, listed[conference.remote_id])
+        assert_stored_canonically(conference, listed[conference.remote_id])
 
     conference = Conference.objects.first()
     edited = {**conference.raw, "description": "Ünïcode ☕", "meta": {"n": [1, 2.5]}}
     Conference.objects.filter(pk=conference.pk).update(raw=edited)
-    assert_stored_compactly(conference, edited)
+    assert_stored_canonically(conference, edited)
 
 
 @pytest.mark.django_db
-def test_the_migration_rewrites_spaced_payloads_in_the_compact_form():
-    migration = importlib.import_module("rooms.migrations.0003_raw_compact_json")
+def test_a_payload_stored_in_another_text_form_still_counts_as_unchanged(sandbox):
+    sandbox.seed(conferences=2, seed=12)
+    sync.sync_conferences(page_size=2)
+    conference = Conference.objects.first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE rooms_conference SET raw = %s WHERE id = %s",
+            [json.dumps(dict(reversed(conference.raw.items())), indent=1), conference.pk],
+        )
+    stamp = Conference.objects.values_list("updated_at", flat=True).get(pk=conference.pk)
+
+    run = sync.sync_conferences(page_size=2)
+
+    assert (run.unchanged, run.updated, run.created) == (2, 0, 0)
+    assert Conference.objects.values_list("updated_at", flat=True).get(pk=conference.pk) == stamp
+
+
+@pytest.mark.django_db
+def test_the_migration_rewrites_stored_payloads_in_the_canonical_form():
+    migration = importlib.import_module("rooms.migrations.0003_raw_canonical_json")
     conference = Conference.objects.create(name="spaced", display_name="Spaced")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -102,8 +126,8 @@ def test_the_migration_rewrites_spaced_payloads_in_the_compact_form():
             [json.dumps(PAYLOAD), conference.pk],
         )
 
-    migration.compact_payloads(global_apps, None)
+    migration.canonical_payloads(global_apps, None)
 
     conference.refresh_from_db()
     assert conference.raw == PAYLOAD
-    assert_stored_compactly(conference, PAYLOAD)
+    assert_stored_canonically(conference, PAYLOAD)

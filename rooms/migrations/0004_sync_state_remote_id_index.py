@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rooms', '0003_raw_compact_json'),
+        ('rooms', '0003_raw_canonical_json'),
     ]
 
     operations = [

@@ -1,7 +1,7 @@
-# The stored payload is written in one compact JSON text form (rooms.jsontext), so the
+# The stored payload is written in one canonical JSON text form (rooms.jsontext), so the
 # sync can compare it as text. The encoder is no column change: the schema step is
 # state-only (SQLite would otherwise rebuild both tables), and stored payloads are
-# rewritten in the compact form once.
+# rewritten in the canonical form once.
 
 from django.db import migrations, models
 
@@ -10,8 +10,8 @@ import rooms.jsontext
 BATCH = 2000
 
 
-def compact_payloads(apps, schema_editor):
-    """Rewrite each stored payload in the compact form the sync compares against."""
+def canonical_payloads(apps, schema_editor):
+    """Rewrite each stored payload in the canonical form the sync compares against."""
     for name in ("Conference", "Room"):
         model = apps.get_model("rooms", name)
         last_pk = 0
@@ -30,7 +30,7 @@ def raw_field():
         blank=True,
         default=dict,
         editable=False,
-        encoder=rooms.jsontext.CompactJSONEncoder,
+        encoder=rooms.jsontext.CanonicalJSONEncoder,
         verbose_name="last payload from SignalWire",
     )
 
@@ -47,5 +47,5 @@ class Migration(migrations.Migration):
                 migrations.AlterField(model_name="room", name="raw", field=raw_field()),
             ],
         ),
-        migrations.RunPython(compact_payloads, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(canonical_payloads, migrations.RunPython.noop, elidable=True),
     ]
