@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -131,6 +132,19 @@ def timed_sync(client, page_size: int) -> tuple[float, object, QueryCounter, lis
     return elapsed, run, counter, per_page
 
 
+class Trial(NamedTuple):
+    """One first sync and its no-op sync from a fresh database, with the floor around them."""
+
+    sync_s: float
+    noop_s: float
+    floor_s: float
+    run: Any
+    counter: QueryCounter
+    per_page: list[int]
+    noop_counter: QueryCounter
+    noop_pages: list[int]
+
+
 def reset_database(db_path: Path, pristine: Path) -> None:
     """Put the freshly migrated, empty database back in place for the next trial."""
     from django.db import connection
@@ -199,7 +213,7 @@ def main() -> None:
     ready, stop = context.Queue(), context.Event()
     child = context.Process(target=serve, args=(n, ready, stop), daemon=True)
     child.start()
-    measured = []
+    measured: list[Trial] = []
     try:
         url = ready.get(timeout=600)
         with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
@@ -231,7 +245,7 @@ def main() -> None:
                 assert noop_run.unchanged == n, noop_run.error
                 floor_s = (before + fetch_floor(url, page_size)[0]) / 2
                 measured.append(
-                    (sync_s, noop_s, floor_s, run, counter, per_page, noop_counter, noop_pages)
+                    Trial(sync_s, noop_s, floor_s, run, counter, per_page, noop_counter, noop_pages)
                 )
             peak_rss = rss_mb("VmHWM")
             client.close()
@@ -241,17 +255,16 @@ def main() -> None:
         stop.set()
         child.join(10)
 
-    def median(index: int) -> float:
-        return statistics.median(trial[index] for trial in measured)
-
-    sync_s, noop_s, floor_s = median(0), median(1), median(2)
-    ratios = [round(trial[0] / trial[2], 2) for trial in measured]
-    noop_ratios = [round(trial[1] / trial[2], 2) for trial in measured]
-    per_page = [q for trial in measured for q in trial[5]]
-    noop_pages = [q for trial in measured for q in trial[7]]
-    run, counter = measured[-1][3], measured[-1][4]
-    noop_writes = max(trial[6].mirror_writes for trial in measured)
-    noop_run_writes = max(trial[6].run_writes for trial in measured)
+    sync_s = statistics.median(t.sync_s for t in measured)
+    noop_s = statistics.median(t.noop_s for t in measured)
+    floor_s = statistics.median(t.floor_s for t in measured)
+    ratios = [round(t.sync_s / t.floor_s, 2) for t in measured]
+    noop_ratios = [round(t.noop_s / t.floor_s, 2) for t in measured]
+    per_page = [q for t in measured for q in t.per_page]
+    noop_pages = [q for t in measured for q in t.noop_pages]
+    run, counter = measured[-1].run, measured[-1].counter
+    noop_writes = max(t.noop_counter.mirror_writes for t in measured)
+    noop_run_writes = max(t.noop_counter.run_writes for t in measured)
     result = {
         "conferences": n,
         "page_size": page_size,

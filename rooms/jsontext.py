@@ -38,11 +38,3 @@ def dumps(value: Any, *, sort_keys: bool = True) -> str:
             value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
         )
 
-
-def same(stored: Any, value: Any) -> bool:
-    """Tell whether a stored JSON value (SQLite text, or decoded by PostgreSQL) equals `value`."""
-    if isinstance(stored, bytes | bytearray | memoryview):
-        stored = bytes(stored).decode()
-    if isinstance(stored, str):
-        return stored == dumps(value) or json.loads(stored) == value
-    return stored == value

@@ -595,9 +595,7 @@ class _MirrorSync:
             )
             for old in olds:
                 values = changed[old["pk"]]
-                if old["sync_state"] != SyncState.DELETED_REMOTELY and jsontext.same(
-                    old["raw"], values["raw"]
-                ):
+                if old["sync_state"] != SyncState.DELETED_REMOTELY and old["raw"] == values["raw"]:
                     # The same payload stored in another text form (key order, spacing).
                     plan.unchanged += 1
                     continue
@@ -618,9 +616,9 @@ class _MirrorSync:
             return {}
         qn = connection.ops.quote_name
         meta = self.model._meta
-        listed = "CAST(page.column2 AS jsonb)" if connection.vendor == "postgresql" else (
-            "page.column2"
-        )
+        listed = "page.column2"
+        if connection.vendor == "postgresql":
+            listed = f"CAST({listed} AS jsonb)"
         sql = (
             f"SELECT c.{qn(meta.pk.column)}, c.remote_id, c.sync_state, c.raw = {listed} "
             f"FROM (VALUES {', '.join(['(%s, %s)'] * len(incoming))}) AS page "

@@ -4,8 +4,9 @@ import pytest
 
 from rooms.signalwire.sandbox import SandboxServer
 
-# Model and admin fixtures shared by the service, hook, admin and drill tests.
-pytest_plugins = ["tests.fixtures_admin"]
+# Model and admin fixtures shared by the service, hook, admin and drill tests, and the
+# sandbox tests' client and spec check.
+pytest_plugins = ["tests.fixtures_admin", "tests.fixtures_sandbox"]
 
 SANDBOX_PROJECT_ID = "sandbox-project"
 SANDBOX_API_TOKEN = "sandbox-token-for-tests-7f3a9c"

@@ -29,6 +29,7 @@ from rooms import services, sync
 from rooms.locks import lock_key, redis_client
 from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState
 from rooms.signalwire.errors import UnexpectedResponseError
+from rooms.signalwire.sandbox.validation import conference_defaults
 from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, _database_url
@@ -390,19 +391,7 @@ def _conference(number: int, **fields) -> dict:
         "id": f"conf-{number}",
         "name": f"odd-{number}",
         "display_name": f"Odd {number}",
-        "description": None,
-        "join_from": None,
-        "join_until": None,
-        "quality": "720p",
-        "layout": "grid-responsive",
-        "size": "medium",
-        "record_on_start": False,
-        "tone_on_entry_and_exit": True,
-        "user_join_video_off": False,
-        "room_join_video_off": False,
-        "enable_chat": True,
-        "enable_room_previews": None,
-        "meta": None,
+        **conference_defaults(),
         "created_at": stamp,
         "updated_at": stamp,
     }

@@ -20,59 +20,13 @@ from rooms.signalwire.sandbox import (
     SandboxValidationError,
 )
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
-from tests.spec_validation import spec_checked
+from tests.fixtures_sandbox import Api, errors_by_attribute
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-class Api:
-    """A tiny authenticated client for the sandbox, used by the sandbox tests."""
-
-    def __init__(self, server: SandboxServer, auth: Any = (SANDBOX_PROJECT_ID, SANDBOX_API_TOKEN)):
-        self.base = server.url
-        self.session = requests.Session()
-        self.session.auth = auth
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send one request to the sandbox."""
-        url = path if path.startswith("http") else f"{self.base}{path}"
-        return self.session.request(method, url, timeout=10, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        """GET a path."""
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        """POST to a path."""
-        return self.request("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> requests.Response:
-        """PUT to a path."""
-        return self.request("PUT", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        """DELETE a path."""
-        return self.request("DELETE", path, **kwargs)
-
-
-def errors_by_attribute(response: requests.Response) -> dict[str, str]:
-    """Map each 422 error's attribute to its message."""
-    assert response.status_code == 422, response.text
-    return {error["attribute"]: error["message"] for error in response.json()["errors"]}
-
-
-@pytest.fixture(autouse=True)
-def _responses_match_spec(sandbox_server):
-    """Every response a test in this module receives must match the OpenAPI spec."""
-    with spec_checked(sandbox_server.space):
-        yield
-
-
-@pytest.fixture
-def api(sandbox, sandbox_server) -> Api:
-    """An authenticated client for an empty sandbox."""
-    return Api(sandbox_server)
+pytestmark = pytest.mark.usefixtures("sandbox_spec_checked")
 
 
 # --- auth ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import copy
 import jsonschema
 import pytest
 
+from tests.fixtures_sandbox import Api
 from tests.spec_validation import (
     SPEC_MISSING,
     find_operation,
@@ -14,17 +15,10 @@ from tests.spec_validation import (
     spec_available,
     validate_response,
 )
-from tests.test_sandbox import Api
 
 pytestmark = pytest.mark.skipif(not spec_available(), reason=SPEC_MISSING)
 
 OTHER_ID = "2f0e4b6e-3c8e-4b7e-9a0f-1d2c3b4a5f6e"
-
-
-@pytest.fixture
-def api(sandbox, sandbox_server) -> Api:
-    """An authenticated client for an empty sandbox."""
-    return Api(sandbox_server)
 
 
 def exercise(api: Api, sandbox, server) -> None:

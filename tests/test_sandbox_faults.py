@@ -8,21 +8,8 @@ import pytest
 import requests
 
 from tests.conftest import SANDBOX_API_TOKEN
-from tests.spec_validation import spec_checked
-from tests.test_sandbox import Api
 
-
-@pytest.fixture(autouse=True)
-def _responses_match_spec(sandbox_server):
-    """Every response a test in this module receives must match the OpenAPI spec."""
-    with spec_checked(sandbox_server.space):
-        yield
-
-
-@pytest.fixture
-def api(sandbox, sandbox_server) -> Api:
-    """An authenticated client for an empty sandbox."""
-    return Api(sandbox_server)
+pytestmark = pytest.mark.usefixtures("sandbox_spec_checked")
 
 
 def statuses(sandbox) -> list:

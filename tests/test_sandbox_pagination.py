@@ -7,21 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.spec_validation import spec_checked
-from tests.test_sandbox import Api, errors_by_attribute
+from tests.fixtures_sandbox import Api, errors_by_attribute
 
-
-@pytest.fixture(autouse=True)
-def _responses_match_spec(sandbox_server):
-    """Every response a test in this module receives must match the OpenAPI spec."""
-    with spec_checked(sandbox_server.space):
-        yield
-
-
-@pytest.fixture
-def api(sandbox, sandbox_server) -> Api:
-    """An authenticated client for an empty sandbox."""
-    return Api(sandbox_server)
+pytestmark = pytest.mark.usefixtures("sandbox_spec_checked")
 
 
 def walk(api: Api, url: str) -> list[dict]:
