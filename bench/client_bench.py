@@ -34,7 +34,7 @@ PAGE_SIZE = 1000
 
 def serve(conferences: int, conn: Connection) -> None:
     """Run a seeded sandbox Space until the parent says stop (child process)."""
-    from rooms.signalwire.sandbox import SandboxServer
+    from sandbox import SandboxServer
 
     server = SandboxServer(host="127.0.0.1", port=0, project_id=PROJECT_ID, api_token=API_TOKEN)
     server.start()

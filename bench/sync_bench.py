@@ -34,7 +34,7 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 def serve(conferences: int, ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
     """Run a seeded sandbox Space until told to stop (in the child process)."""
-    from rooms.signalwire.sandbox import SandboxServer
+    from sandbox import SandboxServer
 
     server = SandboxServer(host="127.0.0.1", port=0, project_id=PROJECT_ID, api_token=API_TOKEN)
     server.space.seed(conferences=conferences, seed=7)

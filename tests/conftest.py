@@ -2,7 +2,7 @@
 
 import pytest
 
-from rooms.signalwire.sandbox import SandboxServer
+from sandbox import SandboxServer
 
 # Model and admin fixtures shared by the service, hook, admin and drill tests, and the
 # sandbox tests' client and spec check.

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from rooms.signalwire.sandbox import SandboxServer
+from sandbox import SandboxServer
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
 from tests.spec_validation import spec_checked
 

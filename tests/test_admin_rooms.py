@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from rooms import services
+from rooms import services, tokens
 from rooms.models import Room, SyncState
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +120,7 @@ def test_changelist_queries_do_not_grow_with_rows(admin_client):
 
 def test_issued_token_pages_render_read_only(sandbox, admin_client, admin_user):
     room = services.room_create(data={"name": "issued"})
-    _, record = services.room_token_mint(room=room, role="guest", actor=admin_user)
+    _, record = tokens.room_token_mint(room=room, role="guest", actor=admin_user)
 
     listing = admin_client.get(reverse("admin:rooms_issuedroomtoken_changelist"))
     assert listing.status_code == 200 and b"issued" in listing.content

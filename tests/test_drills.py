@@ -29,9 +29,9 @@ from rooms import services, sync
 from rooms.locks import lock_key, redis_client
 from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState
 from rooms.signalwire.errors import UnexpectedResponseError
-from rooms.signalwire.sandbox.validation import conference_defaults
 from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
+from sandbox.validation import conference_defaults
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, _database_url
 
 ROOT = Path(__file__).resolve().parents[1]

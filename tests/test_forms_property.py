@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from rooms.models import Conference, Room
 from rooms.signalwire import payloads, schema
-from rooms.signalwire.sandbox.validation import (
+from sandbox.validation import (
     check_join_window,
     conference_defaults,
     room_defaults,

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.urls import URLPattern, URLResolver, reverse
 
-from rooms import services, sync
+from rooms import services, sync, tokens
 from rooms.models import (
     AuditEntry,
     Conference,
@@ -56,7 +56,7 @@ def world(sandbox, admin_user):
     )
     room = services.room_create(data={"name": "secret-room", "max_members": 5})
     services.room_update(room=room, data={"max_members": 6}, actor=admin_user)
-    _, issued = services.room_token_mint(room=room, role="guest", actor=admin_user)
+    _, issued = tokens.room_token_mint(room=room, role="guest", actor=admin_user)
     run = sync.sync_rooms()
     token = conference.tokens.get(name="guest")
     Group.objects.create(name="room-staff")
@@ -285,11 +285,11 @@ def test_the_api_token_is_in_no_log_and_no_audit_row(
     services.push_enqueue("conference", conference.pk)
     run_queued()
     assert Room.objects.get(pk=room.pk).display_name == "During outage"
-    services.conference_token_reset(token=token)
-    services.conference_token_reveal(token=ConferenceToken.objects.get(pk=token.pk))
+    tokens.conference_token_reset(token=token)
+    tokens.conference_token_reveal(token=ConferenceToken.objects.get(pk=token.pk))
     reveal = reverse("admin:rooms_conference_token_reveal", args=[conference.pk, token.pk])
     assert admin_client.post(reveal).status_code == 200
-    services.room_token_mint(room=room, role="moderator")
+    tokens.room_token_mint(room=room, role="moderator")
     sync.sync_conferences()
     sync.sync_conference_tokens()
     settings.SIGNALWIRE_API_TOKEN = "wrong-" + SANDBOX_API_TOKEN  # a 401 is logged too

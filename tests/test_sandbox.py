@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from rooms.signalwire import schema
-from rooms.signalwire.sandbox import (
+from sandbox import (
     SandboxNotFound,
     SandboxServer,
     SandboxSpace,

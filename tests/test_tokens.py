@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from rooms import services
+from rooms import services, tokens
 from rooms.models import AuditEntry, ConferenceToken, IssuedRoomToken
 from rooms.signalwire import schema
 
@@ -59,7 +59,7 @@ def test_refresh_mirrors_rotations_made_elsewhere(sandbox, conference):
     guest = conference.tokens.get(name="guest")
     rotated = sandbox.reset_conference_token(guest.remote_id)
 
-    services.conference_tokens_refresh(conference=conference)
+    tokens.conference_tokens_refresh(conference=conference)
 
     guest.refresh_from_db()
     assert guest.token == rotated["token"]
@@ -69,7 +69,7 @@ def test_reset_rotates_in_signalwire_and_audits_without_the_value(sandbox, confe
     token = conference.tokens.get(name="moderator")
     old = token.token
 
-    services.conference_token_reset(token=token, actor=admin_user)
+    tokens.conference_token_reset(token=token, actor=admin_user)
 
     token.refresh_from_db()
     assert token.token != old
@@ -84,7 +84,7 @@ def test_reset_rotates_in_signalwire_and_audits_without_the_value(sandbox, confe
 def test_reveal_returns_the_value_and_records_an_access(conference, admin_user):
     token = conference.tokens.get(name="guest")
 
-    value = services.conference_token_reveal(token=token, actor=admin_user)
+    value = tokens.conference_token_reveal(token=token, actor=admin_user)
 
     assert value == token.token
     entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
@@ -172,7 +172,7 @@ def test_refresh_tokens_action(sandbox, admin_client, conference):
     [("moderator", schema.MODERATOR_PERMISSIONS), ("guest", schema.GUEST_PERMISSIONS)],
 )
 def test_mint_with_a_preset(room, admin_user, role, expected):
-    token, record = services.room_token_mint(
+    token, record = tokens.room_token_mint(
         room=room, role=role, user_name="Ada", actor=admin_user
     )
 
@@ -187,7 +187,7 @@ def test_mint_with_custom_scopes_and_a_window(room, admin_user):
     start = timezone.now().replace(microsecond=0) + timedelta(hours=1)
     scopes = ["room.self.audio_mute", "room.set_layout"]
 
-    token, record = services.room_token_mint(
+    token, record = tokens.room_token_mint(
         room=room,
         role="custom",
         permissions=scopes,
@@ -207,11 +207,11 @@ def test_mint_with_custom_scopes_and_a_window(room, admin_user):
 
 def test_mint_refuses_unknown_scopes_and_a_backwards_window(room):
     with pytest.raises(ValidationError) as caught:
-        services.room_token_mint(room=room, role="custom", permissions=["room.fly"])
+        tokens.room_token_mint(room=room, role="custom", permissions=["room.fly"])
     assert "permissions" in caught.value.message_dict
     now = timezone.now()
     with pytest.raises(ValidationError):
-        services.room_token_mint(room=room, join_from=now, join_until=now)
+        tokens.room_token_mint(room=room, join_from=now, join_until=now)
     assert not IssuedRoomToken.objects.exists()
 
 

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from rooms import services
+from rooms import services, tokens
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
 from rooms.models import Conference, ConferenceToken
 from rooms.signalwire.errors import SignalWireError
@@ -229,7 +229,7 @@ class ConferenceAdmin(MirrorAdmin):
         if not request.user.has_perm(REVEAL):
             raise PermissionDenied
         token = self._token(request, object_id, token_id)
-        value = services.conference_token_reveal(token=token, actor=request.user)
+        value = tokens.conference_token_reveal(token=token, actor=request.user)
         # admin_view marks the answer never_cache, so the value is not kept by a cache.
         return JsonResponse({"token": value, "name": token.name})
 
@@ -241,7 +241,7 @@ class ConferenceAdmin(MirrorAdmin):
         change_url = reverse("admin:rooms_conference_change", args=[token.conference_id])
         if request.method == "POST":
             try:
-                services.conference_token_reset(token=token, actor=request.user)
+                tokens.conference_token_reset(token=token, actor=request.user)
             except SignalWireError as exc:
                 self.message_user(request, f"The token was not reset: {exc}", messages.ERROR)
             else:
@@ -267,7 +267,7 @@ class ConferenceAdmin(MirrorAdmin):
             done = 0
             try:
                 for conference in queryset.exclude(remote_id=None):
-                    services.conference_tokens_refresh(conference=conference, actor=request.user)
+                    tokens.conference_tokens_refresh(conference=conference, actor=request.user)
                     done += 1
             except SignalWireError as exc:
                 self.message_user(request, f"SignalWire: {exc}", messages.ERROR)

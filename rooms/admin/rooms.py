@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from rooms import services
+from rooms import services, tokens
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
 from rooms.models import IssuedRoomToken, Room
@@ -214,7 +214,7 @@ class RoomAdmin(MirrorAdmin):
             record = IssuedRoomToken.objects.filter(pk=minted["record"]).first()
         if request.method == "POST" and form.is_valid():
             try:
-                token, record = services.room_token_mint(
+                token, record = tokens.room_token_mint(
                     room=room, actor=request.user, **form.cleaned_data
                 )
                 request.session[session_key] = {"token": token, "record": record.pk}

@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from rooms.signalwire import schema
-from rooms.signalwire.sandbox import seed as seed_data
-from rooms.signalwire.sandbox.validation import (
+from sandbox import seed as seed_data
+from sandbox.validation import (
     check_join_window,
     conference_defaults,
     error_item,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rooms.signalwire import schema
-from rooms.signalwire.sandbox.validation import conference_defaults, room_defaults
+from sandbox.validation import conference_defaults, room_defaults
 
 COMPANIES = (
     ("acme", "Acme"),

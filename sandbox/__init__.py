@@ -1,7 +1,7 @@
 """The sandbox Space: an in-memory stand-in for SignalWire's Video REST API."""
 
-from rooms.signalwire.sandbox.server import SandboxServer
-from rooms.signalwire.sandbox.state import (
+from sandbox.server import SandboxServer
+from sandbox.state import (
     SandboxBadRequest,
     SandboxError,
     SandboxNotFound,

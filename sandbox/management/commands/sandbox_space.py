@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rooms.signalwire.sandbox import SandboxServer
 from rooms.signalwire.urls import is_loopback
+from sandbox import SandboxServer
 
 
 class Command(BaseCommand):

@@ -16,13 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from rooms.signalwire.sandbox.state import (
+from rooms.signalwire.urls import is_loopback
+from sandbox.state import (
     Fault,
     SandboxBadRequest,
     SandboxError,
     SandboxSpace,
 )
-from rooms.signalwire.urls import is_loopback
 
 logger = logging.getLogger(__name__)
 
