@@ -5,10 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 N ?= 10000
 
-.PHONY: run test bench lint deps dev-deps redis clean
+.PHONY: run smoke test bench lint deps dev-deps redis clean
 
 run: deps
 	@scripts/run-portal || [ $$? -eq 130 ]  # 130: stopped with Ctrl-C, as intended
+
+# Start `make run`, check that it serves, syncs and stops cleanly (CI runs it first).
+smoke:
+	@scripts/smoke-make-run
 
 test: dev-deps
 	@scripts/ensure-redis
@@ -21,7 +25,7 @@ bench: dev-deps
 	$(PY) bench/sync_bench.py --conferences $(N)
 
 lint: dev-deps
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run
 
 deps: $(VENV)/.deps-runtime
 dev-deps: $(VENV)/.deps-dev

@@ -7,7 +7,11 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The checkout's .env (`make run` writes one the first time); the environment wins over it.
+# PORTAL_ENV_FILE names another file, or none when empty (the test settings read none).
+_env_file = env.str("PORTAL_ENV_FILE", default=str(BASE_DIR / ".env"))
+if _env_file:
+    environ.Env.read_env(_env_file, overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

@@ -2,6 +2,8 @@
 
 import os
 
+# Tests never read the checkout's .env (make run writes one): they set what they need.
+os.environ.setdefault("PORTAL_ENV_FILE", "")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-any-deployment")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SESSION_COOKIE_SECURE", "false")
