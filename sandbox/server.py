@@ -12,6 +12,8 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -22,7 +24,9 @@ from sandbox.state import (
     SandboxBadRequest,
     SandboxError,
     SandboxSpace,
+    SandboxValidationError,
 )
+from sandbox.validation import check_boolean_query
 
 logger = logging.getLogger(__name__)
 
@@ -33,24 +37,54 @@ FAULT_BODIES = {
     429: "Too Many Requests",
 }
 CONTROL_PREFIX = "/__sandbox__/"
-_SEGMENT = r"([^/]+)"
+# The operations served, by path template of the OpenAPI description and method. A {name}
+# template with the same shape as an {id} one is served by the same route.
+API_ROUTES: dict[str, dict[str, str]] = {
+    "/api/video/conferences": {"GET": "list_conferences", "POST": "create_conf"},
+    "/api/video/conferences/{id}": {
+        "GET": "get_conf",
+        "PUT": "update_conf",
+        "DELETE": "delete_conf",
+    },
+    "/api/video/conferences/{id}/conference_tokens": {"GET": "list_tokens"},
+    "/api/video/conference_tokens/{id}": {"GET": "get_token"},
+    "/api/video/conference_tokens/{id}/reset": {"POST": "reset_token"},
+    "/api/video/rooms": {"GET": "list_rooms", "POST": "create_room"},
+    "/api/video/rooms/{id}": {"GET": "get_room", "PUT": "update_room", "DELETE": "delete_room"},
+    "/api/video/room_tokens": {"POST": "room_token"},
+}
+CONTROL_ROUTES: dict[str, frozenset[str]] = {
+    "/__sandbox__/reset": frozenset({"POST"}),
+    "/__sandbox__/seed": frozenset({"POST"}),
+    "/__sandbox__/latency": frozenset({"POST"}),
+    "/__sandbox__/faults": frozenset({"POST", "DELETE"}),
+    "/__sandbox__/requests": frozenset({"GET", "DELETE"}),
+    "/__sandbox__/state": frozenset({"GET"}),
+}
+# Actions whose request body the API requires (a JSON object); the others ignore it.
+BODY_REQUIRED = frozenset(
+    {"create_conf", "update_conf", "create_room", "update_room", "room_token"}
+)
+# Actions that take the boolean query parameter include_active_session.
+ACTIVE_SESSION_QUERY = frozenset({"list_conferences", "get_conf", "list_rooms", "get_room"})
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 100  # Ruby's JSON parser refuses deeper documents by default
+MAX_SEED_OBJECTS = 1_000_000
+_METHOD_ORDER = ("GET", "POST", "PUT", "DELETE")
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "([^/]+)", re.escape(template)) + "$")
+
+
 _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
-    (re.compile(r"^/api/video/conferences$"), {"GET": "list_conferences", "POST": "create_conf"}),
-    (
-        re.compile(rf"^/api/video/conferences/{_SEGMENT}$"),
-        {"GET": "get_conf", "PUT": "update_conf", "DELETE": "delete_conf"},
-    ),
-    (re.compile(rf"^/api/video/conferences/{_SEGMENT}/conference_tokens$"), {"GET": "list_tokens"}),
-    (re.compile(rf"^/api/video/conference_tokens/{_SEGMENT}$"), {"GET": "get_token"}),
-    (re.compile(rf"^/api/video/conference_tokens/{_SEGMENT}/reset$"), {"POST": "reset_token"}),
-    (re.compile(r"^/api/video/rooms$"), {"GET": "list_rooms", "POST": "create_room"}),
-    (
-        re.compile(rf"^/api/video/rooms/{_SEGMENT}$"),
-        {"GET": "get_room", "PUT": "update_room", "DELETE": "delete_room"},
-    ),
-    (re.compile(r"^/api/video/room_tokens$"), {"POST": "room_token"}),
+    (_compile(template), methods) for template, methods in API_ROUTES.items()
 ]
 _NO_BODY = object()
+
+
+class _BodyError(Exception):
+    """The request's body cannot be read: answer 400 and close the connection."""
 
 
 class _Reply:
@@ -103,20 +137,32 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.sandbox.verbose:
             logger.info("%s %s", self.address_string(), format % args)
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch()
+    def handle_one_request(self) -> None:
+        """Read one request and answer it, whatever its method (unknown ones get 405)."""
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return  # parse_request() has answered (through send_error)
+            self._dispatch()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch()
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer a request the HTTP layer refused with a JSON body and close the connection."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Error"
+        self.close_connection = True
+        self._send(_Reply(code, {"error": phrase}, {"Connection": "close"}))
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -126,18 +172,41 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+            return self._read_chunked()
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isascii() or not declared.isdigit():
+            raise _BodyError("bad Content-Length")
+        length = int(declared) if len(declared) < 20 else MAX_BODY_BYTES + 1
+        if length > MAX_BODY_BYTES:
+            raise _BodyError("body too large")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise _BodyError("body shorter than its Content-Length")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_text = self.rfile.readline(1026).split(b";")[0].strip()
+            try:
+                size = int(size_text, 16) if size_text.isalnum() and len(size_text) < 16 else -1
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise _BodyError("bad chunk size")
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyError("body too large")
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                raise _BodyError("body ends inside a chunk")
+            chunks.append(chunk)
+            self.rfile.readline(1026)
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)
@@ -148,9 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.status != 204:
                 self.send_header("Content-Length", "0")
         else:
-            payload = json.dumps(reply.body).encode("utf-8")
+            payload = json.dumps(reply.body, allow_nan=False).encode("utf-8")
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
+        if self.command == "HEAD":
+            payload = b""  # a HEAD answer has the headers of its body, never the body itself
         # end_headers() without its flush, so that headers and body leave in one segment.
         self._headers_buffer.append(b"\r\n")
         self._headers_buffer.append(payload)
@@ -164,20 +235,28 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _dispatch(self) -> None:
-        parts = urlsplit(self.path)
-        path = parts.path
+        path, query = _split_target(self.path)
         try:
             raw = self._read_body()
-        except (ValueError, OSError):
+        except (_BodyError, ValueError, OSError):
             self.close_connection = True
-            self._send(_Reply(400, {"error": "Bad Request"}))
+            self._send(_Reply(400, {"error": "Bad Request"}, {"Connection": "close"}))
             return
         if path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX.rstrip("/"):
             self._send(self._control(self.command, path, raw))
         elif path == "/api" or path.startswith("/api/"):
-            self._api(path, parts.query, raw)
+            self._api(path, query, raw)
         else:
             self._send(_Reply(404, {"error": "Not Found"}))
+
+    def _parse_body(self, raw: bytes) -> Any:
+        """The JSON value of the body, _NO_BODY when there is none, or the parse error."""
+        if not raw.strip(b" \t\r\n"):
+            return _NO_BODY
+        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+            return ValueError(f"not a JSON media type: {media_type}")
+        return _parse_json(raw)
 
     # --- the Video REST API -------------------------------------------------------------
 
@@ -185,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
         space = self.space
         method = self.command
         received = time.time()
-        parsed = _parse_json(raw)
+        parsed = self._parse_body(raw)
         logged_body = None if parsed is _NO_BODY or isinstance(parsed, Exception) else parsed
         if space.latency:
             time.sleep(space.latency)
@@ -225,24 +304,33 @@ class _Handler(BaseHTTPRequestHandler):
         return user_ok and password_ok
 
     def _api_reply(self, method: str, path: str, query: str, parsed: Any) -> _Reply:
-        if not self._authorised():
-            return _Reply(401, {"error": "Unauthorized"}, {"WWW-Authenticate": 'Basic realm="api"'})
         normalised = path.rstrip("/") if len(path) > 1 else path
-        for pattern, methods in _ROUTES:
+        for pattern, route_methods in _ROUTES:
             match = pattern.match(normalised)
-            if match and method in methods:
-                args = [unquote(group) for group in match.groups()]
+            if match:
+                methods = route_methods
                 break
         else:
             return _Reply(404, {"error": "Not Found"})
+        if method not in methods:
+            return _method_not_allowed(methods)
+        if not self._authorised():
+            return _Reply(401, {"error": "Unauthorized"}, {"WWW-Authenticate": 'Basic realm="api"'})
+        args = [unquote(group) for group in match.groups()]
+        action = methods[method]
         if isinstance(parsed, Exception):
+            return _Reply(400, {"error": "Bad Request"})
+        if action in BODY_REQUIRED and parsed is _NO_BODY:
             return _Reply(400, {"error": "Bad Request"})
         body = {} if parsed is _NO_BODY else parsed
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         base_url = f"http://{host}{normalised}"
         space = self.space
-        action = methods[method]
         try:
+            if action in ACTIVE_SESSION_QUERY:
+                errors = check_boolean_query(query, "include_active_session")
+                if errors:
+                    raise SandboxValidationError(errors)
             if action == "list_conferences":
                 return _Reply(200, space.list_conferences(base_url, query))
             if action == "create_conf":
@@ -283,7 +371,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not is_loopback(self.client_address[0]):
             return _Reply(403, {"error": "Forbidden"})
         space = self.space
-        parsed = _parse_json(raw)
+        allowed = CONTROL_ROUTES.get(path.rstrip("/"))
+        if allowed is None:
+            return _Reply(404, {"error": "Not Found"})
+        if method not in allowed:
+            return _method_not_allowed(allowed)
+        parsed = self._parse_body(raw)
         body: Any = {} if parsed is _NO_BODY else parsed
         if not isinstance(body, dict):
             return _Reply(400, {"error": "the body must be a JSON object"})
@@ -293,6 +386,9 @@ class _Handler(BaseHTTPRequestHandler):
                 space.reset()
                 return _Reply(200, space.state())
             if route == ("POST", "/__sandbox__/seed"):
+                counts = [body.get(name, 0) for name in ("conferences", "rooms")]
+                if any(isinstance(n, int) and n > MAX_SEED_OBJECTS for n in counts):
+                    raise ValueError(f"at most {MAX_SEED_OBJECTS} objects of a kind per seed")
                 space.seed(
                     conferences=body.get("conferences", 0),
                     rooms=body.get("rooms", 0),
@@ -341,13 +437,59 @@ class _Handler(BaseHTTPRequestHandler):
         return _Reply(404, {"error": "Not Found"})
 
 
+def _split_target(target: str) -> tuple[str, str]:
+    """Split a request target into its path and query (absolute-form targets too)."""
+    if not target.startswith("/"):
+        parts = urlsplit(target)
+        return parts.path or target, parts.query
+    path, _, query = target.partition("?")
+    return path, query.partition("#")[0]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Tell whether arrays and objects nest deeper than limit (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _parse_json(raw: bytes) -> Any:
-    if not raw.strip():
-        return _NO_BODY
+    """Parse strict JSON (no NaN, no infinities, bounded nesting); return the error if not."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(
+            raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError too
         return exc
+    if _too_deep(value, MAX_JSON_DEPTH):
+        return ValueError("the JSON document nests too deeply")
+    return value
+
+
+def _method_not_allowed(methods: Iterable[str]) -> _Reply:
+    allow = ", ".join(sorted(methods, key=_METHOD_ORDER.index))
+    return _Reply(405, {"error": "Method Not Allowed"}, {"Allow": allow})
 
 
 def _require_object(body: Any) -> dict[str, Any]:

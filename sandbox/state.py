@@ -25,11 +25,14 @@ from urllib.parse import parse_qsl, urlencode
 from rooms.signalwire import schema
 from sandbox import seed as seed_data
 from sandbox.validation import (
+    INT32_MAX,
     check_join_window,
     conference_defaults,
     error_item,
     format_stamp,
     parse_datetime,
+    parse_query_integer,
+    query_values,
     room_defaults,
     validate_body,
 )
@@ -174,7 +177,7 @@ def _single(params: dict[str, list[str]], name: str) -> str | None:
 
 
 def _parse_filter_time(value: str) -> datetime | None:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         try:
             return datetime.fromtimestamp(int(value), UTC)
         except (OverflowError, OSError, ValueError):
@@ -747,43 +750,22 @@ class SandboxSpace:
         filters: bool,
         shape: Callable[[dict[str, Any]], dict[str, Any]] = dict,
     ) -> dict[str, Any]:
-        params: dict[str, list[str]] = {}
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            params.setdefault(name, []).append(value)
+        params = query_values(query)
         errors: list[dict[str, Any]] = []
         page_size = schema.PAGE_SIZE_DEFAULT
         raw_size = _single(params, "page_size")
         if raw_size is not None:
-            try:
-                page_size = int(raw_size)
-            except ValueError:
-                errors.append(error_item("page_size", "Page size must be an integer"))
-            else:
-                if page_size < schema.PAGE_SIZE_MIN:
-                    errors.append(
-                        error_item(
-                            "page_size",
-                            f"Page size must be greater than or equal to {schema.PAGE_SIZE_MIN}",
-                        )
-                    )
-                elif page_size > schema.PAGE_SIZE_MAX:
-                    errors.append(
-                        error_item(
-                            "page_size",
-                            f"Page size must be less than or equal to {schema.PAGE_SIZE_MAX}",
-                        )
-                    )
+            page_size, message = parse_query_integer(
+                raw_size, "page_size", schema.PAGE_SIZE_MIN, schema.PAGE_SIZE_MAX
+            )
+            if message:
+                errors.append(error_item("page_size", message))
         page_number = 0
         raw_number = _single(params, "page_number")
         if raw_number is not None:
-            try:
-                page_number = int(raw_number)
-                if page_number < 0:
-                    raise ValueError(raw_number)
-            except ValueError:
-                errors.append(
-                    error_item("page_number", "Page number must be an integer of 0 or more")
-                )
+            page_number, message = parse_query_integer(raw_number, "page_number", 0, INT32_MAX)
+            if message:
+                errors.append(error_item("page_number", message))
         after: Key | None = None
         raw_token = _single(params, "page_token")
         if raw_token:

@@ -6,16 +6,21 @@ import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qsl
 
 from rooms.signalwire import schema
 
 ERROR_URL = "https://signalwire.com/docs/apis/error-codes"
 
+INT32_MAX = 2**31 - 1
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
 _NAME_RE = re.compile(schema.NAME_PATTERN)
 _COLOUR_RE = re.compile(schema.COLOUR_PATTERN)
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+# ASCII digits only, and matched whole (fullmatch): "$" alone would let a trailing newline in.
+_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _DATETIME_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 
 _BOOLEAN_FIELDS = (
@@ -75,25 +80,24 @@ def error_item(attribute: str | None, message: str) -> dict[str, Any]:
 
 def format_datetime(value: datetime) -> str:
     """Format an aware datetime as an RFC 3339 UTC string (fraction only when non-zero)."""
-    value = value.astimezone(UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat() always writes four year digits; strftime("%Y") writes "709" for 709.
+    value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
 
 
 def format_stamp(value: datetime) -> str:
     """Format a created_at/updated_at stamp: always with microseconds, so it sorts as text."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_datetime(value: str) -> datetime | None:
     """Parse an RFC 3339 datetime or a date-only string; None when it is neither."""
-    date_only = _DATE_RE.match(value)
+    date_only = _DATE_RE.fullmatch(value)
     try:
         if date_only:
             year, month, day = (int(part) for part in date_only.groups())
             return datetime(year, month, day, tzinfo=UTC)
-        match = _DATETIME_RE.match(value)
+        match = _DATETIME_RE.fullmatch(value)
         if not match:
             return None
         year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
@@ -112,7 +116,7 @@ def parse_datetime(value: str) -> datetime | None:
         if leap:
             parsed += timedelta(seconds=1)
         return parsed.astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # e.g. day 30 of February, or past year 9999 in UTC
         return None
 
 
@@ -126,7 +130,7 @@ def check_field(field: str, value: Any) -> tuple[Any, str | None]:
     if kind == "name":
         if len(value) > rule[1]:
             return None, f"{human} is too long (maximum is {rule[1]} characters)"
-        if not _NAME_RE.match(value):
+        if not _NAME_RE.fullmatch(value):
             return None, f"{human} is invalid"
         return value, None
     if kind == "string":
@@ -134,7 +138,7 @@ def check_field(field: str, value: Any) -> tuple[Any, str | None]:
             return None, f"{human} is too long (maximum is {rule[1]} characters)"
         return value, None
     if kind == "colour":
-        if not _COLOUR_RE.match(value):
+        if not _COLOUR_RE.fullmatch(value):
             return None, f"{human} is invalid"
         return value, None
     if kind == "datetime":
@@ -174,6 +178,35 @@ def check_field(field: str, value: Any) -> tuple[Any, str | None]:
             return None, f"{human} contains an invalid value: {wrong[0]!r}"
         return list(value), None
     raise AssertionError(f"no rule for {field}")  # pragma: no cover
+
+
+def query_values(query: str) -> dict[str, list[str]]:
+    """Group a query string's values by parameter name, in order."""
+    params: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def check_boolean_query(query: str, name: str) -> list[dict[str, Any]]:
+    """The 422 errors of a boolean query parameter that is neither true nor false."""
+    values = query_values(query).get(name)
+    if values and values[-1].lower() not in ("true", "false"):
+        return [error_item(name, f"{humanize(name)} must be a boolean")]
+    return []
+
+
+def parse_query_integer(raw: str, name: str, minimum: int, maximum: int) -> tuple[int, str | None]:
+    """Read an int32 query parameter written in ASCII digits; return (value, error message)."""
+    human = humanize(name)
+    if not _INTEGER_RE.fullmatch(raw):
+        return 0, f"{human} must be an integer"
+    value = int(raw) if len(raw) <= 12 else (maximum + 1 if raw[0] != "-" else minimum - 1)
+    if value < minimum:
+        return 0, f"{human} must be greater than or equal to {minimum}"
+    if value > maximum:
+        return 0, f"{human} must be less than or equal to {maximum}"
+    return value, None
 
 
 def _blank(value: Any) -> bool:

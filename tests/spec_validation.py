@@ -25,7 +25,15 @@ _GENERIC_ERROR = {
     "properties": {"error": {"type": "string"}},
     "additionalProperties": False,
 }
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+_METHOD_NOT_ALLOWED = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"const": "Method Not Allowed"}},
+    "additionalProperties": False,
+}
 
 FORMAT_CHECKER = jsonschema.FormatChecker()
 
@@ -34,7 +42,7 @@ FORMAT_CHECKER = jsonschema.FormatChecker()
 def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
-    if not _RFC3339.match(value):
+    if not _RFC3339.fullmatch(value):
         return False
     datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00").replace("t", "T"))
     return True
@@ -123,18 +131,21 @@ def response_schema_ref(method: str, path: str, status: int) -> str | None:
 
 def validate_response(method: str, path: str, status: int, body: Any) -> None:
     """Raise if a response status and JSON body do not match the spec's operation."""
-    if status in UNDOCUMENTED_ERROR_STATUSES:
-        find_operation(method, path)
-        jsonschema.validate(body, _GENERIC_ERROR)
+    if not is_operation(method, path):
+        # Not an operation of the spec: a JSON 404 (unknown path) or 405 (unlisted method),
+        # or a fault the test asked for.
+        if status == 404:
+            ref = "#/components/schemas/Types.StatusCodes.StatusCode404"
+            _check(_validator(ref), body, method, path, status)
+        elif status == 405:
+            jsonschema.validate(body, _METHOD_NOT_ALLOWED)
+        elif status in (500, *UNDOCUMENTED_ERROR_STATUSES):
+            jsonschema.validate(body, _GENERIC_ERROR)
+        else:
+            raise AssertionError(f"{method.upper()} {path} is not an operation, yet got {status}")
         return
-    if status == 404 and not is_operation(method, path):
-        _check(
-            _validator("#/components/schemas/Types.StatusCodes.StatusCode404"),
-            body,
-            method,
-            path,
-            status,
-        )
+    if status in UNDOCUMENTED_ERROR_STATUSES:
+        jsonschema.validate(body, _GENERIC_ERROR)
         return
     ref = response_schema_ref(method, path, status)
     if ref is None:

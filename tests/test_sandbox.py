@@ -304,8 +304,12 @@ def test_json_that_is_not_an_object_is_a_bad_request(api, payload):
         assert response.json() == {"error": "Bad Request"}
 
 
-def test_empty_body_counts_as_an_empty_object(api):
-    errors = errors_by_attribute(api.post("/api/video/conferences"))
+def test_a_missing_required_body_is_a_bad_request(api):
+    for method, path in [("POST", "/api/video/conferences"), ("POST", "/api/video/rooms")]:
+        response = api.request(method, path)
+        assert response.status_code == 400
+        assert response.json() == {"error": "Bad Request"}
+    errors = errors_by_attribute(api.post("/api/video/conferences", json={}))
     assert errors == {"display_name": "Display name must be present"}
 
 
@@ -454,9 +458,10 @@ def test_unknown_ids_are_404(api, method, path):
 
 def test_unknown_api_paths_are_404(api, sandbox_server):
     assert api.get("/api/video/nothing").status_code == 404
-    assert api.request("PATCH", "/api/video/rooms").status_code == 404
+    assert api.request("PATCH", "/api/video/nothing").json() == {"error": "Not Found"}
     response = requests.get(f"{sandbox_server.url}/somewhere", timeout=5)
     assert response.status_code == 404
+    assert response.json() == {"error": "Not Found"}
 
 
 # --- conference tokens ----------------------------------------------------------------------
