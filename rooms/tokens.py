@@ -6,21 +6,31 @@ values themselves never reach an audit row, a log line or the session.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
+from rooms import audit
+from rooms.models import (
+    AuditEntry,
+    Conference,
+    ConferenceToken,
+    IssuedRoomToken,
+    Room,
+    SyncState,
+    validate_meta,
+)
 from rooms.services import _acting, _client, _form_error, _store_tokens
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient
+from rooms.signalwire.errors import SignalWireError, UnavailableError
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
 logger = logging.getLogger("rooms.tokens")
@@ -28,7 +38,12 @@ logger = logging.getLogger("rooms.tokens")
 ROLE_PRESETS: dict[str, tuple[str, ...]] = {
     "moderator": schema.MODERATOR_PERMISSIONS,
     "guest": schema.GUEST_PERMISSIONS,
+    # SignalWire gives an audience token no permissions, whatever the request names.
+    "audience": (),
 }
+# The API has no expiry parameter: a token stops admitting anyone at join_until. A token
+# minted without a window is given this one, so no token stays usable for ever.
+DEFAULT_VALIDITY = timedelta(hours=24)
 
 
 def conference_tokens_refresh(
@@ -47,24 +62,77 @@ def conference_tokens_refresh(
             return _store_tokens(conference, answers)
 
 
+@dataclass(frozen=True)
+class TokenReset:
+    """What a reset did: the token as stored now, and whether SignalWire's answer was lost."""
+
+    token: ConferenceToken
+    answer_lost: bool = False
+
+
+class TokenResetNotApplied(UnavailableError):
+    """The reset's answer was lost, and SignalWire still holds the old value: not rotated."""
+
+    default_message = (
+        "SignalWire's answer was lost, and reading the token back shows the old value: "
+        "the token was not reset"
+    )
+
+
+class TokenResetUnknown(UnavailableError):
+    """The reset's answer was lost and the token could not be read back either."""
+
+    default_message = (
+        "SignalWire's answer was lost and the token could not be read back: it may have "
+        "been rotated. Use “Refresh tokens from SignalWire” once SignalWire answers"
+    )
+
+
+def _maybe_applied(exc: UnavailableError) -> bool:
+    """Tell whether a failed POST may still have been carried out by SignalWire."""
+    # 503 (like 429) means the server did nothing; a lost answer or another 5xx may not.
+    return exc.maybe_applied or (exc.status is not None and exc.status != 503)
+
+
+def _store_rotation(token: ConferenceToken, answer: dict) -> ConferenceToken:
+    values = payloads.token_fields(answer)
+    now = timezone.now()
+    for field in ("name", "token", "scopes"):
+        setattr(token, field, values[field])
+    token.rotated_at = token.last_synced_at = now
+    with transaction.atomic():
+        token.save(update_fields=["name", "token", "scopes", "rotated_at", "last_synced_at"])
+    return token
+
+
 def conference_token_reset(
     *,
     token: ConferenceToken,
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
-) -> ConferenceToken:
-    """Rotate a conference token in SignalWire and store the new value (audited, masked)."""
+) -> TokenReset:
+    """Rotate a conference token in SignalWire and store the new value (audited, masked).
+
+    When the answer is lost after SignalWire may have acted, the token is read back: a new
+    value is stored as the reset it was; an unchanged one raises TokenResetNotApplied.
+    """
     with _acting(source, actor):
-        answer = _client(client).reset_conference_token(token.remote_id)
-        values = payloads.token_fields(answer)
-        now = timezone.now()
-        for field in ("name", "token", "scopes"):
-            setattr(token, field, values[field])
-        token.rotated_at = token.last_synced_at = now
-        with transaction.atomic():
-            token.save(update_fields=["name", "token", "scopes", "rotated_at", "last_synced_at"])
-        return token
+        api = _client(client)
+        try:
+            answer = api.reset_conference_token(token.remote_id)
+        except UnavailableError as exc:
+            if not _maybe_applied(exc):
+                raise
+            logger.info("reset of conference token %s: answer lost, reading it back", token.pk)
+            try:
+                current = api.get_conference_token(token.remote_id)
+            except SignalWireError as reread:
+                raise TokenResetUnknown(method=exc.method, path=exc.path) from reread
+            if payloads.token_fields(current)["token"] == token.token:
+                raise TokenResetNotApplied(method=exc.method, path=exc.path) from exc
+            return TokenReset(token=_store_rotation(token, current), answer_lost=True)
+        return TokenReset(token=_store_rotation(token, answer))
 
 
 def conference_token_reveal(
@@ -85,13 +153,25 @@ def conference_token_reveal(
 # --- room join tokens ------------------------------------------------------------------
 
 
-def _claims(token: str) -> dict:
-    """Read the claims of a JWT-shaped token without checking it (for its expiry)."""
-    try:
-        part = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (IndexError, ValueError):
-        return {}
+def mint_refusal(room: Room) -> str:
+    """Say why no join token may be minted for this room now, or return "" when one may."""
+    if room.sync_state == SyncState.DELETED_REMOTELY:
+        return (
+            f"“{room}” was deleted in SignalWire, so a join token for it would admit no one "
+            "(the portal never lets a token create the room again)."
+        )
+    if not room.remote_id:
+        return (
+            f"“{room}” is not created in SignalWire yet (its creation is pending). Mint a "
+            "token once it is synced."
+        )
+    if room.sync_state == SyncState.PENDING_DELETE:
+        return f"“{room}” is being deleted in SignalWire; no new join tokens are minted for it."
+    return ""
+
+
+def _refuse(field: str, message: str) -> DjangoValidationError:
+    return DjangoValidationError({field: [message]})
 
 
 def room_token_mint(
@@ -106,27 +186,53 @@ def room_token_mint(
     remove_after_seconds_elapsed: int | None = None,
     join_audio_muted: bool = False,
     join_video_muted: bool = False,
+    media_allowed: str = "all",
+    end_room_session_on_leave: bool = False,
+    room_display_name: str = "",
+    meta: dict | None = None,
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> tuple[str, IssuedRoomToken]:
     """Mint a join token for a room; keep who issued it for whom and its fingerprint only."""
+    refusal = mint_refusal(room)
+    if refusal:
+        raise _refuse(NON_FIELD_ERRORS, refusal)
     scopes = list(ROLE_PRESETS[role] if role in ROLE_PRESETS else permissions or [])
     unknown = sorted(set(scopes) - set(schema.ROOM_TOKEN_PERMISSIONS))
     if unknown:
-        raise DjangoValidationError({"permissions": f"Unknown scopes: {', '.join(unknown)}"})
-    if join_from and join_until and join_from >= join_until:
-        raise DjangoValidationError({"join_until": "Join until must be after join from."})
+        raise _refuse("permissions", f"Unknown scopes: {', '.join(unknown)}")
+    if media_allowed not in schema.MEDIA_ALLOWED:
+        raise _refuse("media_allowed", f"Choose one of {', '.join(schema.MEDIA_ALLOWED)}.")
+    if meta is not None:
+        validate_meta_value(meta)
+    now = timezone.now()
+    if join_until is None:
+        join_until = max(now, join_from or now) + DEFAULT_VALIDITY
+    if join_until <= now:
+        raise _refuse("join_until", "Join until is in the past: no one could use the token.")
+    if join_from and join_from >= join_until:
+        raise _refuse("join_until", "Join until must be after join from.")
+    join_as = "audience" if role == "audience" else "member"
     body: dict[str, Any] = {
         "room_name": room.name,
         "permissions": scopes,
+        "join_as": join_as,
+        "media_allowed": media_allowed,
+        # A token must never create a room SignalWire does not have (DESIGN 16).
+        "auto_create_room": False,
         "join_audio_muted": bool(join_audio_muted),
         "join_video_muted": bool(join_video_muted),
+        "end_room_session_on_leave": bool(end_room_session_on_leave),
+        "join_until": payloads.format_datetime(join_until),
     }
     if user_name:
         body["user_name"] = user_name
-    for field, value in (("join_from", join_from), ("join_until", join_until),
-                         ("remove_at", remove_at)):
+    if room_display_name:
+        body["room_display_name"] = room_display_name
+    if meta is not None:
+        body["meta"] = meta
+    for field, value in (("join_from", join_from), ("remove_at", remove_at)):
         if value is not None:
             body[field] = payloads.format_datetime(value)
     if remove_after_seconds_elapsed is not None:
@@ -136,7 +242,6 @@ def room_token_mint(
             token = _client(client).create_room_token(body)
         except RemoteValidationError as exc:
             raise _form_error(exc, IssuedRoomToken) from exc
-        exp = _claims(token).get("exp")
         record = IssuedRoomToken(
             room=room,
             room_name=room.name,
@@ -149,10 +254,31 @@ def room_token_mint(
             remove_after_seconds_elapsed=remove_after_seconds_elapsed,
             join_audio_muted=bool(join_audio_muted),
             join_video_muted=bool(join_video_muted),
-            expires_at=datetime.fromtimestamp(exp, UTC) if isinstance(exp, int) else None,
+            # The token admits no one after join_until: that is its expiry.
+            expires_at=join_until,
             fingerprint=hashlib.sha256(token.encode()).hexdigest(),
             issued_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
+        # IssuedRoomToken has no columns for these yet; the issuance event keeps them.
+        options = {
+            "join_as": join_as,
+            "media_allowed": media_allowed,
+            "end_room_session_on_leave": bool(end_room_session_on_leave),
+            "auto_create_room": False,
+            "room_display_name": room_display_name,
+            "meta": meta,
+        }
         with transaction.atomic():
             record.save()
+            audit.record_event(obj=record, event="issue", details=options)
         return token, record
+
+
+def validate_meta_value(value: Any) -> None:
+    """Check a meta value as the API does: a JSON object (even an empty list is refused)."""
+    if not isinstance(value, dict):
+        raise _refuse("meta", "Meta must be a JSON object, such as {\"topic\": \"demo\"}.")
+    try:
+        validate_meta(value)
+    except DjangoValidationError as exc:
+        raise _refuse("meta", " ".join(exc.messages)) from exc

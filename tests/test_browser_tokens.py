@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from django.contrib.sessions.models import Session
 from playwright.sync_api import expect
 
 from rooms import services
@@ -23,6 +24,13 @@ def remote_token(space, conference, name: str) -> str:
         for t in space.conference_tokens.values()
         if t["conference_id"] == conference.remote_id and t["name"] == name
     )
+
+
+def sessions_text() -> str:
+    """Everything the session table holds, raw and decoded, as one text to search."""
+    rows = list(Session.objects.all())
+    assert rows, "the browser should have a session"
+    return json.dumps([[row.session_data, row.get_decoded()] for row in rows], default=str)
 
 
 def jwt_claims(token: str) -> dict:
@@ -106,8 +114,15 @@ def test_mint_a_guest_join_token_shown_once(sandbox, live_server, page, screensh
     assert record.fingerprint and token not in record.fingerprint
     assert (record.role, record.user_name, record.room_name) == ("guest", "Ada", "clinic")
 
-    page.goto(page.url)  # what a reload after the redirect-free POST page amounts to
+    # The page that shows the token has been sent: no session row holds it.
+    assert token not in sessions_text()
+
+    # A reload re-sends the POST: the used nonce mints nothing and shows nothing.
+    page.reload()
     expect(page.get_by_role("button", name="Mint token")).to_be_visible()
     expect(page.locator("#sw-minted-token")).to_have_count(0)
+    expect(page.locator(".messagelist")).to_contain_text("already sent")
     assert token not in page.content()
     assert IssuedRoomToken.objects.count() == 1
+    assert len([r for r in sandbox.requests if r["path"] == "/api/video/room_tokens"]) == 1
+    assert token not in sessions_text()

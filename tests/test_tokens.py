@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from rooms import services, tokens
-from rooms.models import AuditEntry, ConferenceToken, IssuedRoomToken
+from rooms.models import AuditEntry, ConferenceToken, IssuedRoomToken, Room, SyncState
 from rooms.signalwire import schema
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +153,65 @@ def test_reset_asks_first_and_needs_its_permission(
     assert ConferenceToken.objects.get(pk=token.pk).token != old
 
 
+def reset_page(admin_client, conference, token):
+    """POST the reset of one token through admin; return the page it lands on."""
+    url = reverse("admin:rooms_conference_token_reset", args=[conference.pk, token.pk])
+    return admin_client.post(url, follow=True)
+
+
+def test_a_reset_whose_answer_was_lost_stores_the_rotated_value(
+    sandbox, admin_client, conference
+):
+    token = conference.tokens.get(name="guest")
+    old = token.token
+    # SignalWire rotates the token, then the connection drops before its answer is sent.
+    sandbox.inject_fault("drop", count=1, methods=["POST"], after_processing=True)
+
+    page = reset_page(admin_client, conference, token)
+
+    token.refresh_from_db()
+    remote = sandbox.conference_tokens[token.remote_id]["token"]
+    assert remote != old and token.token == remote
+    assert token.rotated_at is not None
+    text = page.content.decode()
+    assert "was reset in SignalWire" in text and "answer was lost" in text
+    assert "not reset" not in text
+    entry = AuditEntry.objects.filter(object_pk=str(token.pk)).latest("timestamp")
+    assert "token" in entry.changes and remote not in _audit_text() and old not in _audit_text()
+
+
+def test_a_reset_lost_before_signalwire_acted_says_not_reset(sandbox, admin_client, conference):
+    token = conference.tokens.get(name="guest")
+    old = token.token
+    # The same lost answer, but SignalWire never processed the request.
+    sandbox.inject_fault("drop", count=1, methods=["POST"])
+
+    page = reset_page(admin_client, conference, token)
+
+    token.refresh_from_db()
+    assert token.token == old == sandbox.conference_tokens[token.remote_id]["token"]
+    assert token.rotated_at is None
+    assert "was not reset" in page.content.decode()
+    assert "old value" in page.content.decode()
+
+
+def test_a_reset_that_cannot_be_read_back_says_it_is_unknown(
+    sandbox, admin_client, conference, settings
+):
+    settings.SIGNALWIRE_RETRIES = 0
+    token = conference.tokens.get(name="guest")
+    old = token.token
+    sandbox.inject_fault("drop", count=1, methods=["POST"], after_processing=True)
+    sandbox.inject_fault(500, methods=["GET"], path_prefix="/api/video/conference_tokens/")
+
+    page = reset_page(admin_client, conference, token)
+
+    token.refresh_from_db()
+    assert token.token == old  # nothing is known, so nothing is overwritten
+    text = page.content.decode()
+    assert "not known whether" in text and "Refresh tokens from SignalWire" in text
+
+
 def test_refresh_tokens_action(sandbox, admin_client, conference):
     guest = conference.tokens.get(name="guest")
     rotated = sandbox.reset_conference_token(guest.remote_id)
@@ -215,36 +275,181 @@ def test_mint_refuses_unknown_scopes_and_a_backwards_window(room):
     assert not IssuedRoomToken.objects.exists()
 
 
-def test_mint_page_shows_the_token_once_and_keeps_only_its_fingerprint(admin_client, room):
-    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
-    assert admin_client.get(url).status_code == 200
+def sessions_text() -> str:
+    """Everything the session table holds, raw and decoded, as one text to search."""
+    rows = list(Session.objects.all())
+    assert rows, "the flow should have a session to look at"
+    return json.dumps([[row.session_data, row.get_decoded()] for row in rows], default=str)
 
-    posted = admin_client.post(url, {"role": "moderator", "user_name": "Grace"})
-    # Post/redirect/get: a reload of the shown page cannot mint a second token.
-    assert posted.status_code == 302 and posted["Location"] == url
-    response = admin_client.get(url)
+
+def mint_form(client, url: str):
+    """GET the mint page; return its response and the one-time nonce of its form."""
+    page = client.get(url)
+    assert page.status_code == 200
+    return page, page.context["form"]["nonce"].value()
+
+
+def test_mint_answers_the_post_with_the_token_and_keeps_it_out_of_the_session(
+    sandbox, admin_client, room
+):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+    data = {"nonce": nonce, "role": "moderator", "user_name": "Grace", "media_allowed": "all"}
+
+    response = admin_client.post(url, data)
 
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     token = response.context["token"]
-    assert token in response.content.decode()
+    assert token and token in response.content.decode()
     assert claims(token)["s"] == list(schema.MODERATOR_PERMISSIONS)
+    # The page that shows the token has been sent: no session row holds it.
+    assert token not in sessions_text()
     record = IssuedRoomToken.objects.get()
     assert record.user_name == "Grace"
     assert token not in json.dumps(list(IssuedRoomToken.objects.values()), default=str)
     assert token not in _audit_text()
-    again = admin_client.get(url)
+
+    # A reload re-sends the same POST: nothing is minted and the token is not shown again.
+    again = admin_client.post(url, data, follow=True)
+    assert again.redirect_chain == [(url, 302)]
     assert token not in again.content.decode()
+    assert "already sent" in again.content.decode()
     assert IssuedRoomToken.objects.count() == 1
+    assert len(room_token_requests(sandbox, room)) == 1
+    assert token not in sessions_text()
+
+
+def room_token_requests(space, room) -> list[dict]:
+    """The room-token requests the sandbox received for one room."""
+    return [
+        r
+        for r in space.requests
+        if r["path"] == "/api/video/room_tokens" and (r["body"] or {}).get("room_name") == room.name
+    ]
+
+
+def test_a_post_without_a_nonce_mints_nothing(sandbox, admin_client, room):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+
+    response = admin_client.post(url, {"role": "guest", "media_allowed": "all"})
+
+    assert response.status_code == 302 and response["Location"] == url
+    assert not IssuedRoomToken.objects.exists()
+    assert room_token_requests(sandbox, room) == []
 
 
 def test_mint_page_errors_keep_the_input(admin_client, room):
     url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
 
-    response = admin_client.post(url, {"role": "custom", "user_name": "Kept Name"})
+    response = admin_client.post(
+        url, {"nonce": nonce, "role": "custom", "user_name": "Kept Name", "media_allowed": "all"}
+    )
 
     assert "permissions" in response.context["form"].errors
     assert "Kept Name" in response.content.decode()
     assert not IssuedRoomToken.objects.exists()
+    # The re-shown form carries a fresh nonce, so correcting it mints once.
+    fresh = response.context["form"]["nonce"].value()
+    assert fresh and fresh != nonce
+    fixed = admin_client.post(
+        url, {"nonce": fresh, "role": "guest", "user_name": "Kept Name", "media_allowed": "all"}
+    )
+    assert fixed.context["token"] and IssuedRoomToken.objects.count() == 1
+
+
+@pytest.mark.parametrize("meta", ["[]", "[1, 2]", '"text"', "3"])
+def test_mint_form_refuses_meta_that_is_not_an_object(sandbox, admin_client, room, meta):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+
+    response = admin_client.post(
+        url, {"nonce": nonce, "role": "guest", "media_allowed": "all", "meta": meta}
+    )
+
+    assert "JSON object" in str(response.context["form"].errors["meta"])
+    assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
+
+
+def test_mint_sends_auto_create_room_false_and_the_session_options(sandbox, room, admin_user):
+    token, record = tokens.room_token_mint(
+        room=room,
+        role="guest",
+        user_name="Ada",
+        media_allowed="audio-only",
+        end_room_session_on_leave=True,
+        room_display_name="Studio A",
+        meta={"seat": 12},
+        actor=admin_user,
+    )
+
+    body = room_token_requests(sandbox, room)[-1]["body"]
+    assert body["auto_create_room"] is False
+    assert body["join_as"] == "member" and body["media_allowed"] == "audio-only"
+    assert body["end_room_session_on_leave"] is True
+    assert body["room_display_name"] == "Studio A" and body["meta"] == {"seat": 12}
+    data = sandbox.verify_room_token(token)
+    assert (data["acr"], data["ja"], data["ma"]) == (False, "member", "audio-only")
+    issued = AuditEntry.objects.filter(
+        content_type__model="issuedroomtoken", object_pk=str(record.pk)
+    )
+    event = next(e for e in issued if (e.additional_data or {}).get("event") == "issue")
+    assert event.additional_data["details"]["media_allowed"] == "audio-only"
+    assert event.additional_data["details"]["auto_create_room"] is False
+    assert token not in _audit_text()
+
+
+def test_the_audience_preset_joins_as_audience_without_scopes(sandbox, room):
+    token, record = tokens.room_token_mint(room=room, role="audience", user_name="Viewer")
+
+    body = room_token_requests(sandbox, room)[-1]["body"]
+    assert body["join_as"] == "audience" and body["permissions"] == []
+    assert claims(token)["ja"] == "audience" and claims(token)["s"] == []
+    assert (record.role, record.scopes) == ("audience", [])
+
+
+def test_a_token_without_a_window_expires_after_the_default_validity(sandbox, room):
+    before = timezone.now()
+
+    token, record = tokens.room_token_mint(room=room, role="guest")
+
+    sent = room_token_requests(sandbox, room)[-1]["body"]["join_until"]
+    until = datetime.fromisoformat(sent.replace("Z", "+00:00"))
+    assert before + tokens.DEFAULT_VALIDITY <= until <= timezone.now() + tokens.DEFAULT_VALIDITY
+    assert record.expires_at == until
+    assert claims(token)["ju"] == int(until.timestamp())
+    # A window that starts later is given the same validity from its start.
+    start = timezone.now() + timedelta(days=3)
+    _, later = tokens.room_token_mint(room=room, role="guest", join_from=start)
+    assert later.join_until == start + tokens.DEFAULT_VALIDITY
+
+
+def test_a_join_until_in_the_past_is_refused(sandbox, room):
+    with pytest.raises(ValidationError) as caught:
+        tokens.room_token_mint(room=room, join_until=timezone.now() - timedelta(minutes=1))
+
+    assert "join_until" in caught.value.message_dict
+    assert room_token_requests(sandbox, room) == []
+
+
+@pytest.mark.parametrize("state", ["deleted_remotely", "pending_create", "pending_delete"])
+def test_no_token_for_a_room_signalwire_does_not_have(sandbox, admin_client, room, state):
+    if state == "pending_create":
+        Room.objects.filter(pk=room.pk).update(remote_id=None, sync_state=SyncState.PENDING_PUSH)
+    else:
+        Room.objects.filter(pk=room.pk).update(sync_state=state)
+    room.refresh_from_db()
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+
+    with pytest.raises(ValidationError):
+        tokens.room_token_mint(room=room, role="guest")
+    page = admin_client.get(url)
+    posted = admin_client.post(url, {"role": "guest", "media_allowed": "all", "nonce": "x"})
+
+    assert page.context["refusal"] and b"Mint token" not in page.content
+    assert posted.context["refusal"] and posted.context["token"] is None
+    assert not IssuedRoomToken.objects.exists()
+    assert room_token_requests(sandbox, room) == []
 
 
 def test_mint_page_needs_its_permission(client, room, staff):

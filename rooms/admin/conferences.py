@@ -241,11 +241,37 @@ class ConferenceAdmin(MirrorAdmin):
         change_url = reverse("admin:rooms_conference_change", args=[token.conference_id])
         if request.method == "POST":
             try:
-                tokens.conference_token_reset(token=token, actor=request.user)
+                reset = tokens.conference_token_reset(token=token, actor=request.user)
+            except tokens.TokenResetNotApplied:
+                self.message_user(
+                    request,
+                    f"The {token.name} token was not reset: SignalWire's answer was lost, and "
+                    "reading the token back shows it still has its old value, which stays "
+                    "valid. Try the reset again.",
+                    messages.ERROR,
+                )
+            except tokens.TokenResetUnknown:
+                self.message_user(
+                    request,
+                    f"It is not known whether the {token.name} token was reset: SignalWire's "
+                    "answer was lost and the token could not be read back. The value shown "
+                    "here may be out of date; use “Refresh tokens from SignalWire” once "
+                    "SignalWire answers.",
+                    messages.WARNING,
+                )
             except SignalWireError as exc:
                 self.message_user(request, f"The token was not reset: {exc}", messages.ERROR)
             else:
-                self.message_user(request, f"The {token.name} token was reset in SignalWire.")
+                if reset.answer_lost:
+                    self.message_user(
+                        request,
+                        f"The {token.name} token was reset in SignalWire. Its answer was lost, "
+                        "so the portal read the token back: the new value is stored here and "
+                        "the old one no longer works.",
+                        messages.SUCCESS,
+                    )
+                else:
+                    self.message_user(request, f"The {token.name} token was reset in SignalWire.")
             return HttpResponseRedirect(change_url)
         return TemplateResponse(
             request,

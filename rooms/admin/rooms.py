@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import PermissionDenied
@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from rooms import services, tokens
+from rooms.admin import once
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
 from rooms.models import IssuedRoomToken, Room
@@ -37,10 +38,12 @@ class DateTimeLocalInput(forms.DateTimeInput):
 class MintTokenForm(forms.Form):
     """What a join token grants: a role preset or chosen scopes, a user, a time window."""
 
+    nonce = forms.CharField(widget=forms.HiddenInput, required=False)
     role = forms.ChoiceField(
         choices=[
             ("guest", "Guest (own audio, video and screen only)"),
             ("moderator", "Moderator (room and member controls)"),
+            ("audience", "Audience (watches and listens; sends no audio or video)"),
             ("custom", "Custom scopes"),
         ],
         initial="guest",
@@ -60,7 +63,13 @@ class MintTokenForm(forms.Form):
         widget=forms.TextInput(attrs={"class": "vTextField"}),
     )
     join_from = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
-    join_until = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
+    join_until = forms.DateTimeField(
+        required=False,
+        widget=DateTimeLocalInput(),
+        help_text="The token admits no one after this time: it is the token's expiry. "
+        f"Left blank, it is {tokens.DEFAULT_VALIDITY.total_seconds() / 3600:g} hours after "
+        "the token becomes usable.",
+    )
     remove_at = forms.DateTimeField(required=False, widget=DateTimeLocalInput())
     remove_after_seconds_elapsed = forms.IntegerField(
         required=False,
@@ -70,6 +79,31 @@ class MintTokenForm(forms.Form):
     )
     join_audio_muted = forms.BooleanField(required=False)
     join_video_muted = forms.BooleanField(required=False)
+    media_allowed = forms.ChoiceField(
+        choices=[
+            ("all", "Audio and video"),
+            ("video-only", "Video only"),
+            ("audio-only", "Audio only"),
+        ],
+        initial="all",
+        help_text="What the user receives from the room.",
+    )
+    end_room_session_on_leave = forms.BooleanField(
+        required=False,
+        label="End the room session when this user leaves",
+    )
+    room_display_name = forms.CharField(
+        max_length=schema.DISPLAY_NAME_MAX,
+        required=False,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+        help_text="SignalWire uses it only for a room the token itself creates; the portal "
+        "never lets a token create a room, so it changes nothing for an existing room.",
+    )
+    meta = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+        help_text='Member meta: a JSON object, such as {"seat": 12}.',
+    )
 
     # How the page lays the form out, as admin fieldsets (the scopes have their own block).
     fieldsets = (
@@ -78,7 +112,17 @@ class MintTokenForm(forms.Form):
             "Time window",
             {"fields": ("join_from", "join_until", "remove_at", "remove_after_seconds_elapsed")},
         ),
-        ("On joining", {"fields": (("join_audio_muted", "join_video_muted"),)}),
+        (
+            "On joining",
+            {
+                "fields": (
+                    ("join_audio_muted", "join_video_muted"),
+                    "media_allowed",
+                    "end_room_session_on_leave",
+                )
+            },
+        ),
+        ("Advanced", {"classes": ("collapse",), "fields": ("meta", "room_display_name")}),
     )
     # Shown in this order; a scope belongs to the longest prefix it starts with.
     scope_prefixes = (
@@ -97,6 +141,17 @@ class MintTokenForm(forms.Form):
             groups[prefix].append((value[len(prefix) :], box))
         return [(f"{p}*", title, groups[p]) for p, title in self.scope_prefixes if groups[p]]
 
+    def clean_meta(self) -> Any:
+        """Accept a JSON object only, as the API does (an empty list is not "no meta")."""
+        value = self.cleaned_data.get("meta")
+        if value is None:
+            return None
+        try:
+            tokens.validate_meta_value(value)
+        except DjangoValidationError as exc:
+            raise forms.ValidationError(exc.message_dict["meta"]) from exc
+        return value
+
     def clean(self) -> dict[str, Any]:
         """Mirror SignalWire's rules: a custom role names scopes; the window is ordered."""
         cleaned = super().clean()
@@ -106,6 +161,10 @@ class MintTokenForm(forms.Form):
         if start and end and start >= end:
             self.add_error("join_until", "Join until must be after join from.")
         return cleaned
+
+    def mint_arguments(self) -> dict[str, Any]:
+        """The cleaned values as room_token_mint takes them."""
+        return {k: v for k, v in self.cleaned_data.items() if k != "nonce"}
 
 
 @admin.register(Room)
@@ -197,34 +256,48 @@ class RoomAdmin(MirrorAdmin):
         ]
 
     def mint_token_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Mint a join token and show it once; only its fingerprint is kept."""
+        """Mint a join token and show it once, in the answer to the POST itself.
+
+        The token is kept nowhere on the server: not in the session, not in a message.
+        A one-time nonce in the form makes a reload (a re-sent POST) or a double click
+        mint nothing and show nothing; the answer is marked no-store by admin_view.
+        """
         if not request.user.has_perm(MINT):
             raise PermissionDenied
         room = self.get_object(request, object_id)
         if room is None or not self.has_view_permission(request, room):
             raise PermissionDenied
+        purpose = f"mint:{room.pk}"
         token = record = None
-        form = MintTokenForm(request.POST or None)
-        # Post/redirect/get: the minted token waits in the session for the one page view
-        # that shows it, so reloading the page never mints a second token.
-        session_key = f"rooms:minted:{room.pk}"
-        if request.method == "GET" and session_key in request.session:
-            minted = request.session.pop(session_key)
-            token = minted["token"]
-            record = IssuedRoomToken.objects.filter(pk=minted["record"]).first()
-        if request.method == "POST" and form.is_valid():
-            try:
-                token, record = tokens.room_token_mint(
-                    room=room, actor=request.user, **form.cleaned_data
+        refusal = tokens.mint_refusal(room)
+        form = MintTokenForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and not refusal:
+            if not once.consume(request, purpose, request.POST.get("nonce", "")):
+                self.message_user(
+                    request,
+                    "That mint form was already sent: the token it made was shown once and "
+                    "is not kept anywhere. Mint a new token if you need one.",
+                    messages.WARNING,
                 )
-                request.session[session_key] = {"token": token, "record": record.pk}
-                return HttpResponseRedirect(request.get_full_path())
-            except DjangoValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            except SignalWireError as exc:
-                form.add_error(None, f"SignalWire could not mint the token: {exc}")
-        # admin_view marks the page never_cache: a shown token is not kept by a cache.
+                return HttpResponseRedirect(request.path)
+            if form.is_valid():
+                try:
+                    token, record = tokens.room_token_mint(
+                        room=room, actor=request.user, **form.mint_arguments()
+                    )
+                except DjangoValidationError as exc:
+                    for field, errors in exc.message_dict.items():
+                        form.add_error(field if field in form.fields else None, errors)
+                except SignalWireError as exc:
+                    form.add_error(None, f"SignalWire could not mint the token: {exc}")
+        if token is None and not refusal:
+            # A fresh nonce for the form on the page (the one just used is gone).
+            data = form.data.copy() if form.is_bound else None
+            if data is not None:
+                data["nonce"] = once.issue(request, purpose)
+                form.data = data
+            else:
+                form = MintTokenForm(initial={"nonce": once.issue(request, purpose)})
         return TemplateResponse(
             request,
             "admin/rooms/room/mint_token.html",
@@ -237,10 +310,8 @@ class RoomAdmin(MirrorAdmin):
                 "adminform": helpers.AdminForm(form, list(form.fieldsets), {}),
                 "token": token,
                 "record": record,
-                "presets": {
-                    "moderator": list(schema.MODERATOR_PERMISSIONS),
-                    "guest": list(schema.GUEST_PERMISSIONS),
-                },
+                "refusal": refusal,
+                "presets": {role: list(scopes) for role, scopes in tokens.ROLE_PRESETS.items()},
                 "media": self.media + form.media,
             },
         )
@@ -256,4 +327,3 @@ class IssuedRoomTokenAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_select_related = ("issued_by",)
     show_full_result_count = False
     date_hierarchy = "issued_at"
-
