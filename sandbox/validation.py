@@ -191,7 +191,7 @@ def query_values(query: str) -> dict[str, list[str]]:
 def check_boolean_query(query: str, name: str) -> list[dict[str, Any]]:
     """The 422 errors of a boolean query parameter that is neither true nor false."""
     values = query_values(query).get(name)
-    if values and values[-1].lower() not in ("true", "false"):
+    if values and values[-1] not in ("true", "false"):
         return [error_item(name, f"{humanize(name)} must be a boolean")]
     return []
 

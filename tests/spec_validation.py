@@ -81,6 +81,8 @@ def find_operation(method: str, path: str) -> tuple[str, dict[str, Any]]:
     path = path.split("?", 1)[0]
     if len(path) > 1:
         path = path.rstrip("/")
+    if method != method.upper():  # HTTP methods are case-sensitive: "get" is not GET
+        raise AssertionError(f"{method} {path} is not an operation of the spec")
     method = method.lower()
     paths = load_spec()["paths"]
     candidates = []
