@@ -169,6 +169,22 @@ SIGNALWIRE_RETRIES = env.int("SIGNALWIRE_RETRIES", default=4)
 SIGNALWIRE_RETRY_BACKOFF = env.float("SIGNALWIRE_RETRY_BACKOFF", default=0.5)
 # Upper bound, in seconds, on the time one call may spend waiting between retries.
 SIGNALWIRE_RETRY_MAX_WAIT = env.float("SIGNALWIRE_RETRY_MAX_WAIT", default=30.0)
+# Wall-clock seconds one background call (tasks, commands) may take in all: connect,
+# retries and reading the answer.
+SIGNALWIRE_DEADLINE = env.float("SIGNALWIRE_DEADLINE", default=120.0)
+# The interactive profile (a web request waiting on SignalWire): its deadline in all,
+# its retries and its cap on the time spent backing off.
+SIGNALWIRE_INTERACTIVE_DEADLINE = env.float("SIGNALWIRE_INTERACTIVE_DEADLINE", default=5.0)
+SIGNALWIRE_INTERACTIVE_RETRIES = env.int("SIGNALWIRE_INTERACTIVE_RETRIES", default=1)
+SIGNALWIRE_INTERACTIVE_RETRY_MAX_WAIT = env.float(
+    "SIGNALWIRE_INTERACTIVE_RETRY_MAX_WAIT", default=1.0
+)
+# Largest answer body read from the Space, in bytes; a larger one fails the call unread.
+SIGNALWIRE_MAX_RESPONSE_BYTES = env.int("SIGNALWIRE_MAX_RESPONSE_BYTES", default=8 * 1024 * 1024)
+# Most rows one listing may have when its first page implies no smaller bound.
+SIGNALWIRE_MAX_LIST_ROWS = env.int("SIGNALWIRE_MAX_LIST_ROWS", default=1_000_000)
+# Refuse (RemoteCallInTransactionError) to call SignalWire inside a database transaction.
+SIGNALWIRE_REFUSE_IN_TRANSACTION = env.bool("SIGNALWIRE_REFUSE_IN_TRANSACTION", default=False)
 SIGNALWIRE_SYNC_INTERVAL = env.int("SIGNALWIRE_SYNC_INTERVAL", default=300)
 SIGNALWIRE_TOKEN_REFRESH_INTERVAL = env.int("SIGNALWIRE_TOKEN_REFRESH_INTERVAL", default=3600)
 SIGNALWIRE_SYNC_PAGE_SIZE = env.int("SIGNALWIRE_SYNC_PAGE_SIZE", default=1000)

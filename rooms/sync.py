@@ -23,7 +23,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, connection, models, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -63,6 +63,10 @@ MARKABLE_STATES = (SyncState.SYNCED, SyncState.PUSH_FAILED)
 MAX_REASONS = 20
 MARK_CHUNK = 500
 TOKEN_BATCH = 100
+# Rows of a listed page reconciled together. The API's pages hold at most 1,000 rows, but
+# a Space may send any number; each chunk's statements bind at most two variables per row
+# (2,000 in all), well inside SQLite's 32,766 and PostgreSQL's 65,535.
+WRITE_CHUNK = 1000
 # Seconds between saves of a run's counts while its pages need no writes.
 PROGRESS_EVERY = 5.0
 COUNTERS = (
@@ -219,7 +223,7 @@ def _locked_run(
         with audit_context(source=AuditEntry.Source.SYNC, actor_label="sync",
                            correlation_id=str(run.run_id)):
             try:
-                api = client if client is not None else build_client()
+                api = client if client is not None else build_client(profile="background")
                 try:
                     work(run, flight, api)
                 finally:
@@ -509,7 +513,15 @@ class _MirrorSync:
     # --- one page ---
 
     def apply_page(self, page: list[dict]) -> None:
-        """Plan the page's writes from two bulk reads, then write them in one transaction."""
+        """Reconcile one listed page, WRITE_CHUNK rows at a time, then report progress."""
+        self.run_record.pages += 1
+        for start in range(0, max(len(page), 1), WRITE_CHUNK):
+            self.apply_rows(page[start : start + WRITE_CHUNK])
+        if self.progress is not None:
+            self.progress(self.run_record)
+
+    def apply_rows(self, page: list[dict]) -> None:
+        """Plan some rows' writes from two bulk reads, then write them in one transaction."""
         run = self.run_record
         now = timezone.now()
         incoming: dict[str, dict] = {}
@@ -533,8 +545,6 @@ class _MirrorSync:
                 self.saved_at = time.monotonic()
         else:
             self.write_page(plan)
-        if self.progress is not None:
-            self.progress(run)
 
     def write_page(self, plan: _PagePlan) -> None:
         """Write a page's rows, audit rows and the run's counts in one transaction."""
@@ -555,7 +565,6 @@ class _MirrorSync:
 
     def count(self, plan: _PagePlan, done: list[_Write]) -> None:
         run = self.run_record
-        run.pages += 1
         run.unchanged += plan.unchanged
         run.skipped_pending += plan.skipped_pending
         for write in done:
@@ -911,10 +920,15 @@ class _TokenSync:
         run.seen += len(incoming)
         existing = {
             token.remote_id: token
-            for token in ConferenceToken.objects.filter(
-                Q(conference_id__in=list(fetched)) | Q(remote_id__in=list(incoming))
-            )
+            for token in ConferenceToken.objects.filter(conference_id__in=list(fetched))
         }
+        # Tokens that moved from another conference; a Space may list any number of them.
+        moved = [remote_id for remote_id in incoming if remote_id not in existing]
+        for start in range(0, len(moved), WRITE_CHUNK):
+            for token in ConferenceToken.objects.filter(
+                remote_id__in=moved[start : start + WRITE_CHUNK]
+            ):
+                existing[token.remote_id] = token
         creates, updates, entries = [], [], []
         for remote_id, (conference_pk, values) in incoming.items():
             conference = Conference(pk=conference_pk, name=names[conference_pk])
@@ -944,10 +958,12 @@ class _TokenSync:
             updates.append(token)
             entries.append((token, Action.UPDATE, changes))
         if creates:
-            ConferenceToken.objects.bulk_create(creates)
+            ConferenceToken.objects.bulk_create(creates, batch_size=WRITE_CHUNK)
         if updates:
             ConferenceToken.objects.bulk_update(
-                updates, ["conference", "name", "token", "scopes", "last_synced_at", "rotated_at"]
+                updates,
+                ["conference", "name", "token", "scopes", "last_synced_at", "rotated_at"],
+                batch_size=WRITE_CHUNK,
             )
         if entries:
             bulk_record(model=ConferenceToken, entries=entries)
@@ -955,7 +971,8 @@ class _TokenSync:
         if stale:
             # Tokens are not pushed anywhere, so auditlog's own delete entries (masked)
             # are the record here.
-            ConferenceToken.objects.filter(pk__in=stale).delete()
+            for start in range(0, len(stale), WRITE_CHUNK):
+                ConferenceToken.objects.filter(pk__in=stale[start : start + WRITE_CHUNK]).delete()
         run.created += len(creates)
         run.updated += len(updates)
         run.marked_deleted += len(stale)

@@ -115,3 +115,12 @@ class UnexpectedResponseError(SignalWireError):
     """SignalWire answered something that is not the documented shape."""
 
     default_message = "SignalWire answered with an unexpected response"
+
+
+class RemoteCallInTransactionError(RuntimeError):
+    """A call to SignalWire was attempted while a database transaction was open.
+
+    A programming error, not a remote failure, so it is no SignalWireError: nothing may
+    catch it as "SignalWire unavailable" and keep the edit as pending. Raised before any
+    request is sent, when SIGNALWIRE_REFUSE_IN_TRANSACTION is on.
+    """
