@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "rooms.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After every middleware with a process_view: a crafted admin query string is a 400.
+    "rooms.admin.querystrings.AdminQueryStringMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.auth import get_user_model
@@ -285,7 +286,12 @@ class ObjectTypeFilter(admin.SimpleListFilter):
         return [(str(types[m].pk), capfirst(m._meta.verbose_name_plural)) for m in models]
 
     def queryset(self, request, queryset):
-        return queryset.filter(content_type_id=self.value()) if self.value() else queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"object type {value!r} is not a type id")
+        return queryset.filter(content_type_id=int(value))
 
 
 class ActorFilter(admin.SimpleListFilter):

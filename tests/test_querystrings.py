@@ -1,0 +1,192 @@
+"""Crafted query strings on admin pages get a 400 or are ignored, never a 5xx."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.urls import reverse
+
+from rooms import services, sync, tokens
+from rooms.models import AuditEntry, Room
+
+pytestmark = pytest.mark.django_db
+
+# Query strings aimed at every changelist: bad lookups and regexes, wrong types for
+# filters, unknown parameters, huge values, impossible dates, non-numeric ids, ordering
+# and paging garbage, and the admin's own control parameters.
+HOSTILE = [
+    "name__regex=(((",
+    "name__iregex=[",
+    "display_name__regex=*",
+    "content_type=abc",
+    "content_type=1e999",
+    "actor=abc",
+    "actor=-1",
+    "source=nonsense",
+    "action=abc",
+    "action=99999999999999999999999",
+    "cid=" + "x" * 5000,
+    "id=abc",
+    "pk=abc",
+    "id__in=1,a",
+    "id__gt=99999999999999999999999",
+    "id__lt=-99999999999999999999999",
+    "object_pk__in=",
+    "no_such_field=1",
+    "name__no_such_lookup=1",
+    "name__search=x",
+    "sync_state=garbage",
+    "deleted_remotely=maybe",
+    "remote_id__isnull=maybe",
+    "max_members=1e999",
+    "max_members__gt=abc",
+    "max_members=" + "9" * 400,
+    "join_from__gte=not-a-date",
+    "join_from__lt=2024-13-45",
+    "timestamp__gte=not-a-date",
+    "timestamp__lt=2024-02-30",
+    "timestamp__year=abcd",
+    "timestamp__year=2024&timestamp__month=13",
+    "timestamp__year=2024&timestamp__month=2&timestamp__day=31",
+    "timestamp__year=0",
+    "timestamp__year=99999999999999999999",
+    "issued_at__year=-1",
+    "started_at__year=2024&started_at__month=abc",
+    "started_at__gte=yesterday",
+    "raw__contains=abc",
+    "raw__has_key=x",
+    "meta__a__b=1",
+    "scopes__contains=room",
+    "issued_by__password__startswith=x",
+    "actor__password__startswith=x",
+    "user__password__startswith=x",
+    "is_superuser=maybe",
+    "is_staff__exact=2",
+    "last_login__gte=never",
+    "o=garbage",
+    "o=99",
+    "o=-1.x.3",
+    "o=1.-2.abc.999999999999999999999",
+    "p=abc",
+    "p=-1",
+    "p=0",
+    "p=999999999999999999999",
+    "all=",
+    "_to_field=password",
+    "_to_field=abc",
+    "e=1",
+    "e=",
+    "_popup=abc",
+    "_changelist_filters=" + quote("name__regex=(((", safe=""),
+    "q=" + "a" * 5000,
+    "q=%00",
+    "name=%00",
+    "q=" + quote("%_\\'\"", safe=""),
+    "%ff%fe=%ff",
+]
+
+
+@pytest.fixture
+def world(sandbox, admin_user):
+    """One row of each kind, so every filter and every column has something to act on."""
+    conference = services.conference_create(data={"name": "board", "display_name": "Board"})
+    services.conference_update(conference=conference, data={"display_name": "Board 2"})
+    room = services.room_create(data={"name": "studio", "max_members": 5})
+    tokens.room_token_mint(room=room, role="guest", actor=admin_user)
+    sync.sync_rooms()
+    return {"conference": conference, "room": room}
+
+
+def changelist_urls() -> dict[str, str]:
+    """The changelist of every model registered with the admin, plus the change log."""
+    urls = {}
+    for model in admin.site._registry:
+        opts = model._meta
+        urls[opts.label] = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    return urls
+
+
+def test_the_walk_covers_the_portals_changelists():
+    urls = changelist_urls()
+
+    for label in ("rooms.Conference", "rooms.Room", "rooms.IssuedRoomToken",
+                  "rooms.SyncRun", "rooms.AuditEntry", "auth.User", "auth.Group"):
+        assert label in urls
+
+
+def test_hostile_query_strings_never_answer_5xx(world, admin_client):
+    failures = []
+    for label, url in changelist_urls().items():
+        for query in HOSTILE:
+            response = admin_client.get(f"{url}?{query}")
+            if response.status_code >= 500:
+                failures.append((label, query[:60], response.status_code))
+            # The database connection stays usable for the next request.
+            assert Room.objects.exists()
+    assert failures == [], f"{connection.vendor}: {failures}"
+
+
+@pytest.mark.parametrize(
+    "query", ["content_type=abc", "name__regex=(((", "timestamp__year=abcd", "p=abc"]
+)
+def test_the_change_log_answers_bad_filters_plainly(world, admin_client, query):
+    url = reverse("admin:rooms_auditentry_changelist")
+
+    response = admin_client.get(f"{url}?{query}", follow=True)
+
+    assert response.status_code in (200, 400)
+    assert b"database installation" not in response.content
+    if response.status_code == 400:
+        assert b"not valid here" in response.content
+
+
+def test_a_bad_regex_on_the_room_list_is_a_400_with_a_way_back(world, admin_client):
+    url = reverse("admin:rooms_room_changelist")
+
+    response = admin_client.get(f"{url}?name__regex=(((")
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "not valid here" in text and f'href="{url}"' in text
+    assert AuditEntry.objects.exists()  # the database is fine afterwards
+
+
+FORM_HOSTILE = [
+    "_to_field=password",
+    "_changelist_filters=" + quote("name__regex=(((&p=abc", safe=""),
+    "_popup=1&_to_field=abc",
+    "max_members=abc",
+    "join_from=not-a-date",
+    "room=abc",
+    "meta=[",
+    "p=abc",
+    "p=999999999999999999999",
+    "name=%00",
+]
+
+
+def object_urls() -> list[tuple[str, str]]:
+    """The add, change, history and delete pages of every registered model with a row."""
+    urls = []
+    for model in admin.site._registry:
+        opts = model._meta
+        prefix = f"admin:{opts.app_label}_{opts.model_name}"
+        urls.append((opts.label, reverse(f"{prefix}_add")))
+        obj = model._default_manager.order_by("pk").first()
+        if obj is not None:
+            for view in ("change", "history", "delete"):
+                urls.append((opts.label, reverse(f"{prefix}_{view}", args=[obj.pk])))
+    return urls
+
+
+def test_hostile_query_strings_on_object_pages_never_answer_5xx(world, admin_client):
+    failures = []
+    for label, url in object_urls():
+        for query in FORM_HOSTILE:
+            response = admin_client.get(f"{url}?{query}")
+            if response.status_code >= 500:
+                failures.append((label, url, query[:60], response.status_code))
+    assert failures == [], f"{connection.vendor}: {failures}"
