@@ -52,7 +52,8 @@ def test_first_run_writes_a_private_env_file_with_a_generated_key(tmp_path):
     keys = [line.split("=", 1)[1] for line in text.splitlines()
             if line.startswith("DJANGO_SECRET_KEY=")]
     assert len(keys) == 1 and len(keys[0]) >= 50 and len(set(keys[0])) >= 5
-    assert "DJANGO_DEBUG=true" in text.splitlines()
+    # DEBUG stays off outside `make run` unless the user turns it on.
+    assert not any(line.startswith("DJANGO_DEBUG") for line in text.splitlines())
     assert keys[0] not in first.stdout
     assert "wrote .env" in first.stdout
     # No token of any Space is ever written: the Space lines stay commented out.
