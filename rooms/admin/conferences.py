@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from rooms import services, tokens
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
 from rooms.models import Conference, ConferenceToken
+from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
 REVEAL = "rooms.reveal_conferencetoken"
@@ -241,7 +242,9 @@ class ConferenceAdmin(MirrorAdmin):
         change_url = reverse("admin:rooms_conference_change", args=[token.conference_id])
         if request.method == "POST":
             try:
-                reset = tokens.conference_token_reset(token=token, actor=request.user)
+                reset = tokens.conference_token_reset(
+                    token=token, actor=request.user, client=build_client(profile="interactive")
+                )
             except tokens.TokenResetNotApplied:
                 self.message_user(
                     request,

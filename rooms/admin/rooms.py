@@ -21,6 +21,7 @@ from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
 from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
+from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
 MINT = "rooms.mint_room_token"
@@ -283,7 +284,11 @@ class RoomAdmin(MirrorAdmin):
             if form.is_valid():
                 try:
                     token, record = tokens.room_token_mint(
-                        room=room, actor=request.user, **form.mint_arguments()
+                        room=room,
+                        actor=request.user,
+                        # A page waits on the answer: the short interactive budget.
+                        client=build_client(profile="interactive"),
+                        **form.mint_arguments(),
                     )
                 except DjangoValidationError as exc:
                     for field, errors in exc.message_dict.items():
