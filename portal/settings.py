@@ -1,5 +1,6 @@
 """Settings of the room portal, read once from the environment or a .env file."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,23 +37,35 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "auditlog",
+    # Staff accounts: login lockout, TOTP second factor, Content-Security-Policy.
+    "rooms.account_apps.LoginLockoutsConfig",  # django-axes
+    "django_otp",
+    "rooms.account_apps.TwoFactorConfig",  # django_otp.plugins.otp_totp
+    "csp",
     "rooms",
     "sandbox",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # Staff with a second factor enter its code (and, when it is required, enrol one)
+    # before any other admin page.
+    "rooms.accounts.SecondFactorMiddleware",
     # Staff admin requests: audit actor, source "admin" and a request id (X-Request-Id).
     "rooms.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After every middleware with a process_view: a crafted admin query string is a 400.
     "rooms.admin.querystrings.AdminQueryStringMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -132,6 +145,53 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+
+# --- Staff accounts: login lockout, second factor, idle sessions (rooms.accounts) -------
+# django-axes watches every login; its backend refuses a locked-out account or address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins, counted per account and per client address, that lock either one out.
+AXES_FAILURE_LIMIT = env.int("PORTAL_LOGIN_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Minutes a lockout lasts after the last failure; a superuser can clear it sooner.
+PORTAL_LOGIN_COOLOFF_MINUTES = env.int("PORTAL_LOGIN_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_CALLABLE = "rooms.accounts.lockout_response"
+# Proxies in front of the portal that append to X-Forwarded-For (0: use REMOTE_ADDR).
+PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "rooms.accounts.client_ip"
+# The portal registers its own, superuser-only admin for lockouts (rooms.admin.accounts).
+AXES_ENABLE_ADMIN = False
+# A second factor (TOTP) for the admin: required unless DEBUG, or this setting, says not.
+PORTAL_REQUIRE_OTP = env.bool("PORTAL_REQUIRE_OTP", default=not DEBUG)
+OTP_TOTP_ISSUER = env("PORTAL_OTP_ISSUER", default="Room portal")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Staff sessions end after this many seconds without a request (a working day).
+PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=8 * 3600)
+SESSION_COOKIE_AGE = PORTAL_SESSION_IDLE_SECONDS
+SESSION_SAVE_EVERY_REQUEST = True
+
+# --- Content-Security-Policy (django-csp), sent on every response -----------------------
+# Everything comes from the portal itself: no inline script or style, no plugins, no
+# framing, forms post only back to the portal.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+# Where browsers send violation reports (optional).
+PORTAL_CSP_REPORT_URI = env("PORTAL_CSP_REPORT_URI", default="")
+if PORTAL_CSP_REPORT_URI:
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [PORTAL_CSP_REPORT_URI]
 
 # --- Redis and Celery -------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

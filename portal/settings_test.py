@@ -16,6 +16,8 @@ os.environ.setdefault("SIGNALWIRE_READ_TIMEOUT", "5")
 from portal.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests run with DEBUG off; only the tests of the second factor make it mandatory.
+PORTAL_REQUIRE_OTP = False
 STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -178,14 +178,21 @@ def page(browser, request):
     """A fresh browser page; its screenshot is kept under artifacts/ after the test."""
     from pathlib import Path
 
+    from tests.browser_helpers import CspWatch
+
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    csp = CspWatch(context)  # any Content-Security-Policy violation fails the test
     page = context.new_page()
+    page.csp = csp
     page.set_default_timeout(15000)
     yield page
     shots = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / f"{request.node.name}-final.png"), full_page=True)
-    context.close()
+    try:
+        csp.assert_none(page)
+    finally:
+        context.close()
 
 
 @pytest.fixture

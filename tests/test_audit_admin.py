@@ -71,8 +71,9 @@ def test_each_request_gets_its_own_id_and_non_staff_get_no_context(admin_client,
     second = admin_client.get(reverse("admin:rooms_auditentry_changelist"))
     assert first["X-Request-Id"] != second["X-Request-Id"]
 
-    get_user_model().objects.create_user("outsider", password="pw", is_staff=False)
-    client.login(username="outsider", password="pw")
+    client.force_login(
+        get_user_model().objects.create_user("outsider", password="pw", is_staff=False)
+    )
     response = client.get(reverse("admin:index"))
     assert "X-Request-Id" not in response
 

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from axes.models import AccessAttempt, AccessLog
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.urls import URLPattern, URLResolver, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from rooms import services, sync, tokens
 from rooms.models import (
@@ -60,6 +62,19 @@ def world(sandbox, admin_user):
     run = sync.sync_rooms()
     token = conference.tokens.get(name="guest")
     Group.objects.create(name="room-staff")
+    accounts = {  # a login failure, a log-in and a TOTP device, for the account pages
+        AccessAttempt: AccessAttempt.objects.create(
+            username="someone", ip_address="127.0.0.9", user_agent="x", http_accept="*/*",
+            path_info="/admin/login/", failures_since_start=2,
+        ),
+        AccessLog: AccessLog.objects.create(
+            username=admin_user.username, ip_address="127.0.0.1", user_agent="x",
+            http_accept="*/*", path_info="/admin/login/",
+        ),
+        TOTPDevice: TOTPDevice.objects.create(
+            user=get_user_model().objects.create_user("enrolled", is_staff=True), name="phone"
+        ),
+    }
     audit = {
         kind: AuditEntry.objects.filter(
             object_pk=str(obj.pk), action=AuditEntry.Action.UPDATE,
@@ -75,6 +90,7 @@ def world(sandbox, admin_user):
         "run": run,
         "audit": audit,
         "sandbox": sandbox,
+        "accounts": accounts,
     }
 
 
@@ -107,6 +123,7 @@ def admin_urls(world) -> dict[str, str]:
         IssuedRoomToken: world["issued"],
         SyncRun: world["run"],
         AuditEntry: world["audit"]["room"],
+        **world["accounts"],
     }
     urls = {"index": reverse("admin:index")}
     for app in {m._meta.app_label for m in admin.site._registry}:
