@@ -5,6 +5,7 @@ import uuid
 from auditlog.models import AbstractLogEntry
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import (
     MaxLengthValidator,
     MaxValueValidator,
@@ -350,3 +351,84 @@ class AuditEntry(AbstractLogEntry):
         verbose_name = "audit entry"
         verbose_name_plural = "audit trail entries"
         indexes = [models.Index(fields=["content_type", "object_pk", "-timestamp"])]
+
+
+class RemoteIntent(models.Model):
+    """An edit on its way to SignalWire, written before the call (the outbox).
+
+    The service that sends the edit deletes it in the transaction that stores the answer.
+    One left behind means the answer was never stored (the process died, the database
+    failed); the next push replays it under its actor, so the change is never lost.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+
+    kind = models.CharField(max_length=20)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    object_pk = models.BigIntegerField(null=True, blank=True, db_index=True)
+    name = models.CharField(max_length=schema.NAME_MAX)
+    data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    source = models.CharField(max_length=20)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.kind} {self.name}"
+
+
+class ActionRun(models.Model):
+    """One admin action on many rows, carried out in batches by the worker."""
+
+    class Action(models.TextChoices):
+        REFRESH = "refresh", "Refresh from SignalWire"
+        PUSH = "push", "Push to SignalWire"
+        REFRESH_TOKENS = "refresh_tokens", "Refresh tokens from SignalWire"
+        DELETE = "delete", "Delete in SignalWire and here"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FINISHED_WITH_ERRORS = "finished_with_errors", "Finished with errors"
+        NOT_QUEUED = "not_queued", "Not queued (task queue unreachable)"
+
+    run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    kind = models.CharField(max_length=20)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=24, choices=State.choices, default=State.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    errors = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # The selected primary keys, in the order the batches take them.
+    pks = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        get_latest_by = "requested_at"
+
+    def __str__(self) -> str:
+        when = f"{self.requested_at:%Y-%m-%d %H:%M:%S}" if self.requested_at else "not saved"
+        return f"{self.get_action_display()} · {self.total} {self.kind}(s) · {when}"
+
+    @property
+    def summary(self) -> str:
+        """Say in a few words what the run did so far."""
+        done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.counts.items()))
+        return done or "nothing yet"

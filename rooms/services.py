@@ -1,9 +1,12 @@
-"""Writes that reach SignalWire: remote first, then the local mirror, one transaction each.
+"""Writes that reach SignalWire: remote first, then the local mirror, one short transaction each.
 
 Admin, hooks, tasks and commands call these functions; nothing else both calls the client
-and writes the mirrored models. Each service opens an audit context so the django-auditlog
-entries its saves write name the actor and the source, and marks its own saves so the
-save hooks of rooms.signals do not push them a second time.
+and writes the mirrored models. No transaction is ever open while SignalWire is asked:
+an edit first records its intent (rooms.models.RemoteIntent) in a short transaction, then
+calls SignalWire with none open, then stores the answer and drops the intent in a second
+short transaction. An intent left behind is replayed by the next push under its actor.
+Each service opens an audit context so the django-auditlog entries its saves write name
+the actor and the source, and keeps its own saves quiet for the hooks of rooms.signals.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -21,17 +25,18 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from rooms import audit
+from rooms import audit, outbox
 from rooms.locks import redis_client
 from rooms.models import (
     UNPUSHED_STATES,
     AuditEntry,
     Conference,
     ConferenceToken,
+    RemoteIntent,
     Room,
     SyncState,
 )
-from rooms.signals import pushes_suppressed
+from rooms.outbox import pushes_suppressed
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import (
@@ -167,8 +172,9 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
             logger.warning("push lock for %s %s expired before release", kind, pk)
 
 
-def _client(client: SignalWireClient | None) -> SignalWireClient:
-    return client if client is not None else build_client()
+def _client(client: SignalWireClient | None, profile: str = "background") -> SignalWireClient:
+    """Use the caller's client, or the process's client of that profile."""
+    return client if client is not None else build_client(profile=profile)
 
 
 def _form_error(exc: RemoteValidationError, model: type[models.Model]) -> DjangoValidationError:
@@ -220,33 +226,28 @@ def _land(spec: _Mirror, row: Any, client: SignalWireClient, *, look_up: bool) -
     return answer
 
 
-def push_enqueue(kind: str, pk: int, *, delete: bool = False) -> None:
-    """Queue the background push (or delete) of one row; push_pending catches any miss."""
-    from rooms.tasks import push as tasks
-
-    task = {
-        ("conference", False): tasks.push_conference,
-        ("room", False): tasks.push_room,
-        ("conference", True): tasks.delete_conference,
-        ("room", True): tasks.delete_room,
-    }[(kind, delete)]
-    try:
-        task.delay(pk)
-    except Exception as exc:  # a broker outage must not fail a saved edit
-        logger.warning("could not queue %s of %s %s: %s", task.name, kind, pk, exc)
+def push_enqueue(kind: str, pk: int, *, delete: bool = False) -> bool:
+    """Queue the background push (or delete) of one row now; False when it was not queued."""
+    return outbox.push_enqueue(kind, pk, delete=delete)
 
 
-def remote_delete_enqueue(kind: str, remote_id: str) -> None:
-    """Queue the remote delete of a row already deleted locally (a shell delete)."""
-    from rooms.tasks.push import delete_remote
+def _note_queued(row: Any) -> Callable[[bool], None]:
+    """Remember on the instance whether its push was queued, for the caller to report."""
 
-    try:
-        delete_remote.delay(kind, remote_id)
-    except Exception as exc:  # see push_enqueue
-        logger.warning("could not queue the remote delete of %s %s: %s", kind, remote_id, exc)
+    def note(queued: bool) -> None:
+        row.push_queued = queued
+
+    row.push_queued = None  # not known until the transaction commits
+    return note
 
 
-def _keep_pending(row: Any, exc: SignalWireError, *, fields: list[str] | None = None) -> None:
+def _keep_pending(
+    row: Any,
+    exc: SignalWireError,
+    *,
+    fields: list[str] | None = None,
+    intent: RemoteIntent | None = None,
+) -> None:
     """Save a change SignalWire could not take now and queue the push that lands it."""
     row.sync_state = SyncState.PENDING_PUSH
     row.last_error = str(exc)[:2000]
@@ -257,8 +258,125 @@ def _keep_pending(row: Any, exc: SignalWireError, *, fields: list[str] | None = 
         else:
             row.save(update_fields=[*fields, "remote_id", "sync_state", "last_error",
                                     "local_version", "updated_at"])
-        kind, pk = mirror_for(row).kind, row.pk
-        transaction.on_commit(lambda: push_enqueue(kind, pk))
+        _drop_intent(intent)
+        outbox.push_after_commit(mirror_for(row).kind, row.pk, report=_note_queued(row))
+
+
+# --- intents: the outbox row written before SignalWire is asked -------------------------
+
+
+def _intend(
+    spec: _Mirror, *, action: str, row: Any, data: dict
+) -> RemoteIntent:
+    """Record, in its own short transaction, the edit about to be sent to SignalWire."""
+    ctx = audit.current_context()
+    intent = RemoteIntent(
+        kind=spec.kind,
+        action=action,
+        object_pk=row.pk,
+        name=row.name,
+        data=data,
+        source=ctx.source,
+        actor=ctx.actor,
+        actor_label=ctx.actor_label,
+        correlation_id=ctx.correlation_id,
+    )
+    with transaction.atomic():
+        intent.save()
+        if row.pk is not None:
+            # The sync leaves a row alone while its edit is in the air (DESIGN 9); the
+            # stored values do not change, so updated_at and the audit trail do not either.
+            spec.model.objects.filter(pk=row.pk).update(sync_state=SyncState.PENDING_PUSH)
+    return intent
+
+
+def _withdraw(spec: _Mirror, intent: RemoteIntent, previous_state: str) -> None:
+    """Forget an intent SignalWire refused; the row gets back the state it had."""
+    with transaction.atomic():
+        if intent.object_pk is not None:
+            spec.model.objects.filter(
+                pk=intent.object_pk, sync_state=SyncState.PENDING_PUSH
+            ).update(sync_state=previous_state)
+        _drop_intent(intent)
+
+
+def _drop_intent(intent: RemoteIntent | None) -> None:
+    if intent is not None and intent.pk is not None:
+        RemoteIntent.objects.filter(pk=intent.pk).delete()
+
+
+def _intent_values(spec: _Mirror, data: dict) -> dict:
+    """Read an intent's stored JSON back into the model fields' types."""
+    values = {}
+    for name, value in data.items():
+        field = spec.model._meta.get_field(name)
+        if value is None or field.get_internal_type() == "JSONField":
+            values[name] = value
+        else:
+            values[name] = field.to_python(value)
+    return values
+
+
+def _replay(intent: RemoteIntent) -> int | None:
+    """Write a stale intent's values as a pending edit under its actor; return the row pk."""
+    spec = mirror_for(intent.kind)
+    values = _intent_values(spec, intent.data)
+    context = audit.audit_context(
+        source=intent.source or AuditEntry.Source.SHELL,
+        actor=intent.actor,
+        actor_label=intent.actor_label,
+        correlation_id=intent.correlation_id or None,
+    )
+    with context, pushes_suppressed(), transaction.atomic():
+        if intent.object_pk is not None:
+            row = spec.model.objects.filter(pk=intent.object_pk).first()
+        else:
+            row = spec.model.objects.filter(name=intent.name).first()
+        if row is None and intent.action == RemoteIntent.Action.UPDATE:
+            _drop_intent(intent)
+            return None
+        if row is None:
+            row = spec.model(**values)
+            changed = None
+        else:
+            changed = [f for f, v in values.items() if getattr(row, f) != v]
+            for field in changed:
+                setattr(row, field, values[field])
+        if row.sync_state != SyncState.PENDING_DELETE:
+            row.sync_state = SyncState.PENDING_PUSH
+        row.last_error = "Replayed an edit whose answer from SignalWire was never stored."
+        row.local_version += 1
+        if changed is None:
+            row.save()
+        else:
+            row.save(update_fields=[*changed, "sync_state", "last_error", "local_version",
+                                    "updated_at"])
+        _drop_intent(intent)
+        return row.pk
+
+
+def _stale_intents() -> models.QuerySet:
+    grace = timedelta(seconds=settings.SIGNALWIRE_INTENT_GRACE)
+    return RemoteIntent.objects.filter(created_at__lte=timezone.now() - grace)
+
+
+def _replay_row_intents(spec: _Mirror, pk: int) -> None:
+    """Replay the stale intents of one row before it is pushed; a fresh one means busy."""
+    intents = RemoteIntent.objects.filter(kind=spec.kind, object_pk=pk)
+    if intents.exclude(pk__in=_stale_intents().values("pk")).exists():
+        raise RowBusyError("an edit of this row is still on its way to SignalWire")
+    for intent in intents:
+        _replay(intent)
+
+
+def intents_replay() -> list[tuple[str, int]]:
+    """Replay every stale intent as a pending edit (pending_rows then lists it)."""
+    replayed = []
+    for intent in list(_stale_intents()[:1000]):
+        pk = _replay(intent)
+        if pk is not None:
+            replayed.append((intent.kind, pk))
+    return replayed
 
 
 # --- conferences and rooms: create, update, delete -------------------------------------
@@ -271,16 +389,19 @@ def _create(
     row.full_clean()
     with _acting(source, actor):
         client = _client(client)
+        intent = _intend(spec, action=RemoteIntent.Action.CREATE, row=row, data=data)
         try:
             answer = _land(spec, row, client, look_up=False)
         except RemoteValidationError as exc:
+            _drop_intent(intent)
             raise _form_error(exc, spec.model) from exc
         except SignalWireError as exc:
             if not exc.retryable:
+                _drop_intent(intent)
                 raise
             # The client already retried; the push task finishes the job later. A create
             # whose answer was lost is looked up by name there, never repeated blindly.
-            _keep_pending(row, exc)
+            _keep_pending(row, exc, intent=intent)
             return row
         _absorb(spec, row, answer)
         row.local_version = 1
@@ -289,6 +410,7 @@ def _create(
             row.save()
             if tokens is not None:
                 _store_tokens(row, tokens)
+            _drop_intent(intent)
         return row
 
 
@@ -310,6 +432,7 @@ def _update(
         changed = [f for f, v in data.items() if getattr(current, f) != v]
         if not changed and current.sync_state == SyncState.SYNCED:
             return current
+        previous_state = current.sync_state
         for field in changed:
             setattr(current, field, data[field])
         # Only what changes is checked: stored values SignalWire already holds stay valid
@@ -317,13 +440,20 @@ def _update(
         current.full_clean(
             exclude=[f.name for f in spec.model._meta.fields if f.name not in changed]
         )
+        intent = None
         try:
-            with row_lock(spec.kind, current.pk):
+            with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
                 client = _client(client)
+                intent = _intend(
+                    spec, action=RemoteIntent.Action.UPDATE, row=current,
+                    data={f: data[f] for f in changed},
+                )
                 answer = _land(spec, current, client, look_up=current.remote_id is None)
         except RemoteValidationError as exc:
+            _withdraw(spec, intent, previous_state)
             raise _form_error(exc, spec.model) from exc
         except NotFoundError as exc:
+            _drop_intent(intent)
             spec.model.objects.filter(pk=current.pk).update(
                 sync_state=SyncState.DELETED_REMOTELY, last_error=str(exc)[:2000]
             )
@@ -332,14 +462,29 @@ def _update(
             ) from exc
         except SignalWireError as exc:
             if not exc.retryable:
+                if intent is not None:
+                    _withdraw(spec, intent, previous_state)
                 raise
-            _keep_pending(current, exc, fields=changed)
+            _keep_pending(current, exc, fields=changed, intent=intent)
             return current
         written = _absorb(spec, current, answer)
         current.local_version += 1
-        with transaction.atomic():
-            current.save(update_fields=[*changed, *written, "local_version", "updated_at"])
+        _store_answer(current, [*changed, *written, "local_version", "updated_at"], intent)
         return current
+
+
+def _store_answer(row: Any, fields: list[str], intent: RemoteIntent | None) -> None:
+    """Write what SignalWire answered and forget the intent, in one short transaction."""
+    with transaction.atomic():
+        row.save(update_fields=fields)
+        _drop_intent(intent)
+
+
+def _lock_wait(client: SignalWireClient | None) -> float | None:
+    """Wait for a busy row no longer than the client would wait on SignalWire."""
+    deadline = getattr(client, "deadline", None)
+    wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
+    return min(wait, float(deadline)) if deadline else wait
 
 
 def _delete(
@@ -350,7 +495,7 @@ def _delete(
         if current is None:
             return True
         try:
-            with row_lock(spec.kind, current.pk):
+            with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
                 _delete_remote(spec, current, _client(client))
         except SignalWireError as exc:
             if not exc.retryable:
@@ -359,8 +504,9 @@ def _delete(
                 spec.model.objects.filter(pk=current.pk).update(
                     sync_state=SyncState.PENDING_DELETE, last_error=str(exc)[:2000]
                 )
-                kind, pk = spec.kind, current.pk
-                transaction.on_commit(lambda: push_enqueue(kind, pk, delete=True))
+                outbox.push_after_commit(
+                    spec.kind, current.pk, delete=True, report=_note_queued(row)
+                )
             row.sync_state = SyncState.PENDING_DELETE
             return False
         with transaction.atomic():
@@ -479,8 +625,8 @@ def mirror_refresh(
         return "refreshed"
 
 
-def mirror_mark_pending(*, rows: models.QuerySet) -> list[int]:
-    """Mark rows for a fresh push and queue it; rows waiting for deletion keep that state."""
+def mirror_mark_pending(*, rows: models.QuerySet, queue: bool = True) -> list[int]:
+    """Mark rows for a fresh push (and queue one each); rows waiting for deletion keep that."""
     spec = mirror_for(rows.model)
     with transaction.atomic():
         pks = list(
@@ -489,7 +635,9 @@ def mirror_mark_pending(*, rows: models.QuerySet) -> list[int]:
         spec.model.objects.filter(pk__in=pks).update(
             sync_state=SyncState.PENDING_PUSH, local_version=models.F("local_version") + 1
         )
-        transaction.on_commit(lambda: [push_enqueue(spec.kind, pk) for pk in pks])
+        if queue:
+            for pk in pks:
+                outbox.push_after_commit(spec.kind, pk)
     return pks
 
 
@@ -503,6 +651,7 @@ def _push(
     with _acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
             client = _client(client)
+            _replay_row_intents(spec, pk)
             # A local edit made while a push is in the air is pushed right after it.
             for _ in range(PUSH_ROUNDS):
                 row = spec.model.objects.filter(pk=pk).first()
@@ -575,6 +724,22 @@ def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> 
             return "deleted"
 
 
+def mirror_push(*, kind: str, pk: int, client: SignalWireClient | None = None) -> str:
+    """Push one row of either kind now (used by admin action runs)."""
+    return _push(mirror_for(kind), pk=pk, version=None, client=client)
+
+
+def mirror_delete(
+    *,
+    row: Conference | Room,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> bool:
+    """Delete a row of either kind, SignalWire first; False when left pending delete."""
+    return _delete(mirror_for(row), row=row, actor=actor, source=source, client=client)
+
+
 def conference_push(
     *, conference_id: int, version: int | None = None, client: SignalWireClient | None = None
 ) -> str:
@@ -623,6 +788,11 @@ def push_note_waiting(*, kind: str, pk: int, error: str) -> None:
     spec.model.objects.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
         last_error=f"Waiting for SignalWire: {error}"[:2000]
     )
+
+
+def remote_delete_enqueue(kind: str, remote_id: str) -> bool:
+    """Queue the remote delete of a row already deleted locally (a shell delete)."""
+    return outbox.remote_delete_enqueue(kind, remote_id)
 
 
 def pending_rows() -> Iterator[tuple[str, int, bool]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rooms import services
+from rooms import outbox
 
 
 @pytest.fixture
@@ -21,18 +21,19 @@ def eager_tasks():
 
 @pytest.fixture
 def queued(monkeypatch):
-    """Record what services and hooks queue instead of sending it to the broker."""
+    """Record the pushes the outbox would queue instead of sending them to the broker."""
     calls: list[tuple] = []
-    monkeypatch.setattr(
-        services,
-        "push_enqueue",
-        lambda kind, pk, delete=False: calls.append(("delete" if delete else "push", kind, pk)),
-    )
-    monkeypatch.setattr(
-        services,
-        "remote_delete_enqueue",
-        lambda kind, remote_id: calls.append(("remote_delete", kind, remote_id)),
-    )
+
+    def push(kind: str, pk: int, *, delete: bool = False) -> bool:
+        calls.append(("delete" if delete else "push", kind, pk))
+        return True
+
+    def remote_delete(kind: str, remote_id: str) -> bool:
+        calls.append(("remote_delete", kind, remote_id))
+        return True
+
+    monkeypatch.setattr(outbox, "push_enqueue", push)
+    monkeypatch.setattr(outbox, "remote_delete_enqueue", remote_delete)
     return calls
 
 

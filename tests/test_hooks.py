@@ -7,7 +7,7 @@ import pytest
 from rooms import services
 from rooms.audit import audit_context
 from rooms.models import AuditEntry, Conference, Room, SyncState
-from rooms.signals import pushes_suppressed
+from rooms.outbox import pushes_suppressed
 
 pytestmark = pytest.mark.django_db
 

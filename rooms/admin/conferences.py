@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 
 from rooms import services, tokens
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
-from rooms.models import Conference, ConferenceToken
+from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
@@ -290,24 +290,14 @@ class ConferenceAdmin(MirrorAdmin):
 
     @admin.action(description="Refresh tokens from SignalWire", permissions=["change"])
     def refresh_tokens(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
-        """Reload the moderator and guest tokens of the selected conferences."""
-
-        def run() -> None:
-            done = 0
-            try:
-                for conference in queryset.exclude(remote_id=None):
-                    tokens.conference_tokens_refresh(conference=conference, actor=request.user)
-                    done += 1
-            except SignalWireError as exc:
-                self.message_user(request, f"SignalWire: {exc}", messages.ERROR)
-            self.message_user(request, f"Refreshed the tokens of {done} conference(s).")
-
+        """Queue a reload of the moderator and guest tokens of the selected conferences."""
         return confirm(
             self,
             request,
             queryset,
             title="Refresh tokens from SignalWire",
             explanation="Read the moderator and guest tokens of these conferences again.",
-            run=run,
+            run=lambda: self.start_run(
+                request, queryset, ActionRun.Action.REFRESH_TOKENS, "token refresh"
+            ),
         )
-

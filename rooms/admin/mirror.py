@@ -2,7 +2,11 @@
 
 The change form's validation ends with the service call, so SignalWire's 422 messages land
 on the form's fields and the page re-renders with the staff member's input intact and
-nothing saved; save_model then only reports what the service did.
+nothing saved; save_model then only reports what the service did. The add, change and
+delete views run without Django's surrounding transaction: the services open their own
+short ones and never keep one open while SignalWire is asked. Web requests use the
+client's interactive profile (a few seconds at most); actions on many rows only record an
+ActionRun and leave the work to the worker.
 """
 
 from __future__ import annotations
@@ -19,22 +23,40 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import BooleanField, QuerySet
 from django.forms.formsets import all_valid
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
-from rooms import services
+from rooms import bulk
+from rooms.admin import runs  # noqa: F401 - registers the action runs' pages linked below
 from rooms.admin.audit import AuditHistoryMixin
+from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
-from rooms.models import AuditEntry, SyncState
+from rooms.models import ActionRun, AuditEntry, SyncState
 from rooms.signalwire import schema
+from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
 
 ENUM_FIELDS = ("quality", "layout", "size")
 PENDING_WARNING = (
-    "SignalWire could not be reached, so “{obj}” is saved here and marked pending. "
+    "SignalWire could not be reached in time, so “{obj}” is saved here and marked pending. "
     "It will be pushed in the background as soon as SignalWire answers."
 )
+PENDING_NOT_QUEUED = (
+    "SignalWire could not be reached in time, so “{obj}” is saved here and marked pending. "
+    "Its background push could not be queued either (the task queue is unreachable); "
+    "the periodic push sends it once the queue is back."
+)
+RUN_NOT_QUEUED = (
+    "Nothing was queued: the task queue (Redis) cannot be reached, so the {what} of "
+    "{count} {noun} did not start and nothing changed. Try again once it is back."
+)
+
+
+def interactive_client() -> SignalWireClient:
+    """The client a web request uses: it waits on SignalWire a few seconds at most."""
+    return build_client(profile="interactive")
 
 
 class ColourInput(forms.TextInput):
@@ -83,6 +105,7 @@ class MirrorForm(forms.ModelForm):
                 # A value SignalWire added after this release: keep it selectable.
                 field.choices = [*field.choices, (value, f"{value} (unknown to the portal)")]
                 self._unknown[name] = value
+        mark_odd_values(self)
 
     def _get_validation_exclusions(self) -> set[str]:
         """Skip the model's choice check for an unknown value that is kept as it was."""
@@ -100,6 +123,7 @@ class MirrorForm(forms.ModelForm):
             value = cleaned.get(name)
             if stored and value and value.lower() == stored.lower():
                 cleaned[name] = stored
+        check_mirror_form(self, cleaned)
         return cleaned
 
     def _post_clean(self) -> None:
@@ -165,7 +189,7 @@ def confirm(
     *,
     title: str,
     explanation: str,
-    run: Callable[[], None],
+    run: Callable[[], object],
 ) -> HttpResponse | None:
     """Ask before an action that touches SignalWire; run it once confirmed."""
     if request.POST.get("confirm") == "yes":
@@ -238,10 +262,44 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Any:
         """Create or update through the service; its errors become form errors."""
+        client = interactive_client()
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
-                return self.create_remote(data=data, actor=request.user)
-            return self.update_remote(obj, data=data, actor=request.user)
+                return self.create_remote(data=data, actor=request.user, client=client)
+            return self.update_remote(obj, data=data, actor=request.user, client=client)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """Run the add and change views without Django's transaction around the POST.
+
+        The form's validation calls SignalWire; the services write in their own short
+        transactions, so no lock is held while SignalWire is slow.
+        """
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """Run the delete view without Django's transaction around it (see changeform_view)."""
+        return self._delete_view(request, object_id, extra_context)
+
+    def message_user(
+        self,
+        request: HttpRequest,
+        message: str,
+        level: int = messages.INFO,
+        extra_tags: str = "",
+        fail_silently: bool = False,
+    ) -> None:
+        """Drop Django's "changed successfully" when the change only waits to be pushed."""
+        if level == messages.SUCCESS and getattr(request, "_mirror_pending", False):
+            return
+        super().message_user(request, message, level, extra_tags, fail_silently)
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         """Bind the form class to this request so its validation can call the service."""
@@ -267,7 +325,11 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """The service already saved; say so plainly when the change only waits."""
         if obj.sync_state == SyncState.PENDING_PUSH:
-            self.message_user(request, PENDING_WARNING.format(obj=obj), messages.WARNING)
+            text = PENDING_NOT_QUEUED if getattr(obj, "push_queued", None) is False else (
+                PENDING_WARNING
+            )
+            self.message_user(request, text.format(obj=obj), messages.WARNING)
+            request._mirror_pending = True  # type: ignore[attr-defined]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         """Remote-managed fields are read-only, and the name once the object exists."""
@@ -285,7 +347,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         """Delete one row remotely first; return "deleted", "pending" or an error text."""
         try:
             with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
-                gone = self.delete_remote(obj, actor=request.user)
+                gone = self.delete_remote(obj, actor=request.user, client=interactive_client())
         except SignalWireError as exc:
             return f"SignalWire refused: {exc}"
         return "deleted" if gone else "pending"
@@ -300,9 +362,6 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         if outcome == "deleted":
             return super().response_delete(request, obj_display, obj_id)
         self._report(request, obj_display, outcome)
-        from django.http import HttpResponseRedirect
-        from django.urls import reverse
-
         opts = self.model._meta
         if outcome == "pending":
             return HttpResponseRedirect(
@@ -326,9 +385,8 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
             self.message_user(request, f"“{name}” was not deleted. {outcome}", messages.ERROR)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        """Delete each row through the service and report each outcome."""
-        for obj in queryset:
-            self._report(request, str(obj), self._delete_one(request, obj))
+        """Queue the deletion of the rows (SignalWire first, row by row, in the worker)."""
+        self.start_run(request, queryset, ActionRun.Action.DELETE, "deletion")
 
     def get_actions(self, request: HttpRequest) -> dict:
         """Replace Django's bulk delete with one that goes to SignalWire row by row."""
@@ -343,14 +401,38 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     # --- actions -------------------------------------------------------------------
 
+    def start_run(
+        self, request: HttpRequest, queryset: QuerySet, action: str, what: str
+    ) -> ActionRun:
+        """Record an action on the rows, queue it for the worker and say what happened."""
+        run = bulk.action_run_start(action=action, rows=queryset, actor=request.user)
+        opts = self.model._meta
+        noun = opts.verbose_name if run.total == 1 else opts.verbose_name_plural
+        if run.queued is False:
+            self.message_user(
+                request,
+                RUN_NOT_QUEUED.format(what=what, count=run.total, noun=noun),
+                messages.ERROR,
+            )
+            return run
+        url = reverse("admin:rooms_actionrun_change", args=[run.pk])
+        self.message_user(
+            request,
+            format_html(
+                "Queued the {} of {} {}: the worker carries it out in the background. "
+                '<a href="{}">Follow its progress</a>.',
+                what,
+                run.total,
+                noun,
+                url,
+            ),
+            messages.SUCCESS,
+        )
+        return run
+
     @admin.action(description="Push selected to SignalWire", permissions=["change"])
     def push_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         """Queue a fresh push of the selected rows."""
-
-        def run() -> None:
-            pks = services.mirror_mark_pending(rows=queryset)
-            self.message_user(request, f"Queued {len(pks)} push(es) to SignalWire.")
-
         return confirm(
             self,
             request,
@@ -358,26 +440,14 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
             title="Push to SignalWire",
             explanation="Send the portal's values of these rows to SignalWire, replacing "
             "what SignalWire holds.",
-            run=run,
+            run=lambda: self.start_run(request, queryset, ActionRun.Action.PUSH, "push"),
         )
 
     @admin.action(description="Refresh selected from SignalWire", permissions=["change"])
     def refresh_from_signalwire(
         self, request: HttpRequest, queryset: QuerySet
     ) -> HttpResponse | None:
-        """Reload the selected rows from SignalWire (rows with unpushed edits are kept)."""
-
-        def run() -> None:
-            counts: dict[str, int] = {}
-            try:
-                for obj in queryset:
-                    outcome = services.mirror_refresh(row=obj, actor=request.user)
-                    counts[outcome] = counts.get(outcome, 0) + 1
-            except SignalWireError as exc:
-                self.message_user(request, f"SignalWire: {exc}", messages.ERROR)
-            summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
-            self.message_user(request, f"Refresh from SignalWire: {summary or 'nothing done'}.")
-
+        """Queue a reload of the selected rows (rows with unpushed edits are kept)."""
         return confirm(
             self,
             request,
@@ -385,14 +455,16 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
             title="Refresh from SignalWire",
             explanation="Replace the portal's copy of these rows with what SignalWire holds. "
             "Rows with changes not yet pushed are left alone.",
-            run=run,
+            run=lambda: self.start_run(
+                request, queryset, ActionRun.Action.REFRESH, "refresh from SignalWire"
+            ),
         )
 
 
 def delete_selected(
     modeladmin: MirrorAdmin, request: HttpRequest, queryset: QuerySet
 ) -> HttpResponse | None:
-    """Django's confirmation page, then a SignalWire-first delete reported row by row."""
+    """Django's confirmation page, then a SignalWire-first delete run by the worker."""
     if request.POST.get("post") and not modeladmin.has_delete_permission(request):
         return None
     if request.POST.get("post"):

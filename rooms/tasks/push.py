@@ -123,6 +123,7 @@ def delete_remote(self: Task, kind: str, remote_id: str) -> None:
 @shared_task(name="rooms.tasks.push_pending")
 def push_pending() -> int:
     """Queue a push or delete for every row still waiting to land (periodic safety net)."""
+    services.intents_replay()  # edits whose answer was never stored become pending first
     count = 0
     for kind, pk, is_delete in services.pending_rows():
         services.push_enqueue(kind, pk, delete=is_delete)

@@ -1,0 +1,21 @@
+"""Celery task of the admin's actions on many rows: one bounded batch per task run.
+
+Each run of the task carries out one batch of an ActionRun and queues the next, so a
+selection of thousands of rows never holds a worker for long and shows its progress.
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from rooms import bulk
+
+
+@shared_task(bind=True, name="rooms.tasks.action_run_batch", ignore_result=True)
+def action_run_batch(self: Task, run_id: int, offset: int = 0) -> str:
+    """Carry out one batch of an admin action run, then queue the next batch."""
+    next_offset = bulk.action_run_batch(run_id=run_id, offset=offset)
+    if next_offset is None:
+        return "done"
+    self.apply_async(args=(run_id, next_offset))
+    return f"next batch at {next_offset}"
