@@ -315,6 +315,10 @@ AUDITLOG_CID_HEADER = None
 SIGNALWIRE_PUSH_LOCK_TIMEOUT = env.int("SIGNALWIRE_PUSH_LOCK_TIMEOUT", default=300)
 # Seconds an admin edit waits for a push of the same row before saving as pending.
 SIGNALWIRE_PUSH_LOCK_WAIT = env.float("SIGNALWIRE_PUSH_LOCK_WAIT", default=10.0)
+# Seconds after which an edit whose answer was never stored is replayed by the next push.
+SIGNALWIRE_INTENT_GRACE = env.int("SIGNALWIRE_INTENT_GRACE", default=300)
+# Rows an admin action on many rows hands the worker per batch.
+ROOMS_ACTION_BATCH_SIZE = env.int("ROOMS_ACTION_BATCH_SIZE", default=200)
 
 # --- Background sync with SignalWire (rooms.sync, rooms.tasks.sync) -----------------------
 # Queue a conference and room sync when a Celery worker starts, so a fresh portal shows

@@ -20,6 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from rooms import services, sync, tokens
 from rooms.models import (
+    ActionRun,
     AuditEntry,
     Conference,
     ConferenceToken,
@@ -122,6 +123,7 @@ def admin_urls(world) -> dict[str, str]:
         ConferenceToken: world["token"],
         IssuedRoomToken: world["issued"],
         SyncRun: world["run"],
+        ActionRun: ActionRun.objects.get_or_create(action="refresh", kind="conference")[0],
         AuditEntry: world["audit"]["room"],
         **world["accounts"],
     }

@@ -212,18 +212,6 @@ def test_a_reset_that_cannot_be_read_back_says_it_is_unknown(
     assert "not known whether" in text and "Refresh tokens from SignalWire" in text
 
 
-def test_refresh_tokens_action(sandbox, admin_client, conference):
-    guest = conference.tokens.get(name="guest")
-    rotated = sandbox.reset_conference_token(guest.remote_id)
-    selected = {"action": "refresh_tokens", "_selected_action": [conference.pk]}
-    changelist = reverse("admin:rooms_conference_changelist")
-
-    assert b"Yes, go ahead" in admin_client.post(changelist, selected).content
-    admin_client.post(changelist, {**selected, "confirm": "yes"})
-
-    assert ConferenceToken.objects.get(pk=guest.pk).token == rotated["token"]
-
-
 # --- room join tokens ------------------------------------------------------------------
 
 
