@@ -38,11 +38,22 @@ def parse_remote_datetime(value: Any) -> datetime | None:
 
 
 ENUM_FIELDS = frozenset({"quality", "layout", "size"})
+# Text fields of the request schemas and their maxLength.
+TEXT_LIMITS = {"display_name": schema.DISPLAY_NAME_MAX, "description": schema.DESCRIPTION_MAX}
+
+
+def refused_text(field: str, value: Any) -> bool:
+    """Tell a text value the API's request schema (or the portal's forms) would refuse."""
+    limit = TEXT_LIMITS.get(field)
+    return limit is not None and isinstance(value, str) and (len(value) > limit or "\x00" in value)
 
 
 def _body(instance: Any, fields: tuple[str, ...]) -> dict:
     """The request body of the given fields, in the shapes SignalWire accepts."""
     body: dict[str, Any] = {}
+    remote = getattr(instance, "raw", None)
+    remote = remote if isinstance(remote, dict) else {}
+    kept_remote: set[str] = set()
     for field in fields:
         value = getattr(instance, field)
         if isinstance(value, datetime):
@@ -51,10 +62,16 @@ def _body(instance: Any, fields: tuple[str, ...]) -> dict:
             # SignalWire's request schemas take no nulls, and an unset choice is no
             # value either: leave the field out so SignalWire keeps its default.
             continue
+        if refused_text(field, value) and remote.get(field) == value:
+            # SignalWire's own value, which its request schema would now refuse: left
+            # out, so the PUT keeps it as it is and the other fields still land.
+            kept_remote.add(field)
+            continue
         body[field] = value
     # Conferences require a display name and rooms default it to the name: staff may
     # leave it blank, so the name stands in.
-    if "display_name" in fields and not body.get("display_name"):
+    blank_name = not body.get("display_name") and "display_name" not in kept_remote
+    if "display_name" in fields and blank_name:
         body["display_name"] = instance.name
     return body
 

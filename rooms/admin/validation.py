@@ -1,0 +1,126 @@
+"""Checks of the conference and room forms that mirror what SignalWire's API can take.
+
+- A change PUT cannot express (clearing a schedule, remove_at, remove_after_seconds_elapsed
+  or meta: PUT keeps what it is not sent and takes no nulls) is refused on its field, with
+  what can be done instead (DESIGN behaviour 2).
+- meta must be a JSON object, as the API's schema says; `[]` is not "no meta".
+- A value the sync took in that the form would refuse (a NUL character, a description
+  longer than the API now allows) does not block the rest of the form: the field says what
+  is odd about it, and while it is left as it is it is neither validated nor sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import FieldDoesNotExist
+
+from rooms.signalwire import schema
+
+# What to do instead of clearing each field PUT cannot clear.
+NOT_CLEARABLE = {
+    "join_from": "set a time in the past instead: anyone may join from then on",
+    "join_until": "set a time far in the future instead",
+    "remove_at": "set a time far in the future instead",
+    "remove_after_seconds_elapsed": (
+        f"set the largest value SignalWire takes, {schema.REMOVE_AFTER_MAX}, instead"
+    ),
+    "meta": "enter {} (an empty object) instead",
+}
+CLEAR_REASON = (
+    "SignalWire cannot clear this: an update keeps every value it is not sent and takes no "
+    "empty value, so the old value would come back. To lift it, {hint}."
+)
+META_TYPE_ERROR = (
+    'Meta must be a JSON object, such as {{"topic": "demo"}}; SignalWire refuses {kind}.'
+)
+# Form fields whose stored value is checked for oddities (plain values, not split widgets).
+CHECKED_FIELD_TYPES = (forms.CharField, forms.IntegerField, forms.JSONField)
+ODD_NOTE = (
+    "SignalWire holds a value here that the portal would refuse ({reasons}). It is kept as "
+    "it is, and left out of the save, unless you change it."
+)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "this value"
+
+
+def _stored(form: forms.ModelForm, name: str) -> Any:
+    return getattr(form.instance, name, None) if form.instance.pk else None
+
+
+def _same_text(initial: Any, data: Any) -> bool:
+    """Tell a re-posted stored text from an edit, as browsers send it back.
+
+    A browser sends a NUL character back as U+FFFD and a line break as CR LF; the form
+    strips the ends.
+    """
+    if not isinstance(initial, str) or not isinstance(data, str):
+        return False
+
+    def norm(text: str) -> str:
+        return text.replace("\r\n", "\n").replace("\x00", "\ufffd").strip()
+
+    return norm(initial) == norm(data)
+
+
+def mark_odd_values(form: forms.ModelForm) -> None:
+    """Note on each field whose stored value the form itself would refuse (call in __init__)."""
+    form._odd_values = {}
+    if not form.instance.pk:
+        return
+    for name, field in form.fields.items():
+        value = _stored(form, name)
+        if value in (None, "") or field.disabled or not isinstance(field, CHECKED_FIELD_TYPES):
+            continue
+        try:
+            field.clean(value)
+            # The model's own validators (a TextField's length limit) run after the form's.
+            model_field = form.instance._meta.get_field(name)
+            model_field.run_validators(model_field.to_python(value))
+        except FieldDoesNotExist:
+            continue
+        except forms.ValidationError as exc:
+            form._odd_values[name] = value
+            reasons = "; ".join(m.rstrip(".") for m in exc.messages)
+            note = ODD_NOTE.format(reasons=reasons)
+            field.help_text = f"{note} {field.help_text}".strip()
+            field.widget.attrs["class"] = f"{field.widget.attrs.get('class', '')} sw-odd".strip()
+
+
+def check_mirror_form(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
+    """Refuse what the API cannot take; let odd stored values that are left alone through."""
+    _keep_odd_values(form, cleaned)
+    meta = cleaned.get("meta")
+    if "meta" in form.fields and meta is not None and not isinstance(meta, dict):
+        form.add_error("meta", META_TYPE_ERROR.format(kind=_json_kind(meta)))
+    for name, hint in NOT_CLEARABLE.items():
+        if name not in form.fields or form.fields[name].disabled or name in form.errors:
+            continue
+        if _stored(form, name) is not None and cleaned.get(name) is None:
+            form.add_error(name, CLEAR_REASON.format(hint=hint))
+
+
+def _keep_odd_values(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
+    """Drop the errors of odd stored values posted back unchanged, and keep them as stored."""
+    for name, value in getattr(form, "_odd_values", {}).items():
+        posted = form[name].data
+        unchanged = _same_text(value, posted) if isinstance(value, str) else (
+            not form.fields[name].has_changed(value, posted)
+        )
+        if not unchanged:
+            continue
+        form._errors.pop(name, None)
+        cleaned[name] = value
+        # The model's own checks would refuse it again; it is kept as it was, so skip them.
+        form._unknown[name] = value
