@@ -1,12 +1,44 @@
 """Root pytest configuration: fixtures that start the real parts the tests need."""
 
+import os
+
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from sandbox import SandboxServer
 
 # Model and admin fixtures shared by the service, hook, admin and drill tests, and the
 # sandbox tests' client and spec check.
 pytest_plugins = ["tests.fixtures_admin", "tests.fixtures_sandbox"]
+
+# Property tests: CI replays the same generated examples every run, so it can never flake
+# on an input a previous run did not see; a local run explores new random examples each
+# time (and replays the failures it found, from .hypothesis/). HYPOTHESIS_PROFILE picks
+# one explicitly; otherwise any CI environment (CI set, as CI runners and .ci/run do) gets
+# "ci" and everything else "dev".
+_PROPERTY_BASE = {
+    # Built on hypothesis's own defaults, never on a profile it loaded by itself.
+    "parent": hypothesis_settings.get_profile("default"),
+    "deadline": None,  # a busy machine is no bug
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, max_examples=200, database=None, print_blob=True, **_PROPERTY_BASE
+)
+hypothesis_settings.register_profile("dev", max_examples=100, **_PROPERTY_BASE)
+
+
+def hypothesis_profile(environ=os.environ) -> str:
+    """Name the hypothesis profile for this run: explicit, else "ci" on CI, else "dev"."""
+    explicit = environ.get("HYPOTHESIS_PROFILE", "").strip()
+    if explicit:
+        return explicit
+    on_ci = environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return "ci" if on_ci else "dev"
+
+
+hypothesis_settings.load_profile(hypothesis_profile())
 
 SANDBOX_PROJECT_ID = "sandbox-project"
 SANDBOX_API_TOKEN = "sandbox-token-for-tests-7f3a9c"

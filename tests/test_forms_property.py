@@ -29,9 +29,9 @@ from sandbox.validation import (
 
 pytestmark = pytest.mark.django_db
 
+# How many examples, and whether they are random, comes from the profile tests/conftest.py
+# loads ("ci": the same examples every run; "dev": new random ones each run).
 PROPERTY = settings(
-    max_examples=50,
-    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 NAME_RE = re.compile(schema.NAME_PATTERN)
@@ -77,6 +77,7 @@ meta_values = st.one_of(
     st.just("not json"),
     st.dictionaries(st.text(alphabet="abc", max_size=5), st.integers() | st.text(max_size=5),
                     max_size=4).map(json.dumps),
+    st.just("[]"),
     st.lists(st.integers(), max_size=3).map(json.dumps),
     st.integers(1985, 2000).map(lambda n: json.dumps({"k": "x" * n})),
 )
@@ -297,6 +298,9 @@ def test_conference_form_accepts_exactly_what_the_api_accepts(drawn):
         ("display_name", "D" * 201, False),
         ("meta", json.dumps({"k": "x" * 1992}, separators=(",", ":")), True),
         ("meta", json.dumps({"k": "x" * 1993}, separators=(",", ":")), False),
+        # Validators skip "empty" values, so an empty list once slipped through.
+        ("meta", "[]", False),
+        ("meta", "{}", True),
     ],
 )
 def test_room_form_boundaries(field, value, accepted):
@@ -370,3 +374,40 @@ def test_a_blank_conference_size_is_not_sent():
         body, schema.CONFERENCE_CREATE_FIELDS, ("display_name",), conference_defaults()
     )
     assert errors == [], body
+
+
+# --- the mint form's meta ------------------------------------------------------------
+
+
+@PROPERTY
+@given(meta=meta_values)
+def test_mint_form_takes_meta_exactly_as_the_api_does(meta):
+    from rooms.admin.rooms import MintTokenForm
+
+    form = MintTokenForm(data={"role": "guest", "media_allowed": "all", "meta": meta})
+
+    assert form.is_valid() == meta_ok(meta), (meta, form.errors.as_data())
+
+
+# --- which hypothesis profile a run uses ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "profile"),
+    [
+        ({}, "dev"),
+        ({"CI": "true"}, "ci"),
+        ({"CI": "1"}, "ci"),
+        ({"CI": "false"}, "dev"),
+        ({"CI": "true", "HYPOTHESIS_PROFILE": "dev"}, "dev"),
+        ({"HYPOTHESIS_PROFILE": "ci"}, "ci"),
+    ],
+)
+def test_ci_replays_fixed_examples_and_local_runs_explore(environ, profile):
+    from tests.conftest import hypothesis_profile
+
+    assert hypothesis_profile(environ) == profile
+    ci, dev = settings.get_profile("ci"), settings.get_profile("dev")
+    assert ci.derandomize and ci.database is None and ci.deadline is None
+    assert ci.max_examples >= 100
+    assert not dev.derandomize and dev.deadline is None
