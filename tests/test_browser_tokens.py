@@ -126,3 +126,30 @@ def test_mint_a_guest_join_token_shown_once(sandbox, live_server, page, screensh
     assert IssuedRoomToken.objects.count() == 1
     assert len([r for r in sandbox.requests if r["path"] == "/api/video/room_tokens"]) == 1
     assert token not in sessions_text()
+
+
+def test_mint_an_audience_token_with_media_options(sandbox, live_server, page, screenshot):
+    room = services.room_create(data={"name": "stage", "display_name": "Stage"})
+    make_superuser("boss")
+    login(page, live_server.url, "boss")
+    page.goto(admin_url(live_server.url, "rooms_room_mint_token", room.pk))
+
+    page.locator("input[name=role][value=audience]").check()
+    # The preset clears every scope box: SignalWire gives audience tokens none.
+    expect(page.locator("input[name=permissions]:checked")).to_have_count(0)
+    page.locator("#id_user_name").fill("Viewer")
+    page.locator("#id_media_allowed").select_option("video-only")
+    page.locator("#id_end_room_session_on_leave").check()
+    screenshot("audience-form")
+    page.get_by_role("button", name="Mint token").click()
+
+    token = page.locator("#sw-minted-token").input_value()
+    claims = sandbox.verify_room_token(token)
+    assert (claims["ja"], claims["ma"], claims["s"]) == ("audience", "video-only", [])
+    assert claims["acr"] is False
+    body = next(r["body"] for r in sandbox.requests if r["path"] == "/api/video/room_tokens")
+    assert body["end_room_session_on_leave"] is True and body["auto_create_room"] is False
+    record = IssuedRoomToken.objects.get()
+    assert (record.role, record.scopes, record.user_name) == ("audience", [], "Viewer")
+    assert record.expires_at is not None
+    expect(page.locator(".sw-expires")).to_be_visible()
