@@ -584,7 +584,9 @@ class SignalWireClient:
             or not LINK_CHARACTERS.fullmatch(link)
             or PERCENT_ESCAPES.search(link)
         ):
-            raise self._listing_error(listing, f"links.next {shown} is not a well-formed link")
+            raise self._listing_error(
+                listing, f"links.next {shown} is not a well-formed link; not following it"
+            )
         parts = urlsplit(link)
         if parts.scheme or parts.netloc or link.startswith("//"):
             authority = AUTHORITY.fullmatch(parts.netloc)
@@ -672,6 +674,16 @@ class SignalWireClient:
                 body = self._read_body(method, path, response, call)
             finally:
                 response.close()
+            if call.expired:
+                # The watchdog cut the socket: an answer that seemed to end there (an
+                # empty header line, a body up to the close) is a truncated one.
+                raise UnavailableError(
+                    f"the answer did not complete within its {call.seconds:g}s deadline",
+                    method=method,
+                    path=path,
+                    status=response.status_code,
+                    maybe_applied=True,
+                )
         answer = _Answer(response, body)
         logger.info(
             "%s %s %s in %.0f ms after %d attempt(s)",
