@@ -214,10 +214,14 @@ def _locked_run(
             SyncRun.objects.filter(kind=kind, outcome=Outcome.RUNNING).values_list("pk", flat=True)
         )
         if stale:
+            error = "Interrupted: the worker stopped before the run finished."
+            if flight.took_over is not None:
+                error = (
+                    f"Interrupted: its worker ({flight.took_over}) stopped before the run "
+                    "finished; the next run took its lock over at once."
+                )
             SyncRun.objects.filter(pk__in=stale).update(
-                outcome=Outcome.FAILED,
-                finished_at=timezone.now(),
-                error="Interrupted: the worker stopped before the run finished.",
+                outcome=Outcome.FAILED, finished_at=timezone.now(), error=error
             )
         run = SyncRun.objects.create(kind=kind, trigger=trigger)
         with audit_context(source=AuditEntry.Source.SYNC, actor_label="sync",

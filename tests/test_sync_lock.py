@@ -1,12 +1,19 @@
-"""The single-flight Redis lock: one holder, renewal for long runs, expiry after a crash."""
+"""The single-flight Redis lock: one holder, renewal, take-over from a holder that is gone."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from rooms.locks import lock_key, redis_client, single_flight
+from rooms.locks import Holder, lock_key, machine_id, redis_client, single_flight
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +68,102 @@ def test_a_holder_that_lost_its_lock_notices():
         assert flight.lost
     # Releasing never frees a lock that belongs to someone else.
     assert redis_client().get(lock_key("test:lost")) == b"someone-else"
+
+
+# --- a holder that is gone is taken over at once ---------------------------------------
+
+HOLD_SCRIPT = """
+import sys, time, django
+django.setup()
+from rooms.locks import single_flight
+with single_flight(sys.argv[1], timeout=float(sys.argv[2])) as flight:
+    print("held" if flight.acquired else "refused", flush=True)
+    time.sleep(120)
+"""
+
+
+def start_holder(name: str, timeout: float = 60) -> subprocess.Popen:
+    """Run a real process that takes the lock and keeps it (renewing) until killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SCRIPT, name, str(timeout)],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings_test"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def wait_for(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_live_holder_in_another_process_keeps_its_lock():
+    proc = start_holder("test:alive")
+    try:
+        with single_flight("test:alive", timeout=60) as other:
+            assert not other.acquired
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_holder_killed_with_sigkill_is_taken_over_at_once():
+    proc = start_holder("test:killed", timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert redis_client().pttl(lock_key("test:killed")) > 50_000  # far from expiring
+
+    started = time.monotonic()
+    with single_flight("test:killed", timeout=60) as flight:
+        assert flight.acquired
+        assert flight.took_over is not None and flight.took_over.pid == proc.pid
+    assert time.monotonic() - started < 1
+
+
+def test_a_killed_holder_not_yet_reaped_counts_as_gone():
+    proc = start_holder("test:zombie", timeout=60)
+    proc.send_signal(signal.SIGKILL)
+    try:
+        state = Path(f"/proc/{proc.pid}/stat")
+        assert wait_for(lambda: state.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+        with single_flight("test:zombie", timeout=60) as flight:
+            assert flight.acquired and flight.took_over.pid == proc.pid
+    finally:
+        proc.wait(timeout=10)
+
+
+def plant(name: str, holder: Holder, ttl_ms: int) -> str:
+    """Set a lock as `holder` would have set it, with `ttl_ms` left."""
+    token = holder.token()
+    redis_client().set(lock_key(name), token, px=ttl_ms)
+    return token
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_holder():
+    # The recorded pid runs (it is this very process) but started at another time.
+    plant("test:reused", Holder(machine_id(), os.getpid(), "1", 60_000), 60_000)
+    with single_flight("test:reused", timeout=60) as flight:
+        assert flight.acquired and flight.took_over.pid == os.getpid()
+
+
+def test_a_holder_on_another_machine_is_trusted_while_it_renews():
+    elsewhere = Holder("worker-2/another-boot/4026531836", 4242, "99", 60_000)
+    planted = plant("test:remote", elsewhere, 59_000)
+    with single_flight("test:remote", timeout=60) as flight:
+        assert not flight.acquired
+    assert redis_client().get(lock_key("test:remote")).decode() == planted
+
+
+def test_a_holder_that_stopped_renewing_is_taken_over_before_the_timeout():
+    # Two renewals (each a third of the timeout) missed: 15 s of 60 s left.
+    elsewhere = Holder("worker-2/another-boot/4026531836", 4242, "99", 60_000)
+    plant("test:stalled", elsewhere, 15_000)
+    with single_flight("test:stalled", timeout=60) as flight:
+        assert flight.acquired and flight.took_over == elsewhere
