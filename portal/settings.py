@@ -245,8 +245,9 @@ SIGNALWIRE_INTERACTIVE_RETRY_MAX_WAIT = env.float(
 SIGNALWIRE_MAX_RESPONSE_BYTES = env.int("SIGNALWIRE_MAX_RESPONSE_BYTES", default=8 * 1024 * 1024)
 # Most rows one listing may have when its first page implies no smaller bound.
 SIGNALWIRE_MAX_LIST_ROWS = env.int("SIGNALWIRE_MAX_LIST_ROWS", default=1_000_000)
-# Refuse (RemoteCallInTransactionError) to call SignalWire inside a database transaction.
-SIGNALWIRE_REFUSE_IN_TRANSACTION = env.bool("SIGNALWIRE_REFUSE_IN_TRANSACTION", default=False)
+# Refuse (RemoteCallInTransactionError) to call SignalWire inside a database transaction;
+# on with DEBUG (and in the tests), so a regression fails loudly where it is made.
+SIGNALWIRE_REFUSE_IN_TRANSACTION = env.bool("SIGNALWIRE_REFUSE_IN_TRANSACTION", default=DEBUG)
 SIGNALWIRE_SYNC_INTERVAL = env.int("SIGNALWIRE_SYNC_INTERVAL", default=300)
 SIGNALWIRE_TOKEN_REFRESH_INTERVAL = env.int("SIGNALWIRE_TOKEN_REFRESH_INTERVAL", default=3600)
 SIGNALWIRE_SYNC_PAGE_SIZE = env.int("SIGNALWIRE_SYNC_PAGE_SIZE", default=1000)

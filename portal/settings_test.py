@@ -12,6 +12,9 @@ os.environ.setdefault("DJANGO_CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("SIGNALWIRE_RETRY_BACKOFF", "0.01")
 os.environ.setdefault("SIGNALWIRE_RETRY_MAX_WAIT", "2")
 os.environ.setdefault("SIGNALWIRE_READ_TIMEOUT", "5")
+# No test may wait on SignalWire inside a transaction (other than the test case's own);
+# the worker the tests start inherits it.
+os.environ.setdefault("SIGNALWIRE_REFUSE_IN_TRANSACTION", "true")
 
 from portal.settings import *  # noqa: E402,F403
 

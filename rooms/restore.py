@@ -15,9 +15,11 @@ from django.db.models import DateTimeField, Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from rooms import services
 from rooms.audit import MASK, json_value
 from rooms.models import AuditEntry, Conference, Room
 from rooms.signalwire import schema
+from rooms.signalwire.client import SignalWireClient, build_client
 
 # Only what the portal manages remotely can be restored: the fields of a PUT.
 RESTORABLE_FIELDS: dict[type[Model], tuple[str, ...]] = {
@@ -89,15 +91,18 @@ def restore_plan(*, entry: AuditEntry, obj: Model) -> list[RestoreStep]:
 
 
 def restore_entry(
-    *, entry: AuditEntry, actor: Any = None, client: Any = None
+    *,
+    entry: AuditEntry,
+    actor: Any = None,
+    client: SignalWireClient | None = None,
+    profile: str = "background",
 ) -> Conference | Room:
     """Send the object back to its values before `entry` through the remote-first service.
 
     Raises ValidationError when the entry cannot be restored or SignalWire rejects it;
-    then nothing changes. The returned instance's sync_state says whether it landed.
+    then nothing changes. The returned instance's sync_state says whether it landed (a
+    web request passes profile="interactive", so it waits a few seconds at most).
     """
-    from rooms import services
-
     model = entry.content_type.model_class()
     obj = model._default_manager.filter(pk=entry.object_pk).first()
     if obj is None:
@@ -105,6 +110,7 @@ def restore_entry(
     data = {step.field: step.restored for step in restore_plan(entry=entry, obj=obj)}
     if not data:
         return obj
+    client = client if client is not None else build_client(profile=profile)
     if model is Conference:
         return services.conference_update(
             conference=obj, data=data, actor=actor, source="admin", client=client

@@ -406,12 +406,17 @@ def _create(
         _absorb(spec, row, answer)
         row.local_version = 1
         tokens = _fetch_tokens(row, client) if spec is CONFERENCE else None
-        with transaction.atomic():
-            row.save()
-            if tokens is not None:
-                _store_tokens(row, tokens)
-            _drop_intent(intent)
+        _store_created(row, tokens, intent)
         return row
+
+
+def _store_created(row: Any, tokens: list[dict] | None, intent: RemoteIntent) -> None:
+    """Write a created row (and its tokens) and forget the intent, in one short transaction."""
+    with transaction.atomic():
+        row.save()
+        if tokens is not None:
+            _store_tokens(row, tokens)
+        _drop_intent(intent)
 
 
 def _update(

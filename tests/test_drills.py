@@ -619,3 +619,95 @@ def test_a_listed_row_without_id_blocks_deletion_marks(fake_space):
     # conf-2 is missing from the listing, but the listing was not fully readable.
     assert run.marked_deleted == 0
     assert Conference.objects.get(remote_id="conf-2").sync_state == SyncState.SYNCED
+
+
+# --- 6. slow SignalWire: two staff saves a second apart and a sync --------------------
+
+DRILL_LATENCY = 25.0
+# A web request may wait on SignalWire a few seconds at most.
+PAGE_ANSWER_BUDGET = 8.0
+
+
+def _save_conference_in_browser(browser, base_url: str, username: str, conference, name: str):
+    """Log a staff member in, open a conference's change form and type a new display name."""
+    from tests.browser_helpers import admin_url, login
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    login(page, base_url, username)
+    page.goto(admin_url(base_url, "rooms_conference_change", conference.pk))
+    page.locator("#id_display_name").fill(name)
+    loads: list[float] = []
+    page.on("load", lambda *_: loads.append(time.monotonic()))
+    return context, page, loads
+
+
+@pytest.mark.browser
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_slow_signalwire_blocks_neither_other_staff_nor_the_sync(
+    settled, celery_worker_process, browser, live_server, sandbox_server, settings
+):
+    from tests.browser_helpers import make_superuser
+
+    sandbox = settled
+    # The background budget of a real deployment: SignalWire's 25 s fit in its read timeout.
+    settings.SIGNALWIRE_READ_TIMEOUT = 30.0
+    settings.SIGNALWIRE_RETRIES = 4
+    settings.SIGNALWIRE_RETRY_MAX_WAIT = 30.0
+    first = services.conference_create(data={"name": "drill-slow-a", "display_name": "A"})
+    second = services.conference_create(data={"name": "drill-slow-b", "display_name": "B"})
+    make_superuser("alice")
+    make_superuser("bob")
+    staff = [
+        _save_conference_in_browser(browser, live_server.url, "alice", first, "A edited"),
+        _save_conference_in_browser(browser, live_server.url, "bob", second, "B edited"),
+    ]
+    sandbox.set_latency(DRILL_LATENCY)
+    sync_proc = None
+    clicked: list[float] = []
+    try:
+        for number, (_, page, _) in enumerate(staff):
+            if number:
+                page.wait_for_timeout(1000)  # staff B saves one second after staff A
+            clicked.append(time.monotonic())
+            page.get_by_role("button", name="Save", exact=True).first.click(no_wait_after=True)
+            if number == 0:
+                env = _subprocess_env(sandbox_server.url, SIGNALWIRE_READ_TIMEOUT="30")
+                sync_proc = subprocess.Popen(
+                    [sys.executable, "manage.py", "sync_signalwire", "--conferences"],
+                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                )
+        # Poll both pages (the browser's event loop runs while a page waits) until each
+        # answered with a loaded page.
+        deadline = time.monotonic() + 60
+        while not all(loads for _, _, loads in staff) and time.monotonic() < deadline:
+            staff[0][1].wait_for_timeout(100)
+        answers = [loads[0] - start if loads else None for (_, _, loads), start in
+                   zip(staff, clicked, strict=True)]
+        print(f"\ndrill page answers (s): {answers}")
+        texts = [page.locator("body").inner_text() for _, page, _ in staff]
+        sandbox.set_latency(0)  # SignalWire recovers
+        output, _ = sync_proc.communicate(timeout=90)
+        print(f"drill sync exit {sync_proc.returncode}: {output.decode()[-400:]}")
+    finally:
+        sandbox.set_latency(0)
+        if sync_proc is not None and sync_proc.poll() is None:
+            sync_proc.kill()
+            sync_proc.wait(timeout=10)
+        for context, _, _ in staff:
+            context.close()
+
+    assert all(a is not None and a < PAGE_ANSWER_BUDGET for a in answers), answers
+    for text in texts:
+        assert "Server Error" not in text and "OperationalError" not in text, text[:500]
+        assert "pending" in text and "changed successfully" not in text, text[:500]
+    assert sync_proc.returncode == 0, output.decode()[-2000:]
+    run = SyncRun.objects.filter(kind=SyncRun.Kind.CONFERENCES, trigger="command").get()
+    assert run.outcome == Outcome.SUCCEEDED, run.error
+    assert wait_until(lambda: all_synced(Conference), timeout=90), list(
+        Conference.objects.values_list("name", "sync_state", "last_error")
+    )
+    assert sandbox.conferences[first.remote_id]["display_name"] == "A edited"
+    assert sandbox.conferences[second.remote_id]["display_name"] == "B edited"

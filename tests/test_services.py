@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from celery.exceptions import Retry
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import OperationalError
 from django.utils import timezone
 
 from rooms import services
-from rooms.models import AuditEntry, Conference, Room, SyncState
+from rooms.models import AuditEntry, Conference, RemoteIntent, Room, SyncState
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import RateLimitedError
 from rooms.tasks import push
@@ -412,3 +413,89 @@ def test_a_push_waits_at_least_as_long_as_retry_after_asks(monkeypatch):
     with pytest.raises(Retry):
         push.push_room.call_honouring_retry_after(rate_limited)
     assert asked["countdown"] >= 90
+
+
+# --- the outbox: an edit SignalWire took is never lost when the local write fails ------
+
+
+def _failing_write(*args, **kwargs):
+    raise OperationalError("database is locked")
+
+
+def test_an_update_whose_answer_was_never_stored_is_replayed_under_its_actor(
+    sandbox, admin_user, room_data, monkeypatch, settings, queued, run_queued
+):
+    from rooms import sync
+
+    room = services.room_create(data=room_data("replayed"))
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(services, "_store_answer", _failing_write)
+        services.room_update(room=room, data={"display_name": "Landed remotely"},
+                             actor=admin_user)
+
+    # SignalWire has the edit; the portal still knows it wants it and says it waits.
+    assert sandbox.rooms[room.remote_id]["display_name"] == "Landed remotely"
+    stored = Room.objects.get(pk=room.pk)
+    assert (stored.display_name, stored.sync_state) == ("Replayed", SyncState.PENDING_PUSH)
+    assert RemoteIntent.objects.filter(object_pk=room.pk).count() == 1
+    # The sync leaves the row to its push (it would otherwise record the sync as author).
+    assert sync.sync_rooms().skipped_pending == 1
+    assert Room.objects.get(pk=room.pk).display_name == "Replayed"
+
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+
+    stored = Room.objects.get(pk=room.pk)
+    assert (stored.display_name, stored.sync_state) == ("Landed remotely", SyncState.SYNCED)
+    assert not RemoteIntent.objects.exists()
+    entry = AuditEntry.objects.filter(
+        object_pk=str(room.pk), action=AuditEntry.Action.UPDATE
+    ).latest("pk")
+    assert entry.changes["display_name"] == ["Replayed", "Landed remotely"]
+    assert (entry.actor, entry.source) == (admin_user, AuditEntry.Source.ADMIN)
+
+
+def test_a_create_whose_row_was_never_stored_is_adopted_never_repeated(
+    sandbox, admin_user, room_data, monkeypatch, settings, queued, run_queued
+):
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(services, "_store_created", _failing_write)
+        services.room_create(data=room_data("orphan", max_members=9), actor=admin_user)
+    assert _room_in_sandbox(sandbox, "orphan") is not None
+    assert not Room.objects.exists()
+
+    # A fresh intent may belong to a request still in the air: it is left alone.
+    push.push_pending.apply()
+    assert not Room.objects.exists() and queued == []
+
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+
+    room = Room.objects.get(name="orphan")
+    remote = _room_in_sandbox(sandbox, "orphan")
+    assert (room.remote_id, room.sync_state, room.max_members) == (
+        remote["id"], SyncState.SYNCED, 9
+    )
+    assert len(_writes(sandbox, "POST", "/api/video/rooms")) == 1
+    created = AuditEntry.objects.get(object_pk=str(room.pk), action=AuditEntry.Action.CREATE)
+    assert (created.actor, created.source) == (admin_user, AuditEntry.Source.ADMIN)
+
+
+def test_a_rejected_edit_leaves_no_intent_and_the_row_as_it_was(
+    sandbox, monkeypatch, room_data
+):
+    room = services.room_create(data=room_data())
+    local_before = Room.objects.filter(pk=room.pk).values().get()
+    monkeypatch.setattr(Room, "clean", lambda self: None)  # SignalWire's own 422 answers
+    now = timezone.now()
+
+    with pytest.raises(ValidationError):
+        services.room_update(
+            room=room, data={"join_from": now + timedelta(hours=2), "join_until": now}
+        )
+
+    assert Room.objects.filter(pk=room.pk).values().get() == local_before
+    assert local_before["sync_state"] == SyncState.SYNCED
+    assert not RemoteIntent.objects.exists()

@@ -611,7 +611,7 @@ class AuditHistoryMixin:
         self, request: HttpRequest, entry: AuditEntry, obj: Model, history_url: str
     ) -> HttpResponse:
         try:
-            restored = restore_entry(entry=entry, actor=request.user)
+            restored = restore_entry(entry=entry, actor=request.user, profile="interactive")
         except ValidationError as exc:
             text = "; ".join(exc.messages)
             self.message_user(
