@@ -99,6 +99,20 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     return None if next_offset >= len(run.pks) else next_offset
 
 
+def action_run_abort(*, run_id: int, error: str) -> None:
+    """End a run that cannot go on (its next batch could not be queued, a batch crashed)."""
+    with transaction.atomic():
+        run = ActionRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state in DONE_STATES:
+            return
+        run.state = ActionRun.State.FINISHED_WITH_ERRORS
+        run.finished_at = timezone.now()
+        run.errors += 1
+        run.error = "\n".join([run.error, f"Stopped after {run.done} of {run.total}: {error}"])
+        run.error = run.error.strip()[:ERROR_TEXT_MAX]
+        run.save(update_fields=["state", "finished_at", "errors", "error"])
+
+
 def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
     """Do the run's action to one row through the services; name the outcome."""
     actor = run.requested_by

@@ -485,11 +485,13 @@ def _store_answer(row: Any, fields: list[str], intent: RemoteIntent | None) -> N
         _drop_intent(intent)
 
 
-def _lock_wait(client: SignalWireClient | None) -> float | None:
-    """Wait for a busy row no longer than the client would wait on SignalWire."""
-    deadline = getattr(client, "deadline", None)
+def _lock_wait(client: SignalWireClient | None) -> float:
+    """Say how long to wait for another push of the row: briefly in a web request."""
     wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
-    return min(wait, float(deadline)) if deadline else wait
+    if getattr(client, "profile", None) == "interactive":
+        # The page must answer within a few seconds; a busy row is kept as pending.
+        return min(wait, TASK_LOCK_WAIT)
+    return wait
 
 
 def _delete(

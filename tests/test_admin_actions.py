@@ -169,3 +169,38 @@ def test_refresh_of_5000_rows_answers_at_once_and_the_worker_does_it_in_batches(
     # Progress moved in bounded batches, and admin showed it on the way.
     assert any(0 < done < 5000 for done in seen_progress), sorted(seen_progress)
     assert Conference.objects.get(pk=edited.pk).display_name == "Edited in SignalWire"
+
+
+@pytest.mark.django_db
+def test_a_run_is_carried_out_batch_by_batch_and_counts_each_outcome(
+    sandbox, admin_user, settings, eager_tasks, django_capture_on_commit_callbacks
+):
+    from rooms import bulk
+
+    settings.ROOMS_ACTION_BATCH_SIZE = 2
+    rows = [services.conference_create(data={"name": f"batch-{n}"}) for n in range(5)]
+    sandbox.delete_conference(rows[0].remote_id)
+    Conference.objects.filter(pk=rows[1].pk).update(sync_state=SyncState.PENDING_PUSH)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = bulk.action_run_start(
+            action=ActionRun.Action.REFRESH, rows=Conference.objects.all(), actor=admin_user
+        )
+
+    run.refresh_from_db()
+    assert (run.state, run.total, run.done) == (ActionRun.State.SUCCEEDED, 5, 5)
+    assert run.counts == {"deleted_remotely": 1, "skipped": 1, "refreshed": 3}
+    assert run.started_at <= run.finished_at
+
+
+@pytest.mark.django_db
+def test_a_run_that_cannot_go_on_is_stopped_with_the_reason(sandbox, admin_user):
+    from rooms import bulk
+
+    run = ActionRun.objects.create(action=ActionRun.Action.PUSH, kind="conference", total=9)
+
+    bulk.action_run_abort(run_id=run.pk, error="the next batch could not be queued")
+
+    run.refresh_from_db()
+    assert run.state == ActionRun.State.FINISHED_WITH_ERRORS and run.finished_at
+    assert run.error == "Stopped after 0 of 9: the next batch could not be queued"

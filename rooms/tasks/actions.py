@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from rooms import bulk
+from rooms import bulk, outbox
 
 
-@shared_task(bind=True, name="rooms.tasks.action_run_batch", ignore_result=True)
+@shared_task(bind=True, name=outbox.ACTION_RUN_TASK, ignore_result=True)
 def action_run_batch(self: Task, run_id: int, offset: int = 0) -> str:
     """Carry out one batch of an admin action run, then queue the next batch."""
-    next_offset = bulk.action_run_batch(run_id=run_id, offset=offset)
+    try:
+        next_offset = bulk.action_run_batch(run_id=run_id, offset=offset)
+    except Exception as exc:
+        bulk.action_run_abort(run_id=run_id, error=f"the batch failed ({type(exc).__name__})")
+        raise
     if next_offset is None:
         return "done"
-    self.apply_async(args=(run_id, next_offset))
+    if not outbox.send(outbox.ACTION_RUN_TASK, run_id, next_offset):
+        bulk.action_run_abort(run_id=run_id, error="the next batch could not be queued")
+        return "stopped"
     return f"next batch at {next_offset}"
