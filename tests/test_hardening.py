@@ -239,6 +239,33 @@ def test_viewers_see_masked_tokens_and_cannot_reveal_reset_mint_or_sync(
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).exists()
 
 
+# --- crafted query strings ---------------------------------------------------------------
+
+# A few of each kind; tests/test_querystrings.py walks every changelist with many more.
+CRAFTED_QUERIES = (
+    "name__regex=(((",
+    "content_type=abc",
+    "o=garbage&p=abc",
+    "p=999999999999999999999",
+    "_to_field=password",
+    "e=1",
+    "id__gt=99999999999999999999999",
+    "timestamp__year=abcd",
+    "join_from=not-a-date",
+    "q=%00",
+)
+
+
+def test_crafted_query_strings_on_any_admin_page_never_answer_5xx(world, admin_client):
+    failures = []
+    for name, url in admin_urls(world).items():
+        for query in CRAFTED_QUERIES:
+            status = admin_client.get(f"{url}?{query}").status_code
+            if status >= 500:
+                failures.append((name, query, status))
+    assert failures == []
+
+
 # --- secrets on pages, in logs and in audit rows ----------------------------------------
 
 
