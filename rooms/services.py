@@ -266,16 +266,19 @@ def _keep_pending(
 
 
 def _intend(
-    spec: _Mirror, *, action: str, row: Any, data: dict
+    spec: _Mirror, *, action: str, row: Any, data: dict, before: dict | None = None
 ) -> RemoteIntent:
-    """Record, in its own short transaction, the edit about to be sent to SignalWire."""
+    """Record, in its own short transaction, the edit about to be sent to SignalWire.
+
+    `before` holds the values the edit replaces, so a replay never undoes a later edit.
+    """
     ctx = audit.current_context()
     intent = RemoteIntent(
         kind=spec.kind,
         action=action,
         object_pk=row.pk,
         name=row.name,
-        data=data,
+        data={"values": data, "before": before or {}},
         source=ctx.source,
         actor=ctx.actor,
         actor_label=ctx.actor_label,
@@ -320,7 +323,8 @@ def _intent_values(spec: _Mirror, data: dict) -> dict:
 def _replay(intent: RemoteIntent) -> int | None:
     """Write a stale intent's values as a pending edit under its actor; return the row pk."""
     spec = mirror_for(intent.kind)
-    values = _intent_values(spec, intent.data)
+    values = _intent_values(spec, intent.data.get("values", {}))
+    before = _intent_values(spec, intent.data.get("before", {}))
     context = audit.audit_context(
         source=intent.source or AuditEntry.Source.SHELL,
         actor=intent.actor,
@@ -339,7 +343,12 @@ def _replay(intent: RemoteIntent) -> int | None:
             row = spec.model(**values)
             changed = None
         else:
-            changed = [f for f, v in values.items() if getattr(row, f) != v]
+            # A field edited again since (its value is no longer the one this edit
+            # replaced) keeps the later value.
+            changed = [
+                f for f, v in values.items()
+                if getattr(row, f) != v and (f not in before or getattr(row, f) == before[f])
+            ]
             for field in changed:
                 setattr(row, field, values[field])
         if row.sync_state != SyncState.PENDING_DELETE:
@@ -434,10 +443,18 @@ def _update(
             raise DjangoValidationError(
                 f"This {spec.kind} is waiting to be deleted in SignalWire; it cannot be edited."
             )
+        if RemoteIntent.objects.filter(kind=spec.kind, object_pk=current.pk).exists():
+            # An earlier edit whose answer was never stored comes first.
+            try:
+                _replay_row_intents(spec, current.pk)
+            except RowBusyError:
+                pass  # still in the air: the row lock below decides
+            current = spec.model.objects.get(pk=row.pk)
         changed = [f for f, v in data.items() if getattr(current, f) != v]
         if not changed and current.sync_state == SyncState.SYNCED:
             return current
         previous_state = current.sync_state
+        before = {f: getattr(current, f) for f in changed}
         for field in changed:
             setattr(current, field, data[field])
         # Only what changes is checked: stored values SignalWire already holds stay valid
@@ -451,7 +468,7 @@ def _update(
                 client = _client(client)
                 intent = _intend(
                     spec, action=RemoteIntent.Action.UPDATE, row=current,
-                    data={f: data[f] for f in changed},
+                    data={f: data[f] for f in changed}, before=before,
                 )
                 answer = _land(spec, current, client, look_up=current.remote_id is None)
         except RemoteValidationError as exc:

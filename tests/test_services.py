@@ -499,3 +499,35 @@ def test_a_rejected_edit_leaves_no_intent_and_the_row_as_it_was(
     assert Room.objects.filter(pk=room.pk).values().get() == local_before
     assert local_before["sync_state"] == SyncState.SYNCED
     assert not RemoteIntent.objects.exists()
+
+
+def test_a_replayed_edit_never_undoes_a_later_edit_of_the_same_field(
+    sandbox, admin_user, django_user_model, room_data, monkeypatch, settings, queued, run_queued
+):
+    later_user = django_user_model.objects.create_user("later", is_staff=True)
+    room = services.room_create(data=room_data("both", description="first"))
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(services, "_store_answer", _failing_write)
+        services.room_update(
+            room=room, data={"display_name": "From A", "description": "from A"},
+            actor=admin_user,
+        )
+    # Staff B edits the description afterwards, while A's answer is still unstored.
+    services.room_update(room=room, data={"description": "from B"}, actor=later_user)
+
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+
+    stored = Room.objects.get(pk=room.pk)
+    remote = sandbox.rooms[room.remote_id]
+    assert (stored.display_name, stored.description) == ("From A", "from B")
+    assert (remote["display_name"], remote["description"]) == ("From A", "from B")
+    assert stored.sync_state == SyncState.SYNCED and not RemoteIntent.objects.exists()
+    authors = {
+        field: entry.actor
+        for entry in AuditEntry.objects.filter(object_pk=str(room.pk),
+                                               action=AuditEntry.Action.UPDATE)
+        for field in entry.changes
+    }
+    assert authors == {"display_name": admin_user, "description": later_user}
