@@ -202,3 +202,17 @@ def test_an_odd_synced_value_that_is_edited_is_checked_again(
     assert field in refused.context["adminform"].form.errors
     assert fixed.status_code == 302
     assert sandbox.rooms[room.remote_id][field] == "Fixed"
+
+
+def test_an_odd_value_set_here_is_validated_like_input(sandbox, admin_client, form_post_data):
+    room = services.room_create(data={"name": "scripted", "max_members": 5})
+    # A script stored a value SignalWire does not hold (and would refuse).
+    Room.objects.filter(pk=room.pk).update(description="d" * (schema.DESCRIPTION_MAX + 1))
+    page = admin_client.get(change_url(room))
+    note = page.context["adminform"].form.fields["description"].help_text
+    assert "This row holds a value" in note
+
+    response = admin_client.post(change_url(room), form_post_data(page, max_members="7"))
+
+    assert "description" in response.context["adminform"].form.errors
+    assert puts(sandbox) == []

@@ -41,6 +41,11 @@ ODD_NOTE = (
     "SignalWire holds a value here that the portal would refuse ({reasons}). It is kept as "
     "it is, and left out of the save, unless you change it."
 )
+# The same for a value set here (a shell, a script) that SignalWire does not hold yet.
+ODD_LOCAL_NOTE = (
+    "This row holds a value that the portal would refuse ({reasons}); SignalWire will "
+    "refuse it too. Correct it to save it."
+)
 
 
 def _json_kind(value: Any) -> str:
@@ -91,9 +96,14 @@ def mark_odd_values(form: forms.ModelForm) -> None:
         except FieldDoesNotExist:
             continue
         except forms.ValidationError as exc:
-            form._odd_values[name] = value
             reasons = "; ".join(m.rstrip(".") for m in exc.messages)
-            note = ODD_NOTE.format(reasons=reasons)
+            remote = form.instance.raw if isinstance(form.instance.raw, dict) else {}
+            if remote.get(name) == value:
+                form._odd_values[name] = value
+                note = ODD_NOTE.format(reasons=reasons)
+            else:
+                # Not SignalWire's own value: it is validated like any other input.
+                note = ODD_LOCAL_NOTE.format(reasons=reasons)
             field.help_text = f"{note} {field.help_text}".strip()
             field.widget.attrs["class"] = f"{field.widget.attrs.get('class', '')} sw-odd".strip()
 
