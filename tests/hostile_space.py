@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 Answer = Callable[["Handler"], None]
+# send_page's default: a page without links.next (the last one).
+ABSENT = object()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -65,10 +67,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def send_page(self, data: list[dict], next_link: str | None = None, **extra: Any) -> None:
-        """Answer with a list page shaped as the API shapes it."""
+    def send_page(self, data: list[dict], next_link: Any = ABSENT, **extra: Any) -> None:
+        """Answer with a list page shaped as the API shapes it (links.next as given)."""
         links = {"self": self.path, "first": self.path_only}
-        if next_link is not None:
+        if next_link is not ABSENT:
             links["next"] = next_link
         self.send_json({"links": links, "data": data, **extra})
 

@@ -307,3 +307,14 @@ def test_a_create_and_its_lookups_share_one_deadline(space):
         with pytest.raises(UnavailableError):
             client.create_conference({"name": "allhands", "display_name": "All-hands"})
     assert_ends_at_deadline(started, 2.5)
+
+
+def test_an_empty_or_null_next_link_ends_the_listing_and_a_non_string_one_is_refused(space):
+    for end in ("", None):
+        space.answer = lambda h, end=end: h.send_page([row(1)], end)
+        with client_for(space) as client:
+            assert [c["id"] for c in client.list_conferences()] == ["c1"]
+    space.answer = lambda h: h.send_page([row(1)], ["/api/video/conferences?page_token=x"])
+    with client_for(space) as client, pytest.raises(UnexpectedResponseError) as caught:
+        list(client.list_conferences())
+    assert "not a string" in str(caught.value)

@@ -532,7 +532,7 @@ class SignalWireClient:
                     listing, f"the listing goes on past {max_rows} rows; stopped reading it"
                 )
             following = None
-            if next_link is not None:
+            if next_link is not None and next_link != "":  # absent, null or empty: the end
                 if pages >= max_pages:
                     raise self._listing_error(
                         listing,
