@@ -364,6 +364,7 @@ class RemoteIntent(models.Model):
     class Action(models.TextChoices):
         CREATE = "create", "Create"
         UPDATE = "update", "Update"
+        DELETE = "delete", "Delete"
 
     kind = models.CharField(max_length=20)
     action = models.CharField(max_length=10, choices=Action.choices)

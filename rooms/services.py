@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -273,6 +273,10 @@ def _intend(
     `before` holds the values the edit replaces, so a replay never undoes a later edit.
     """
     ctx = audit.current_context()
+    waiting = (
+        SyncState.PENDING_DELETE if action == RemoteIntent.Action.DELETE
+        else SyncState.PENDING_PUSH
+    )
     intent = RemoteIntent(
         kind=spec.kind,
         action=action,
@@ -289,7 +293,7 @@ def _intend(
         if row.pk is not None:
             # The sync leaves a row alone while its edit is in the air (DESIGN 9); the
             # stored values do not change, so updated_at and the audit trail do not either.
-            spec.model.objects.filter(pk=row.pk).update(sync_state=SyncState.PENDING_PUSH)
+            spec.model.objects.filter(pk=row.pk).update(sync_state=waiting)
     return intent
 
 
@@ -298,7 +302,7 @@ def _withdraw(spec: _Mirror, intent: RemoteIntent, previous_state: str) -> None:
     with transaction.atomic():
         if intent.object_pk is not None:
             spec.model.objects.filter(
-                pk=intent.object_pk, sync_state=SyncState.PENDING_PUSH
+                pk=intent.object_pk, sync_state__in=UNPUSHED_STATES
             ).update(sync_state=previous_state)
         _drop_intent(intent)
 
@@ -320,18 +324,31 @@ def _intent_values(spec: _Mirror, data: dict) -> dict:
     return values
 
 
-def _replay(intent: RemoteIntent) -> int | None:
-    """Write a stale intent's values as a pending edit under its actor; return the row pk."""
-    spec = mirror_for(intent.kind)
-    values = _intent_values(spec, intent.data.get("values", {}))
-    before = _intent_values(spec, intent.data.get("before", {}))
-    context = audit.audit_context(
+def _intent_context(intent: RemoteIntent) -> Any:
+    """Attribute what an intent leads to, replayed later, to the actor who asked for it."""
+    return audit.audit_context(
         source=intent.source or AuditEntry.Source.SHELL,
         actor=intent.actor,
         actor_label=intent.actor_label,
         correlation_id=intent.correlation_id or None,
     )
-    with context, pushes_suppressed(), transaction.atomic():
+
+
+def _replay(intent: RemoteIntent) -> int | None:
+    """Write a stale intent's values as a pending edit under its actor; return the row pk."""
+    spec = mirror_for(intent.kind)
+    if intent.action == RemoteIntent.Action.DELETE:
+        # The delete push finishes it, under the intent's actor (see _push_delete).
+        with transaction.atomic():
+            if not spec.model.objects.filter(pk=intent.object_pk).update(
+                sync_state=SyncState.PENDING_DELETE
+            ):
+                _drop_intent(intent)
+                return None
+        return intent.object_pk
+    values = _intent_values(spec, intent.data.get("values", {}))
+    before = _intent_values(spec, intent.data.get("before", {}))
+    with _intent_context(intent), pushes_suppressed(), transaction.atomic():
         if intent.object_pk is not None:
             row = spec.model.objects.filter(pk=intent.object_pk).first()
         else:
@@ -370,8 +387,10 @@ def _stale_intents() -> models.QuerySet:
 
 
 def _replay_row_intents(spec: _Mirror, pk: int) -> None:
-    """Replay the stale intents of one row before it is pushed; a fresh one means busy."""
-    intents = RemoteIntent.objects.filter(kind=spec.kind, object_pk=pk)
+    """Replay the stale edits of one row before it is pushed; a fresh one means busy."""
+    intents = RemoteIntent.objects.filter(kind=spec.kind, object_pk=pk).exclude(
+        action=RemoteIntent.Action.DELETE
+    )
     if intents.exclude(pk__in=_stale_intents().values("pk")).exists():
         raise RowBusyError("an edit of this row is still on its way to SignalWire")
     for intent in intents:
@@ -518,24 +537,36 @@ def _delete(
         current = spec.model.objects.filter(pk=row.pk).first()
         if current is None:
             return True
+        intent = None
         try:
             with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
-                _delete_remote(spec, current, _client(client))
+                client = _client(client)
+                intent = _intend(spec, action=RemoteIntent.Action.DELETE, row=current, data={})
+                _delete_remote(spec, current, client)
         except SignalWireError as exc:
             if not exc.retryable:
+                if intent is not None:
+                    _withdraw(spec, intent, current.sync_state)
                 raise
             with transaction.atomic():
                 spec.model.objects.filter(pk=current.pk).update(
                     sync_state=SyncState.PENDING_DELETE, last_error=str(exc)[:2000]
                 )
+                _drop_intent(intent)
                 outbox.push_after_commit(
                     spec.kind, current.pk, delete=True, report=_note_queued(row)
                 )
             row.sync_state = SyncState.PENDING_DELETE
             return False
-        with transaction.atomic():
-            current.delete()
+        _store_deleted(current, intent)
         return True
+
+
+def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
+    """Delete the local row and forget the intent, in one short transaction."""
+    with transaction.atomic():
+        row.delete()
+        _drop_intent(intent)
 
 
 def _delete_remote(spec: _Mirror, row: Any, client: SignalWireClient) -> None:
@@ -738,13 +769,20 @@ def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> 
                 return "already gone"
             if row.sync_state != SyncState.PENDING_DELETE:
                 return "not pending delete"
+            intents = RemoteIntent.objects.filter(kind=spec.kind, object_pk=pk)
+            asked = intents.filter(action=RemoteIntent.Action.DELETE).first()
+            if asked is not None and not _stale_intents().filter(pk=asked.pk).exists():
+                raise RowBusyError("a delete of this row is still on its way to SignalWire")
             try:
                 _delete_remote(spec, row, _client(client))
             except AuthenticationError as exc:
                 push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
                 return "failed"
-            with transaction.atomic():
-                row.delete()
+            # A delete someone asked for is recorded as theirs, even when finished here.
+            with _intent_context(asked) if asked is not None else nullcontext():
+                with transaction.atomic():
+                    row.delete()
+                    intents.delete()
             return "deleted"
 
 

@@ -531,3 +531,24 @@ def test_a_replayed_edit_never_undoes_a_later_edit_of_the_same_field(
         for field in entry.changes
     }
     assert authors == {"display_name": admin_user, "description": later_user}
+
+
+def test_a_delete_whose_local_row_survived_is_finished_under_its_actor(
+    sandbox, admin_user, room_data, monkeypatch, settings, queued, run_queued
+):
+    room = services.room_create(data=room_data("doomed-later"))
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(services, "_store_deleted", _failing_write)
+        services.room_delete(room=room, actor=admin_user)
+    assert room.remote_id not in sandbox.rooms
+    # The row says it waits for its delete, so the sync does not take it for a remote loss.
+    assert Room.objects.get(pk=room.pk).sync_state == SyncState.PENDING_DELETE
+
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+
+    assert not Room.objects.filter(pk=room.pk).exists()
+    assert not RemoteIntent.objects.exists()
+    deleted = AuditEntry.objects.get(object_pk=str(room.pk), action=AuditEntry.Action.DELETE)
+    assert (deleted.actor, deleted.source) == (admin_user, AuditEntry.Source.ADMIN)
