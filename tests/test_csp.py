@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,15 +49,27 @@ def test_every_kind_of_response_carries_the_strict_policy(client, admin_client):
         assert "unsafe-inline" not in header and "unsafe-eval" not in header, what
 
 
-@pytest.mark.django_db
-def test_a_report_uri_can_be_configured(settings, client):
-    settings.CONTENT_SECURITY_POLICY = {
-        "DIRECTIVES": {
-            **settings.CONTENT_SECURITY_POLICY["DIRECTIVES"],
-            "report-uri": ["/csp-reports/"],
-        }
-    }
-    assert policy(client.get(reverse("admin:login")))["report-uri"] == ["/csp-reports/"]
+REPORT_URI_PROBE = (
+    "import django; django.setup(); from django.test import Client; "
+    "print(Client().get('/no-such-page/')['Content-Security-Policy'])"
+)
+
+
+def test_a_report_uri_can_be_configured():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        DJANGO_SECRET_KEY="probe-" + "k" * 40,
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        PORTAL_ENV_FILE="",
+        PORTAL_CSP_REPORT_URI="https://reports.example.com/csp",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", REPORT_URI_PROBE],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "report-uri https://reports.example.com/csp" in result.stdout
 
 
 INLINE = [
