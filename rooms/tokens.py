@@ -30,7 +30,7 @@ from rooms.models import (
 from rooms.services import _acting, _client, _form_error, _store_tokens
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient
-from rooms.signalwire.errors import SignalWireError, UnavailableError
+from rooms.signalwire.errors import NotFoundError, SignalWireError, UnavailableError
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
 logger = logging.getLogger("rooms.tokens")
@@ -238,8 +238,18 @@ def room_token_mint(
     if remove_after_seconds_elapsed is not None:
         body["remove_after_seconds_elapsed"] = remove_after_seconds_elapsed
     with _acting(source, actor):
+        api = _client(client)
         try:
-            token = _client(client).create_room_token(body)
+            # The mirror may lag behind: ask SignalWire whether the room is still there.
+            api.get_room(room.remote_id)
+        except NotFoundError as exc:
+            raise _refuse(
+                NON_FIELD_ERRORS,
+                f"SignalWire no longer has “{room}” (it was deleted there since the last "
+                "sync), so a join token for it would admit no one.",
+            ) from exc
+        try:
+            token = api.create_room_token(body)
         except RemoteValidationError as exc:
             raise _form_error(exc, IssuedRoomToken) from exc
         record = IssuedRoomToken(

@@ -412,6 +412,21 @@ def test_a_token_without_a_window_expires_after_the_default_validity(sandbox, ro
     assert later.join_until == start + tokens.DEFAULT_VALIDITY
 
 
+def test_no_token_for_a_room_deleted_in_signalwire_since_the_last_sync(
+    sandbox, admin_client, room
+):
+    sandbox.delete_room(room.remote_id)  # the mirror still says "synced"
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+
+    response = admin_client.post(url, {"nonce": nonce, "role": "guest", "media_allowed": "all"})
+
+    assert response.context["token"] is None
+    assert "no longer has" in str(response.context["form"].non_field_errors())
+    assert not IssuedRoomToken.objects.exists()
+    assert room_token_requests(sandbox, room) == []
+
+
 def test_a_join_until_in_the_past_is_refused(sandbox, room):
     with pytest.raises(ValidationError) as caught:
         tokens.room_token_mint(room=room, join_until=timezone.now() - timedelta(minutes=1))
