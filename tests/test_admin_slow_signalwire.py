@@ -93,3 +93,23 @@ def test_a_delete_waits_a_few_seconds_at_most_then_is_kept_pending_delete(
     stored = Conference.objects.get(pk=conference.pk)
     assert stored.sync_state == SyncState.PENDING_DELETE
     assert queued == [("delete", "conference", conference.pk)]
+
+
+def test_the_suite_refuses_any_call_to_signalwire_inside_a_transaction(
+    sandbox, admin_client, form_post_data, settings
+):
+    from django.db import transaction
+
+    from rooms.signalwire.errors import RemoteCallInTransactionError
+
+    assert settings.SIGNALWIRE_REFUSE_IN_TRANSACTION
+    with pytest.raises(RemoteCallInTransactionError), transaction.atomic():
+        services.conference_create(data={"name": "inside"})
+    assert sandbox.requests == [] and not Conference.objects.exists()
+
+    # The admin's add view calls SignalWire from the form's validation: no transaction
+    # is open around it, so the same guard lets it through.
+    add = reverse("admin:rooms_conference_add")
+    response = admin_client.post(add, form_post_data(admin_client.get(add), name="outside"))
+    assert response.status_code == 302
+    assert Conference.objects.get(name="outside").sync_state == SyncState.SYNCED
