@@ -56,7 +56,7 @@ class Call:
     def attach(self, conn: HTTPConnection) -> None:
         """Watch a connection an attempt of this call is about to use."""
         with self._lock:
-            if not self.done:
+            if not self.done and conn not in self._connections:
                 self._connections.append(conn)
 
     def detach_all(self) -> None:
@@ -179,20 +179,30 @@ class DeadlineTimeout(Timeout):
         )
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Connection mixin: put the connection under the running call's watch when it is used.
+
+    Connecting (and a TLS handshake) happens before the socket is reachable here; its
+    timeout is the connect timeout, which DeadlineTimeout caps at the time left.
+    """
+
     def request(self, *args: Any, **kwargs: Any) -> None:
-        call = _CURRENT.get()
-        if call is not None:
-            call.attach(self)
-        super().request(*args, **kwargs)
+        _watch(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        call = _CURRENT.get()
-        if call is not None:
-            call.attach(self)
-        super().request(*args, **kwargs)
+def _watch(conn: Any) -> None:
+    call = _CURRENT.get()
+    if call is not None:
+        call.attach(conn)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):
