@@ -171,7 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.sandbox.space
 
     def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+        coding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+        if coding:
+            # Only a chunked body can be framed; any other coding leaves its length unknown.
+            if coding.rsplit(",", 1)[-1].strip() != "chunked":
+                raise _BodyError(f"unsupported Transfer-Encoding: {coding}")
             return self._read_chunked()
         declared = (self.headers.get("Content-Length") or "0").strip()
         if not declared.isascii() or not declared.isdigit():
@@ -323,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action in BODY_REQUIRED and parsed is _NO_BODY:
             return _Reply(400, {"error": "Bad Request"})
         body = {} if parsed is _NO_BODY else parsed
-        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        host = self.headers.get("Host") or self.server.sandbox.url.split("://", 1)[1]
         base_url = f"http://{host}{normalised}"
         space = self.space
         try:

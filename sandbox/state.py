@@ -40,6 +40,7 @@ from sandbox.validation import (
 FAULT_STATUSES = (500, 502, 503, 429, "drop")
 TOKEN_PUBLIC_FIELDS = ("id", "name", "token", "scopes")
 REQUEST_LOG_MAX = 200_000
+MAX_LATENCY = 600.0
 Key = tuple[str, str]
 Observer = Callable[[str, str, Any, Any], None]
 
@@ -276,8 +277,8 @@ class SandboxSpace:
     def set_latency(self, seconds: float) -> None:
         """Make every API request sleep this long first."""
         seconds = float(seconds)
-        if seconds < 0:
-            raise ValueError("latency must not be negative")
+        if not 0 <= seconds <= MAX_LATENCY:
+            raise ValueError(f"latency must be between 0 and {MAX_LATENCY} seconds")
         with self._lock:
             self._latency = seconds
 

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 
+from sandbox import SandboxServer
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
 from tests.spec_validation import validate_response
 
@@ -329,3 +331,44 @@ def test_unknown_query_parameters_are_ignored(api):
     response = api.get("/api/video/rooms?surprise=%00%FF&page_size=1&page_size=2")
     assert response.status_code == 200
     assert len(response.json()["data"]) == 1
+
+
+def test_a_transfer_coding_other_than_chunked_is_400_and_closes(raw):
+    headers = {"Transfer-Encoding": "gzip"}
+    response, data = raw.send("POST", "/api/video/rooms", b"", headers=headers)
+    assert response.status == 400
+    assert json.loads(data) == {"error": "Bad Request"}
+    assert response.getheader("Connection") == "close"
+
+
+def test_links_without_a_host_header_name_the_servers_own_address():
+    with SandboxServer(
+        host="::1", project_id=SANDBOX_PROJECT_ID, api_token=SANDBOX_API_TOKEN
+    ) as server:
+        connection = http.client.HTTPConnection("::1", server.port, timeout=10)
+        connection.putrequest("GET", "/api/video/rooms", skip_host=True)
+        connection.putheader("Authorization", AUTH)
+        connection.endheaders()
+        links = json.loads(connection.getresponse().read())["links"]
+        connection.close()
+    assert links["first"].startswith(f"http://[::1]:{server.port}/api/video/rooms?")
+
+
+# --- the control API --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", [1e308, 601, -1])
+def test_an_unusable_latency_is_refused(sandbox_server, sandbox, seconds):
+    reply = requests.post(
+        f"{sandbox_server.url}/__sandbox__/latency", json={"seconds": seconds}, timeout=10
+    )
+    assert reply.status_code == 400
+    assert sandbox.latency == 0
+
+
+def test_a_seed_too_large_is_refused(sandbox_server, sandbox):
+    reply = requests.post(
+        f"{sandbox_server.url}/__sandbox__/seed", json={"conferences": 10**12}, timeout=10
+    )
+    assert reply.status_code == 400
+    assert sandbox.state()["conferences"] == 0
