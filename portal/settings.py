@@ -155,6 +155,8 @@ AUTHENTICATION_BACKENDS = [
 # Failed logins, counted per account and per client address, that lock either one out.
 AXES_FAILURE_LIMIT = env.int("PORTAL_LOGIN_FAILURE_LIMIT", default=5)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A successful login does not wipe earlier failures (AXES_RESET_ON_SUCCESS stays off): it
+# would let someone holding one account reset the count of the address they guess from.
 # Minutes a lockout lasts after the last failure; a superuser can clear it sooner.
 PORTAL_LOGIN_COOLOFF_MINUTES = env.int("PORTAL_LOGIN_COOLOFF_MINUTES", default=15)
 AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOGIN_COOLOFF_MINUTES)

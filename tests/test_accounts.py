@@ -90,6 +90,19 @@ def test_an_address_guessing_many_accounts_is_locked_out(client, staff_user):
     assert post_login(client, "clerk", PASSWORD, address="203.0.113.5").status_code == 302
 
 
+def test_logging_in_to_ones_own_account_does_not_reset_the_address_count(
+    client, staff_user, django_user_model
+):
+    django_user_model.objects.create_user("boss", password="the-boss-password-9", is_staff=True)
+    for _ in range(4):
+        post_login(client, "boss", "guess", address="198.51.100.7")
+    assert post_login(client, "clerk", PASSWORD, address="198.51.100.7").status_code == 302
+    client.logout()
+    post_login(client, "boss", "guess", address="198.51.100.7")
+    locked = post_login(client, "boss", "the-boss-password-9", address="198.51.100.7")
+    assert locked.status_code == 429
+
+
 def test_the_lockout_ends_after_the_cool_off(client, staff_user, settings):
     for _ in range(5):
         post_login(client, "clerk", "guess")
