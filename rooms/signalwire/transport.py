@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -25,6 +26,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.timeout import Timeout
+
+logger = logging.getLogger("rooms.signalwire")
 
 # urllib3 refuses a zero timeout; an attempt started this close to the deadline fails fast.
 MIN_TIMEOUT = 0.001
@@ -133,7 +136,10 @@ class _Watchdog:
                         call = heapq.heappop(self._heap)[2]
                         break
                     self._cond.wait(wait)
-            call.expire()
+            try:
+                call.expire()
+            except Exception:  # this thread must outlive any one call's trouble
+                logger.exception("could not expire a SignalWire call at its deadline")
 
 
 _WATCHDOG = _Watchdog()
