@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from base64 import b32encode
 from collections.abc import Callable
 from typing import Any
@@ -39,14 +40,23 @@ def client_ip(request: HttpRequest) -> str | None:
         hops = [h for h in hops if h]
         # Each trusted proxy appends the address it received from: read from the right,
         # so a client cannot choose its address by sending the header itself.
-        if len(hops) >= proxies:
+        if len(hops) >= proxies and _is_address(hops[-proxies]):
             return hops[-proxies]
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _is_address(text: str) -> bool:
+    """Tell whether text is a plain IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def lockout_message() -> str:
     """Tell a locked-out person what happened and what they can do."""
-    minutes = settings.PORTAL_LOGIN_COOLOFF_MINUTES
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return (
         "Too many failed log-in attempts: this account, or this address, is locked out "
         f"for {minutes} minute{'s' if minutes != 1 else ''} after the last attempt. "
