@@ -61,7 +61,7 @@ CONTROL_ROUTES: dict[str, frozenset[str]] = {
     "/__sandbox__/requests": frozenset({"GET", "DELETE"}),
     "/__sandbox__/state": frozenset({"GET"}),
 }
-# Actions whose request body the API requires (a JSON object); the others ignore it.
+# Actions whose request body the API requires (a JSON object): without one, a 400.
 BODY_REQUIRED = frozenset(
     {"create_conf", "update_conf", "create_room", "update_room", "room_token"}
 )
@@ -94,6 +94,21 @@ class _Reply:
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.payload: bytes | None = None
+
+    def encoded(self) -> _Reply:
+        """This reply with its JSON bytes; a 500 instead if the body is not strict JSON."""
+        if self.payload is not None:
+            return self
+        if self.body is None or self.status == 204:
+            self.payload = b""
+            return self
+        try:
+            self.payload = json.dumps(self.body, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError):  # e.g. a NaN stored with validate=False
+            logger.exception("sandbox cannot encode an answer")
+            return _Reply(500, {"error": "Internal Server Error"}).encoded()
+        return self
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -213,17 +228,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1026)
 
     def _send(self, reply: _Reply) -> None:
+        reply = reply.encoded()
+        payload = reply.payload or b""
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        if reply.status == 204 or reply.body is None:
-            payload = b""
-            if reply.status != 204:
-                self.send_header("Content-Length", "0")
-        else:
-            payload = json.dumps(reply.body, allow_nan=False).encode("utf-8")
+        if payload:
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
+        elif reply.status != 204:
+            self.send_header("Content-Length", "0")
         if self.command == "HEAD":
             payload = b""  # a HEAD answer has the headers of its body, never the body itself
         # end_headers() without its flush, so that headers and body leave in one segment.
@@ -287,6 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             reply = _fault_reply(fault)
+        reply = reply.encoded()
         # Log and notify first: once the answer is out, the client may look at the log.
         space.log_request(method, path, query, reply.status, received, logged_body)
         space.notify(method, path, reply.status, reply.body)

@@ -372,3 +372,12 @@ def test_a_seed_too_large_is_refused(sandbox_server, sandbox):
     )
     assert reply.status_code == 400
     assert sandbox.state()["conferences"] == 0
+
+
+def test_a_value_that_is_not_json_is_answered_500_and_logged_as_sent(api, sandbox):
+    room = api.post("/api/video/rooms", json={"name": "lobby"}).json()
+    sandbox.update_room(room["id"], {"meta": {"x": float("nan")}}, validate=False)
+    response = api.get(f"/api/video/rooms/{room['id']}")
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal Server Error"}
+    assert sandbox.requests[-1]["status"] == 500
