@@ -290,6 +290,21 @@ def test_the_key_is_shown_once_and_kept_out_of_sessions_and_admin_pages(
         assert "clerk" in html and device.key not in html and shown not in html
 
 
+def test_a_verified_user_moving_to_a_new_app_replaces_the_old_device(client, staff_user):
+    old = enrolled(staff_user)
+    client.force_login(staff_user)
+    enrol = reverse("portal_otp_enrol")
+    assert client.get(enrol)["Location"].startswith(reverse("portal_otp_verify"))
+    client.post(reverse("portal_otp_verify"), {"code": totp_code(old)})
+
+    assert "replaces the old one" in client.get(enrol).content.decode()
+    new = TOTPDevice.objects.get(user=staff_user, confirmed=False)
+    assert client.post(enrol, {"code": totp_code(new)}).status_code == 302
+    assert list(TOTPDevice.objects.filter(user=staff_user)) == [new]
+    new.refresh_from_db()
+    assert new.confirmed
+
+
 def test_a_superuser_deleting_a_device_lets_its_user_enrol_again(
     client, staff_user, admin_user, require_otp
 ):
