@@ -15,6 +15,7 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from rooms import services, sync, tokens
+from rooms.models import AuditEntry
 from tests.browser_helpers import admin_url, login, make_staff, make_superuser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +119,8 @@ def test_the_browser_blocks_inline_code_and_the_tests_see_it(live_server, page):
     assert {"script-src-elem", "style-src-elem"} <= directives, seen
 
 
-def _one_of_everything(sandbox) -> None:
-    """Make a conference with tokens, a room, a minted token, runs, audits and accounts."""
+def _one_of_everything(sandbox) -> list[str]:
+    """Make one of each thing admin shows; return the URLs of the custom admin pages."""
     boss = make_superuser("boss")
     conference = services.conference_create(
         data={"name": "csp-board", "display_name": "Board"}, actor=boss
@@ -139,6 +140,17 @@ def _one_of_everything(sandbox) -> None:
         path_info="/admin/login/",
     )
     TOTPDevice.objects.create(user=make_staff("enrolled"), name="phone", confirmed=True)
+    token = conference.tokens.get(name="guest")
+    urls = [
+        reverse("admin:rooms_room_mint_token", args=[room.pk]),
+        reverse("admin:rooms_conference_token_reset", args=[conference.pk, token.pk]),
+    ]
+    for kind, obj in (("conference", conference), ("room", room)):
+        change = AuditEntry.objects.filter(
+            action=AuditEntry.Action.UPDATE, object_pk=str(obj.pk), content_type__model=kind
+        ).latest("pk")
+        urls.append(reverse(f"admin:rooms_{kind}_audit_restore", args=[obj.pk, change.pk]))
+    return urls
 
 
 def _admin_pages() -> list[str]:
@@ -160,10 +172,10 @@ def _admin_pages() -> list[str]:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_every_admin_page_passes_the_policy(sandbox, live_server, page):
-    _one_of_everything(sandbox)
+    custom = _one_of_everything(sandbox)
     login(page, live_server.url, "boss")
     visited = 0
-    for path in _admin_pages():
+    for path in [*_admin_pages(), *custom]:
         response = page.goto(f"{live_server.url}{path}")
         assert response is not None and response.status in (200, 403), (path, response.status)
         assert response.headers.get("content-security-policy"), path
