@@ -64,8 +64,9 @@ MAX_REASONS = 20
 MARK_CHUNK = 500
 TOKEN_BATCH = 100
 # Rows of a listed page reconciled together. The API's pages hold at most 1,000 rows, but
-# a Space may send any number; each chunk's statements bind at most two variables per row
-# (2,000 in all), well inside SQLite's 32,766 and PostgreSQL's 65,535.
+# a Space may send any number; a chunk's reads bind at most two variables per row (2,000
+# in all, inside SQLite's 32,766 and PostgreSQL's 65,535), its inserts one row at a time,
+# and bulk_update splits itself by the database's limit.
 WRITE_CHUNK = 1000
 # Seconds between saves of a run's counts while its pages need no writes.
 PROGRESS_EVERY = 5.0

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from rooms import sync
 from rooms.bulk_sql import insert_rows
-from rooms.models import AuditEntry, Conference, SyncRun, SyncState
+from rooms.models import AuditEntry, Conference, ConferenceToken, SyncRun, SyncState
 from rooms.signalwire import payloads
 from rooms.signalwire.errors import UnexpectedResponseError
 from rooms.tasks import sync as sync_tasks
@@ -87,9 +87,7 @@ def test_a_link_that_would_carry_the_token_elsewhere_fails_the_run_cleanly(space
     assert not Conference.objects.filter(name="room-3").exists()
 
 
-def test_the_task_and_the_command_report_a_bad_link_without_a_traceback(
-    space, witness, caplog
-):
+def test_the_task_and_the_command_report_a_bad_link_without_a_traceback(space, witness, caplog):
     link = f"//127.0.0.1:{witness.port}{CONFERENCES}?page=2"
     space.answer = lambda h: h.send_page([row(1)], link)
 
@@ -220,3 +218,31 @@ def test_a_first_page_of_40000_new_rows_is_created_in_bounded_chunks(
     assert (run.pages, run.seen, run.created) == (1, 40_000, 40_000)
     assert Conference.objects.count() == 40_000
     assert AuditEntry.objects.filter(action=AuditEntry.Action.CREATE).count() == 40_000
+
+
+def test_a_conference_listing_40000_tokens_is_mirrored_in_bounded_chunks(
+    space, settings, common_sqlite_limit
+):
+    settings.SIGNALWIRE_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+    mirror_two_conferences(space)
+    tokens = [
+        {
+            "id": f"t{i}",
+            "name": f"guest {i}",
+            "token": f"value-{i}",
+            "scopes": ["room.self.audio_mute"],
+        }
+        for i in range(40_000)
+    ]
+
+    def answer(h):
+        if h.path_only == f"{CONFERENCES}/c1/conference_tokens":
+            h.send_page(tokens)
+        else:
+            h.send_page([])
+
+    space.answer = answer
+    run = sync.sync_conference_tokens()
+    assert (run.outcome, run.error) == (Outcome.SUCCEEDED, "")
+    assert (run.seen, run.created) == (40_000, 40_000)
+    assert ConferenceToken.objects.filter(conference__remote_id="c1").count() == 40_000
