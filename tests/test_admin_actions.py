@@ -92,12 +92,33 @@ def test_with_the_task_queue_down_push_selected_says_nothing_was_queued(
 
     texts = _messages(response)
     assert not any("Queued" in m for m in texts), texts
-    assert any(m.startswith("Nothing was queued: the task queue (Redis) cannot be reached")
-               for m in texts), texts
+    assert texts == [
+        "Nothing was queued: the task queue (Redis) cannot be reached. Marked 1 conference "
+        "pending push; the periodic push sends them once the queue is back."
+    ]
     run = ActionRun.objects.get()
     assert run.state == ActionRun.State.NOT_QUEUED
     # The rows say they wait, so the periodic push lands them once the queue is back.
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.PENDING_PUSH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_task_queue_down_a_bulk_delete_says_nothing_was_done(
+    sandbox, admin_client, broker_down
+):
+    conference = services.conference_create(data={"name": "kept", "display_name": "Kept"})
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [conference.pk], "post": "yes"},
+    )
+
+    assert _messages(response) == [
+        "Nothing was queued: the task queue (Redis) cannot be reached, so the deletion of "
+        "1 conference did not start and nothing changed. Try again once it is back."
+    ]
+    assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.SYNCED
+    assert conference.remote_id in sandbox.conferences
 
 
 @pytest.mark.django_db(transaction=True)

@@ -52,6 +52,10 @@ RUN_NOT_QUEUED = (
     "Nothing was queued: the task queue (Redis) cannot be reached, so the {what} of "
     "{count} {noun} did not start and nothing changed. Try again once it is back."
 )
+PUSH_NOT_QUEUED = (
+    "Nothing was queued: the task queue (Redis) cannot be reached. Marked {count} {noun} "
+    "pending push; the periodic push sends them once the queue is back."
+)
 
 
 def interactive_client() -> SignalWireClient:
@@ -409,10 +413,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         opts = self.model._meta
         noun = opts.verbose_name if run.total == 1 else opts.verbose_name_plural
         if run.queued is False:
+            text = PUSH_NOT_QUEUED if action == ActionRun.Action.PUSH else RUN_NOT_QUEUED
             self.message_user(
-                request,
-                RUN_NOT_QUEUED.format(what=what, count=run.total, noun=noun),
-                messages.ERROR,
+                request, text.format(what=what, count=run.total, noun=noun), messages.ERROR
             )
             return run
         url = reverse("admin:rooms_actionrun_change", args=[run.pk])
