@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import redis
@@ -25,7 +24,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from rooms import audit, outbox
+from rooms import audit, intents, outbox
 from rooms.locks import redis_client
 from rooms.models import (
     UNPUSHED_STATES,
@@ -258,153 +257,24 @@ def _keep_pending(
         else:
             row.save(update_fields=[*fields, "remote_id", "sync_state", "last_error",
                                     "local_version", "updated_at"])
-        _drop_intent(intent)
+        intents.drop(intent)
         outbox.push_after_commit(mirror_for(row).kind, row.pk, report=_note_queued(row))
-
-
-# --- intents: the outbox row written before SignalWire is asked -------------------------
-
-
-def _intend(
-    spec: _Mirror, *, action: str, row: Any, data: dict, before: dict | None = None
-) -> RemoteIntent:
-    """Record, in its own short transaction, the edit about to be sent to SignalWire.
-
-    `before` holds the values the edit replaces, so a replay never undoes a later edit.
-    """
-    ctx = audit.current_context()
-    waiting = (
-        SyncState.PENDING_DELETE if action == RemoteIntent.Action.DELETE
-        else SyncState.PENDING_PUSH
-    )
-    intent = RemoteIntent(
-        kind=spec.kind,
-        action=action,
-        object_pk=row.pk,
-        name=row.name,
-        data={"values": data, "before": before or {}},
-        source=ctx.source,
-        actor=ctx.actor,
-        actor_label=ctx.actor_label,
-        correlation_id=ctx.correlation_id,
-    )
-    with transaction.atomic():
-        intent.save()
-        if row.pk is not None:
-            # The sync leaves a row alone while its edit is in the air (DESIGN 9); the
-            # stored values do not change, so updated_at and the audit trail do not either.
-            spec.model.objects.filter(pk=row.pk).update(sync_state=waiting)
-    return intent
-
-
-def _withdraw(spec: _Mirror, intent: RemoteIntent, previous_state: str) -> None:
-    """Forget an intent SignalWire refused; the row gets back the state it had."""
-    with transaction.atomic():
-        if intent.object_pk is not None:
-            spec.model.objects.filter(
-                pk=intent.object_pk, sync_state__in=UNPUSHED_STATES
-            ).update(sync_state=previous_state)
-        _drop_intent(intent)
-
-
-def _drop_intent(intent: RemoteIntent | None) -> None:
-    if intent is not None and intent.pk is not None:
-        RemoteIntent.objects.filter(pk=intent.pk).delete()
-
-
-def _intent_values(spec: _Mirror, data: dict) -> dict:
-    """Read an intent's stored JSON back into the model fields' types."""
-    values = {}
-    for name, value in data.items():
-        field = spec.model._meta.get_field(name)
-        if value is None or field.get_internal_type() == "JSONField":
-            values[name] = value
-        else:
-            values[name] = field.to_python(value)
-    return values
-
-
-def _intent_context(intent: RemoteIntent) -> Any:
-    """Attribute what an intent leads to, replayed later, to the actor who asked for it."""
-    return audit.audit_context(
-        source=intent.source or AuditEntry.Source.SHELL,
-        actor=intent.actor,
-        actor_label=intent.actor_label,
-        correlation_id=intent.correlation_id or None,
-    )
-
-
-def _replay(intent: RemoteIntent) -> int | None:
-    """Write a stale intent's values as a pending edit under its actor; return the row pk."""
-    spec = mirror_for(intent.kind)
-    if intent.action == RemoteIntent.Action.DELETE:
-        # The delete push finishes it, under the intent's actor (see _push_delete).
-        with transaction.atomic():
-            if not spec.model.objects.filter(pk=intent.object_pk).update(
-                sync_state=SyncState.PENDING_DELETE
-            ):
-                _drop_intent(intent)
-                return None
-        return intent.object_pk
-    values = _intent_values(spec, intent.data.get("values", {}))
-    before = _intent_values(spec, intent.data.get("before", {}))
-    with _intent_context(intent), pushes_suppressed(), transaction.atomic():
-        if intent.object_pk is not None:
-            row = spec.model.objects.filter(pk=intent.object_pk).first()
-        else:
-            row = spec.model.objects.filter(name=intent.name).first()
-        if row is None and intent.action == RemoteIntent.Action.UPDATE:
-            _drop_intent(intent)
-            return None
-        if row is None:
-            row = spec.model(**values)
-            changed = None
-        else:
-            # A field edited again since (its value is no longer the one this edit
-            # replaced) keeps the later value.
-            changed = [
-                f for f, v in values.items()
-                if getattr(row, f) != v and (f not in before or getattr(row, f) == before[f])
-            ]
-            for field in changed:
-                setattr(row, field, values[field])
-        if row.sync_state != SyncState.PENDING_DELETE:
-            row.sync_state = SyncState.PENDING_PUSH
-        row.last_error = "Replayed an edit whose answer from SignalWire was never stored."
-        row.local_version += 1
-        if changed is None:
-            row.save()
-        else:
-            row.save(update_fields=[*changed, "sync_state", "last_error", "local_version",
-                                    "updated_at"])
-        _drop_intent(intent)
-        return row.pk
-
-
-def _stale_intents() -> models.QuerySet:
-    grace = timedelta(seconds=settings.SIGNALWIRE_INTENT_GRACE)
-    return RemoteIntent.objects.filter(created_at__lte=timezone.now() - grace)
-
-
-def _replay_row_intents(spec: _Mirror, pk: int) -> None:
-    """Replay the stale edits of one row before it is pushed; a fresh one means busy."""
-    intents = RemoteIntent.objects.filter(kind=spec.kind, object_pk=pk).exclude(
-        action=RemoteIntent.Action.DELETE
-    )
-    if intents.exclude(pk__in=_stale_intents().values("pk")).exists():
-        raise RowBusyError("an edit of this row is still on its way to SignalWire")
-    for intent in intents:
-        _replay(intent)
 
 
 def intents_replay() -> list[tuple[str, int]]:
     """Replay every stale intent as a pending edit (pending_rows then lists it)."""
     replayed = []
-    for intent in list(_stale_intents()[:1000]):
-        pk = _replay(intent)
+    for intent in list(intents.stale()[:1000]):
+        pk = intents.replay(intent=intent, model=mirror_for(intent.kind).model)
         if pk is not None:
             replayed.append((intent.kind, pk))
     return replayed
+
+
+def _replay_row_intents(spec: _Mirror, pk: int) -> None:
+    """Replay a row's stale edits first; an edit still in the air makes the row busy."""
+    if not intents.replay_row(kind=spec.kind, model=spec.model, pk=pk):
+        raise RowBusyError("an edit of this row is still on its way to SignalWire")
 
 
 # --- conferences and rooms: create, update, delete -------------------------------------
@@ -417,15 +287,18 @@ def _create(
     row.full_clean()
     with _acting(source, actor):
         client = _client(client)
-        intent = _intend(spec, action=RemoteIntent.Action.CREATE, row=row, data=data)
+        intent = intents.record(
+            kind=spec.kind, model=spec.model, action=RemoteIntent.Action.CREATE, row=row,
+            data=data,
+        )
         try:
             answer = _land(spec, row, client, look_up=False)
         except RemoteValidationError as exc:
-            _drop_intent(intent)
+            intents.drop(intent)
             raise _form_error(exc, spec.model) from exc
         except SignalWireError as exc:
             if not exc.retryable:
-                _drop_intent(intent)
+                intents.drop(intent)
                 raise
             # The client already retried; the push task finishes the job later. A create
             # whose answer was lost is looked up by name there, never repeated blindly.
@@ -444,7 +317,7 @@ def _store_created(row: Any, tokens: list[dict] | None, intent: RemoteIntent) ->
         row.save()
         if tokens is not None:
             _store_tokens(row, tokens)
-        _drop_intent(intent)
+        intents.drop(intent)
 
 
 def _update(
@@ -485,16 +358,16 @@ def _update(
         try:
             with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
                 client = _client(client)
-                intent = _intend(
-                    spec, action=RemoteIntent.Action.UPDATE, row=current,
-                    data={f: data[f] for f in changed}, before=before,
+                intent = intents.record(
+                    kind=spec.kind, model=spec.model, action=RemoteIntent.Action.UPDATE,
+                    row=current, data={f: data[f] for f in changed}, before=before,
                 )
                 answer = _land(spec, current, client, look_up=current.remote_id is None)
         except RemoteValidationError as exc:
-            _withdraw(spec, intent, previous_state)
+            intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
             raise _form_error(exc, spec.model) from exc
         except NotFoundError as exc:
-            _drop_intent(intent)
+            intents.drop(intent)
             spec.model.objects.filter(pk=current.pk).update(
                 sync_state=SyncState.DELETED_REMOTELY, last_error=str(exc)[:2000]
             )
@@ -504,7 +377,7 @@ def _update(
         except SignalWireError as exc:
             if not exc.retryable:
                 if intent is not None:
-                    _withdraw(spec, intent, previous_state)
+                    intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
                 raise
             _keep_pending(current, exc, fields=changed, intent=intent)
             return current
@@ -518,7 +391,7 @@ def _store_answer(row: Any, fields: list[str], intent: RemoteIntent | None) -> N
     """Write what SignalWire answered and forget the intent, in one short transaction."""
     with transaction.atomic():
         row.save(update_fields=fields)
-        _drop_intent(intent)
+        intents.drop(intent)
 
 
 def _lock_wait(client: SignalWireClient | None) -> float:
@@ -541,18 +414,23 @@ def _delete(
         try:
             with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
                 client = _client(client)
-                intent = _intend(spec, action=RemoteIntent.Action.DELETE, row=current, data={})
+                intent = intents.record(
+                    kind=spec.kind, model=spec.model, action=RemoteIntent.Action.DELETE,
+                    row=current, data={},
+                )
                 _delete_remote(spec, current, client)
         except SignalWireError as exc:
             if not exc.retryable:
                 if intent is not None:
-                    _withdraw(spec, intent, current.sync_state)
+                    intents.withdraw(
+                        model=spec.model, intent=intent, previous_state=current.sync_state
+                    )
                 raise
             with transaction.atomic():
                 spec.model.objects.filter(pk=current.pk).update(
                     sync_state=SyncState.PENDING_DELETE, last_error=str(exc)[:2000]
                 )
-                _drop_intent(intent)
+                intents.drop(intent)
                 outbox.push_after_commit(
                     spec.kind, current.pk, delete=True, report=_note_queued(row)
                 )
@@ -566,7 +444,7 @@ def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
     """Delete the local row and forget the intent, in one short transaction."""
     with transaction.atomic():
         row.delete()
-        _drop_intent(intent)
+        intents.drop(intent)
 
 
 def _delete_remote(spec: _Mirror, row: Any, client: SignalWireClient) -> None:
@@ -769,9 +647,8 @@ def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> 
                 return "already gone"
             if row.sync_state != SyncState.PENDING_DELETE:
                 return "not pending delete"
-            intents = RemoteIntent.objects.filter(kind=spec.kind, object_pk=pk)
-            asked = intents.filter(action=RemoteIntent.Action.DELETE).first()
-            if asked is not None and not _stale_intents().filter(pk=asked.pk).exists():
+            asked, fresh = intents.delete_asked(kind=spec.kind, pk=pk)
+            if fresh:
                 raise RowBusyError("a delete of this row is still on its way to SignalWire")
             try:
                 _delete_remote(spec, row, _client(client))
@@ -779,10 +656,10 @@ def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> 
                 push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
                 return "failed"
             # A delete someone asked for is recorded as theirs, even when finished here.
-            with _intent_context(asked) if asked is not None else nullcontext():
+            with intents.acting_as(asked) if asked is not None else nullcontext():
                 with transaction.atomic():
                     row.delete()
-                    intents.delete()
+                    intents.drop_row(kind=spec.kind, pk=pk)
             return "deleted"
 
 
