@@ -10,7 +10,7 @@ never lost and never attributed to the push or the sync.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +44,7 @@ def record(
         action=action,
         object_pk=row.pk,
         name=row.name,
-        data={"values": data, "before": before or {}},
+        data={"values": _stored(data), "before": _stored(before or {})},
         source=ctx.source,
         actor=ctx.actor,
         actor_label=ctx.actor_label,
@@ -89,6 +89,11 @@ def stale() -> models.QuerySet:
     """The intents old enough that no request can still be waiting for their answer."""
     grace = timedelta(seconds=settings.SIGNALWIRE_INTENT_GRACE)
     return RemoteIntent.objects.filter(created_at__lte=timezone.now() - grace)
+
+
+def _stored(values: dict) -> dict:
+    """Write datetimes in full (microseconds too), so a replay compares them exactly."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _values(model: type[models.Model], data: dict) -> dict:

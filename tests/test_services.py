@@ -552,3 +552,18 @@ def test_a_delete_whose_local_row_survived_is_finished_under_its_actor(
     assert not RemoteIntent.objects.exists()
     deleted = AuditEntry.objects.get(object_pk=str(room.pk), action=AuditEntry.Action.DELETE)
     assert (deleted.actor, deleted.source) == (admin_user, AuditEntry.Source.ADMIN)
+
+
+def test_a_replayed_edit_keeps_a_datetime_to_the_microsecond(
+    sandbox, admin_user, room_data, monkeypatch, settings, queued, run_queued
+):
+    room = services.room_create(data=room_data("precise"))
+    when = timezone.now().replace(microsecond=123456) + timedelta(days=3)
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(services, "_store_answer", _failing_write)
+        services.room_update(room=room, data={"remove_at": when}, actor=admin_user)
+
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+
+    assert Room.objects.get(pk=room.pk).remove_at == when
