@@ -9,10 +9,13 @@ can assert what reached it. A second instance serves as a witness that must see 
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -142,8 +145,9 @@ def _empty_object(handler: Handler) -> None:
 class HostileSpace:
     """Run a scripted HTTP server on a free loopback port, in threads."""
 
-    def __init__(self, answer: Answer | None = None) -> None:
+    def __init__(self, answer: Answer | None = None, *, tls: ssl.SSLContext | None = None) -> None:
         self.answer: Answer = answer or _empty_object
+        self.scheme = "https" if tls is not None else "http"
         self.requests: list[dict[str, Any]] = []
         self.connections: set[tuple[str, int]] = set()
         self.bytes_sent = 0
@@ -152,6 +156,8 @@ class HostileSpace:
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.space = self
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -162,7 +168,7 @@ class HostileSpace:
     @property
     def url(self) -> str:
         """Its base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def credentials_received(self) -> int:
@@ -195,3 +201,33 @@ class HostileSpace:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def self_signed_tls(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """Make a certificate for 127.0.0.1 with openssl; return a server context and the cert."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert

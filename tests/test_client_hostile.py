@@ -13,7 +13,7 @@ import pytest
 
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import UnavailableError, UnexpectedResponseError
-from tests.hostile_space import HostileSpace
+from tests.hostile_space import HostileSpace, self_signed_tls
 
 TOKEN = "hostile-test-api-token-5e1f"
 CONFERENCES = "/api/video/conferences"
@@ -318,3 +318,19 @@ def test_an_empty_or_null_next_link_ends_the_listing_and_a_non_string_one_is_ref
     with client_for(space) as client, pytest.raises(UnexpectedResponseError) as caught:
         list(client.list_conferences())
     assert "not a string" in str(caught.value)
+
+
+def test_over_tls_a_dripping_body_also_ends_at_the_deadline(tmp_path, monkeypatch):
+    context, cert = self_signed_tls(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    server = HostileSpace(lambda h: h.drip_body(length=200, every=1.0), tls=context).start()
+    try:
+        started = time.monotonic()
+        with client_for(server, deadline=2.5) as client:
+            with pytest.raises(UnavailableError) as caught:
+                client.get_conference("c1")
+        assert_ends_at_deadline(started, 2.5)
+        assert "deadline" in str(caught.value)
+        assert len(server.requests) == 1  # it went through TLS to the server
+    finally:
+        server.stop()
