@@ -552,6 +552,13 @@ def mirror_refresh(
                 sync_state=SyncState.DELETED_REMOTELY
             )
             return "deleted_remotely"
+        values = spec.fields(answer)
+        if current.sync_state == SyncState.SYNCED and all(
+            getattr(current, f) == v for f, v in values.items()
+        ):
+            # Nothing changed: no row write and no audit entry, only the time of the check.
+            spec.model.objects.filter(pk=current.pk).update(last_synced_at=timezone.now())
+            return "unchanged"
         written = _absorb(spec, current, answer)
         with transaction.atomic():
             current.save(update_fields=[*written, "updated_at"])

@@ -185,7 +185,7 @@ def test_refresh_of_5000_rows_answers_at_once_and_the_worker_does_it_in_batches(
             break
         time.sleep(0.2)
     assert (run.state, run.done, run.counts) == (
-        ActionRun.State.SUCCEEDED, 5000, {"refreshed": 5000}
+        ActionRun.State.SUCCEEDED, 5000, {"refreshed": 1, "unchanged": 4999}
     ), run.error
     # Progress moved in bounded batches, and admin showed it on the way.
     assert any(0 < done < 5000 for done in seen_progress), sorted(seen_progress)
@@ -210,7 +210,7 @@ def test_a_run_is_carried_out_batch_by_batch_and_counts_each_outcome(
 
     run.refresh_from_db()
     assert (run.state, run.total, run.done) == (ActionRun.State.SUCCEEDED, 5, 5)
-    assert run.counts == {"deleted_remotely": 1, "skipped": 1, "refreshed": 3}
+    assert run.counts == {"deleted_remotely": 1, "skipped": 1, "unchanged": 3}
     assert run.started_at <= run.finished_at
 
 
@@ -225,3 +225,16 @@ def test_a_run_that_cannot_go_on_is_stopped_with_the_reason(sandbox, admin_user)
     run.refresh_from_db()
     assert run.state == ActionRun.State.FINISHED_WITH_ERRORS and run.finished_at
     assert run.error == "Stopped after 0 of 9: the next batch could not be queued"
+
+
+@pytest.mark.django_db
+def test_refreshing_an_unchanged_row_writes_no_audit_entry(sandbox, admin_user):
+    conference = services.conference_create(data={"name": "same", "display_name": "Same"})
+    entries = AuditEntry.objects.count()
+
+    assert services.mirror_refresh(row=conference, actor=admin_user) == "unchanged"
+
+    assert AuditEntry.objects.count() == entries
+    stored = Conference.objects.get(pk=conference.pk)
+    assert stored.last_synced_at > conference.last_synced_at
+    assert stored.updated_at == conference.updated_at
