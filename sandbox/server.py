@@ -19,6 +19,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rooms.signalwire.urls import is_loopback
+from sandbox.control import ACTIVITY_CONTROL_ROUTES, MEDIA_PATH, SESSION_CONTROL, session_control
+from sandbox.errors import SandboxNotFound
+from sandbox.routes import ACTIVITY_BODY_REQUIRED, ACTIVITY_ROUTES, HANDLERS, Request
 from sandbox.state import (
     Fault,
     SandboxBadRequest,
@@ -52,6 +55,7 @@ API_ROUTES: dict[str, dict[str, str]] = {
     "/api/video/rooms": {"GET": "list_rooms", "POST": "create_room"},
     "/api/video/rooms/{id}": {"GET": "get_room", "PUT": "update_room", "DELETE": "delete_room"},
     "/api/video/room_tokens": {"POST": "room_token"},
+    **ACTIVITY_ROUTES,
 }
 CONTROL_ROUTES: dict[str, frozenset[str]] = {
     "/__sandbox__/reset": frozenset({"POST"}),
@@ -60,10 +64,12 @@ CONTROL_ROUTES: dict[str, frozenset[str]] = {
     "/__sandbox__/faults": frozenset({"POST", "DELETE"}),
     "/__sandbox__/requests": frozenset({"GET", "DELETE"}),
     "/__sandbox__/state": frozenset({"GET"}),
+    **ACTIVITY_CONTROL_ROUTES,
 }
 # Actions whose request body the API requires (a JSON object): without one, a 400.
-BODY_REQUIRED = frozenset(
-    {"create_conf", "update_conf", "create_room", "update_room", "room_token"}
+BODY_REQUIRED = (
+    frozenset({"create_conf", "update_conf", "create_room", "update_room", "room_token"})
+    | ACTIVITY_BODY_REQUIRED
 )
 # Actions that take the boolean query parameter include_active_session.
 ACTIVE_SESSION_QUERY = frozenset({"list_conferences", "get_conf", "list_rooms", "get_room"})
@@ -95,6 +101,14 @@ class _Reply:
         self.body = body
         self.headers = headers or {}
         self.payload: bytes | None = None
+        self.content_type = "application/json; charset=utf-8"
+
+    @classmethod
+    def media(cls, payload: bytes, content_type: str) -> _Reply:
+        """A reply carrying a file rather than JSON."""
+        reply = cls(200, None, {"Cache-Control": "private, no-store"})
+        reply.payload, reply.content_type = payload, content_type
+        return reply
 
     def encoded(self) -> _Reply:
         """This reply with its JSON bytes; a 500 instead if the body is not strict JSON."""
@@ -150,7 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         if self.server.sandbox.verbose:
-            logger.info("%s %s", self.address_string(), format % args)
+            # A media link's query is its credential: never in a log line.
+            line = re.sub(r"(/__sandbox__/media/\S*?)\?\S*", r"\1?[redacted]", format % args)
+            logger.info("%s %s", self.address_string(), line)
 
     def handle_one_request(self) -> None:
         """Read one request and answer it, whatever its method (unknown ones get 405)."""
@@ -234,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(payload)))
         elif reply.status != 204:
             self.send_header("Content-Length", "0")
@@ -261,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_Reply(400, {"error": "Bad Request"}, {"Connection": "close"}))
             return
         if path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX.rstrip("/"):
-            self._send(self._control(self.command, path, raw))
+            self._send(self._control(self.command, path, raw, query))
         elif path == "/api" or path.startswith("/api/"):
             self._api(path, query, raw)
         else:
@@ -346,6 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
         base_url = f"http://{host}{normalised}"
         space = self.space
         try:
+            if action in HANDLERS:
+                request = Request(args, base_url, f"http://{host}", query, body)
+                status, answer = HANDLERS[action](space, request)
+                return _Reply(status, answer)
             if action in ACTIVE_SESSION_QUERY:
                 errors = check_boolean_query(query, "include_active_session")
                 if errors:
@@ -386,11 +406,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- the control API ----------------------------------------------------------------
 
-    def _control(self, method: str, path: str, raw: bytes) -> _Reply:
+    def _control(self, method: str, path: str, raw: bytes, query: str = "") -> _Reply:
         if not is_loopback(self.client_address[0]):
             return _Reply(403, {"error": "Forbidden"})
         space = self.space
+        media = MEDIA_PATH.match(path)
+        if media is not None:
+            if method not in ("GET", "HEAD"):
+                return _method_not_allowed(("GET",))
+            status, payload = space.download(media.group(1).lower(), query)
+            if payload is None:
+                return _Reply(status, {"error": "Forbidden" if status == 403 else "Not Found"})
+            return _Reply.media(payload, "video/mp4")
         allowed = CONTROL_ROUTES.get(path.rstrip("/"))
+        if allowed is None and SESSION_CONTROL.match(path.rstrip("/")):
+            allowed = frozenset({"POST"})
         if allowed is None:
             return _Reply(404, {"error": "Not Found"})
         if method not in allowed:
@@ -405,13 +435,14 @@ class _Handler(BaseHTTPRequestHandler):
                 space.reset()
                 return _Reply(200, space.state())
             if route == ("POST", "/__sandbox__/seed"):
-                counts = [body.get(name, 0) for name in ("conferences", "rooms")]
+                counts = [body.get(name, 0) for name in ("conferences", "rooms", "sessions")]
                 if any(isinstance(n, int) and n > MAX_SEED_OBJECTS for n in counts):
                     raise ValueError(f"at most {MAX_SEED_OBJECTS} objects of a kind per seed")
                 space.seed(
                     conferences=body.get("conferences", 0),
                     rooms=body.get("rooms", 0),
                     seed=body.get("seed", 0),
+                    sessions=body.get("sessions", 0),
                 )
                 return _Reply(200, space.state())
             if route == ("POST", "/__sandbox__/latency"):
@@ -451,6 +482,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return _Reply(200, {"requests": []})
             if route == ("GET", "/__sandbox__/state"):
                 return _Reply(200, space.state())
+            answered = session_control(space, method, route[1], body)
+            if answered is not None:
+                return _Reply(*answered)
+        except SandboxNotFound:
+            return _Reply(404, {"error": "Not Found"})
         except (TypeError, ValueError) as exc:
             return _Reply(400, {"error": str(exc)})
         return _Reply(404, {"error": "Not Found"})

@@ -16,7 +16,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +24,16 @@ from urllib.parse import parse_qsl, urlencode
 
 from rooms.signalwire import schema
 from sandbox import seed as seed_data
+from sandbox.activity import SessionsMixin
+from sandbox.errors import (
+    SandboxBadRequest,
+    SandboxError,  # noqa: F401 (re-exported: sandbox.state names every error)
+    SandboxNotFound,
+    SandboxValidationError,
+)
+from sandbox.logs import LogsMixin
+from sandbox.recordings import RecordingsMixin
+from sandbox.streams import StreamsMixin
 from sandbox.validation import (
     INT32_MAX,
     check_join_window,
@@ -43,48 +53,6 @@ REQUEST_LOG_MAX = 200_000
 MAX_LATENCY = 600.0
 Key = tuple[str, str]
 Observer = Callable[[str, str, Any, Any], None]
-
-
-class SandboxError(Exception):
-    """An API error the sandbox answers with a status code and a JSON body."""
-
-    status = 500
-    message = "Internal Server Error"
-
-    def body(self) -> dict[str, Any]:
-        """Return the JSON body SignalWire sends with this error."""
-        return {"error": self.message}
-
-
-class SandboxBadRequest(SandboxError):
-    """The request body is not a JSON object (400)."""
-
-    status = 400
-    message = "Bad Request"
-
-
-class SandboxNotFound(SandboxError, KeyError):
-    """No object with that id (404)."""
-
-    status = 404
-    message = "Not Found"
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class SandboxValidationError(SandboxError, ValueError):
-    """The request is invalid (422), with one entry per invalid field."""
-
-    status = 422
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{e['attribute']}: {e['message']}" for e in errors))
-        self.errors = errors
-
-    def body(self) -> dict[str, Any]:
-        """Return the `{"errors": [...]}` body."""
-        return {"errors": self.errors}
 
 
 @dataclass
@@ -186,7 +154,7 @@ def _parse_filter_time(value: str) -> datetime | None:
     return parse_datetime(value)
 
 
-class SandboxSpace:
+class SandboxSpace(StreamsMixin, SessionsMixin, RecordingsMixin, LogsMixin):
     """Everything a sandbox Space holds; every method is safe to call from many threads."""
 
     def __init__(self, project_id: str = "sandbox-project") -> None:
@@ -203,6 +171,12 @@ class SandboxSpace:
         self._log: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_MAX)
         self._observers: list[Observer] = []
         self._last_stamp: datetime | None = None
+        self._clock_offset = 0.0
+        self._streams: dict[str, dict[str, Any]] = {}
+        self._streams_of: dict[str, list[str]] = {}
+        self._init_sessions()
+        self._init_recordings()
+        self._init_logs()
 
     # --- housekeeping -------------------------------------------------------------------
 
@@ -217,6 +191,12 @@ class SandboxSpace:
             self._fault_rng = random.Random(0)
             self._latency = 0.0
             self._log.clear()
+            self._clock_offset = 0.0
+            self._streams.clear()
+            self._streams_of.clear()
+            self._init_sessions()
+            self._init_recordings()
+            self._init_logs()
 
     def state(self) -> dict[str, int]:
         """Count the objects the Space holds."""
@@ -225,19 +205,35 @@ class SandboxSpace:
                 "conferences": len(self._conferences.objects),
                 "rooms": len(self._rooms.objects),
                 "conference_tokens": len(self._tokens),
+                "streams": len(self._streams),
+                **self._activity_counts(),
             }
 
-    def seed(self, conferences: int = 0, rooms: int = 0, seed: int = 0) -> None:
-        """Add realistic conferences (each with its two tokens) and rooms, deterministically."""
-        for label, value in (("conferences", conferences), ("rooms", rooms), ("seed", seed)):
+    def seed(
+        self,
+        conferences: int = 0,
+        rooms: int = 0,
+        seed: int = 0,
+        sessions: int = 0,
+        until: datetime | None = None,
+    ) -> None:
+        """Add conferences (with tokens), rooms (some with streams) and past sessions.
+
+        The same arguments always give the same data; `until` (default: now, to the hour)
+        is when the seeded history ends.
+        """
+        counts = (("conferences", conferences), ("rooms", rooms), ("sessions", sessions))
+        for label, value in (*counts, ("seed", seed)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{label} must be an integer")
-        if conferences < 0 or rooms < 0:
+        if conferences < 0 or rooms < 0 or sessions < 0:
             raise ValueError("counts must not be negative")
         collecting = gc.isenabled()
         gc.disable()  # hundreds of thousands of fresh dicts: the cyclic GC only slows this down
         try:
             self._seed(conferences, rooms, seed)
+            if sessions:
+                self._seed_sessions(sessions, seed, until or self.now().replace(minute=0))
         finally:
             if collecting:
                 gc.enable()
@@ -268,6 +264,8 @@ class SandboxSpace:
                 if room["id"] in self._rooms.objects:
                     room["id"] = str(uuid.uuid4())
             self._rooms.bulk_insert(data.rooms)
+            owners = [("conference", c) for c in data.conferences]
+            self._seed_streams(owners + [("room", r) for r in data.rooms], random.Random(seed))
 
     @property
     def latency(self) -> float:
@@ -419,8 +417,22 @@ class SandboxSpace:
         """The live conference tokens by id, each with its internal conference_id."""
         return self._tokens
 
+    def now(self) -> datetime:
+        """The Space's clock: the real time plus however far a test moved it on."""
+        return datetime.now(UTC) + timedelta(seconds=self._clock_offset)
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the Space's clock forward (media links expire, nothing else changes)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValueError("seconds must be a number")
+        if not 0 <= seconds <= 10 * 365 * 86400:
+            raise ValueError("seconds must be between 0 and ten years")
+        with self._lock:
+            self._clock_offset += float(seconds)
+            return self._clock_offset
+
     def _stamp(self) -> str:
-        now = datetime.now(UTC)
+        now = self.now()
         if self._last_stamp is not None and now <= self._last_stamp:
             now = self._last_stamp + timedelta(microseconds=1)
         self._last_stamp = now
@@ -528,6 +540,7 @@ class SandboxSpace:
         with self._lock:
             if self._conferences.remove(conference_id) is None:
                 raise SandboxNotFound(conference_id)
+            self._drop_streams(conference_id)
             for token_id in self._tokens_of.pop(conference_id, []):
                 self._tokens.pop(token_id, None)
 
@@ -655,6 +668,7 @@ class SandboxSpace:
         with self._lock:
             if self._rooms.remove(room_id) is None:
                 raise SandboxNotFound(room_id)
+            self._drop_streams(room_id)
 
     def list_rooms(self, base_url: str, query: str = "") -> dict[str, Any]:
         """Answer GET /rooms: one page of rooms with links."""
@@ -744,15 +758,18 @@ class SandboxSpace:
         self,
         scope: str,
         keys: list[Key],
-        objects: dict[str, dict[str, Any]],
+        objects: Mapping[str, dict[str, Any]],
         base_url: str,
         query: str,
         *,
         filters: bool,
         shape: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """One page of `keys` (sorted), with links; `errors` from the caller's own checks."""
         params = query_values(query)
-        errors: list[dict[str, Any]] = []
+        errors = list(errors or [])
         page_size = schema.PAGE_SIZE_DEFAULT
         raw_size = _single(params, "page_size")
         if raw_size is not None:
@@ -775,7 +792,6 @@ class SandboxSpace:
                 errors.append(error_item("page_token", "Page token is invalid"))
         elif page_number > 0:
             errors.append(error_item("page_token", "Page token must be present"))
-        predicate: Callable[[dict[str, Any]], bool] | None = None
         if filters:
             predicate, filter_errors = _time_filter(params)
             errors += filter_errors

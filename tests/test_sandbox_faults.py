@@ -196,7 +196,11 @@ def control(server, method: str, name: str, body: dict | None = None) -> request
 def test_control_api_drives_the_space(api, sandbox, sandbox_server):
     assert control(sandbox_server, "POST", "seed", {"conferences": 4, "rooms": 3, "seed": 9}).ok
     state = control(sandbox_server, "GET", "state").json()
-    assert state == {"conferences": 4, "rooms": 3, "conference_tokens": 8}
+    assert {key: state[key] for key in ("conferences", "rooms", "conference_tokens")} == {
+        "conferences": 4,
+        "rooms": 3,
+        "conference_tokens": 8,
+    }
     response = control(
         sandbox_server,
         "POST",
@@ -219,11 +223,7 @@ def test_control_api_drives_the_space(api, sandbox, sandbox_server):
     started = time.perf_counter()
     api.get("/api/video/rooms")
     assert time.perf_counter() - started >= 0.15
-    assert control(sandbox_server, "POST", "reset").json() == {
-        "conferences": 0,
-        "rooms": 0,
-        "conference_tokens": 0,
-    }
+    assert set(control(sandbox_server, "POST", "reset").json().values()) == {0}
     assert sandbox.latency == 0 and sandbox.requests == []
 
 
