@@ -122,7 +122,8 @@ class SessionsMixin:
         return {
             "room_sessions": len(self._sessions),
             "live_sessions": len(self._live),
-            "members": sum(len(members) for members in self._members_of.values()),
+            "members": sum(len(m) for m in self._members_of.values())
+            + sum(s.get("_member_count", 0) for s in self._sessions.values()),
             "room_recordings": len(self._recordings),  # type: ignore[attr-defined]
             "logs": len(self._logs),  # type: ignore[attr-defined]
         }
@@ -199,7 +200,7 @@ class SessionsMixin:
     def list_members(self, session_id: str, base_url: str, query: str = "") -> dict[str, Any]:
         """Answer GET /room_sessions/{id}/members: in the order they joined."""
         with self._lock:
-            members = self._members_of.get(session_id, [])
+            members = self._members(session_id)
             keys = [(f"{index:06d}", member["id"]) for index, member in enumerate(members)]
             objects = {member["id"]: member for member in members}
             return self._list(
@@ -258,7 +259,7 @@ class SessionsMixin:
                 self._event(session, "room.started", session["start_time"], ""),
             ),
         ]
-        for member in self._members_of.get(session["id"], []):
+        for member in self._members(session["id"]):
             payload = {"member_id": member["id"], "name": member["name"]}
             for name, at in (
                 ("member.joined", member["join_time"]),
@@ -345,6 +346,17 @@ class SessionsMixin:
             if owner_id is not None:
                 return kind, store.objects[owner_id]
         return None, None
+
+    def _members(self, session_id: str) -> list[dict[str, Any]]:
+        members = self._members_of.get(session_id)
+        if members is not None:
+            return members
+        session = self._sessions.get(session_id)
+        if session is None or "_member_seed" not in session:
+            return []
+        from sandbox.activity_seed import seeded_members
+
+        return seeded_members(session)
 
     def _live_session(self, session_id: str) -> dict[str, Any]:
         session = self._sessions.get(session_id)
@@ -449,7 +461,6 @@ class SessionsMixin:
                 for keys in index.values():
                     keys.sort()
             self._session_keys.sort()
-            self._members_of.update(history.members)
             self._add_recordings(history.recordings)  # type: ignore[attr-defined]
             self._add_logs(history.logs)  # type: ignore[attr-defined]
 
