@@ -26,6 +26,7 @@ bench: dev-deps
 
 lint: dev-deps
 	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run
+	$(VENV)/bin/mypy
 
 deps: $(VENV)/.deps-runtime
 dev-deps: $(VENV)/.deps-dev
