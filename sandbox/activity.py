@@ -86,8 +86,8 @@ def newest_first(moment_micros: int, object_id: str) -> Key:
 
 
 def member_cost(seconds: int) -> float:
-    """What a member's time costs: started minutes at the member-minute rate."""
-    return round(math.ceil(seconds / 60) * MEMBER_MINUTE_RATE, 4)
+    """What a member's time costs: every started minute (one at least) at the member-minute rate."""
+    return round(max(1, math.ceil(seconds / 60)) * MEMBER_MINUTE_RATE, 4)
 
 
 def event_id(*parts: str) -> str:

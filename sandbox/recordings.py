@@ -8,12 +8,13 @@ import hashlib
 import hmac
 import math
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sandbox.activity import Key, micros, newest_first
-from sandbox.errors import SandboxNotFound
+from sandbox.errors import SandboxNotFound, SandboxValidationError
 from sandbox.validation import INT32_MAX, error_item, parse_query_integer, query_values
 
 RECORDING_FIELDS = (
@@ -39,8 +40,8 @@ _MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 
 
 def recording_cost(seconds: int) -> float:
-    """What a recording costs: started minutes at the recorded-minute rate."""
-    return round(math.ceil(seconds / 60) * RECORDING_MINUTE_RATE, 4)
+    """What a recording costs: every started minute (one at least) at the recorded-minute rate."""
+    return round(max(1, math.ceil(seconds / 60)) * RECORDING_MINUTE_RATE, 4)
 
 
 def recording_size(seconds: int) -> int:
@@ -97,8 +98,6 @@ class RecordingsMixin:
         self._recording_keys.sort()
 
     def _start_recording(self, session: dict[str, Any], stamp: str) -> dict[str, Any]:
-        import uuid
-
         now = self.now()
         recording = {
             "id": str(uuid.uuid4()),
@@ -247,8 +246,6 @@ class RecordingsMixin:
             if recording is None:
                 raise SandboxNotFound(recording_id)
             if errors:
-                from sandbox.errors import SandboxValidationError
-
                 raise SandboxValidationError(errors)
             return self._shape(origin, ttl)(recording)
 
