@@ -394,6 +394,8 @@ class ActionRun(models.Model):
         PUSH = "push", "Push to SignalWire"
         REFRESH_TOKENS = "refresh_tokens", "Refresh tokens from SignalWire"
         DELETE = "delete", "Delete in SignalWire and here"
+        BULK_EDIT = "bulk_edit", "Edit selected"
+        RESTORE = "restore", "Restore to before a bulk edit"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -419,6 +421,14 @@ class ActionRun(models.Model):
     error = models.TextField(blank=True)
     # The selected primary keys, in the order the batches take them.
     pks = models.JSONField(default=list, blank=True)
+    # A bulk edit: the fields it sets and their values, as JSON.
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # A restore: the bulk edit whose changes it undoes.
+    undoes = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="restores"
+    )
+    # The first rows SignalWire refused, each with its message: [{"pk", "name", "message"}].
+    failures = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]
