@@ -295,6 +295,8 @@ class SyncRun(models.Model):
         ROOMS = "rooms", "Rooms"
         TOKENS = "tokens", "Conference tokens"
         PUSH = "push", "Push pending changes"
+        SESSIONS = "sessions", "Room sessions (history)"
+        LIVE_SESSIONS = "live_sessions", "Live room sessions"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"
@@ -443,3 +445,7 @@ class ActionRun(models.Model):
         """Say in a few words what the run did so far."""
         done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.counts.items()))
         return done or "nothing yet"
+
+
+# The activity mirrors live in their own module; imported here so Django finds them.
+from rooms.activity_models import RoomSession, SessionMember  # noqa: E402, F401
