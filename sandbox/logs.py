@@ -80,6 +80,15 @@ def _bound(params: dict[str, str], name: str, errors: list[dict[str, Any]]) -> d
     return moment
 
 
+def _window(keys: list[Key], low: datetime | None, high: datetime | None) -> list[Key]:
+    """The keys (newest first) of logs made between low and high, and a microsecond more."""
+    if low is None and high is None:
+        return keys
+    start = 0 if high is None else bisect.bisect_left(keys, newest_first(micros(high) + 1, ""))
+    end = len(keys) if low is None else bisect.bisect_right(keys, newest_first(micros(low) - 1, ""))
+    return keys[start:end]
+
+
 class LogsMixin:
     """The video log operations of a SandboxSpace."""
 
@@ -123,9 +132,10 @@ class LogsMixin:
             errors.append(error_item("include_deleted", "Include deleted must be a boolean"))
         low = format_stamp(after) if after else None
         high = format_stamp(before) if before else None
-        if on is not None:
-            day = on.replace(hour=0, minute=0, second=0, microsecond=0)
-            day_low, day_high = format_stamp(day), format_stamp(day + timedelta(days=1))
+        day = on.replace(hour=0, minute=0, second=0, microsecond=0) if on else None
+        next_day = day + timedelta(days=1) if day else None
+        day_low = format_stamp(day) if day else ""
+        day_high = format_stamp(next_day) if next_day else ""
         include_deleted = deleted == "true"
 
         def wanted(log: dict[str, Any]) -> bool:
@@ -134,14 +144,17 @@ class LogsMixin:
                 return False
             if high is not None and created >= high:
                 return False
-            if on is not None and not day_low <= created < day_high:
+            if day is not None and not day_low <= created < day_high:
                 return False
             return include_deleted or log["discarded_at"] is None
 
+        lows = [moment for moment in (after, day) if moment is not None]
+        highs = [moment for moment in (before, next_day) if moment is not None]
         with self._lock:
+            keys = _window(self._log_keys, max(lows, default=None), min(highs, default=None))
             return self._list(
                 "logs",
-                self._log_keys,
+                keys,
                 self._logs,
                 base_url,
                 query,
