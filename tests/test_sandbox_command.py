@@ -34,6 +34,10 @@ def test_command_serves_until_sigterm_and_never_prints_the_token():
             "7",
             "--seed-rooms",
             "3",
+            "--seed-sessions",
+            "40",
+            "--live-sessions",
+            "2",
             "--seed",
             "2",
         ],
@@ -47,8 +51,14 @@ def test_command_serves_until_sigterm_and_never_prints_the_token():
         line = process.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
         assert match, line + process.stderr.read()
-        assert "7 conferences" in line and "3 rooms" in line
+        assert "7 conferences" in line and "3 rooms" in line and "42 sessions (2 live)" in line
         url = match.group(1)
+        live = requests.get(
+            f"{url}/api/video/room_sessions?status=in-progress",
+            auth=("cmd-project", token),
+            timeout=5,
+        )
+        assert len(live.json()["data"]) == 2
         listing = requests.get(
             f"{url}/api/video/conferences", auth=("cmd-project", token), timeout=5
         )
@@ -75,3 +85,8 @@ def test_command_requires_credentials(settings):
     settings.SIGNALWIRE_API_TOKEN = ""
     with pytest.raises(CommandError, match="API token"):
         call_command("sandbox_space", "--port", "0")
+
+
+def test_command_needs_rooms_for_live_sessions():
+    with pytest.raises(CommandError, match="needs as many seeded rooms"):
+        call_command("sandbox_space", "--port", "0", "--live-sessions", "1")

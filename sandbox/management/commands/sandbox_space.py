@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rooms.signalwire.urls import is_loopback
-from sandbox import SandboxServer
+from sandbox import SandboxServer, SandboxSpace
 
 
 class Command(BaseCommand):
@@ -28,6 +28,20 @@ class Command(BaseCommand):
         parser.add_argument("--api-token", default=None, help="default SIGNALWIRE_API_TOKEN")
         parser.add_argument("--seed-conferences", type=int, default=0, metavar="N")
         parser.add_argument("--seed-rooms", type=int, default=0, metavar="N")
+        parser.add_argument(
+            "--seed-sessions",
+            type=int,
+            default=0,
+            metavar="N",
+            help="past sessions (with members, recordings and logs) over the last 90 days",
+        )
+        parser.add_argument(
+            "--live-sessions",
+            type=int,
+            default=0,
+            metavar="K",
+            help="sessions left in progress in K of the seeded rooms, two members each",
+        )
         parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed data RNG seed")
         parser.add_argument(
             "--allow-remote",
@@ -55,7 +69,8 @@ class Command(BaseCommand):
                 "set a project id and an API token (--project-id/--api-token or "
                 "SIGNALWIRE_PROJECT_ID/SIGNALWIRE_API_TOKEN)"
             )
-        if options["seed_conferences"] < 0 or options["seed_rooms"] < 0:
+        counts = ("seed_conferences", "seed_rooms", "seed_sessions", "live_sessions")
+        if any(options[name] < 0 for name in counts):
             raise CommandError("seed counts must not be negative")
 
         server = SandboxServer(host=host, port=port, project_id=project_id, api_token=api_token)
@@ -70,11 +85,14 @@ class Command(BaseCommand):
                 conferences=options["seed_conferences"],
                 rooms=options["seed_rooms"],
                 seed=options["seed"],
+                sessions=options["seed_sessions"],
             )
+            self._start_live(server.space, options["live_sessions"])
             counts = server.space.state()
             self.stdout.write(
                 f"Sandbox Space serving at {server.url} (project {project_id}): "
-                f"{counts['conferences']} conferences, {counts['rooms']} rooms. "
+                f"{counts['conferences']} conferences, {counts['rooms']} rooms, "
+                f"{counts['room_sessions']} sessions ({counts['live_sessions']} live). "
                 "Press Ctrl-C to stop."
             )
             self.stdout.flush()
@@ -86,6 +104,14 @@ class Command(BaseCommand):
             server.stop()
             self._restore_handlers(previous)
         self.stdout.write("Sandbox Space stopped.")
+
+    @staticmethod
+    def _start_live(space: SandboxSpace, count: int) -> None:
+        names = sorted(room["name"] for room in space.rooms.values())[:count]
+        if len(names) < count:
+            raise CommandError(f"--live-sessions {count} needs as many seeded rooms")
+        for name in names:
+            space.start_session(room_name=name, members=["Ada Lovelace", "Alan Turing"])
 
     @staticmethod
     def _install_handlers(stop: threading.Event) -> dict[int, Any]:
