@@ -425,8 +425,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _Reply(404, {"error": "Not Found"})
         if method not in allowed:
             return _method_not_allowed(allowed)
-        parsed = self._parse_body(raw)
-        body: Any = {} if parsed is _NO_BODY else parsed
+        # Whatever its Content-Type (curl -d says a form): the control API reads only JSON.
+        body: Any = _parse_json(raw) if raw.strip(b" \t\r\n") else {}
         if not isinstance(body, dict):
             return _Reply(400, {"error": "the body must be a JSON object"})
         route = (method, path.rstrip("/"))

@@ -204,3 +204,15 @@ def test_seed_and_clock_through_the_control_api(api, sandbox):
     session = control(api, "sessions", {"room_name": "later"}).json()
     started = datetime.fromisoformat(session["start_time"].replace("Z", "+00:00"))
     assert started > datetime.now(UTC) + timedelta(seconds=30)
+
+
+def test_control_reads_json_whatever_the_content_type_says(api):
+    started = requests.post(
+        f"{api.base}/__sandbox__/sessions",
+        data='{"room_name": "curl_default"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert started.status_code == 200 and started.json()["name"] == "curl_default"
+    broken = requests.post(f"{api.base}/__sandbox__/sessions", data="room_name=x", timeout=10)
+    assert broken.status_code == 400
