@@ -165,7 +165,8 @@ def fill_context(sender, instance: AuditEntry, **kwargs) -> None:
     if not instance.remote_addr:
         instance.remote_addr = ctx.remote_addr
     instance.source = ctx.source
-    instance.actor_label = instance.actor_label or ctx.actor_label
+    if instance.actor_label in ("", Source.SHELL):
+        instance.actor_label = ctx.actor_label
     extra = instance.additional_data or {}
     if not instance.object_remote_id and isinstance(extra, dict):
         instance.object_remote_id = extra.get("remote_id") or ""

@@ -1,9 +1,11 @@
 """Local mirrors of SignalWire Video rooms, their tokens, sync runs and the audit trail."""
 
 import uuid
+from typing import Any
 
-from auditlog.models import AbstractLogEntry
+from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import (
@@ -236,6 +238,10 @@ class ConferenceToken(models.Model):
         """Keep the token's remote id and conference on audit entries."""
         return {"remote_id": self.remote_id, "conference_id": self.conference_id}
 
+    def audit_related_object(self) -> tuple[type[models.Model], int | None]:
+        """Name the conference whose history shows this token's entries."""
+        return Conference, self.conference_id
+
     @property
     def masked(self) -> str:
         """Show only enough of the value to tell tokens apart."""
@@ -268,6 +274,9 @@ class IssuedRoomToken(models.Model):
     join_audio_muted = models.BooleanField(default=False)
     join_video_muted = models.BooleanField(default=False)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # The other options the token was minted with: join_as, media_allowed,
+    # end_room_session_on_leave, room_display_name, meta. Never the token.
+    options = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     fingerprint = models.CharField(
         max_length=64, help_text="SHA-256 of the token, to recognise it without keeping it."
     )
@@ -283,8 +292,12 @@ class IssuedRoomToken(models.Model):
         return f"{self.room_name} · {self.user_name or 'anonymous'} · {self.fingerprint[:12]}"
 
     def get_additional_data(self) -> dict:
-        """Keep the room on audit entries, so the room's history finds its issued tokens."""
+        """Keep the room on audit entries, readable after the room is gone."""
         return {"room_id": self.room_id, "room_name": self.room_name}
+
+    def audit_related_object(self) -> tuple[type[models.Model], int | None]:
+        """Name the room whose history shows this issued token's entries."""
+        return Room, self.room_id
 
 
 class SyncRun(models.Model):
@@ -330,8 +343,28 @@ class SyncRun(models.Model):
         return f"{self.get_kind_display()} sync {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+class AuditEntryManager(LogEntryManager):
+    """auditlog's manager; each new entry also names its object's remote id and parent."""
+
+    def log_create(self, instance: Any, force_log: bool = False, **kwargs: Any) -> Any:
+        """Write an entry as auditlog does, with the object's SignalWire id and parent."""
+        kwargs.setdefault("object_remote_id", getattr(instance, "remote_id", "") or "")
+        related = getattr(instance, "audit_related_object", None)
+        if callable(related) and "related_object_type" not in kwargs:
+            model, pk = related()
+            if pk is not None:
+                kwargs["related_object_type"] = ContentType.objects.get_for_model(model)
+                kwargs["related_object_id"] = pk
+        return super().log_create(instance, force_log=force_log, **kwargs)
+
+
 class AuditEntry(AbstractLogEntry):
-    """django-auditlog's entry plus where the change came from (NetBox-style change log)."""
+    """django-auditlog's entry plus where the change came from (NetBox-style change log).
+
+    An entry about a token also names the conference or room it belongs to
+    (related_object_type, related_object_id), so "everything about this room" is one
+    indexed query.
+    """
 
     class Source(models.TextChoices):
         ADMIN = "admin", "Admin"
@@ -345,14 +378,31 @@ class AuditEntry(AbstractLogEntry):
         max_length=20, choices=Source.choices, default=Source.SHELL, db_index=True
     )
     # Who acted when no staff user did: "sync", "push", "shell", ...
-    actor_label = models.CharField(max_length=150, blank=True)
+    actor_label = models.CharField(max_length=150, blank=True, default=Source.SHELL.value)
     object_remote_id = models.CharField(max_length=64, blank=True, db_index=True)
+    related_object_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    related_object_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+
+    objects = AuditEntryManager()
 
     class Meta(AbstractLogEntry.Meta):
         swappable = "AUDITLOG_LOGENTRY_MODEL"
         verbose_name = "audit entry"
         verbose_name_plural = "audit trail entries"
-        indexes = [models.Index(fields=["content_type", "object_pk", "-timestamp"])]
+        indexes = [
+            models.Index(fields=["content_type", "object_pk", "-timestamp"]),
+            models.Index(
+                fields=["related_object_type", "related_object_id", "-timestamp"],
+                name="rooms_audit_related_idx",
+            ),
+        ]
 
 
 class RemoteIntent(models.Model):
