@@ -481,6 +481,8 @@ class ActionRun(models.Model):
     )
     # The first rows SignalWire refused, each with its message: [{"pk", "name", "message"}].
     failures = models.JSONField(default=list, blank=True)
+    # Not stored: whether the task queue took the run (None until the transaction commits).
+    queued: bool | None = None
 
     class Meta:
         ordering = ["-requested_at"]
