@@ -1,10 +1,8 @@
-"""In-memory state of the sandbox Space: objects, validation, paging, faults, request log."""
+"""In-memory state of the sandbox Space: conferences, rooms, tokens, the clock, the request log."""
 
 from __future__ import annotations
 
-import base64
 import binascii
-import bisect
 import collections
 import gc
 import hashlib
@@ -16,11 +14,9 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from rooms.signalwire import schema
 from sandbox import seed as seed_data
@@ -31,139 +27,39 @@ from sandbox.errors import (
     SandboxNotFound,
     SandboxValidationError,
 )
+from sandbox.faults import Fault, FaultsMixin
 from sandbox.logs import LogsMixin
+from sandbox.paging import Collection, PagingMixin, b64, unb64
 from sandbox.recordings import RecordingsMixin
 from sandbox.streams import StreamsMixin
 from sandbox.validation import (
-    INT32_MAX,
     check_join_window,
     conference_defaults,
     error_item,
     format_stamp,
     parse_datetime,
-    parse_query_integer,
-    query_values,
     room_defaults,
     validate_body,
 )
 
-FAULT_STATUSES = (500, 502, 503, 429, "drop")
 TOKEN_PUBLIC_FIELDS = ("id", "name", "token", "scopes")
 REQUEST_LOG_MAX = 200_000
 MAX_LATENCY = 600.0
 BIG_SEED = 10_000
-Key = tuple[str, str]
 Observer = Callable[[str, str, Any, Any], None]
 
 
-@dataclass
-class Fault:
-    """One injected misbehaviour and the requests it applies to."""
-
-    status: int | str
-    remaining: int | None = None
-    fraction: float | None = None
-    retry_after: float | None = None
-    methods: frozenset[str] | None = None
-    path_prefix: str | None = None
-    after_processing: bool = False
-
-    def matches(self, method: str, path: str) -> bool:
-        """Tell whether a request falls under this fault's filters."""
-        if self.methods is not None and method.upper() not in self.methods:
-            return False
-        return self.path_prefix is None or path.startswith(self.path_prefix)
-
-
-class _Collection:
-    """Objects by id, plus their (created_at, id) order and a name index."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.keys: list[Key] = []
-        self.key_of: dict[str, Key] = {}
-        self.names: dict[str, str] = {}
-
-    def insert(self, obj: dict[str, Any]) -> None:
-        key = (obj["created_at"], obj["id"])
-        self.objects[obj["id"]] = obj
-        self.key_of[obj["id"]] = key
-        self.names[obj["name"]] = obj["id"]
-        if not self.keys or key > self.keys[-1]:
-            self.keys.append(key)
-        else:
-            bisect.insort(self.keys, key)
-
-    def bulk_insert(self, objs: list[dict[str, Any]]) -> None:
-        for obj in objs:
-            key = (obj["created_at"], obj["id"])
-            self.objects[obj["id"]] = obj
-            self.key_of[obj["id"]] = key
-            self.names[obj["name"]] = obj["id"]
-            self.keys.append(key)
-        self.keys.sort()
-
-    def remove(self, object_id: str) -> dict[str, Any] | None:
-        obj = self.objects.pop(object_id, None)
-        key = self.key_of.pop(object_id, None)
-        if key is not None:
-            index = bisect.bisect_left(self.keys, key)
-            if index < len(self.keys) and self.keys[index] == key:
-                del self.keys[index]
-        if obj is not None and self.names.get(obj.get("name")) == object_id:
-            del self.names[obj["name"]]
-        return obj
-
-    def rename(self, object_id: str, old: str, new: str) -> None:
-        if self.names.get(old) == object_id:
-            del self.names[old]
-        self.names[new] = object_id
-
-    def owner_of(self, name: str) -> str | None:
-        object_id = self.names.get(name)
-        obj = self.objects.get(object_id) if object_id else None
-        if obj is not None and obj.get("name") == name:
-            return object_id
-        return None
-
-    def clear(self) -> None:
-        self.objects.clear()
-        self.keys.clear()
-        self.key_of.clear()
-        self.names.clear()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _single(params: dict[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    return values[-1] if values else None
-
-
-def _parse_filter_time(value: str) -> datetime | None:
-    if value.isascii() and value.isdigit():
-        try:
-            return datetime.fromtimestamp(int(value), UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    return parse_datetime(value)
-
-
-class SandboxSpace(StreamsMixin, SessionsMixin, RecordingsMixin, LogsMixin):
+class SandboxSpace(
+    PagingMixin, FaultsMixin, StreamsMixin, SessionsMixin, RecordingsMixin, LogsMixin
+):
     """Everything a sandbox Space holds; every method is safe to call from many threads."""
 
     def __init__(self, project_id: str = "sandbox-project") -> None:
         self.project_id = project_id
         self._lock = threading.RLock()
         self._secret = secrets.token_bytes(32)
-        self._conferences = _Collection()
-        self._rooms = _Collection()
+        self._conferences = Collection()
+        self._rooms = Collection()
         self._tokens: dict[str, dict[str, Any]] = {}
         self._tokens_of: dict[str, list[str]] = {}
         self._faults: list[Fault] = []
@@ -284,80 +180,6 @@ class SandboxSpace(StreamsMixin, SessionsMixin, RecordingsMixin, LogsMixin):
             raise ValueError(f"latency must be between 0 and {MAX_LATENCY} seconds")
         with self._lock:
             self._latency = seconds
-
-    # --- faults -------------------------------------------------------------------------
-
-    def inject_fault(
-        self,
-        status: int | str,
-        count: int | None = None,
-        fraction: float | None = None,
-        retry_after: float | None = None,
-        methods: Iterable[str] | None = None,
-        path_prefix: str | None = None,
-        after_processing: bool = False,
-    ) -> None:
-        """Make matching API requests fail: the next `count`, a `fraction`, or all of them."""
-        if isinstance(status, str) and status.isdigit():
-            status = int(status)
-        if status not in FAULT_STATUSES or isinstance(status, bool):
-            raise ValueError(f"status must be one of {FAULT_STATUSES}")
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            raise ValueError("count must be an integer")
-        if count is not None and count < 1:
-            raise ValueError("count must be at least 1")
-        if fraction is not None:
-            if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-                raise ValueError("fraction must be a number")
-            if not 0 <= fraction <= 1:
-                raise ValueError("fraction must be between 0 and 1")
-        if retry_after is not None:
-            if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
-                raise ValueError("retry_after must be a number of seconds")
-            if retry_after < 0:
-                raise ValueError("retry_after must not be negative")
-        if isinstance(methods, str):
-            methods = [methods]
-        method_set = frozenset(m.upper() for m in methods) if methods is not None else None
-        if path_prefix is not None and not isinstance(path_prefix, str):
-            raise ValueError("path_prefix must be a string")
-        fault = Fault(
-            status=status,
-            remaining=count,
-            fraction=None if fraction is None else float(fraction),
-            retry_after=retry_after,
-            methods=method_set,
-            path_prefix=path_prefix,
-            after_processing=bool(after_processing),
-        )
-        with self._lock:
-            self._faults.append(fault)
-
-    def clear_faults(self) -> None:
-        """Remove every injected fault."""
-        with self._lock:
-            self._faults.clear()
-
-    @property
-    def faults(self) -> list[Fault]:
-        """The faults still active, in the order they are tried."""
-        with self._lock:
-            return list(self._faults)
-
-    def take_fault(self, method: str, path: str, after_processing: bool) -> Fault | None:
-        """Decide whether this request fails now; consume one use of the fault if so."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.after_processing != after_processing or not fault.matches(method, path):
-                    continue
-                if fault.fraction is not None and self._fault_rng.random() >= fault.fraction:
-                    continue
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                return fault
-            return None
 
     # --- request log and observers ------------------------------------------------------
 
@@ -719,11 +541,11 @@ class SandboxSpace(StreamsMixin, SessionsMixin, RecordingsMixin, LogsMixin):
         claims["exp"] = claims.get("rat") or claims.get("ju") or now + 3600
         header = {"typ": "VRT", "alg": "HS256"}
         signing_input = (
-            f"{_b64(json.dumps(header, separators=(',', ':')).encode())}."
-            f"{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+            f"{b64(json.dumps(header, separators=(',', ':')).encode())}."
+            f"{b64(json.dumps(claims, separators=(',', ':')).encode())}"
         )
         signature = hmac.new(self._secret, signing_input.encode("ascii"), hashlib.sha256)
-        return {"token": f"{signing_input}.{_b64(signature.digest())}"}
+        return {"token": f"{signing_input}.{b64(signature.digest())}"}
 
     def verify_room_token(self, token: str) -> dict[str, Any]:
         """Check a room token's signature and return its claims (ValueError if forged)."""
@@ -732,137 +554,11 @@ class SandboxSpace(StreamsMixin, SessionsMixin, RecordingsMixin, LogsMixin):
             expected = hmac.new(
                 self._secret, f"{header}.{claims}".encode("ascii"), hashlib.sha256
             ).digest()
-            if not hmac.compare_digest(expected, _unb64(signature)):
+            if not hmac.compare_digest(expected, unb64(signature)):
                 raise ValueError("bad signature")
-            return json.loads(_unb64(claims))
+            return json.loads(unb64(claims))
         except (binascii.Error, UnicodeError, json.JSONDecodeError) as exc:
             raise ValueError("not a room token") from exc
-
-    # --- paging -------------------------------------------------------------------------
-
-    def _page_token(self, scope: str, key: Key) -> str:
-        payload = _b64(json.dumps({"s": scope, "k": list(key)}, separators=(",", ":")).encode())
-        signature = hmac.new(self._secret, f"page:{payload}".encode(), hashlib.sha256).digest()
-        return f"{payload}.{_b64(signature[:12])}"
-
-    def _read_page_token(self, scope: str, token: str) -> Key | None:
-        try:
-            payload, signature = token.split(".")
-            expected = hmac.new(self._secret, f"page:{payload}".encode(), hashlib.sha256)
-            if not hmac.compare_digest(expected.digest()[:12], _unb64(signature)):
-                return None
-            data = json.loads(_unb64(payload))
-            key = data["k"]
-            if data["s"] != scope or len(key) != 2 or not all(isinstance(k, str) for k in key):
-                return None
-            return (key[0], key[1])
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
-            return None
-
-    def _list(
-        self,
-        scope: str,
-        keys: list[Key],
-        objects: Mapping[str, dict[str, Any]],
-        base_url: str,
-        query: str,
-        *,
-        filters: bool,
-        shape: Callable[[dict[str, Any]], dict[str, Any]] = dict,
-        predicate: Callable[[dict[str, Any]], bool] | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """One page of `keys` (sorted), with links; `errors` from the caller's own checks."""
-        params = query_values(query)
-        errors = list(errors or [])
-        page_size = schema.PAGE_SIZE_DEFAULT
-        raw_size = _single(params, "page_size")
-        if raw_size is not None:
-            page_size, message = parse_query_integer(
-                raw_size, "page_size", schema.PAGE_SIZE_MIN, schema.PAGE_SIZE_MAX
-            )
-            if message:
-                errors.append(error_item("page_size", message))
-        page_number = 0
-        raw_number = _single(params, "page_number")
-        if raw_number is not None:
-            page_number, message = parse_query_integer(raw_number, "page_number", 0, INT32_MAX)
-            if message:
-                errors.append(error_item("page_number", message))
-        after: Key | None = None
-        raw_token = _single(params, "page_token")
-        if raw_token:
-            after = self._read_page_token(scope, raw_token)
-            if after is None:
-                errors.append(error_item("page_token", "Page token is invalid"))
-        elif page_number > 0:
-            errors.append(error_item("page_token", "Page token must be present"))
-        if filters:
-            predicate, filter_errors = _time_filter(params)
-            errors += filter_errors
-        if errors:
-            raise SandboxValidationError(errors)
-
-        def wanted(key: Key) -> bool:
-            obj = objects.get(key[1])
-            return obj is not None and (predicate is None or predicate(obj))
-
-        start = 0 if after is None else bisect.bisect_right(keys, after)
-        data: list[dict[str, Any]] = []
-        index = start
-        last_key: Key | None = None
-        while index < len(keys) and len(data) < page_size:
-            key = keys[index]
-            if wanted(key):
-                data.append(shape(objects[key[1]]))
-                last_key = key
-            index += 1
-        has_next = False
-        if len(data) == page_size:
-            probe = index
-            while probe < len(keys):
-                if wanted(keys[probe]):
-                    has_next = True
-                    break
-                probe += 1
-        extras = [
-            (name, value)
-            for name, value in parse_qsl(query, keep_blank_values=True)
-            if name not in ("page_number", "page_size", "page_token")
-        ]
-
-        def link(params_: list[tuple[str, Any]]) -> str:
-            return f"{base_url}?{urlencode(extras + params_)}"
-
-        links: dict[str, str] = {
-            "self": f"{base_url}?{query}" if query else base_url,
-            "first": link([("page_size", page_size)]),
-        }
-        if has_next and last_key is not None:
-            links["next"] = link(
-                [
-                    ("page_number", page_number + 1),
-                    ("page_size", page_size),
-                    ("page_token", self._page_token(scope, last_key)),
-                ]
-            )
-        if after is not None and start > 0:
-            back, found = start, 0
-            while back > 0 and found < page_size:
-                back -= 1
-                if wanted(keys[back]):
-                    found += 1
-            if back == 0 or page_number <= 1:
-                links["prev"] = links["first"]
-            else:
-                links["prev"] = link(
-                    [
-                        ("page_number", page_number - 1),
-                        ("page_size", page_size),
-                        ("page_token", self._page_token(scope, keys[back - 1])),
-                    ]
-                )
-        return {"links": links, "data": data}
 
     @staticmethod
     def _object_body(body: Any) -> dict[str, Any]:
@@ -881,36 +577,3 @@ def _public_token(token: dict[str, Any]) -> dict[str, Any]:
     public = {key: token.get(key) for key in TOKEN_PUBLIC_FIELDS}
     public["scopes"] = list(public["scopes"] or [])
     return public
-
-
-def _time_filter(
-    params: dict[str, list[str]],
-) -> tuple[Callable[[dict[str, Any]], bool] | None, list[dict[str, Any]]]:
-    errors: list[dict[str, Any]] = []
-    bounds: dict[str, datetime] = {}
-    for name in ("starts_after", "ends_before"):
-        raw = _single(params, name)
-        if raw:
-            moment = _parse_filter_time(raw)
-            if moment is None:
-                human = name.replace("_", " ").capitalize()
-                errors.append(error_item(name, f"{human} must be a valid RFC 3339 datetime"))
-            else:
-                bounds[name] = moment
-    if not bounds:
-        return None, errors
-
-    def predicate(obj: dict[str, Any]) -> bool:
-        if "starts_after" in bounds:
-            start = obj.get("join_from")
-            moment = parse_datetime(start) if isinstance(start, str) else None
-            if moment is None or moment < bounds["starts_after"]:
-                return False
-        if "ends_before" in bounds:
-            end = obj.get("join_until")
-            moment = parse_datetime(end) if isinstance(end, str) else None
-            if moment is None or moment > bounds["ends_before"]:
-                return False
-        return True
-
-    return predicate, errors
