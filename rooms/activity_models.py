@@ -15,7 +15,10 @@ class RoomSession(models.Model):
 
     remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
     conference = models.ForeignKey(
-        "rooms.Conference", on_delete=models.SET_NULL, null=True, blank=True,
+        "rooms.Conference",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="sessions",
     )
     room = models.ForeignKey(

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rooms import sync
+from rooms import sessions, sync
 from rooms.models import SyncRun
 from rooms.signalwire.errors import SignalWireError
 
@@ -35,19 +35,29 @@ class Command(BaseCommand):
             help="Refresh the tokens of every conference (slower: one request each).",
         )
         parser.add_argument(
+            "--sessions",
+            action="store_true",
+            help="Refresh live room sessions, then mirror new and changed past ones.",
+        )
+        parser.add_argument(
             "--page-size", type=int, default=None, help="Rows per listed page (1..1000)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         chosen = [
             name
-            for name in ("conferences", "rooms", "tokens", "refresh_tokens")
+            for name in ("conferences", "rooms", "tokens", "refresh_tokens", "sessions")
             if options[name]
         ]
         if not chosen:
             chosen = ["conferences", "rooms", "tokens"]
         page_size = options["page_size"]
         failures = []
+        if "sessions" in chosen:  # the live refresh first: it closes sessions that ended
+            chosen[chosen.index("sessions") : chosen.index("sessions") + 1] = [
+                "live_sessions",
+                "sessions",
+            ]
         for name in chosen:
             label = name.replace("_", " ")
             self.stdout.write(f"Syncing {label}...")
@@ -73,6 +83,10 @@ class Command(BaseCommand):
             return sync.sync_conferences(page_size=page_size, **common)
         if name == "rooms":
             return sync.sync_rooms(page_size=page_size, **common)
+        if name == "live_sessions":
+            return sessions.sessions_refresh_live(**common)
+        if name == "sessions":
+            return sessions.sessions_sync_history(page_size=page_size, **common)
         return sync.sync_conference_tokens(missing_only=name == "tokens", **common)
 
     def _progress(self, run: SyncRun) -> None:

@@ -1,0 +1,93 @@
+"""SignalWire calls for what happens in rooms: room sessions, their members and events.
+
+The client's paging (links.next only on the Space, loop and size bounds) is reused as is;
+the filters of a listing go on its first request and SignalWire carries them in links.next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from rooms.signalwire.client import API, SignalWireClient
+
+SESSIONS = f"{API}/room_sessions"
+LIVE = "in-progress"
+COMPLETED = "completed"
+
+
+class _FilteredListing:
+    """Lend a client's paging to a listing whose first request carries query filters."""
+
+    def __init__(self, client: SignalWireClient, filters: dict[str, str]) -> None:
+        self._client = client
+        self._filters = filters
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _send(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        params = kwargs.get("params")
+        if params is not None:  # only the first page: later ones follow links.next
+            kwargs["params"] = {**self._filters, **params}
+        return self._client._send(method, path_or_url, **kwargs)
+
+
+def iter_pages(
+    client: SignalWireClient,
+    path: str,
+    *,
+    filters: dict[str, str] | None = None,
+    page_size: int | None = None,
+) -> Iterator[list[dict]]:
+    """Yield each page of a listing with optional filters, through the client's own paging."""
+    public = getattr(client, "iter_pages", None)
+    if public is not None:  # the client's public hook, once it has one
+        return public(path, params=filters or {}, page_size=page_size)
+    if not filters:
+        return client._iter_pages(path, page_size)
+    return SignalWireClient._iter_pages(_FilteredListing(client, filters), path, page_size)  # type: ignore[arg-type]
+
+
+def iter_session_pages(
+    client: SignalWireClient,
+    *,
+    status: str | None = None,
+    room_id: str | None = None,
+    room_name: str | None = None,
+    page_size: int | None = None,
+) -> Iterator[list[dict]]:
+    """Yield room sessions (newest first) page by page, filtered as SignalWire allows."""
+    filters = {
+        key: value
+        for key, value in (("status", status), ("room_id", room_id), ("room_name", room_name))
+        if value is not None
+    }
+    return iter_pages(client, SESSIONS, filters=filters, page_size=page_size)
+
+
+def get_session(client: SignalWireClient, session_id: str) -> dict:
+    """Fetch one room session's summary by id."""
+    return client._object("GET", f"{SESSIONS}/{quote(session_id, safe='')}")
+
+
+def list_session_members(
+    client: SignalWireClient, session_id: str, *, page_size: int | None = None
+) -> list[dict]:
+    """Fetch every member of a room session, in the order they joined."""
+    path = f"{SESSIONS}/{quote(session_id, safe='')}/members"
+    return [row for page in iter_pages(client, path, page_size=page_size) for row in page]
+
+
+def list_session_events(
+    client: SignalWireClient, session_id: str, *, limit: int = 1000
+) -> list[dict]:
+    """Fetch a room session's events in order, at most `limit` of them."""
+    path = f"{SESSIONS}/{quote(session_id, safe='')}/events"
+    events: list[dict] = []
+    for page in iter_pages(client, path, page_size=min(limit, 1000)):
+        events.extend(page)
+        if len(events) >= limit:
+            return events[:limit]
+    return events
