@@ -13,9 +13,10 @@ from typing import Any
 
 from rooms.signalwire import schema
 from sandbox.errors import SandboxNotFound
+from sandbox.events import EventsMixin
+from sandbox.paging import Collection, Key
 from sandbox.validation import error_item, format_stamp, query_values
 
-Key = tuple[str, str]
 SESSION_LIST_FIELDS = (
     "id",
     "room_id",
@@ -69,7 +70,6 @@ _MAX_MICROS = 10**17
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME_RE = re.compile(schema.NAME_PATTERN)
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_EVENT_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4c1b-9d6e-2b7f4a9c0e11")
 
 
 def micros(moment: datetime) -> int:
@@ -90,17 +90,12 @@ def member_cost(seconds: int) -> float:
     return round(max(1, math.ceil(seconds / 60)) * MEMBER_MINUTE_RATE, 4)
 
 
-def event_id(*parts: str) -> str:
-    """A stable event id derived from what the event is about."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, "/".join(parts)))
-
-
 def public_member(member: dict[str, Any]) -> dict[str, Any]:
     """A member in the API's shape."""
     return {key: member[key] for key in MEMBER_FIELDS}
 
 
-class SessionsMixin:
+class SessionsMixin(EventsMixin):
     """The room session, member and event operations of a SandboxSpace."""
 
     _lock: threading.RLock
@@ -108,6 +103,15 @@ class SessionsMixin:
     _list: Callable[..., dict[str, Any]]
     now: Callable[[], datetime]
     project_id: str
+    _rooms: Collection
+    _conferences: Collection
+    _recordings: dict[str, dict[str, Any]]
+    _logs: dict[str, dict[str, Any]]
+    _start_recording: Callable[[dict[str, Any], str], dict[str, Any]]
+    _finish_recordings: Callable[[dict[str, Any], str, str], None]
+    _write_log: Callable[[dict[str, Any], str], dict[str, Any]]
+    _add_recordings: Callable[[list[tuple[dict[str, Any], Key]]], None]
+    _add_logs: Callable[[list[tuple[dict[str, Any], Key]]], None]
 
     def _init_sessions(self) -> None:
         self._sessions: dict[str, dict[str, Any]] = {}
@@ -124,8 +128,8 @@ class SessionsMixin:
             "live_sessions": len(self._live),
             "members": sum(len(m) for m in self._members_of.values())
             + sum(s.get("_member_count", 0) for s in self._sessions.values()),
-            "room_recordings": len(self._recordings),  # type: ignore[attr-defined]
-            "logs": len(self._logs),  # type: ignore[attr-defined]
+            "room_recordings": len(self._recordings),
+            "logs": len(self._logs),
         }
 
     @property
@@ -222,72 +226,6 @@ class SessionsMixin:
             events = self._session_events(session) if session is not None else []
             return self._events_page(f"events:{session_id}", events, base_url, query)
 
-    def _events_page(
-        self, scope: str, events: list[dict[str, Any]], base_url: str, query: str
-    ) -> dict[str, Any]:
-        keys = [(f"{index:06d}", event["id"]) for index, event in enumerate(events)]
-        objects = {event["id"]: event for event in events}
-        return self._list(scope, keys, objects, base_url, query, filters=False)
-
-    def _event(
-        self, session: dict[str, Any], name: str, at: str, subject: str, **extra: Any
-    ) -> dict[str, Any]:
-        event = {
-            "id": event_id(session["id"], name, subject),
-            "project_id": self._project_uuid(),
-            "room_id": session["_room_uuid"],
-            "room_session_id": session["id"],
-            "level": "info",
-            "name": name,
-            "payload": {"room_name": session["name"], **extra.pop("payload", {})},
-            "created_at": at,
-        }
-        event.update(extra)
-        return event
-
-    def _project_uuid(self) -> str:
-        try:
-            return str(uuid.UUID(self.project_id))
-        except ValueError:
-            return str(uuid.uuid5(_EVENT_NAMESPACE, f"project/{self.project_id}"))
-
-    def _session_events(self, session: dict[str, Any]) -> list[dict[str, Any]]:
-        timed: list[tuple[str, int, dict[str, Any]]] = [
-            (
-                session["start_time"],
-                0,
-                self._event(session, "room.started", session["start_time"], ""),
-            ),
-        ]
-        for member in self._members(session["id"]):
-            payload = {"member_id": member["id"], "name": member["name"]}
-            for name, at in (
-                ("member.joined", member["join_time"]),
-                ("member.left", member["leave_time"]),
-            ):
-                if at is not None:
-                    event = self._event(
-                        session,
-                        name,
-                        at,
-                        member["id"],
-                        payload=dict(payload),
-                        room_participant_id=member["id"],
-                    )
-                    timed.append((at, 1, event))
-        for recording in self._recordings_of_session(session["id"]):  # type: ignore[attr-defined]
-            timed.extend((at, 1, event) for at, event in self._recording_events(recording, session))  # type: ignore[attr-defined]
-        if session["end_time"] is not None:
-            timed.append(
-                (
-                    session["end_time"],
-                    2,
-                    self._event(session, "room.ended", session["end_time"], ""),
-                )
-            )
-        timed.sort(key=lambda item: (item[0], item[1]))
-        return [event for _, _, event in timed]
-
     # --- the control API ----------------------------------------------------------------
 
     def start_session(
@@ -327,7 +265,7 @@ class SessionsMixin:
             self._live_by_name[name] = session["id"]
             self._members_of[session["id"]] = []
             if session["_record"]:
-                self._start_recording(session, stamp)  # type: ignore[attr-defined]
+                self._start_recording(session, stamp)
             for member_name in names:
                 self._join(session, member_name)
             return _list_shape(session)
@@ -335,7 +273,7 @@ class SessionsMixin:
     def _find_owner(
         self, room_id: str | None, room_name: str | None
     ) -> tuple[str | None, dict | None]:
-        rooms, conferences = self._rooms, self._conferences  # type: ignore[attr-defined]
+        rooms, conferences = self._rooms, self._conferences
         if room_id is not None:
             for kind, store in (("room", rooms), ("conference", conferences)):
                 if room_id in store.objects:
@@ -434,16 +372,16 @@ class SessionsMixin:
             session["updated_at"] = self._stamp()
             del self._live[session_id]
             self._live_by_name.pop(session["name"], None)
-            self._finish_recordings(session, stamp, recording_status)  # type: ignore[attr-defined]
-            self._write_log(session, stamp)  # type: ignore[attr-defined]
+            self._finish_recordings(session, stamp, recording_status)
+            self._write_log(session, stamp)
             return _list_shape(session)
 
     def _seed_sessions(self, count: int, seed: int, until: datetime) -> None:
         from sandbox.activity_seed import build_history
 
         with self._lock:
-            owners = [("room", room) for room in self._rooms.objects.values()]  # type: ignore[attr-defined]
-            owners += [("conference", c) for c in self._conferences.objects.values()]  # type: ignore[attr-defined]
+            owners = [("room", room) for room in self._rooms.objects.values()]
+            owners += [("conference", c) for c in self._conferences.objects.values()]
             history = build_history(count, seed, until, owners, len(self._sessions))
             for session, key in history.sessions:
                 if session["id"] in self._sessions:
@@ -461,8 +399,8 @@ class SessionsMixin:
                 for keys in index.values():
                     keys.sort()
             self._session_keys.sort()
-            self._add_recordings(history.recordings)  # type: ignore[attr-defined]
-            self._add_logs(history.logs)  # type: ignore[attr-defined]
+            self._add_recordings(history.recordings)
+            self._add_logs(history.logs)
 
 
 def new_session(

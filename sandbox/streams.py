@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox.errors import SandboxNotFound, SandboxValidationError
+from sandbox.paging import Collection
 from sandbox.validation import error_item, humanize
 
 STREAM_FIELDS = ("id", "url", "stream_type", "width", "height", "fps", "created_at", "updated_at")
@@ -99,10 +100,11 @@ class StreamsMixin:
     _streams: dict[str, dict[str, Any]]
     _streams_of: dict[str, list[str]]
     _stamp: Callable[[], str]
-    _list: Callable[..., dict[str, Any]]
+    _rooms: Collection
+    _conferences: Collection
 
     def _owner(self, kind: str, owner_id: str) -> dict[str, Any] | None:
-        store = self._rooms if kind == "room" else self._conferences  # type: ignore[attr-defined]
+        store = self._rooms if kind == "room" else self._conferences
         return store.objects.get(owner_id)
 
     def create_stream(self, kind: str, owner_id: str, body: dict[str, Any]) -> dict[str, Any]:
