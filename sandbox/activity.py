@@ -137,6 +137,12 @@ class SessionsMixin(EventsMixin):
         """Every session by id (internal records: API fields plus `_` bookkeeping)."""
         return self._sessions
 
+    def live_sessions(self) -> list[dict[str, str]]:
+        """The id and room name of each session in progress, oldest first."""
+        with self._lock:
+            keys = sorted(self._live.values(), reverse=True)
+            return [{"id": key[1], "name": self._sessions[key[1]]["name"]} for key in keys]
+
     def _index_session(self, session: dict[str, Any], key: Key) -> None:
         session["_key"] = key
         self._sessions[session["id"]] = session

@@ -29,8 +29,7 @@ def session_control(
     """Answer a session or clock control request; None when the path is not one of them."""
     if path == "/__sandbox__/sessions":
         if method == "GET":
-            live = [s for s in space.room_sessions.values() if s["status"] == "in-progress"]
-            return 200, {"live": [{"id": s["id"], "name": s["name"]} for s in live]}
+            return 200, {"live": space.live_sessions()}
         _only(body, {"room_id", "room_name", "members", "record"})
         return 200, space.start_session(
             room_id=body.get("room_id"),

@@ -78,6 +78,8 @@ def test_a_session_in_a_conference_by_id_and_one_on_the_fly(api, sandbox):
     assert in_conference["name"] == conference["name"]
     on_the_fly = control(api, "sessions", {"room_name": "made_by_a_token"}).json()
     assert on_the_fly["room_id"] is None and on_the_fly["name"] == "made_by_a_token"
+    live = control(api, "sessions", method="GET").json()["live"]
+    assert [s["id"] for s in live] == [in_conference["id"], on_the_fly["id"]]
     by_name = api.get("/api/video/room_sessions?room_name=made_by_a_token").json()["data"]
     assert [s["id"] for s in by_name] == [on_the_fly["id"]]
     matching = api.get("/api/video/room_sessions?room_name_matches=by_a_tok").json()["data"]
