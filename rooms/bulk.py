@@ -4,20 +4,28 @@ The request only records an ActionRun with the selected keys and queues its firs
 (by task name, through rooms.outbox); it never waits on SignalWire. The worker takes the
 keys batch by batch, calls the same services a single edit uses, and keeps the run's
 progress and summary up to date, so admin shows how far it got and what happened.
+
+A bulk edit (`bulk_edit_start`) and its restore (`bulk_restore_start`) are runs too: each
+row goes through the same remote-first update service as a single edit, under an audit
+context whose correlation id is the run's id, so the change log shows the edit as one.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from rooms import outbox, services, tokens
-from rooms.audit import audit_context
-from rooms.models import ActionRun, AuditEntry
+from rooms import outbox, restore, services, tokens
+from rooms.audit import audit_context, json_value
+from rooms.models import ActionRun, AuditEntry, Conference, Room, SyncState
+from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
 
@@ -28,6 +36,23 @@ DONE_STATES = (
     ActionRun.State.FINISHED_WITH_ERRORS,
     ActionRun.State.NOT_QUEUED,
 )
+# Rows SignalWire refused that a run keeps with their message; later ones are only counted.
+FAILURES_KEPT = 500
+# What a bulk edit may set: the fields of SignalWire's PUT that the model lets staff edit.
+BULK_EDITABLE: dict[type[models.Model], tuple[str, ...]] = {
+    model: tuple(f for f in fields if model._meta.get_field(f).editable)
+    for model, fields in restore.RESTORABLE_FIELDS.items()
+}
+# Fields PUT cannot clear (it keeps what it is not sent and takes no nulls).
+NOT_CLEARABLE = ("join_from", "join_until", "remove_at", "remove_after_seconds_elapsed", "meta")
+# A row in one of these states holds changes SignalWire does not have yet: a bulk edit
+# would send them along, so it leaves the row alone.
+UNPUSHED_OR_REFUSED = (SyncState.PENDING_PUSH, SyncState.PENDING_DELETE, SyncState.PUSH_FAILED)
+# Outcomes of a bulk edit or restore, grouped as its run page reports them.
+CHANGED, UNCHANGED, PENDING, FAILED = "changed", "unchanged", "left_pending", "failed"
+SKIPPED_UNPUSHED = "skipped_unpushed"
+SKIPPED_DELETED = "skipped_deleted_remotely"
+SKIPPED_CHANGED_SINCE = "skipped_changed_since"
 
 
 def action_run_start(*, action: str, rows: models.QuerySet, actor: Any = None) -> ActionRun:
@@ -78,8 +103,10 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     batch = run.pks[offset : offset + settings.ROOMS_ACTION_BATCH_SIZE]
     counts: Counter[str] = Counter()
     errors: list[str] = []
-    model = services.mirror_for(run.kind).model
-    rows = model.objects.in_bulk(batch)
+    failures: list[dict[str, Any]] = []
+    model = _model_of(run.kind)
+    rows = model._default_manager.in_bulk(batch)
+    edits = _batch_edits(run, model, batch)
     with audit_context(
         source=AuditEntry.Source.ADMIN, actor=run.requested_by, correlation_id=run.run_id.hex
     ):
@@ -90,12 +117,19 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                 counts["gone_meanwhile"] += 1
                 continue
             try:
-                counts[_carry_out(run, row, client)] += 1
-            except SignalWireError as exc:
-                counts["failed"] += 1
-                errors.append(f"{row}: {exc}")
+                if edits is None:
+                    counts[_carry_out(run, row, client)] += 1
+                else:
+                    counts[_edit_row(run, row, edits.get(pk, {}), client)] += 1
+            except (SignalWireError, ValidationError) as exc:
+                counts[FAILED] += 1
+                message = _message(exc)
+                errors.append(f"{row}: {message}")
+                failures.append({"pk": pk, "name": str(row), "message": message})
     next_offset = offset + len(batch)
-    _record_progress(run.pk, counts, errors, finished=next_offset >= len(run.pks))
+    _record_progress(
+        run.pk, counts, errors, finished=next_offset >= len(run.pks), failures=failures
+    )
     return None if next_offset >= len(run.pks) else next_offset
 
 
@@ -138,7 +172,14 @@ def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
     raise ValueError(f"unknown action {run.action!r}")
 
 
-def _record_progress(pk: int, counts: Counter[str], errors: list[str], *, finished: bool) -> None:
+def _record_progress(
+    pk: int,
+    counts: Counter[str],
+    errors: list[str],
+    *,
+    finished: bool,
+    failures: list[dict[str, Any]] | None = None,
+) -> None:
     """Add one batch's outcomes to the run, in one short transaction."""
     with transaction.atomic():
         run = ActionRun.objects.select_for_update().get(pk=pk)
@@ -149,9 +190,285 @@ def _record_progress(pk: int, counts: Counter[str], errors: list[str], *, finish
         run.errors += len(errors)
         if errors and len(run.error) < ERROR_TEXT_MAX:
             run.error = "\n".join([run.error, *errors]).strip()[:ERROR_TEXT_MAX]
+        if failures and len(run.failures) < FAILURES_KEPT:
+            run.failures = [*run.failures, *failures][:FAILURES_KEPT]
         if finished:
             run.finished_at = timezone.now()
             run.state = (
                 ActionRun.State.FINISHED_WITH_ERRORS if run.errors else ActionRun.State.SUCCEEDED
             )
-        run.save(update_fields=["counts", "done", "errors", "error", "finished_at", "state"])
+        run.save(
+            update_fields=["counts", "done", "errors", "error", "failures", "finished_at", "state"]
+        )
+
+
+# --- bulk edits and their restores ------------------------------------------------------
+
+
+def _model_of(kind: str) -> type[models.Model]:
+    """Return the mirrored model a run's kind names."""
+    return services.mirror_for(kind).model
+
+
+def bulk_editable_fields(model: type[models.Model]) -> tuple[str, ...]:
+    """Name the fields a bulk edit of this model may set."""
+    if model not in BULK_EDITABLE:
+        raise ValueError(f"{model.__name__} cannot be bulk edited")
+    return BULK_EDITABLE[model]
+
+
+def bulk_edit_clean(*, model: type[models.Model], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a bulk edit's fields and values as the model does; return them cleaned.
+
+    Raises ValidationError (keyed by field) for an unknown or fixed field, a value the
+    field refuses, or clearing a field SignalWire's PUT cannot clear; then nothing runs.
+    """
+    allowed = bulk_editable_fields(model)
+    if not changes:
+        raise ValidationError("Choose at least one field to change.")
+    errors: dict[str, list[str]] = {}
+    cleaned: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in allowed:
+            errors.setdefault(NON_FIELD_ERRORS, []).append(
+                f"“{name}” cannot be changed by a bulk edit."
+            )
+            continue
+        field = model._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        if value is None and name in NOT_CLEARABLE:
+            errors.setdefault(name, []).append(
+                "SignalWire cannot clear this: an update keeps every value it is not sent, "
+                "so the old value would come back."
+            )
+            continue
+        try:
+            cleaned[name] = field.clean(value, None)
+        except ValidationError as exc:
+            errors.setdefault(name, []).extend(exc.messages)
+    join_from, join_until = cleaned.get("join_from"), cleaned.get("join_until")
+    if join_from and join_until and join_from >= join_until:
+        errors.setdefault("join_until", []).append("Join until must be after join from.")
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def bulk_edit_start(
+    *,
+    model: type[models.Model],
+    pks: list[int],
+    changes: Mapping[str, Any],
+    actor: Any = None,
+) -> ActionRun:
+    """Record a bulk edit of the rows and queue its first batch; never call SignalWire.
+
+    Each row is later changed by the same remote-first update service as a single edit.
+    Raises ValidationError when the changes are not valid; then nothing is recorded.
+    """
+    cleaned = bulk_edit_clean(model=model, changes=changes)
+    return _start(
+        action=ActionRun.Action.BULK_EDIT,
+        kind=model._meta.model_name or "",
+        pks=sorted(set(pks)),
+        actor=actor,
+        changes=cleaned,
+    )
+
+
+def bulk_restore_rows(*, run: ActionRun) -> list[int]:
+    """Return the rows a bulk edit changed (those with an audit entry under its run id)."""
+    model = _model_of(run.kind)
+    pks = _edit_entries(run, model).values_list("object_pk", flat=True)
+    return sorted({int(pk) for pk in pks})
+
+
+def bulk_restore_start(
+    *, run: ActionRun, actor: Any = None, pks: list[int] | None = None
+) -> ActionRun:
+    """Queue the undo of a bulk edit for the rows it changed (or those of them in `pks`)."""
+    if run.action != ActionRun.Action.BULK_EDIT:
+        raise ValidationError("Only a bulk edit can be restored.")
+    if run.state not in DONE_STATES:
+        raise ValidationError("This bulk edit is still running; restore it once it ended.")
+    changed = bulk_restore_rows(run=run)
+    if pks is not None:
+        wanted = set(pks)
+        changed = [pk for pk in changed if pk in wanted]
+    if not changed:
+        raise ValidationError("This bulk edit changed no row that could be restored.")
+    return _start(
+        action=ActionRun.Action.RESTORE,
+        kind=run.kind,
+        pks=changed,
+        actor=actor,
+        changes=run.changes,
+        undoes=run,
+    )
+
+
+def _start(
+    *,
+    action: str,
+    kind: str,
+    pks: list[int],
+    actor: Any,
+    changes: Mapping[str, Any],
+    undoes: ActionRun | None = None,
+) -> ActionRun:
+    """Record a bulk edit or restore run and queue its first batch once committed."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    with transaction.atomic():
+        run = ActionRun.objects.create(
+            action=action,
+            kind=kind,
+            requested_by=user,
+            total=len(pks),
+            pks=pks,
+            changes=dict(changes),
+            undoes=undoes,
+        )
+        run.queued = None
+
+        def queue() -> None:
+            run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
+            if not run.queued:
+                run.state = ActionRun.State.NOT_QUEUED
+                run.finished_at = timezone.now()
+                run.error = "The task queue could not be reached, so nothing was done."
+                ActionRun.objects.filter(pk=run.pk).update(
+                    state=run.state, finished_at=run.finished_at, error=run.error
+                )
+
+        transaction.on_commit(queue)
+    # Stored as JSON (datetimes as text); the batches turn them back into field values.
+    run.refresh_from_db(fields=["changes"])
+    return run
+
+
+def decoded_changes(run: ActionRun) -> dict[str, Any]:
+    """Return a bulk edit's changes as field values (datetimes parsed back)."""
+    model = _model_of(run.kind)
+    values = {}
+    for name, value in run.changes.items():
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        values[name] = restore.parse_value(field, value)
+    return values
+
+
+def _edit_entries(run: ActionRun, model: type[models.Model]) -> models.QuerySet:
+    """The audit entries of the rows a bulk edit changed."""
+    return AuditEntry.objects.filter(
+        cid=run.run_id.hex,
+        content_type=ContentType.objects.get_for_model(model),
+        action=AuditEntry.Action.UPDATE,
+    )
+
+
+def _batch_edits(
+    run: ActionRun, model: type[models.Model], batch: list[int]
+) -> dict[int, dict[str, Any]] | None:
+    """Say what each row of a bulk edit's or restore's batch should get; None otherwise.
+
+    A restore gives each row back the value it had before the bulk edit, for the fields
+    the edit set and nobody changed since (the row still holds the edit's value).
+    """
+    if run.action == ActionRun.Action.BULK_EDIT:
+        values = decoded_changes(run)
+        return {pk: values for pk in batch}
+    if run.action != ActionRun.Action.RESTORE or run.undoes is None:
+        return None
+    entries = _edit_entries(run.undoes, model).filter(object_pk__in=[str(pk) for pk in batch])
+    edits: dict[int, dict[str, Any]] = {}
+    fields = set(run.undoes.changes)
+    for entry in entries.order_by("timestamp"):
+        before = {k: v for k, v in restore.restore_values(entry=entry).items() if k in fields}
+        after = {k: pair[1] for k, pair in entry.changes.items() if k in before}
+        edits[int(entry.object_pk)] = {"before": before, "after": after}
+    return edits
+
+
+def _same(field: str, current: Any, value: Any) -> bool:
+    """Tell whether a row already holds a value (colours regardless of letter case)."""
+    if field in schema.COLOUR_FIELDS and isinstance(current, str) and isinstance(value, str):
+        return current.lower() == value.lower()
+    return bool(current == value)
+
+
+def _edit_row(run: ActionRun, row: Any, edit: dict[str, Any], client: SignalWireClient) -> str:
+    """Change one row through the remote-first update service; name the outcome."""
+    if row.sync_state in UNPUSHED_OR_REFUSED:
+        return SKIPPED_UNPUSHED
+    if row.sync_state == SyncState.DELETED_REMOTELY:
+        return SKIPPED_DELETED
+    if run.action == ActionRun.Action.RESTORE:
+        if not edit:
+            return SKIPPED_CHANGED_SINCE
+        # A field someone changed after the bulk edit keeps that later value.
+        data, changed_since = {}, False
+        for name, value in edit["before"].items():
+            field = row._meta.get_field(name)
+            current = json_value(field, getattr(row, name))
+            if current == edit["after"][name]:
+                data[name] = value
+            elif current != json_value(field, value):
+                changed_since = True
+        if not data:
+            return SKIPPED_CHANGED_SINCE if changed_since else UNCHANGED
+    else:
+        data = dict(edit)
+    data = {name: v for name, v in data.items() if not _same(name, getattr(row, name), v)}
+    if not data:
+        # Already there (an earlier attempt of this batch landed it): nothing is sent again.
+        return UNCHANGED
+    result: Conference | Room
+    try:
+        if isinstance(row, Conference):
+            result = services.conference_update(
+                conference=row, data=data, actor=run.requested_by, client=client
+            )
+        elif isinstance(row, Room):
+            result = services.room_update(
+                room=row, data=data, actor=run.requested_by, client=client
+            )
+        else:  # pragma: no cover - BULK_EDITABLE names only these two
+            raise ValueError(f"cannot edit {type(row).__name__}")
+    except ValidationError:
+        states = type(row)._default_manager.filter(pk=row.pk).values_list("sync_state", flat=True)
+        state = states.first()
+        if state == SyncState.DELETED_REMOTELY:
+            return SKIPPED_DELETED
+        raise
+    if result.sync_state == SyncState.PENDING_PUSH:
+        # Saved here and queued: the row's push task lands it with backoff.
+        return PENDING
+    return CHANGED
+
+
+def _message(exc: Exception) -> str:
+    """Say in one line why a row was refused: SignalWire's messages by field."""
+    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+        parts = []
+        for field, errors in exc.error_dict.items():
+            for message in ValidationError(errors).messages:
+                parts.append(message if field == NON_FIELD_ERRORS else f"{field}: {message}")
+        return "; ".join(parts)
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc)
+
+
+def run_outcomes(run: ActionRun) -> dict[str, int]:
+    """Group a run's counts as staff read them: changed, unchanged, pending, failed, skipped."""
+    counts = run.counts or {}
+    skipped = sum(n for k, n in counts.items() if k.startswith("skipped") or k == "gone_meanwhile")
+    return {
+        "changed": counts.get(CHANGED, 0),
+        "unchanged": counts.get(UNCHANGED, 0),
+        "pending": counts.get(PENDING, 0),
+        "failed": counts.get(FAILED, 0),
+        "skipped": skipped,
+    }

@@ -1,0 +1,326 @@
+"""Bulk edits: many rows changed through the single-row service, in batches, as one run."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from rooms import bulk, services, sync
+from rooms.models import ActionRun, AuditEntry, Conference, Room, SyncState
+
+CHANGELIST = reverse("admin:rooms_conference_changelist")
+
+
+def _conference_puts(sandbox, remote_id: str) -> list[dict]:
+    return [
+        r for r in sandbox.requests
+        if r["method"] == "PUT" and r["path"] == f"/api/video/conferences/{remote_id}"
+    ]
+
+
+def _edit_entries(run: ActionRun) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(cid=run.run_id.hex, action=AuditEntry.Action.UPDATE))
+
+
+@pytest.fixture
+def seeded(sandbox):
+    """Seed the sandbox with conferences and mirror them, as a first sync would."""
+
+    def seed(count: int) -> list[Conference]:
+        sandbox.seed(conferences=count, seed=16)
+        sync.sync_conferences()
+        return list(Conference.objects.order_by("pk"))
+
+    return seed
+
+
+@pytest.mark.django_db
+def test_a_bulk_edit_changes_every_row_in_signalwire_and_here_under_one_run_id(
+    sandbox, seeded, admin_user, settings, eager_tasks, queued,
+    django_capture_on_commit_callbacks,
+):
+    settings.ROOMS_ACTION_BATCH_SIZE = 2
+    rows = seeded(5)
+    sandbox.clear_requests()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows],
+            changes={"layout": "5up", "dark_primary": "#112233"}, actor=admin_user,
+        )
+
+    run.refresh_from_db()
+    assert (run.action, run.state, run.total, run.done) == (
+        ActionRun.Action.BULK_EDIT, ActionRun.State.SUCCEEDED, 5, 5
+    )
+    assert run.counts == {"changed": 5} and run.finished_at is not None
+    assert run.changes == {"layout": "5up", "dark_primary": "#112233"}
+    for row in rows:
+        remote = sandbox.conferences[row.remote_id]
+        assert (remote["layout"], remote["dark_primary"]) == ("5up", "#112233")
+        local = Conference.objects.get(pk=row.pk)
+        assert (local.layout, local.sync_state) == ("5up", SyncState.SYNCED)
+        assert len(_conference_puts(sandbox, row.remote_id)) == 1
+    entries = _edit_entries(run)
+    assert sorted(int(e.object_pk) for e in entries) == [r.pk for r in rows]
+    assert all(e.actor == admin_user and e.source == AuditEntry.Source.ADMIN for e in entries)
+    for entry in entries:
+        assert entry.changes["dark_primary"][1] == "#112233"
+        assert set(entry.changes) <= {"layout", "dark_primary"}
+    assert queued == []
+
+
+@pytest.mark.django_db
+def test_rows_with_unpushed_changes_or_deleted_remotely_are_skipped_and_counted(
+    sandbox, seeded, admin_user, eager_tasks, queued, django_capture_on_commit_callbacks
+):
+    rows = seeded(5)
+    Conference.objects.filter(pk=rows[0].pk).update(sync_state=SyncState.PENDING_PUSH,
+                                                     display_name="My unpushed edit")
+    Conference.objects.filter(pk=rows[1].pk).update(sync_state=SyncState.DELETED_REMOTELY)
+    # Deleted in SignalWire since the last sync: found out by the PUT itself.
+    sandbox.delete_conference(rows[2].remote_id)
+    already = rows[3]
+    Conference.objects.filter(pk=already.pk).update(description="Bulk edited")
+    sandbox.update_conference(already.remote_id, {"description": "Bulk edited"})
+    sandbox.clear_requests()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows], changes={"description": "Bulk edited"},
+            actor=admin_user,
+        )
+
+    run.refresh_from_db()
+    assert run.counts == {
+        "skipped_unpushed": 1, "skipped_deleted_remotely": 2, "unchanged": 1, "changed": 1
+    }
+    assert bulk.run_outcomes(run) == {
+        "changed": 1, "unchanged": 1, "pending": 0, "failed": 0, "skipped": 3
+    }
+    # The unpushed edit is kept as it was, not sent along with the bulk edit.
+    kept = Conference.objects.get(pk=rows[0].pk)
+    assert (kept.display_name, kept.description, kept.sync_state) == (
+        "My unpushed edit", rows[0].description, SyncState.PENDING_PUSH
+    )
+    assert _conference_puts(sandbox, rows[0].remote_id) == []
+    assert _conference_puts(sandbox, already.remote_id) == []
+    assert Conference.objects.get(pk=rows[2].pk).sync_state == SyncState.DELETED_REMOTELY
+    assert sandbox.conferences[rows[4].remote_id]["description"] == "Bulk edited"
+    assert [int(e.object_pk) for e in _edit_entries(run)] == [rows[4].pk]
+
+
+@pytest.mark.django_db
+def test_a_row_signalwire_refuses_is_marked_failed_with_its_message_and_the_rest_land(
+    sandbox, seeded, admin_user, eager_tasks, queued, django_capture_on_commit_callbacks
+):
+    rows = seeded(3)
+    refused = rows[1]
+    # SignalWire holds a join_from the portal has not synced yet: the new join_until is
+    # before it, which only SignalWire can tell.
+    sandbox.update_conference(refused.remote_id, {"join_from": "2031-01-01T00:00:00Z"})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows],
+            changes={"join_until": "2030-06-01T12:00:00Z"}, actor=admin_user,
+        )
+
+    run.refresh_from_db()
+    assert run.counts == {"changed": 2, "failed": 1}
+    assert run.state == ActionRun.State.FINISHED_WITH_ERRORS
+    assert run.failures == [{
+        "pk": refused.pk, "name": str(refused),
+        "message": "join_until: Join until must be after join from",
+    }]
+    stored = Conference.objects.get(pk=refused.pk)
+    assert stored.join_until == refused.join_until and stored.sync_state == SyncState.SYNCED
+    assert sandbox.conferences[rows[0].remote_id]["join_until"].startswith("2030-06-01T12:00:00")
+
+
+@pytest.mark.django_db
+def test_rows_signalwire_cannot_take_now_are_left_pending_and_pushed_later(
+    sandbox, seeded, admin_user, eager_tasks, run_queued, queued, fast_push,
+    django_capture_on_commit_callbacks,
+):
+    rows = seeded(3)
+    down = rows[0]
+    sandbox.inject_fault(503, methods=["PUT"], path_prefix=f"/api/video/conferences/{down.remote_id}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows], changes={"description": "Bulk edited"},
+            actor=admin_user,
+        )
+
+    run.refresh_from_db()
+    assert run.counts == {"changed": 2, "left_pending": 1} and run.errors == 0
+    pending = Conference.objects.get(pk=down.pk)
+    assert (pending.description, pending.sync_state) == ("Bulk edited", SyncState.PENDING_PUSH)
+    assert queued == [("push", "conference", down.pk)]
+    # The edit is already in the change log under the run, and the later push adds none.
+    assert sorted(int(e.object_pk) for e in _edit_entries(run)) == sorted(r.pk for r in rows)
+
+    sandbox.clear_faults()
+    conference_entries = AuditEntry.objects.filter(content_type__model="conference")
+    entries = conference_entries.count()
+    run_queued()
+
+    assert sandbox.conferences[down.remote_id]["description"] == "Bulk edited"
+    assert Conference.objects.get(pk=down.pk).sync_state == SyncState.SYNCED
+    assert conference_entries.count() == entries
+
+
+@pytest.mark.django_db
+def test_a_bulk_edit_is_validated_once_before_anything_is_recorded(sandbox, admin_user):
+    bad = [
+        ({"layout": "7x7"}, "layout"),
+        ({"dark_primary": "blue"}, "dark_primary"),
+        ({"join_from": None}, "join_from"),
+        ({"name": "renamed"}, "__all__"),
+        ({"max_members": 0}, "__all__"),  # a room field, not a conference one
+    ]
+    for changes, field in bad:
+        with pytest.raises(ValidationError) as caught:
+            bulk.bulk_edit_start(model=Conference, pks=[1], changes=changes, actor=admin_user)
+        assert field in caught.value.message_dict, (changes, caught.value)
+    with pytest.raises(ValidationError, match="at least one field"):
+        bulk.bulk_edit_start(model=Conference, pks=[1], changes={}, actor=admin_user)
+    with pytest.raises(ValidationError) as caught:
+        bulk.bulk_edit_start(model=Room, pks=[1], changes={"max_members": 301}, actor=admin_user)
+    assert "max_members" in caught.value.message_dict
+    assert ActionRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_restore_puts_the_rows_back_through_the_same_path_and_keeps_later_edits(
+    sandbox, seeded, admin_user, eager_tasks, queued, django_capture_on_commit_callbacks
+):
+    rows = seeded(4)
+    before = {r.pk: (r.layout, r.display_name) for r in rows}
+    with django_capture_on_commit_callbacks(execute=True):
+        edit = bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows],
+            changes={"layout": "8x8", "display_name": "Rebranded"}, actor=admin_user,
+        )
+    edit.refresh_from_db()
+    # Someone renames one room after the bulk edit: the restore keeps that name.
+    later = services.conference_update(
+        conference=Conference.objects.get(pk=rows[0].pk), data={"display_name": "Mine now"},
+        actor=admin_user,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        undo = bulk.bulk_restore_start(run=edit, actor=admin_user)
+
+    undo.refresh_from_db()
+    assert (undo.action, undo.undoes, undo.state) == (
+        ActionRun.Action.RESTORE, edit, ActionRun.State.SUCCEEDED
+    )
+    assert undo.counts == {"changed": 4}
+    for row in rows:
+        stored = Conference.objects.get(pk=row.pk)
+        remote = sandbox.conferences[row.remote_id]
+        name = "Mine now" if row.pk == later.pk else before[row.pk][1]
+        assert (stored.layout, stored.display_name) == (before[row.pk][0], name)
+        assert (remote["layout"], remote["display_name"]) == (before[row.pk][0], name)
+    undone = _edit_entries(undo)
+    assert len(undone) == 4 and all(e.actor == admin_user for e in undone)
+
+    # Restoring again finds every row already back: nothing is sent.
+    sandbox.clear_requests()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = bulk.bulk_restore_start(run=edit, actor=admin_user)
+    again.refresh_from_db()
+    assert again.counts == {"unchanged": 3, "skipped_changed_since": 1}
+    assert [r for r in sandbox.requests if r["method"] == "PUT"] == []
+
+
+@pytest.mark.django_db
+def test_only_a_finished_bulk_edit_can_be_restored(sandbox, admin_user):
+    running = ActionRun.objects.create(action=ActionRun.Action.BULK_EDIT, kind="conference")
+    refresh = ActionRun.objects.create(action=ActionRun.Action.REFRESH, kind="conference",
+                                       state=ActionRun.State.SUCCEEDED)
+    with pytest.raises(ValidationError, match="still running"):
+        bulk.bulk_restore_start(run=running, actor=admin_user)
+    with pytest.raises(ValidationError, match="Only a bulk edit"):
+        bulk.bulk_restore_start(run=refresh, actor=admin_user)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_1000_conferences_with_5_percent_failing_answers_end_edited_once_and_undo_restores(
+    sandbox, admin_user, celery_worker_process, settings
+):
+    sandbox.seed(conferences=1000, seed=1000)
+    sync.sync_conferences()
+    rows = list(Conference.objects.order_by("pk"))
+    assert len(rows) == 1000
+    before = {r.remote_id: (r.quality, r.light_primary) for r in rows}
+    sandbox.clear_requests()
+    # 5 % of SignalWire's answers to the edits fail: half with a 5xx before acting, half
+    # dropped after the change was made.
+    sandbox.inject_fault(503, fraction=0.025, methods=["PUT"])
+    sandbox.inject_fault("drop", fraction=0.025, methods=["PUT"], after_processing=True)
+
+    started = time.monotonic()
+    run = bulk.bulk_edit_start(
+        model=Conference, pks=[r.pk for r in rows],
+        changes={"quality": "1080p", "light_primary": "#abcdef"}, actor=admin_user,
+    )
+    _wait_for(run, lambda r: r.finished_at is not None, 240)
+    _wait_for_rows(lambda: not Conference.objects.exclude(sync_state=SyncState.SYNCED).exists())
+    print(f"\nbulk edit of 1,000 conferences, 5 % failing: {time.monotonic() - started:.1f} s")
+
+    run.refresh_from_db()
+    assert run.errors == 0, run.error
+    outcomes = bulk.run_outcomes(run)
+    assert outcomes["changed"] + outcomes["pending"] == 1000, run.counts
+    faults = Counter(r["status"] for r in sandbox.requests if r["method"] == "PUT")
+    assert faults[503] > 0 and faults["drop"] > 0, faults
+    assert len(sandbox.conferences) == 1000
+    for row in rows:
+        remote = sandbox.conferences[row.remote_id]
+        assert (remote["quality"], remote["light_primary"].lower()) == ("1080p", "#abcdef")
+    # Every row took the edit once: exactly one PUT per conference was answered 200.
+    answered = Counter(r["path"] for r in sandbox.requests
+                       if r["method"] == "PUT" and r["status"] == 200)
+    assert len(answered) == 1000 and set(answered.values()) == {1}
+    entries = _edit_entries(run)
+    assert len(entries) == 1000
+    assert len({e.object_pk for e in entries}) == 1000
+    assert {e.actor_id for e in entries} == {admin_user.pk}
+
+    sandbox.clear_faults()
+    undo = bulk.bulk_restore_start(run=run, actor=admin_user)
+    _wait_for(undo, lambda r: r.finished_at is not None, 240)
+    _wait_for_rows(lambda: not Conference.objects.exclude(sync_state=SyncState.SYNCED).exists())
+    undo.refresh_from_db()
+    assert undo.counts == {"changed": 1000}, undo.counts
+    for row in rows:
+        remote = sandbox.conferences[row.remote_id]
+        assert (remote["quality"], remote["light_primary"]) == before[row.remote_id]
+    assert len(_edit_entries(undo)) == 1000
+
+
+def _wait_for(run: ActionRun, done, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if done(run):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"run {run.pk} did not end in {seconds} s: {run.done} of {run.total}")
+
+
+def _wait_for_rows(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail("rows were still pending")
