@@ -19,13 +19,9 @@ from django.db import transaction
 
 logger = logging.getLogger("rooms.outbox")
 
-# Task names by (kind, is_delete); the tasks live in rooms.tasks.push.
-PUSH_TASKS = {
-    ("conference", False): "rooms.tasks.push_conference",
-    ("room", False): "rooms.tasks.push_room",
-    ("conference", True): "rooms.tasks.delete_conference",
-    ("room", True): "rooms.tasks.delete_room",
-}
+# A kind's tasks are registered (rooms.tasks.push, from rooms.registry) under these names.
+PUSH_TASK_PATTERN = "rooms.tasks.push_{kind}"
+DELETE_TASK_PATTERN = "rooms.tasks.delete_{kind}"
 DELETE_REMOTE_TASK = "rooms.tasks.delete_remote"
 ACTION_RUN_TASK = "rooms.tasks.action_run_batch"
 
@@ -65,9 +61,14 @@ def send(name: str, *args: Any, **kwargs: Any) -> bool:
     return True
 
 
+def push_task_name(kind: str, *, delete: bool = False) -> str:
+    """Name the task that pushes (or finishes deleting) a row of this kind."""
+    return (DELETE_TASK_PATTERN if delete else PUSH_TASK_PATTERN).format(kind=kind)
+
+
 def push_enqueue(kind: str, pk: int, *, delete: bool = False) -> bool:
     """Queue the background push (or delete) of one row; push_pending catches any miss."""
-    return send(PUSH_TASKS[(kind, delete)], pk)
+    return send(push_task_name(kind, delete=delete), pk)
 
 
 def remote_delete_enqueue(kind: str, remote_id: str) -> bool:

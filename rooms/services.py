@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -24,7 +23,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from rooms import audit, intents, outbox
+from rooms import audit, intents, outbox, registry
 from rooms.locks import redis_client
 from rooms.models import (
     UNPUSHED_STATES,
@@ -36,7 +35,8 @@ from rooms.models import (
     SyncState,
 )
 from rooms.outbox import pushes_suppressed
-from rooms.signalwire import payloads, schema
+from rooms.registry import Resource
+from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import (
     AuthenticationError,
@@ -65,65 +65,9 @@ class RowBusyError(UnavailableError):
 # --- shared plumbing -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Mirror:
-    """How one mirrored model maps to its SignalWire resource."""
-
-    kind: str
-    model: type[Conference] | type[Room]
-    create_fields: tuple[str, ...]
-    create_body: Callable[[Any], dict]
-    update_body: Callable[[Any], dict]
-    fields: Callable[[dict], dict]
-    create: Callable[[SignalWireClient, dict], dict]
-    update: Callable[[SignalWireClient, str, dict], dict]
-    get: Callable[[SignalWireClient, str], dict]
-    delete: Callable[[SignalWireClient, str], None]
-    find: Callable[[SignalWireClient, str], dict | None]
-
-
-def _find_room(client: SignalWireClient, name: str) -> dict | None:
-    try:
-        return client.get_room_by_name(name)
-    except NotFoundError:
-        return None
-
-
-CONFERENCE = _Mirror(
-    kind="conference",
-    model=Conference,
-    create_fields=schema.CONFERENCE_CREATE_FIELDS,
-    create_body=payloads.conference_create_body,
-    update_body=payloads.conference_update_body,
-    fields=payloads.conference_fields,
-    create=lambda c, body: c.create_conference(body),
-    update=lambda c, remote_id, body: c.update_conference(remote_id, body),
-    get=lambda c, remote_id: c.get_conference(remote_id),
-    delete=lambda c, remote_id: c.delete_conference(remote_id),
-    find=lambda c, name: c.find_conference_by_name(name),
-)
-ROOM = _Mirror(
-    kind="room",
-    model=Room,
-    create_fields=schema.ROOM_CREATE_FIELDS,
-    create_body=payloads.room_create_body,
-    update_body=payloads.room_update_body,
-    fields=payloads.room_fields,
-    create=lambda c, body: c.create_room(body),
-    update=lambda c, remote_id, body: c.update_room(remote_id, body),
-    get=lambda c, remote_id: c.get_room(remote_id),
-    delete=lambda c, remote_id: c.delete_room(remote_id),
-    find=_find_room,
-)
-MIRRORS = {CONFERENCE.kind: CONFERENCE, ROOM.kind: ROOM}
-
-
-def mirror_for(model_or_kind: Any) -> _Mirror:
-    """Return the mapping for a model class, an instance or a kind name."""
-    if isinstance(model_or_kind, str):
-        return MIRRORS[model_or_kind]
-    model = model_or_kind if isinstance(model_or_kind, type) else type(model_or_kind)
-    return MIRRORS[model._meta.model_name]
+def mirror_for(model_or_kind: str | models.Model | type[models.Model]) -> Resource:
+    """Return the registered resource of a model class, an instance or a kind name."""
+    return registry.resource_for(model_or_kind)
 
 
 @contextmanager
@@ -190,7 +134,7 @@ def _form_error(exc: RemoteValidationError, model: type[models.Model]) -> Django
     return DjangoValidationError(errors or {NON_FIELD_ERRORS: [str(exc)]})
 
 
-def _absorb(spec: _Mirror, row: Any, answer: dict) -> list[str]:
+def _absorb(spec: Resource, row: Any, answer: dict) -> list[str]:
     """Copy SignalWire's answer onto the row as synced; return the fields written."""
     values = spec.fields(answer)
     for field, value in values.items():
@@ -202,7 +146,7 @@ def _absorb(spec: _Mirror, row: Any, answer: dict) -> list[str]:
     return [*values, *_SYNCED_BOOKKEEPING]
 
 
-def _land(spec: _Mirror, row: Any, client: SignalWireClient, *, look_up: bool) -> dict:
+def _land(spec: Resource, row: Any, client: SignalWireClient, *, look_up: bool) -> dict:
     """Send a row's managed fields to SignalWire (replace or create); return the answer.
 
     look_up: a create that may already have happened (a pending create) is first looked
@@ -271,7 +215,7 @@ def intents_replay() -> list[tuple[str, int]]:
     return replayed
 
 
-def _replay_row_intents(spec: _Mirror, pk: int) -> None:
+def _replay_row_intents(spec: Resource, pk: int) -> None:
     """Replay a row's stale edits first; an edit still in the air makes the row busy."""
     if not intents.replay_row(kind=spec.kind, model=spec.model, pk=pk):
         raise RowBusyError("an edit of this row is still on its way to SignalWire")
@@ -281,7 +225,7 @@ def _replay_row_intents(spec: _Mirror, pk: int) -> None:
 
 
 def _create(
-    spec: _Mirror, *, data: dict, actor: Any, source: str, client: SignalWireClient | None
+    spec: Resource, *, data: dict, actor: Any, source: str, client: SignalWireClient | None
 ) -> Any:
     row = spec.model(**data)
     row.full_clean()
@@ -306,7 +250,7 @@ def _create(
             return row
         _absorb(spec, row, answer)
         row.local_version = 1
-        tokens = _fetch_tokens(row, client) if spec is CONFERENCE else None
+        tokens = _fetch_tokens(row, client) if spec.has_tokens else None
         _store_created(row, tokens, intent)
         return row
 
@@ -321,7 +265,7 @@ def _store_created(row: Any, tokens: list[dict] | None, intent: RemoteIntent) ->
 
 
 def _update(
-    spec: _Mirror,
+    spec: Resource,
     *,
     row: Any,
     data: dict,
@@ -404,7 +348,7 @@ def _lock_wait(client: SignalWireClient | None) -> float:
 
 
 def _delete(
-    spec: _Mirror, *, row: Any, actor: Any, source: str, client: SignalWireClient | None
+    spec: Resource, *, row: Any, actor: Any, source: str, client: SignalWireClient | None
 ) -> bool:
     with _acting(source, actor):
         current = spec.model.objects.filter(pk=row.pk).first()
@@ -447,7 +391,7 @@ def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
         intents.drop(intent)
 
 
-def _delete_remote(spec: _Mirror, row: Any, client: SignalWireClient) -> None:
+def _delete_remote(spec: Resource, row: Any, client: SignalWireClient) -> None:
     """Delete a row's remote object; already gone counts as done."""
     remote_id = row.remote_id
     if not remote_id:
@@ -470,7 +414,7 @@ def conference_create(
     client: SignalWireClient | None = None,
 ) -> Conference:
     """Create a conference in SignalWire, then mirror it with its tokens (pending if down)."""
-    return _create(CONFERENCE, data=data, actor=actor, source=source, client=client)
+    return _create(registry.CONFERENCE, data=data, actor=actor, source=source, client=client)
 
 
 def conference_update(
@@ -483,7 +427,7 @@ def conference_update(
 ) -> Conference:
     """Change a conference in SignalWire, then locally; the result's sync_state tells which."""
     return _update(
-        CONFERENCE, row=conference, data=data, actor=actor, source=source, client=client
+        registry.CONFERENCE, row=conference, data=data, actor=actor, source=source, client=client
     )
 
 
@@ -495,7 +439,7 @@ def conference_delete(
     client: SignalWireClient | None = None,
 ) -> bool:
     """Delete a conference in SignalWire, then locally; False when left pending delete."""
-    return _delete(CONFERENCE, row=conference, actor=actor, source=source, client=client)
+    return _delete(registry.CONFERENCE, row=conference, actor=actor, source=source, client=client)
 
 
 def room_create(
@@ -506,7 +450,7 @@ def room_create(
     client: SignalWireClient | None = None,
 ) -> Room:
     """Create a room in SignalWire, then mirror it (pending push when SignalWire is down)."""
-    return _create(ROOM, data=data, actor=actor, source=source, client=client)
+    return _create(registry.ROOM, data=data, actor=actor, source=source, client=client)
 
 
 def room_update(
@@ -518,7 +462,7 @@ def room_update(
     client: SignalWireClient | None = None,
 ) -> Room:
     """Change a room in SignalWire, then locally; the result's sync_state tells which."""
-    return _update(ROOM, row=room, data=data, actor=actor, source=source, client=client)
+    return _update(registry.ROOM, row=room, data=data, actor=actor, source=source, client=client)
 
 
 def room_delete(
@@ -529,7 +473,7 @@ def room_delete(
     client: SignalWireClient | None = None,
 ) -> bool:
     """Delete a room in SignalWire, then locally; False when left pending delete."""
-    return _delete(ROOM, row=room, actor=actor, source=source, client=client)
+    return _delete(registry.ROOM, row=room, actor=actor, source=source, client=client)
 
 
 def mirror_refresh(
@@ -585,7 +529,7 @@ def mirror_mark_pending(*, rows: models.QuerySet, queue: bool = True) -> list[in
 
 
 def _push(
-    spec: _Mirror, *, pk: int, version: int | None, client: SignalWireClient | None
+    spec: Resource, *, pk: int, version: int | None, client: SignalWireClient | None
 ) -> str:
     """Land a pending row; the newest local version wins. Retryable errors propagate."""
     with _acting(AuditEntry.Source.PUSH, None):
@@ -625,7 +569,7 @@ def _push(
                         _keep_identity(spec, pk, row.remote_id, None)
                         landed = None
                 if landed is not None:
-                    if spec is CONFERENCE and not landed.tokens.exists():
+                    if spec.has_tokens and not landed.tokens.exists():
                         tokens = _fetch_tokens(landed, client)
                         if tokens is not None:
                             with transaction.atomic():
@@ -635,7 +579,7 @@ def _push(
 
 
 def _keep_identity(
-    spec: _Mirror, pk: int, remote_id: str | None, exc: SignalWireError | None
+    spec: Resource, pk: int, remote_id: str | None, exc: SignalWireError | None
 ) -> None:
     """Remember the remote object a push created, so the next round replaces it."""
     fields: dict[str, Any] = {} if exc is None else {"last_error": str(exc)[:2000]}
@@ -645,7 +589,7 @@ def _keep_identity(
         spec.model.objects.filter(pk=pk).update(**fields)
 
 
-def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> str:
+def _push_delete(spec: Resource, *, pk: int, client: SignalWireClient | None) -> str:
     """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
     with _acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
@@ -670,9 +614,16 @@ def _push_delete(spec: _Mirror, *, pk: int, client: SignalWireClient | None) -> 
             return "deleted"
 
 
-def mirror_push(*, kind: str, pk: int, client: SignalWireClient | None = None) -> str:
-    """Push one row of either kind now (used by admin action runs)."""
-    return _push(mirror_for(kind), pk=pk, version=None, client=client)
+def mirror_push(
+    *, kind: str, pk: int, version: int | None = None, client: SignalWireClient | None = None
+) -> str:
+    """Push one pending row of any registered kind (the push task, admin action runs)."""
+    return _push(mirror_for(kind), pk=pk, version=version, client=client)
+
+
+def mirror_push_delete(*, kind: str, pk: int, client: SignalWireClient | None = None) -> str:
+    """Finish deleting a row of any registered kind left pending delete (the delete task)."""
+    return _push_delete(mirror_for(kind), pk=pk, client=client)
 
 
 def mirror_delete(
@@ -690,24 +641,24 @@ def conference_push(
     *, conference_id: int, version: int | None = None, client: SignalWireClient | None = None
 ) -> str:
     """Push a pending conference to SignalWire (used by the push task)."""
-    return _push(CONFERENCE, pk=conference_id, version=version, client=client)
+    return _push(registry.CONFERENCE, pk=conference_id, version=version, client=client)
 
 
 def room_push(
     *, room_id: int, version: int | None = None, client: SignalWireClient | None = None
 ) -> str:
     """Push a pending room to SignalWire (used by the push task)."""
-    return _push(ROOM, pk=room_id, version=version, client=client)
+    return _push(registry.ROOM, pk=room_id, version=version, client=client)
 
 
 def conference_push_delete(*, conference_id: int, client: SignalWireClient | None = None) -> str:
     """Finish deleting a conference left pending delete (used by the delete task)."""
-    return _push_delete(CONFERENCE, pk=conference_id, client=client)
+    return _push_delete(registry.CONFERENCE, pk=conference_id, client=client)
 
 
 def room_push_delete(*, room_id: int, client: SignalWireClient | None = None) -> str:
     """Finish deleting a room left pending delete (used by the delete task)."""
-    return _push_delete(ROOM, pk=room_id, client=client)
+    return _push_delete(registry.ROOM, pk=room_id, client=client)
 
 
 def remote_delete(*, kind: str, remote_id: str, client: SignalWireClient | None = None) -> None:
@@ -743,7 +694,7 @@ def remote_delete_enqueue(kind: str, remote_id: str) -> bool:
 
 def pending_rows() -> Iterator[tuple[str, int, bool]]:
     """Yield (kind, pk, is_delete) for every row whose change still waits to land."""
-    for spec in MIRRORS.values():
+    for spec in registry.RESOURCES.values():
         rows = spec.model.objects.filter(
             sync_state__in=(SyncState.PENDING_PUSH, SyncState.PENDING_DELETE)
         ).values_list("pk", "sync_state")

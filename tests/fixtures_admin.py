@@ -48,16 +48,14 @@ def fast_push(settings):
 @pytest.fixture
 def run_queued(queued):
     """Run the tasks `queued` recorded, in order, as a worker would; return their results."""
+    from rooms.registry import RESOURCES
     from rooms.tasks import push
 
-    tasks = {
-        ("push", "conference"): push.push_conference,
-        ("push", "room"): push.push_room,
-        ("delete", "conference"): push.delete_conference,
-        ("delete", "room"): push.delete_room,
-        ("remote_delete", "conference"): push.delete_remote,
-        ("remote_delete", "room"): push.delete_remote,
-    }
+    tasks = {}
+    for kind in RESOURCES:
+        tasks["push", kind] = push.PUSH_TASKS[kind]
+        tasks["delete", kind] = push.DELETE_TASKS[kind]
+        tasks["remote_delete", kind] = push.delete_remote
 
     def run() -> list:
         results = []

@@ -135,10 +135,11 @@ def test_the_outbox_sends_tasks_by_name_and_imports_no_task_module():
     imported = _imported_modules(ROOT / "rooms" / "outbox.py")
     assert not {m for m in imported if m.startswith("rooms")}
     from rooms import outbox
+    from rooms.registry import RESOURCES
     from rooms.tasks import push
 
-    assert set(outbox.PUSH_TASKS.values()) <= {
-        push.push_conference.name, push.push_room.name,
-        push.delete_conference.name, push.delete_room.name,
-    }
+    for kind in RESOURCES:
+        assert outbox.push_task_name(kind) == push.PUSH_TASKS[kind].name
+        assert outbox.push_task_name(kind, delete=True) == push.DELETE_TASKS[kind].name
+    assert outbox.push_task_name("room") == push.push_room.name
     assert outbox.DELETE_REMOTE_TASK == push.delete_remote.name

@@ -19,6 +19,7 @@ from django.conf import settings
 from rooms import services
 from rooms.audit import audit_context
 from rooms.models import AuditEntry
+from rooms.registry import RESOURCES, Resource
 from rooms.signalwire.errors import RateLimitedError, UnavailableError
 
 logger = logging.getLogger("rooms.tasks.push")
@@ -75,40 +76,42 @@ def _as_push(task: Task) -> Any:
     )
 
 
-@shared_task(bind=True, base=PushTask, name="rooms.tasks.push_conference", push_kind="conference")
-def push_conference(self: Task, pk: int, version: int | None = None) -> str:
-    """Land a conference's pending change in SignalWire."""
-    with _as_push(self):
-        return self.call_honouring_retry_after(
-            lambda: services.conference_push(conference_id=pk, version=version)
-        )
+def _register(resource: Resource) -> tuple[Task, Task]:
+    """Register the push and the delete task of one resource under the registry's names."""
+
+    @shared_task(bind=True, base=PushTask, name=resource.push_task, push_kind=resource.kind)
+    def push(self: Task, pk: int, version: int | None = None) -> str:
+        """Land a row's pending change in SignalWire."""
+        with _as_push(self):
+            return self.call_honouring_retry_after(
+                lambda: services.mirror_push(kind=resource.kind, pk=pk, version=version)
+            )
+
+    @shared_task(bind=True, base=PushTask, name=resource.delete_task, push_kind=resource.kind)
+    def delete(self: Task, pk: int) -> str:
+        """Finish deleting a row left pending delete."""
+        with _as_push(self):
+            return self.call_honouring_retry_after(
+                lambda: services.mirror_push_delete(kind=resource.kind, pk=pk)
+            )
+
+    return push, delete
 
 
-@shared_task(bind=True, base=PushTask, name="rooms.tasks.push_room", push_kind="room")
-def push_room(self: Task, pk: int, version: int | None = None) -> str:
-    """Land a room's pending change in SignalWire."""
-    with _as_push(self):
-        return self.call_honouring_retry_after(
-            lambda: services.room_push(room_id=pk, version=version)
-        )
+# The push and delete task of every registered resource, by kind.
+PUSH_TASKS: dict[str, Task] = {}
+DELETE_TASKS: dict[str, Task] = {}
+for _resource in RESOURCES.values():
+    PUSH_TASKS[_resource.kind], DELETE_TASKS[_resource.kind] = _register(_resource)
 
 
-@shared_task(
-    bind=True, base=PushTask, name="rooms.tasks.delete_conference", push_kind="conference"
-)
-def delete_conference(self: Task, pk: int) -> str:
-    """Finish deleting a conference left pending delete."""
-    with _as_push(self):
-        return self.call_honouring_retry_after(
-            lambda: services.conference_push_delete(conference_id=pk)
-        )
-
-
-@shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_room", push_kind="room")
-def delete_room(self: Task, pk: int) -> str:
-    """Finish deleting a room left pending delete."""
-    with _as_push(self):
-        return self.call_honouring_retry_after(lambda: services.room_push_delete(room_id=pk))
+def __getattr__(name: str) -> Task:
+    """Name each resource's tasks push_<kind> and delete_<kind> (push_room, delete_room...)."""
+    verb, _, kind = name.partition("_")
+    tasks = {"push": PUSH_TASKS, "delete": DELETE_TASKS}.get(verb, {})
+    if kind in tasks:
+        return tasks[kind]
+    raise AttributeError(name)
 
 
 @shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_remote")

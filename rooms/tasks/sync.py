@@ -16,6 +16,7 @@ from django.conf import settings
 
 from rooms import sync
 from rooms.models import SyncRun
+from rooms.registry import RESOURCES, Resource
 from rooms.signalwire.errors import SignalWireError
 
 logger = logging.getLogger("rooms.tasks.sync")
@@ -41,16 +42,27 @@ def _run(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
     return str(run.outcome)
 
 
-@shared_task(bind=True, name="rooms.tasks.sync_conferences", ignore_result=True)
-def sync_conferences(self: Task, trigger: str = "schedule") -> str:
-    """Reconcile the local conferences with the Space's."""
-    return _run(self, sync.sync_conferences, trigger=trigger)
+def _register(resource: Resource) -> Task:
+    """Register the task that reconciles one resource's listing, under the registry's name."""
+
+    @shared_task(bind=True, name=resource.sync_task, ignore_result=True)
+    def sync_listing(self: Task, trigger: str = "schedule") -> str:
+        """Reconcile the local rows of one resource with the Space's."""
+        return _run(self, sync.sync_resource, kind=resource.kind, trigger=trigger)
+
+    return sync_listing
 
 
-@shared_task(bind=True, name="rooms.tasks.sync_rooms", ignore_result=True)
-def sync_rooms(self: Task, trigger: str = "schedule") -> str:
-    """Reconcile the local rooms with the Space's."""
-    return _run(self, sync.sync_rooms, trigger=trigger)
+# The listing sync task of every registered resource, by its SyncRun kind.
+SYNC_TASKS: dict[str, Task] = {r.sync_kind: _register(r) for r in RESOURCES.values()}
+
+
+def __getattr__(name: str) -> Task:
+    """Name each resource's sync task sync_<sync kind> (sync_conferences, sync_rooms...)."""
+    verb, _, kind = name.partition("_")
+    if verb == "sync" and kind in SYNC_TASKS:
+        return SYNC_TASKS[kind]
+    raise AttributeError(name)
 
 
 @shared_task(bind=True, name="rooms.tasks.fetch_missing_tokens", ignore_result=True)
@@ -66,11 +78,13 @@ def refresh_all_tokens(self: Task, trigger: str = "schedule") -> str:
 
 
 def queue_full_sync(trigger: str) -> None:
-    """Queue a conference sync (then its new tokens) and a room sync; never run them here."""
-    chain(
-        sync_conferences.si(trigger=trigger), fetch_missing_tokens.si(trigger=trigger)
-    ).delay()
-    sync_rooms.delay(trigger=trigger)
+    """Queue a sync of every resource (conferences then their new tokens); never run one here."""
+    for resource in RESOURCES.values():
+        task = SYNC_TASKS[resource.sync_kind]
+        if resource.has_tokens:
+            chain(task.si(trigger=trigger), fetch_missing_tokens.si(trigger=trigger)).delay()
+        else:
+            task.delay(trigger=trigger)
 
 
 @worker_ready.connect(dispatch_uid="rooms.tasks.sync.sync_on_start")

@@ -1,0 +1,113 @@
+"""Page plumbing of a sync: read the next page ahead, batch bulk queries wide, chunk rows."""
+
+from __future__ import annotations
+
+import gc
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection
+
+# Rows of a listed page reconciled together. The API's pages hold at most 1,000 rows, but
+# a Space may send any number; a chunk's reads bind at most two variables per row (2,000
+# in all, inside SQLite's 32,766 and PostgreSQL's 65,535), its inserts one row at a time,
+# and bulk_update splits itself by the database's limit.
+WRITE_CHUNK = 1000
+# Seconds between saves of a run's counts while its pages need no writes.
+PROGRESS_EVERY = 5.0
+
+
+def read_ahead(pages: Iterator[list[dict]]) -> Iterator[list[dict]]:
+    """Yield the pages of `pages`, fetching the next one in a thread meanwhile.
+
+    HTTP waits and database writes then overlap; at most three pages are held at once.
+    """
+    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for page in pages:
+                if not hand_over(("page", page)):
+                    return
+            hand_over(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            hand_over(("error", exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=pump, name="sync-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            what, value = slot.get()
+            if what == "page":
+                yield value
+            elif what == "end":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+@contextmanager
+def wide_batches() -> Iterator[None]:
+    """Let bulk queries on SQLite use its real variable limit, not Django 5.2's 999.
+
+    Django 5.2 assumes SQLite's old 999-variable default and splits a 1,000-row page into
+    dozens of INSERTs; SQLite 3.32+ allows 32,766 (Django 6.0 reads the real limit too).
+    """
+    features = connection.features
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    had = "max_query_params" in vars(features)
+    previous = features.max_query_params
+    features.max_query_params = max(previous, limit)
+    try:
+        yield
+    finally:
+        if had:
+            features.max_query_params = previous
+        else:
+            del features.max_query_params
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Keep Python's cycle collector from rescanning the whole process on every page.
+
+    A page of a thousand payloads allocates tens of thousands of dicts and lists that
+    reference counting frees (they hold no cycles); with the default thresholds the
+    collector ran often enough to cost a tenth of a large sync. The objects alive before
+    the run are frozen out of its scans and the youngest generation is collected less
+    often, both undone when the run ends.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+

@@ -1,0 +1,243 @@
+"""The reconcile loop: one listing of a resource against its mirrored model, page by page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from rooms import selectors
+from rooms.audit import bulk_record
+from rooms.locks import Flight
+from rooms.models import UNPUSHED_STATES, AuditEntry, SyncRun, SyncState
+from rooms.registry import Resource
+from rooms.signalwire.client import SignalWireClient
+from rooms.sync.pages import (
+    PROGRESS_EVERY,
+    WRITE_CHUNK,
+    fewer_collections,
+    read_ahead,
+    wide_batches,
+)
+from rooms.sync.runs import Progress, SyncAborted, locked_run, note_error, save_run
+from rooms.sync.writers import GONE, PageWriter, RowWrite, unfit
+
+Action = AuditEntry.Action
+
+# States a sync may overwrite; the others hold local changes the push must deliver first.
+MARKABLE_STATES = (SyncState.SYNCED, SyncState.PUSH_FAILED)
+MARK_CHUNK = 500
+
+
+@dataclass
+class _PagePlan:
+    writes: list[RowWrite] = field(default_factory=list)
+    unchanged: int = 0
+    skipped_pending: int = 0
+
+
+def mirror_run(
+    resource: Resource,
+    client: SignalWireClient | None,
+    trigger: str,
+    page_size: int | None,
+    progress: Progress | None,
+) -> SyncRun:
+    def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
+        _MirrorSync(resource, run, flight, progress).run(resource.list_pages(api, page_size))
+
+    return locked_run(resource.sync_kind, trigger, client, work)
+
+
+class _MirrorSync:
+    """One reconciliation of a model with a remote listing, page by page."""
+
+    def __init__(
+        self, resource: Resource, run: SyncRun, flight: Flight, progress: Progress | None
+    ) -> None:
+        self.resource = resource
+        self.model = resource.model
+        self.run_record = run
+        self.flight = flight
+        self.progress = progress
+        self.seen: set[str] = set()
+        self.unidentified = 0
+        self.reasons: list[str] = []
+        self.saved_at = time.monotonic()
+        self.writer = PageWriter(resource, seen=self.seen, error=self.error)
+
+    def run(self, pages: Iterator[list[dict]]) -> None:
+        """Reconcile every page, then mark what the complete listing did not show."""
+        ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
+        with wide_batches(), fewer_collections():
+            for page in read_ahead(pages):
+                if self.flight.lost:
+                    raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
+                self.apply_page(page)
+            if self.unidentified:
+                self.error(
+                    f"Nothing was marked deleted: {self.unidentified} listed row(s) had no id."
+                )
+            else:
+                self.mark_unseen()
+
+    def error(self, reason: str) -> None:
+        note_error(self.run_record, self.reasons, reason)
+
+    # --- one page ---
+
+    def apply_page(self, page: list[dict]) -> None:
+        """Reconcile one listed page, WRITE_CHUNK rows at a time, then report progress."""
+        self.run_record.pages += 1
+        for start in range(0, max(len(page), 1), WRITE_CHUNK):
+            self.apply_rows(page[start : start + WRITE_CHUNK])
+        if self.progress is not None:
+            self.progress(self.run_record)
+
+    def apply_rows(self, page: list[dict]) -> None:
+        """Plan some rows' writes from two bulk reads, then write them in one transaction."""
+        run = self.run_record
+        now = timezone.now()
+        incoming: dict[str, dict] = {}
+        for item in page:
+            remote_id = item.get("id") if isinstance(item, dict) else None
+            if isinstance(remote_id, int) and not isinstance(remote_id, bool):
+                remote_id = str(remote_id)
+            if not isinstance(remote_id, str) or not remote_id:
+                self.unidentified += 1
+                self.error(f"A listed {self.resource.kind} has no id; it was left out.")
+                continue
+            self.seen.add(remote_id)
+            incoming[remote_id] = item
+        plan = self.plan(incoming, now)
+        if not plan.writes:
+            # Nothing to write: keep the run's counts in memory, saving them now and then
+            # so admin still sees a long run progress.
+            self.count(plan, [])
+            if time.monotonic() - self.saved_at > PROGRESS_EVERY:
+                save_run(run)
+                self.saved_at = time.monotonic()
+        else:
+            self.write_page(plan)
+
+    def write_page(self, plan: _PagePlan) -> None:
+        """Write a page's rows, audit rows and the run's counts in one transaction."""
+        run = self.run_record
+        try:
+            with transaction.atomic():
+                self.writer.write(plan.writes)
+                self.count(plan, plan.writes)
+                save_run(run)
+        except DatabaseError:
+            # A constraint refused the batch (two rows swapping names, a value the
+            # database rejects): redo it row by row so only the culprits are left out.
+            done = self.writer.write_one_by_one(plan.writes)
+            with transaction.atomic():
+                self.count(plan, done)
+                save_run(run)
+        self.saved_at = time.monotonic()
+
+    def count(self, plan: _PagePlan, done: list[RowWrite]) -> None:
+        run = self.run_record
+        run.unchanged += plan.unchanged
+        run.skipped_pending += plan.skipped_pending
+        for write in done:
+            setattr(run, write.counter, getattr(run, write.counter) + 1)
+
+    def plan(self, incoming: dict[str, dict], now: datetime) -> _PagePlan:
+        """Sort the page's rows into creates, updates, restores, unchanged and skipped."""
+        run = self.run_record
+        run.seen += len(incoming)
+        plan = _PagePlan()
+        existing = selectors.mirror_rows_matching(self.model, incoming)
+        changed: dict[int, dict] = {}
+        new: list[dict] = []
+        for remote_id, item in incoming.items():
+            row = existing.get(remote_id)
+            if row is not None:
+                pk, state, same_text = row
+                if state in UNPUSHED_STATES:
+                    plan.skipped_pending += 1
+                    continue
+                # raw holds the whole last payload, updated_at included: equal means unchanged.
+                if same_text and state != SyncState.DELETED_REMOTELY:
+                    plan.unchanged += 1
+                    continue
+            values = self.map(remote_id, item)
+            if values is None:
+                continue
+            if row is None:
+                new.append(values)
+            else:
+                changed[row[0]] = values
+        if changed:
+            olds = (
+                self.model.objects.filter(pk__in=list(changed))
+                .order_by()
+                .values(*self.writer.old_columns)
+            )
+            for old in olds:
+                values = changed[old["pk"]]
+                if old["sync_state"] != SyncState.DELETED_REMOTELY and old["raw"] == values["raw"]:
+                    # The same payload stored in another text form (key order, spacing).
+                    plan.unchanged += 1
+                    continue
+                plan.writes.append(self.writer.update(old, values, now))
+        if new:
+            plan.writes.extend(self.writer.create_or_adopt(new, now))
+        return plan
+
+    def map(self, remote_id: str, item: dict) -> dict | None:
+        """Turn a payload into field values, or count it as an error with the reason."""
+        try:
+            values = self.resource.fields(item)
+        except Exception as exc:  # a row the mapping cannot read must not stop the page
+            self.error(f"{remote_id}: not readable ({type(exc).__name__}: {exc})")
+            return None
+        reason = unfit(self.model, values)
+        if reason is not None:
+            self.error(f"{remote_id}: not stored because {reason}.")
+            return None
+        return values
+
+    # --- after the listing ---
+
+    def mark_unseen(self) -> None:
+        """Mark rows the complete listing did not show as deleted remotely, in chunks."""
+        known = selectors.markable_remote_ids(self.model, MARKABLE_STATES)
+        unseen = sorted(known - self.seen)
+        now = timezone.now()
+        for start in range(0, len(unseen), MARK_CHUNK):
+            chunk = unseen[start : start + MARK_CHUNK]
+            with transaction.atomic():
+                rows = list(
+                    self.model.objects.select_for_update()
+                    .filter(remote_id__in=chunk, sync_state__in=MARKABLE_STATES)
+                    .values("pk", "name", "display_name", "remote_id", "sync_state")
+                )
+                if not rows:
+                    continue
+                self.model.objects.filter(pk__in=[row["pk"] for row in rows]).update(
+                    sync_state=SyncState.DELETED_REMOTELY, last_synced_at=now, updated_at=now
+                )
+                bulk_record(
+                    model=self.model,
+                    entries=[
+                        (
+                            self.model(
+                                pk=row["pk"], name=row["name"],
+                                display_name=row["display_name"], remote_id=row["remote_id"],
+                            ),
+                            Action.UPDATE,
+                            {GONE: [False, True]},
+                        )
+                        for row in rows
+                    ],
+                )
+                self.run_record.marked_deleted += len(rows)
+

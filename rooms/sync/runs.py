@@ -1,0 +1,120 @@
+"""The frame of every sync run: the single-flight lock, the SyncRun record and its counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.utils import timezone
+
+from rooms.audit import audit_context
+from rooms.locks import Flight, single_flight
+from rooms.models import AuditEntry, SyncRun
+from rooms.signalwire.client import SignalWireClient, build_client
+
+logger = logging.getLogger("rooms.sync")
+
+Outcome = SyncRun.Outcome
+Progress = Callable[[SyncRun], None]
+
+# Row-level reasons kept on a run; the count says how many there were in all.
+MAX_REASONS = 20
+COUNTERS = (
+    "pages",
+    "seen",
+    "created",
+    "updated",
+    "unchanged",
+    "marked_deleted",
+    "restored",
+    "skipped_pending",
+    "errors",
+)
+
+
+class SyncAborted(Exception):
+    """The run cannot go on safely (it lost its lock); it is recorded as failed."""
+
+
+def locked_run(
+    kind: str,
+    trigger: str,
+    client: SignalWireClient | None,
+    work: Callable[[SyncRun, Flight, SignalWireClient], None],
+) -> SyncRun:
+    """Run `work` under the kind's lock with a SyncRun record; failures are recorded, raised."""
+    with single_flight(f"sync:{kind}") as flight:
+        if not flight.acquired:
+            now = timezone.now()
+            logger.info("%s sync skipped: another run holds the lock", kind)
+            return SyncRun.objects.create(
+                kind=kind,
+                trigger=trigger,
+                outcome=Outcome.SKIPPED,
+                finished_at=now,
+                error="Another run of this sync held the lock.",
+            )
+        # Holding the lock means no other run of this kind is alive: any left "running"
+        # belonged to a worker that died.
+        stale = list(
+            SyncRun.objects.filter(kind=kind, outcome=Outcome.RUNNING).values_list("pk", flat=True)
+        )
+        if stale:
+            error = "Interrupted: the worker stopped before the run finished."
+            if flight.took_over is not None:
+                error = (
+                    f"Interrupted: its worker ({flight.took_over}) stopped before the run "
+                    "finished; the next run took its lock over at once."
+                )
+            SyncRun.objects.filter(pk__in=stale).update(
+                outcome=Outcome.FAILED, finished_at=timezone.now(), error=error
+            )
+        run = SyncRun.objects.create(kind=kind, trigger=trigger)
+        with audit_context(source=AuditEntry.Source.SYNC, actor_label="sync",
+                           correlation_id=str(run.run_id)):
+            try:
+                api = client if client is not None else build_client(profile="background")
+                try:
+                    work(run, flight, api)
+                finally:
+                    if client is None:
+                        api.close()
+            except BaseException as exc:
+                run.outcome = Outcome.FAILED
+                run.error = _join_error(str(exc) or type(exc).__name__, run.error)
+                run.finished_at = timezone.now()
+                save_run(run)
+                logger.warning("%s sync %s failed: %s", kind, run.run_id, exc)
+                raise
+        run.outcome = Outcome.SUCCEEDED
+        run.finished_at = timezone.now()
+        save_run(run)
+        logger.info(
+            "%s sync %s done: %s", kind, run.run_id,
+            ", ".join(f"{name}={getattr(run, name)}" for name in COUNTERS),
+        )
+        return run
+
+
+def save_run(run: SyncRun) -> None:
+    """Write a run's counts and outcome, whatever state the connection's transaction is in."""
+    SyncRun.objects.filter(pk=run.pk).update(
+        outcome=run.outcome,
+        finished_at=run.finished_at,
+        error=run.error,
+        **{name: getattr(run, name) for name in COUNTERS},
+    )
+
+
+def _join_error(first: str, rest: str) -> str:
+    return f"{first}\n{rest}" if rest else first
+
+
+def note_error(run: SyncRun, reasons: list[str], reason: str) -> None:
+    """Count a row that could not be mirrored and keep the first few reasons on the run."""
+    run.errors += 1
+    if len(reasons) < MAX_REASONS:
+        reasons.append(reason)
+    more = run.errors - len(reasons)
+    run.error = "\n".join(reasons) + (f"\n… and {more} more" if more > 0 else "")
+

@@ -1,0 +1,149 @@
+"""Token refresh: mirror the moderator and guest tokens of conferences, a batch at a time."""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from rooms.audit import bulk_record
+from rooms.locks import Flight
+from rooms.models import AuditEntry, Conference, ConferenceToken, SyncRun, SyncState
+from rooms.signalwire import payloads
+from rooms.signalwire.client import SignalWireClient
+from rooms.signalwire.errors import NotFoundError
+from rooms.sync.pages import WRITE_CHUNK, wide_batches
+from rooms.sync.runs import Progress, SyncAborted, note_error, save_run
+
+Action = AuditEntry.Action
+TOKEN_BATCH = 100
+
+
+class _TokenSync:
+    """Mirror conference tokens, a batch of conferences at a time."""
+
+    def __init__(
+        self, run: SyncRun, flight: Flight, client: SignalWireClient, progress: Progress | None
+    ) -> None:
+        self.run_record = run
+        self.flight = flight
+        self.client = client
+        self.progress = progress
+        self.reasons: list[str] = []
+
+    def run(self, *, missing_only: bool) -> None:
+        """Walk the live conferences in pk order and mirror each one's tokens."""
+        ContentType.objects.get_for_model(ConferenceToken)
+        conferences = Conference.objects.filter(remote_id__isnull=False).exclude(
+            sync_state__in=(SyncState.DELETED_REMOTELY, SyncState.PENDING_DELETE)
+        )
+        if missing_only:
+            conferences = conferences.filter(
+                ~Exists(ConferenceToken.objects.filter(conference=OuterRef("pk")))
+            )
+        last_pk = 0
+        with wide_batches():
+            while True:
+                batch = list(
+                    conferences.filter(pk__gt=last_pk)
+                    .order_by("pk")
+                    .values_list("pk", "remote_id", "name")[:TOKEN_BATCH]
+                )
+                if not batch:
+                    break
+                last_pk = batch[-1][0]
+                fetched: dict[int, list[dict]] = {}
+                for pk, remote_id, name in batch:
+                    if self.flight.lost:
+                        raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
+                    try:
+                        fetched[pk] = self.client.list_conference_tokens(remote_id)
+                    except NotFoundError:
+                        self.error(f"{name}: SignalWire no longer has conference {remote_id}.")
+                with transaction.atomic():
+                    self.write({pk: name for pk, _, name in batch}, fetched)
+                    self.run_record.pages += 1
+                    save_run(self.run_record)
+                if self.progress is not None:
+                    self.progress(self.run_record)
+
+    def error(self, reason: str) -> None:
+        note_error(self.run_record, self.reasons, reason)
+
+    def write(self, names: dict[int, str], fetched: dict[int, list[dict]]) -> None:
+        """Upsert the fetched tokens and drop local ones SignalWire no longer lists."""
+        run = self.run_record
+        now = timezone.now()
+        incoming: dict[str, tuple[int, dict]] = {}
+        for conference_pk, tokens in fetched.items():
+            for token in tokens:
+                try:
+                    values = payloads.token_fields(token)
+                except Exception as exc:  # one odd token must not stop the batch
+                    self.error(f"A token of {names[conference_pk]} is not readable ({exc}).")
+                    continue
+                if len(values["remote_id"]) > 64 or len(values["token"]) > 255:
+                    self.error(f"Token {values['remote_id'][:64]} is too long to store.")
+                    continue
+                incoming[values["remote_id"]] = (conference_pk, values)
+        run.seen += len(incoming)
+        existing = {
+            token.remote_id: token
+            for token in ConferenceToken.objects.filter(conference_id__in=list(fetched))
+        }
+        # Tokens that moved from another conference; a Space may list any number of them.
+        moved = [remote_id for remote_id in incoming if remote_id not in existing]
+        for start in range(0, len(moved), WRITE_CHUNK):
+            for token in ConferenceToken.objects.filter(
+                remote_id__in=moved[start : start + WRITE_CHUNK]
+            ):
+                existing[token.remote_id] = token
+        creates, updates, entries = [], [], []
+        for remote_id, (conference_pk, values) in incoming.items():
+            conference = Conference(pk=conference_pk, name=names[conference_pk])
+            token = existing.pop(remote_id, None)
+            if token is None:
+                token = ConferenceToken(conference=conference, last_synced_at=now, **values)
+                creates.append(token)
+                entries.append((token, Action.CREATE, None))
+                continue
+            changes: dict[str, list] = {}
+            for name in ("name", "scopes"):
+                if getattr(token, name) != values[name]:
+                    changes[name] = [getattr(token, name), values[name]]
+            if token.token != values["token"]:
+                # bulk_record masks both values; they never reach the audit table.
+                changes["token"] = [token.token, values["token"]]
+                token.rotated_at = now
+            if token.conference_id != conference_pk:
+                changes["conference"] = [token.conference_id, conference_pk]
+            if not changes:
+                run.unchanged += 1
+                continue
+            for name, value in values.items():
+                setattr(token, name, value)
+            token.conference = conference
+            token.last_synced_at = now
+            updates.append(token)
+            entries.append((token, Action.UPDATE, changes))
+        if creates:
+            ConferenceToken.objects.bulk_create(creates, batch_size=WRITE_CHUNK)
+        if updates:
+            ConferenceToken.objects.bulk_update(
+                updates,
+                ["conference", "name", "token", "scopes", "last_synced_at", "rotated_at"],
+                batch_size=WRITE_CHUNK,
+            )
+        if entries:
+            bulk_record(model=ConferenceToken, entries=entries)
+        stale = [t.pk for t in existing.values() if t.conference_id in fetched]
+        if stale:
+            # Tokens are not pushed anywhere, so auditlog's own delete entries (masked)
+            # are the record here.
+            for start in range(0, len(stale), WRITE_CHUNK):
+                ConferenceToken.objects.filter(pk__in=stale[start : start + WRITE_CHUNK]).delete()
+        run.created += len(creates)
+        run.updated += len(updates)
+        run.marked_deleted += len(stale)
+
