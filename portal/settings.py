@@ -310,8 +310,10 @@ AUDITLOG_MASK_CALLABLE = "rooms.audit.mask_value"
 # --- Audit trail: request context and retention (owned by rooms.audit) ------------------
 # Rows deleted per statement by the daily rooms.tasks.audit_cleanup task.
 AUDIT_RETENTION_BATCH_SIZE = env.int("AUDIT_RETENTION_BATCH_SIZE", default=5000)
-# auditlog's own middleware is not used: the portal makes its request ids itself.
+# auditlog's own middleware is not used: the portal makes its request ids itself, and
+# auditlog reads the one in force (a request id or a sync/push run id) from this getter.
 AUDITLOG_CID_HEADER = None
+AUDITLOG_CID_GETTER = "rooms.audit.current_correlation_id"
 
 # --- Pushes to SignalWire (admin edits, save hooks, push tasks) --------------------------
 # A Redis lock per row serializes its pushes; it expires after this many seconds.

@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditlog.cid import correlation_id as auditlog_cid
+from auditlog.context import set_extra_data
 from auditlog.diff import model_instance_diff
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import DateTimeField, Model
-from django.db.models.signals import pre_save
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.encoding import smart_str
@@ -57,8 +55,9 @@ def is_secret_key(key: Any) -> bool:
         or "secret" in name
     )
 
-# Events that only read a token; every other event changes something.
-READ_EVENTS = frozenset({"reveal", "copy"})
+# Events that only read something (a token's value, a recording's file); every other
+# event (reset, issue, retention deletion...) changes something.
+READ_EVENTS = frozenset({"reveal", "copy", "download"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,31 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
+def current_correlation_id() -> str | None:
+    """Give django-auditlog the request or run id in force (its AUDITLOG_CID_GETTER)."""
+    return current_context().correlation_id or None
+
+
+def _actor_pk() -> Any:
+    return getattr(current_context().actor, "pk", None)
+
+
+def _actor_email() -> str | None:
+    return getattr(current_context().actor, "email", None) or None
+
+
+# What django-auditlog's `set_extra_data` stamps on each entry it saves. Each value is read
+# at save time from the innermost context, so only the outermost `audit_context` enters
+# auditlog's (which does not restore an enclosing one when a nested one ends).
+_ENTRY_STAMPS: dict[str, Any] = {
+    "source": lambda: current_context().source,
+    "actor_label": lambda: current_context().actor_label,
+    "remote_addr": lambda: current_context().remote_addr,
+    "actor_id": _actor_pk,
+    "actor_email": _actor_email,
+}
+
+
 @contextmanager
 def audit_context(
     *,
@@ -105,12 +129,15 @@ def audit_context(
         correlation_id=str(correlation_id or new_correlation_id()),
         remote_addr=remote_addr or None,
     )
+    outermost = _current.get() is None
     token = _current.set(ctx)
-    cid_token = auditlog_cid.set(ctx.correlation_id)
     try:
-        yield ctx
+        if outermost:
+            with set_extra_data(dict(_ENTRY_STAMPS)):
+                yield ctx
+        else:
+            yield ctx
     finally:
-        auditlog_cid.reset(cid_token)
         _current.reset(token)
 
 
@@ -149,27 +176,6 @@ def scrub(value: Any, *, secrets: Iterable[str] = ()) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return scrub(smart_str(value), secrets=known)
-
-
-@receiver(pre_save, sender=AuditEntry, dispatch_uid="rooms.audit.fill_context")
-def fill_context(sender, instance: AuditEntry, **kwargs) -> None:
-    """Stamp each new entry with the current actor, source and correlation id."""
-    if instance.pk is not None:
-        return
-    ctx = current_context()
-    if instance.actor_id is None and ctx.actor is not None:
-        instance.actor = ctx.actor
-        instance.actor_email = getattr(ctx.actor, "email", None) or None
-    if not instance.cid:
-        instance.cid = ctx.correlation_id or None
-    if not instance.remote_addr:
-        instance.remote_addr = ctx.remote_addr
-    instance.source = ctx.source
-    if instance.actor_label in ("", Source.SHELL):
-        instance.actor_label = ctx.actor_label
-    extra = instance.additional_data or {}
-    if not instance.object_remote_id and isinstance(extra, dict):
-        instance.object_remote_id = extra.get("remote_id") or ""
 
 
 # --- The one shape of `changes` ---------------------------------------------------------
@@ -281,6 +287,7 @@ def bulk_record(
         "source": ctx.source,
         "actor_label": ctx.actor_label,
     }
+    related_types: dict[type[Model], int] = {}
     rows = []
     for obj, action, changes in entries:
         if changes is None and action == Action.CREATE:
@@ -294,6 +301,7 @@ def bulk_record(
         if action == Action.UPDATE and not diff:
             continue
         get_extra = getattr(obj, "get_additional_data", None)
+        related_type_id, related_id = _related_object(obj, related_types)
         pk = obj.pk
         rows.append(
             {
@@ -304,11 +312,26 @@ def bulk_record(
                 "changes": diff,
                 "object_remote_id": getattr(obj, "remote_id", "") or "",
                 "additional_data": get_extra() if callable(get_extra) else {},
+                "related_object_type_id": related_type_id,
+                "related_object_id": related_id,
             }
         )
     # One executemany instead of bulk_create: these rows are already plain values, and
     # building Django's per-value SQL for them cost more than the sync's own writes.
     return insert_rows(AuditEntry, rows, shared=common)
+
+
+def _related_object(obj: Model, cache: dict[type[Model], int]) -> tuple[int | None, int | None]:
+    """Return the content type id and pk of the object an entry about `obj` belongs to."""
+    related = getattr(obj, "audit_related_object", None)
+    if not callable(related):
+        return None, None
+    model, pk = related()
+    if pk is None:
+        return None, None
+    if model not in cache:
+        cache[model] = ContentType.objects.get_for_model(model).pk
+    return cache[model], pk
 
 
 def record_event(
@@ -318,10 +341,11 @@ def record_event(
     details: Mapping[str, Any] | None = None,
     action: int | None = None,
 ) -> AuditEntry:
-    """Record something done to an object beyond a save: a token reveal, reset or issuance.
+    """Record something done to an object beyond a save: a reveal, reset, issue, download.
 
-    Reveal and copy are ACCESS entries, any other event an UPDATE unless `action` says
-    otherwise. Details go to additional_data["details"] with secrets scrubbed.
+    The one shape of every such entry: additional_data is the object's own additional data
+    plus {"event": <name>, "details": {...}} with secrets scrubbed. Reveal, copy and
+    download are ACCESS entries, any other event an UPDATE unless `action` says otherwise.
     """
     if action is None:
         action = Action.ACCESS if event in READ_EVENTS else Action.UPDATE

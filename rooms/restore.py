@@ -86,7 +86,8 @@ def restore_plan(*, entry: AuditEntry, obj: Model) -> list[RestoreStep]:
         current = getattr(obj, name)
         if json_value(field, current) == json_value(field, value):
             continue
-        steps.append(RestoreStep(name, str(field.verbose_name), current, value))
+        label = getattr(field, "verbose_name", name)
+        steps.append(RestoreStep(name, str(label), current, value))
     return steps
 
 

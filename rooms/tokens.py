@@ -94,7 +94,7 @@ def _maybe_applied(exc: UnavailableError) -> bool:
     return exc.maybe_applied or (exc.status is not None and exc.status != 503)
 
 
-def _store_rotation(token: ConferenceToken, answer: dict) -> ConferenceToken:
+def _store_rotation(token: ConferenceToken, answer: dict[str, Any]) -> ConferenceToken:
     values = payloads.token_fields(answer)
     now = timezone.now()
     for field in ("name", "token", "scopes"):
@@ -140,13 +140,7 @@ def conference_token_reveal(
 ) -> str:
     """Return a token's value and record who saw it (never the value itself)."""
     with _acting(source, actor), transaction.atomic():
-        AuditEntry.objects.log_create(
-            token,
-            action=AuditEntry.Action.ACCESS,
-            changes=None,
-            force_log=True,
-            additional_data={**token.get_additional_data(), "access": "reveal"},
-        )
+        audit.record_event(obj=token, event="reveal")
     return token.token
 
 
@@ -189,7 +183,7 @@ def room_token_mint(
     media_allowed: str = "all",
     end_room_session_on_leave: bool = False,
     room_display_name: str = "",
-    meta: dict | None = None,
+    meta: dict[str, Any] | None = None,
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
@@ -237,6 +231,7 @@ def room_token_mint(
             body[field] = payloads.format_datetime(value)
     if remove_after_seconds_elapsed is not None:
         body["remove_after_seconds_elapsed"] = remove_after_seconds_elapsed
+    assert room.remote_id  # mint_refusal refused a room SignalWire does not have
     with _acting(source, actor):
         api = _client(client)
         try:
@@ -252,6 +247,13 @@ def room_token_mint(
             token = api.create_room_token(body)
         except RemoteValidationError as exc:
             raise _form_error(exc, IssuedRoomToken) from exc
+        options = {
+            "join_as": join_as,
+            "media_allowed": media_allowed,
+            "end_room_session_on_leave": bool(end_room_session_on_leave),
+            "room_display_name": room_display_name,
+            "meta": meta,
+        }
         record = IssuedRoomToken(
             room=room,
             room_name=room.name,
@@ -266,21 +268,15 @@ def room_token_mint(
             join_video_muted=bool(join_video_muted),
             # The token admits no one after join_until: that is its expiry.
             expires_at=join_until,
+            options=options,
             fingerprint=hashlib.sha256(token.encode()).hexdigest(),
             issued_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
-        # IssuedRoomToken has no columns for these yet; the issuance event keeps them.
-        options = {
-            "join_as": join_as,
-            "media_allowed": media_allowed,
-            "end_room_session_on_leave": bool(end_room_session_on_leave),
-            "auto_create_room": False,
-            "room_display_name": room_display_name,
-            "meta": meta,
-        }
         with transaction.atomic():
             record.save()
-            audit.record_event(obj=record, event="issue", details=options)
+            audit.record_event(
+                obj=record, event="issue", details={**options, "auto_create_room": False}
+            )
         return token, record
 
 

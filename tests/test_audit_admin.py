@@ -15,7 +15,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from rooms import services
-from rooms.admin.audit import AuditEntryAdmin, AuditHistoryMixin
+from rooms.admin.audit import AuditEntryAdmin
+from rooms.admin.history import AuditHistoryMixin
 from rooms.audit import audit_context, bulk_record
 from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
 from rooms.signalwire.client import SignalWireClient

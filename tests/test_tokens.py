@@ -89,7 +89,7 @@ def test_reveal_returns_the_value_and_records_an_access(conference, admin_user):
 
     assert value == token.token
     entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
-    assert entry.actor == admin_user and entry.additional_data["access"] == "reveal"
+    assert entry.actor == admin_user and entry.additional_data["event"] == "reveal"
     assert token.token not in _audit_text()
 
 

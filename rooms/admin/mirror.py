@@ -30,7 +30,7 @@ from django.utils.html import format_html
 
 from rooms import bulk
 from rooms.admin import runs  # noqa: F401 - registers the action runs' pages linked below
-from rooms.admin.audit import AuditHistoryMixin
+from rooms.admin.history import AuditHistoryMixin
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, SyncState
