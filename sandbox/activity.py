@@ -54,6 +54,28 @@ SESSION_SUMMARY_FIELDS = tuple(
     for f in SESSION_LIST_FIELDS
     if f not in ("cost_in_dollars", "enable_room_previews", "locked_cover")
 )
+# Video.ActiveSession: what a room or conference shows of its live session (no nulls).
+ACTIVE_SESSION_FIELDS = (
+    "id",
+    "room_id",
+    "name",
+    "display_name",
+    "join_from",
+    "join_until",
+    "remove_at",
+    "remove_after_seconds_elapsed",
+    "layout",
+    "max_members",
+    "fps",
+    "quality",
+    "start_time",
+    "end_time",
+    "duration",
+    "status",
+    "record_on_start",
+    "enable_room_previews",
+    "preview_url",
+)
 MEMBER_FIELDS = (
     "id",
     "room_session_id",
@@ -142,6 +164,20 @@ class SessionsMixin(EventsMixin):
         with self._lock:
             keys = sorted(self._live.values(), reverse=True)
             return [{"id": key[1], "name": self._sessions[key[1]]["name"]} for key in keys]
+
+    def with_active_session(self, answer: dict[str, Any], query: str) -> dict[str, Any]:
+        """Add active_session to the rooms or conferences of an answer, when asked and live."""
+        if query_values(query).get("include_active_session", ["false"])[-1] != "true":
+            return answer
+        with self._lock:
+            for owner in answer["data"] if "data" in answer else [answer]:
+                session_id = self._live_by_name.get(owner["name"])
+                session = self._sessions.get(session_id) if session_id else None
+                if session is not None and session["room_id"] == owner["id"]:
+                    active = {key: session[key] for key in ACTIVE_SESSION_FIELDS}
+                    active["audio_video_sync"] = session["sync_audio_video"]
+                    owner["active_session"] = {k: v for k, v in active.items() if v is not None}
+        return answer
 
     def _index_session(self, session: dict[str, Any], key: Key) -> None:
         session["_key"] = key

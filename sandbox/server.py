@@ -371,11 +371,13 @@ class _Handler(BaseHTTPRequestHandler):
                 if errors:
                     raise SandboxValidationError(errors)
             if action == "list_conferences":
-                return _Reply(200, space.list_conferences(base_url, query))
+                return _Reply(
+                    200, space.with_active_session(space.list_conferences(base_url, query), query)
+                )
             if action == "create_conf":
                 return _Reply(200, space.create_conference(_require_object(body)))
             if action == "get_conf":
-                return _Reply(200, space.get_conference(args[0]))
+                return _Reply(200, space.with_active_session(space.get_conference(args[0]), query))
             if action == "update_conf":
                 return _Reply(200, space.api_update_conference(args[0], _require_object(body)))
             if action == "delete_conf":
@@ -388,11 +390,13 @@ class _Handler(BaseHTTPRequestHandler):
             if action == "reset_token":
                 return _Reply(200, space.reset_conference_token(args[0]))
             if action == "list_rooms":
-                return _Reply(200, space.list_rooms(base_url, query))
+                return _Reply(
+                    200, space.with_active_session(space.list_rooms(base_url, query), query)
+                )
             if action == "create_room":
                 return _Reply(200, space.create_room(_require_object(body)))
             if action == "get_room":
-                return _Reply(200, space.get_room(args[0]))
+                return _Reply(200, space.with_active_session(space.get_room(args[0]), query))
             if action == "update_room":
                 return _Reply(200, space.api_update_room(args[0], _require_object(body)))
             if action == "delete_room":

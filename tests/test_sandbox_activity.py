@@ -218,3 +218,21 @@ def test_control_reads_json_whatever_the_content_type_says(api):
     assert started.status_code == 200 and started.json()["name"] == "curl_default"
     broken = requests.post(f"{api.base}/__sandbox__/sessions", data="room_name=x", timeout=10)
     assert broken.status_code == 400
+
+
+@pytest.mark.parametrize("kind", ["rooms", "conferences"])
+def test_include_active_session_shows_the_live_session(api, kind):
+    body = {"name": "live_one"} if kind == "rooms" else {"display_name": "Live one"}
+    owner = api.post(f"/api/video/{kind}", json=body).json()
+    api.post(f"/api/video/{kind}", json={"name": "idle_one", "display_name": "Idle"})
+    session = control(api, "sessions", {"room_id": owner["id"], "members": ["Ada"]}).json()
+    shown = api.get(f"/api/video/{kind}/{owner['id']}?include_active_session=true").json()
+    active = shown["active_session"]
+    assert active["id"] == session["id"] and active["status"] == "in-progress"
+    assert "end_time" not in active  # the spec's ActiveSession has no nulls
+    assert "active_session" not in api.get(f"/api/video/{kind}/{owner['id']}").json()
+    listed = api.get(f"/api/video/{kind}?include_active_session=true").json()["data"]
+    assert [("active_session" in o) for o in listed] == [True, False]
+    control(api, f"sessions/{session['id']}/end")
+    shown = api.get(f"/api/video/{kind}/{owner['id']}?include_active_session=true").json()
+    assert "active_session" not in shown
