@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -111,6 +112,77 @@ def test_staff_context_names_the_user(staff):
     assert entry.actor_email == "alice@example.com"
     assert entry.actor_label == "alice"
     assert (entry.source, entry.cid) == ("admin", "req-1")
+
+
+def test_nested_contexts_stamp_the_innermost_and_the_outer_again_after(staff):
+    conference = Conference.objects.create(name="nested")
+    with audit_context(source="admin", actor=staff, correlation_id="req-outer"):
+        conference.display_name = "Outer 1"
+        conference.save()
+        with audit_context(source="push", actor_label="push", correlation_id="run-inner"):
+            conference.display_name = "Inner"
+            conference.save()
+        conference.display_name = "Outer 2"
+        conference.save()
+
+    stamps = [(e.source, e.actor_id, e.actor_label, e.cid) for e in entries_for(conference)[1:]]
+    assert stamps == [
+        ("admin", staff.pk, "alice", "req-outer"),
+        ("push", None, "push", "run-inner"),
+        ("admin", staff.pk, "alice", "req-outer"),
+    ]
+    conference.display_name = "After"
+    conference.save()
+    after = last_entry(conference)
+    assert (after.source, after.actor_id, after.cid) == ("shell", None, None)
+
+
+def test_auditlog_reads_the_correlation_id_through_its_public_getter():
+    from auditlog.cid import get_cid
+
+    assert get_cid() is None
+    with audit_context(source="sync", actor_label="sync", correlation_id="run-cid"):
+        assert get_cid() == "run-cid"
+        with command_context("inner") as inner:
+            assert get_cid() == inner.correlation_id
+        assert get_cid() == "run-cid"
+    assert get_cid() is None
+
+
+def test_token_entries_name_their_conference_or_room_in_indexed_columns(staff):
+    conference = Conference.objects.create(name="parent")
+    room = Room.objects.create(name="parent-room")
+    conference_type = ContentType.objects.get_for_model(Conference)
+    room_type = ContentType.objects.get_for_model(Room)
+    with audit_context(source="sync", actor_label="sync"):
+        token = ConferenceToken.objects.create(
+            conference=conference, remote_id="t-rel", name="guest", token="REL-SECRET-1"
+        )
+        bulk_record(
+            model=ConferenceToken,
+            entries=[(token, Action.UPDATE, {"token": ("REL-SECRET-1", "REL-SECRET-2")})],
+        )
+    issued = IssuedRoomToken.objects.create(
+        room=room, room_name=room.name, fingerprint="e" * 64, issued_by=staff
+    )
+    record_event(obj=issued, event="issue", details={"user_name": "x"})
+
+    token_entries = AuditEntry.objects.filter(content_type__model="conferencetoken")
+    assert token_entries.count() == 2
+    assert {(e.related_object_type_id, e.related_object_id) for e in token_entries} == {
+        (conference_type.pk, conference.pk)
+    }
+    assert {e.object_remote_id for e in token_entries} == {"t-rel"}
+    issued_entries = AuditEntry.objects.filter(content_type__model="issuedroomtoken")
+    assert [a for a, in issued_entries.values_list("action").order_by("pk")] == [
+        Action.CREATE, Action.UPDATE
+    ]
+    assert {(e.related_object_type_id, e.related_object_id) for e in issued_entries} == {
+        (room_type.pk, room.pk)
+    }
+    # The room and conference's own entries name no parent.
+    own = AuditEntry.objects.filter(content_type__in=[conference_type, room_type])
+    assert set(own.values_list("related_object_id", flat=True)) == {None}
 
 
 # --- diffs -----------------------------------------------------------------------------
@@ -268,6 +340,34 @@ def test_record_event_reveal_is_an_access_entry_without_the_value(staff):
     assert entry.additional_data["details"] == {"token": MASK, "note": MASK}
     reset = record_event(obj=token, event="reset")
     assert reset.action == Action.UPDATE
+
+
+def test_every_event_has_one_shape_and_reads_are_access_entries(staff):
+    conference = Conference.objects.create(name="shapes")
+    token = ConferenceToken.objects.create(
+        conference=conference, remote_id="t-shape", name="guest", token="SHAPE-SECRET-1"
+    )
+    with audit_context(source="admin", actor=staff):
+        entries = {
+            name: record_event(obj=token, event=name, details={"why": name})
+            for name in ("reveal", "reset", "issue", "download")
+        }
+
+    for name, entry in entries.items():
+        entry.refresh_from_db()
+        assert entry.additional_data == {
+            "remote_id": "t-shape",
+            "conference_id": conference.pk,
+            "event": name,
+            "details": {"why": name},
+        }
+    actions = {name: entry.action for name, entry in entries.items()}
+    assert actions == {
+        "reveal": Action.ACCESS,
+        "reset": Action.UPDATE,
+        "issue": Action.UPDATE,
+        "download": Action.ACCESS,
+    }
 
 
 def test_scrub_masks_secret_keys_at_any_depth():

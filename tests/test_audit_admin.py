@@ -17,7 +17,7 @@ from django.utils import timezone
 from rooms import services
 from rooms.admin.audit import AuditEntryAdmin
 from rooms.admin.history import AuditHistoryMixin
-from rooms.audit import audit_context, bulk_record
+from rooms.audit import audit_context, bulk_record, record_event
 from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
@@ -221,6 +221,53 @@ def test_room_history_includes_its_issued_tokens(admin_client, admin_user):
     assert "carol" in response.content.decode()
     response = admin_client.get(history_url(other))
     assert [r.entry.content_type.model for r in response.context["entries"]] == ["room"]
+
+
+def test_history_finds_token_entries_by_the_related_columns_alone(admin_client):
+    conference = Conference.objects.create(name="by-columns")
+    token = ConferenceToken.objects.create(
+        conference=conference, remote_id="tok-col", name="guest", token="COLUMN-SECRET-1"
+    )
+    # Entries written before additional_data named the conference are still found.
+    AuditEntry.objects.filter(content_type__model="conferencetoken").update(additional_data={})
+
+    response = admin_client.get(history_url(conference))
+    assert any(r.entry.object_pk == str(token.pk) for r in response.context["entries"])
+    other = Conference.objects.create(name="no-tokens")
+    response = admin_client.get(history_url(other))
+    assert [r.entry.content_type.model for r in response.context["entries"]] == ["conference"]
+
+
+def _history_queries(client, obj):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(history_url(obj))
+    assert response.status_code == 200
+    return len(queries.captured_queries), response
+
+
+def test_history_query_count_stays_constant_as_token_entries_grow(admin_client, admin_user):
+    conference = Conference.objects.create(name="many-tokens")
+    tokens = [
+        ConferenceToken.objects.create(
+            conference=conference, remote_id=f"tok-{i}", name=f"t{i}", token=f"QC-SECRET-{i}"
+        )
+        for i in range(2)
+    ]
+    _history_queries(admin_client, conference)  # warm the session and content-type caches
+    few, _ = _history_queries(admin_client, conference)
+    for i in range(2, 30):
+        tokens.append(
+            ConferenceToken.objects.create(
+                conference=conference, remote_id=f"tok-{i}", name=f"t{i}", token=f"QC-{i}"
+            )
+        )
+    with audit_context(source="admin", actor=admin_user):
+        for token in tokens:
+            record_event(obj=token, event="reveal")
+    many, response = _history_queries(admin_client, conference)
+
+    assert len(response.context["entries"]) == 50  # a full page, mixed creates and events
+    assert many == few
 
 
 # --- restore ---------------------------------------------------------------------------

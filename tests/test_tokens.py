@@ -387,6 +387,35 @@ def test_mint_sends_auto_create_room_false_and_the_session_options(sandbox, room
     assert token not in _audit_text()
 
 
+def test_mint_options_are_kept_on_the_issued_token_and_shown_on_its_page(
+    sandbox, room, admin_user, admin_client
+):
+    token, record = tokens.room_token_mint(
+        room=room,
+        role="audience",
+        media_allowed="video-only",
+        end_room_session_on_leave=True,
+        room_display_name="Hall B",
+        meta={"topic": "keynote"},
+        actor=admin_user,
+    )
+
+    record.refresh_from_db()
+    assert record.options == {
+        "join_as": "audience",
+        "media_allowed": "video-only",
+        "end_room_session_on_leave": True,
+        "room_display_name": "Hall B",
+        "meta": {"topic": "keynote"},
+    }
+    page = admin_client.get(reverse("admin:rooms_issuedroomtoken_change", args=[record.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Media allowed" in html and "video-only" in html and "Hall B" in html
+    assert "keynote" in html and "Join as" in html
+    assert token not in html and token not in _audit_text()
+
+
 def test_the_audience_preset_joins_as_audience_without_scopes(sandbox, room):
     token, record = tokens.room_token_mint(room=room, role="audience", user_name="Viewer")
 

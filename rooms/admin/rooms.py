@@ -13,12 +13,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from rooms import services, tokens
 from rooms.admin import once
+from rooms.admin.audit_display import display_value
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
@@ -169,7 +172,7 @@ class MintTokenForm(forms.Form):
 
 
 @admin.register(Room)
-class RoomAdmin(MirrorAdmin):
+class RoomAdmin(LiveActivityMixin, MirrorAdmin):
     """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
 
     list_display = (
@@ -179,11 +182,12 @@ class RoomAdmin(MirrorAdmin):
         "quality",
         "layout",
         sync_badge,
+        live_badge,
         "last_synced_at",
         "remote_updated_at",
         "mint_link",
     )
-    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter)
+    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
     # The API's room requests carry none of these: SignalWire alone sets them.
     never_editable = (
         "fps",
@@ -332,3 +336,23 @@ class IssuedRoomTokenAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_select_related = ("issued_by",)
     show_full_result_count = False
     date_hierarchy = "issued_at"
+    exclude = ("options",)
+    readonly_fields = ("mint_options",)
+
+    @admin.display(description="mint options")
+    def mint_options(self, record: IssuedRoomToken) -> str:
+        """List the options the token was minted with (join as, media, session, meta)."""
+        options = record.options if isinstance(record.options, dict) else {}
+        if not options:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><strong>{}</strong>: {}</li>",
+                (
+                    (capfirst(name.replace("_", " ")), display_value(value))
+                    for name, value in options.items()
+                ),
+            ),
+        )
