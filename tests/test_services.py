@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from rooms import services
 from rooms.models import AuditEntry, Conference, RemoteIntent, Room, SyncState
+from rooms.services import edits
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import RateLimitedError
 from rooms.tasks import push
@@ -429,7 +430,7 @@ def test_an_update_whose_answer_was_never_stored_is_replayed_under_its_actor(
 
     room = services.room_create(data=room_data("replayed"))
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(services, "_store_answer", _failing_write)
+        patched.setattr(edits, "_store_answer", _failing_write)
         services.room_update(room=room, data={"display_name": "Landed remotely"},
                              actor=admin_user)
 
@@ -460,7 +461,7 @@ def test_a_create_whose_row_was_never_stored_is_adopted_never_repeated(
     sandbox, admin_user, room_data, monkeypatch, settings, queued, run_queued
 ):
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(services, "_store_created", _failing_write)
+        patched.setattr(edits, "_store_created", _failing_write)
         services.room_create(data=room_data("orphan", max_members=9), actor=admin_user)
     assert _room_in_sandbox(sandbox, "orphan") is not None
     assert not Room.objects.exists()
@@ -507,7 +508,7 @@ def test_a_replayed_edit_never_undoes_a_later_edit_of_the_same_field(
     later_user = django_user_model.objects.create_user("later", is_staff=True)
     room = services.room_create(data=room_data("both", description="first"))
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(services, "_store_answer", _failing_write)
+        patched.setattr(edits, "_store_answer", _failing_write)
         services.room_update(
             room=room, data={"display_name": "From A", "description": "from A"},
             actor=admin_user,
@@ -538,7 +539,7 @@ def test_a_delete_whose_local_row_survived_is_finished_under_its_actor(
 ):
     room = services.room_create(data=room_data("doomed-later"))
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(services, "_store_deleted", _failing_write)
+        patched.setattr(edits, "_store_deleted", _failing_write)
         services.room_delete(room=room, actor=admin_user)
     assert room.remote_id not in sandbox.rooms
     # The row says it waits for its delete, so the sync does not take it for a remote loss.
@@ -560,7 +561,7 @@ def test_a_replayed_edit_keeps_a_datetime_to_the_microsecond(
     room = services.room_create(data=room_data("precise"))
     when = timezone.now().replace(microsecond=123456) + timedelta(days=3)
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(services, "_store_answer", _failing_write)
+        patched.setattr(edits, "_store_answer", _failing_write)
         services.room_update(room=room, data={"remove_at": when}, actor=admin_user)
 
     settings.SIGNALWIRE_INTENT_GRACE = 0

@@ -1,0 +1,347 @@
+"""Edits asked for by a person or a script: create, update, delete, refresh, mark pending."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from rooms import intents, outbox, registry
+from rooms.models import (
+    AuditEntry,
+    Conference,
+    RemoteIntent,
+    Room,
+    SyncState,
+)
+from rooms.registry import Resource
+from rooms.services.common import (
+    TASK_LOCK_WAIT,
+    RowBusyError,
+    _absorb,
+    _acting,
+    _client,
+    _fetch_tokens,
+    _form_error,
+    _keep_pending,
+    _land,
+    _note_queued,
+    _replay_row_intents,
+    _store_tokens,
+    mirror_for,
+    row_lock,
+)
+from rooms.signalwire.client import SignalWireClient
+from rooms.signalwire.errors import (
+    NotFoundError,
+    SignalWireError,
+)
+from rooms.signalwire.errors import ValidationError as RemoteValidationError
+
+# --- conferences and rooms: create, update, delete -------------------------------------
+
+
+def _create(
+    spec: Resource, *, data: dict, actor: Any, source: str, client: SignalWireClient | None
+) -> Any:
+    row = spec.model(**data)
+    row.full_clean()
+    with _acting(source, actor):
+        client = _client(client)
+        intent = intents.record(
+            kind=spec.kind, model=spec.model, action=RemoteIntent.Action.CREATE, row=row,
+            data=data,
+        )
+        try:
+            answer = _land(spec, row, client, look_up=False)
+        except RemoteValidationError as exc:
+            intents.drop(intent)
+            raise _form_error(exc, spec.model) from exc
+        except SignalWireError as exc:
+            if not exc.retryable:
+                intents.drop(intent)
+                raise
+            # The client already retried; the push task finishes the job later. A create
+            # whose answer was lost is looked up by name there, never repeated blindly.
+            _keep_pending(row, exc, intent=intent)
+            return row
+        _absorb(spec, row, answer)
+        row.local_version = 1
+        tokens = _fetch_tokens(row, client) if spec.has_tokens else None
+        _store_created(row, tokens, intent)
+        return row
+
+
+def _store_created(row: Any, tokens: list[dict] | None, intent: RemoteIntent) -> None:
+    """Write a created row (and its tokens) and forget the intent, in one short transaction."""
+    with transaction.atomic():
+        row.save()
+        if tokens is not None:
+            _store_tokens(row, tokens)
+        intents.drop(intent)
+
+
+def _update(
+    spec: Resource,
+    *,
+    row: Any,
+    data: dict,
+    actor: Any,
+    source: str,
+    client: SignalWireClient | None,
+) -> Any:
+    with _acting(source, actor):
+        current = spec.model.objects.get(pk=row.pk)
+        if current.sync_state == SyncState.PENDING_DELETE:
+            raise DjangoValidationError(
+                f"This {spec.kind} is waiting to be deleted in SignalWire; it cannot be edited."
+            )
+        if RemoteIntent.objects.filter(kind=spec.kind, object_pk=current.pk).exists():
+            # An earlier edit whose answer was never stored comes first.
+            try:
+                _replay_row_intents(spec, current.pk)
+            except RowBusyError:
+                pass  # still in the air: the row lock below decides
+            current = spec.model.objects.get(pk=row.pk)
+        changed = [f for f, v in data.items() if getattr(current, f) != v]
+        if not changed and current.sync_state == SyncState.SYNCED:
+            return current
+        previous_state = current.sync_state
+        before = {f: getattr(current, f) for f in changed}
+        for field in changed:
+            setattr(current, field, data[field])
+        # Only what changes is checked: stored values SignalWire already holds stay valid
+        # even when the portal does not know them (a layout added after this release).
+        current.full_clean(
+            exclude=[f.name for f in spec.model._meta.fields if f.name not in changed]
+        )
+        intent = None
+        try:
+            with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
+                client = _client(client)
+                intent = intents.record(
+                    kind=spec.kind, model=spec.model, action=RemoteIntent.Action.UPDATE,
+                    row=current, data={f: data[f] for f in changed}, before=before,
+                )
+                answer = _land(spec, current, client, look_up=current.remote_id is None)
+        except RemoteValidationError as exc:
+            intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
+            raise _form_error(exc, spec.model) from exc
+        except NotFoundError as exc:
+            intents.drop(intent)
+            spec.model.objects.filter(pk=current.pk).update(
+                sync_state=SyncState.DELETED_REMOTELY, last_error=str(exc)[:2000]
+            )
+            raise DjangoValidationError(
+                f"This {spec.kind} no longer exists in SignalWire; nothing was changed."
+            ) from exc
+        except SignalWireError as exc:
+            if not exc.retryable:
+                if intent is not None:
+                    intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
+                raise
+            _keep_pending(current, exc, fields=changed, intent=intent)
+            return current
+        written = _absorb(spec, current, answer)
+        current.local_version += 1
+        _store_answer(current, [*changed, *written, "local_version", "updated_at"], intent)
+        return current
+
+
+def _store_answer(row: Any, fields: list[str], intent: RemoteIntent | None) -> None:
+    """Write what SignalWire answered and forget the intent, in one short transaction."""
+    with transaction.atomic():
+        row.save(update_fields=fields)
+        intents.drop(intent)
+
+
+def _lock_wait(client: SignalWireClient | None) -> float:
+    """Say how long to wait for another push of the row: briefly in a web request."""
+    wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
+    if getattr(client, "profile", None) == "interactive":
+        # The page must answer within a few seconds; a busy row is kept as pending.
+        return min(wait, TASK_LOCK_WAIT)
+    return wait
+
+
+def _delete(
+    spec: Resource, *, row: Any, actor: Any, source: str, client: SignalWireClient | None
+) -> bool:
+    with _acting(source, actor):
+        current = spec.model.objects.filter(pk=row.pk).first()
+        if current is None:
+            return True
+        intent = None
+        try:
+            with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
+                client = _client(client)
+                intent = intents.record(
+                    kind=spec.kind, model=spec.model, action=RemoteIntent.Action.DELETE,
+                    row=current, data={},
+                )
+                _delete_remote(spec, current, client)
+        except SignalWireError as exc:
+            if not exc.retryable:
+                if intent is not None:
+                    intents.withdraw(
+                        model=spec.model, intent=intent, previous_state=current.sync_state
+                    )
+                raise
+            with transaction.atomic():
+                spec.model.objects.filter(pk=current.pk).update(
+                    sync_state=SyncState.PENDING_DELETE, last_error=str(exc)[:2000]
+                )
+                intents.drop(intent)
+                outbox.push_after_commit(
+                    spec.kind, current.pk, delete=True, report=_note_queued(row)
+                )
+            row.sync_state = SyncState.PENDING_DELETE
+            return False
+        _store_deleted(current, intent)
+        return True
+
+
+def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
+    """Delete the local row and forget the intent, in one short transaction."""
+    with transaction.atomic():
+        row.delete()
+        intents.drop(intent)
+
+
+def _delete_remote(spec: Resource, row: Any, client: SignalWireClient) -> None:
+    """Delete a row's remote object; already gone counts as done."""
+    remote_id = row.remote_id
+    if not remote_id:
+        # A pending create may have landed without us hearing the answer.
+        found = spec.find(client, row.name)
+        if found is None:
+            return
+        remote_id = str(found["id"])
+    try:
+        spec.delete(client, remote_id)
+    except NotFoundError:
+        pass
+
+
+def conference_create(
+    *,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Conference:
+    """Create a conference in SignalWire, then mirror it with its tokens (pending if down)."""
+    return _create(registry.CONFERENCE, data=data, actor=actor, source=source, client=client)
+
+
+def conference_update(
+    *,
+    conference: Conference,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Conference:
+    """Change a conference in SignalWire, then locally; the result's sync_state tells which."""
+    return _update(
+        registry.CONFERENCE, row=conference, data=data, actor=actor, source=source, client=client
+    )
+
+
+def conference_delete(
+    *,
+    conference: Conference,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> bool:
+    """Delete a conference in SignalWire, then locally; False when left pending delete."""
+    return _delete(registry.CONFERENCE, row=conference, actor=actor, source=source, client=client)
+
+
+def room_create(
+    *,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Room:
+    """Create a room in SignalWire, then mirror it (pending push when SignalWire is down)."""
+    return _create(registry.ROOM, data=data, actor=actor, source=source, client=client)
+
+
+def room_update(
+    *,
+    room: Room,
+    data: dict,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Room:
+    """Change a room in SignalWire, then locally; the result's sync_state tells which."""
+    return _update(registry.ROOM, row=room, data=data, actor=actor, source=source, client=client)
+
+
+def room_delete(
+    *,
+    room: Room,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> bool:
+    """Delete a room in SignalWire, then locally; False when left pending delete."""
+    return _delete(registry.ROOM, row=room, actor=actor, source=source, client=client)
+
+
+def mirror_refresh(
+    *,
+    row: Conference | Room,
+    actor: Any = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> str:
+    """Reload one row from SignalWire unless local changes wait; return what happened."""
+    spec = mirror_for(row)
+    with _acting(source, actor):
+        current = spec.model.objects.get(pk=row.pk)
+        if current.is_unpushed or not current.remote_id:
+            return "skipped"
+        try:
+            answer = spec.get(_client(client), current.remote_id)
+        except NotFoundError:
+            spec.model.objects.filter(pk=current.pk).update(
+                sync_state=SyncState.DELETED_REMOTELY
+            )
+            return "deleted_remotely"
+        values = spec.fields(answer)
+        if current.sync_state == SyncState.SYNCED and all(
+            getattr(current, f) == v for f, v in values.items()
+        ):
+            # Nothing changed: no row write and no audit entry, only the time of the check.
+            spec.model.objects.filter(pk=current.pk).update(last_synced_at=timezone.now())
+            return "unchanged"
+        written = _absorb(spec, current, answer)
+        with transaction.atomic():
+            current.save(update_fields=[*written, "updated_at"])
+        return "refreshed"
+
+
+def mirror_mark_pending(*, rows: models.QuerySet, queue: bool = True) -> list[int]:
+    """Mark rows for a fresh push (and queue one each); rows waiting for deletion keep that."""
+    spec = mirror_for(rows.model)
+    with transaction.atomic():
+        pks = list(
+            rows.exclude(sync_state=SyncState.PENDING_DELETE).values_list("pk", flat=True)
+        )
+        spec.model.objects.filter(pk__in=pks).update(
+            sync_state=SyncState.PENDING_PUSH, local_version=models.F("local_version") + 1
+        )
+        if queue:
+            for pk in pks:
+                outbox.push_after_commit(spec.kind, pk)
+    return pks
+
+
