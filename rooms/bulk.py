@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -472,3 +473,51 @@ def run_outcomes(run: ActionRun) -> dict[str, int]:
         "failed": counts.get(FAILED, 0),
         "skipped": skipped,
     }
+
+
+@dataclass(frozen=True)
+class EditPreview:
+    """What a bulk edit would do to the selected rows, as counted before it starts."""
+
+    total: int
+    change: int
+    unchanged: int
+    skipped_unpushed: int
+    skipped_deleted: int
+    # A few rows that would change: (row, [(field label, before, after), ...]).
+    examples: list[tuple[Any, list[tuple[str, Any, Any]]]]
+
+
+def bulk_edit_preview(
+    *, rows: models.QuerySet, changes: Mapping[str, Any], examples: int = 5
+) -> EditPreview:
+    """Count what a bulk edit would change, skip or leave as it is; read only, no SignalWire."""
+    model = rows.model
+    fields = list(bulk_edit_clean(model=model, changes=changes))
+    cleaned = dict(changes)
+    counts: Counter[str] = Counter()
+    shown: list[tuple[Any, list[tuple[str, Any, Any]]]] = []
+    columns = ["pk", "name", "display_name", "sync_state", *fields]
+    for row in rows.order_by("pk").only(*columns).iterator(chunk_size=2000):
+        if row.sync_state in UNPUSHED_OR_REFUSED:
+            counts[SKIPPED_UNPUSHED] += 1
+            continue
+        if row.sync_state == SyncState.DELETED_REMOTELY:
+            counts[SKIPPED_DELETED] += 1
+            continue
+        diff = [
+            (str(model._meta.get_field(f).verbose_name), getattr(row, f), cleaned[f])
+            for f in fields
+            if not _same(f, getattr(row, f), cleaned[f])
+        ]
+        counts[CHANGED if diff else UNCHANGED] += 1
+        if diff and len(shown) < examples:
+            shown.append((row, diff))
+    return EditPreview(
+        total=sum(counts.values()),
+        change=counts[CHANGED],
+        unchanged=counts[UNCHANGED],
+        skipped_unpushed=counts[SKIPPED_UNPUSHED],
+        skipped_deleted=counts[SKIPPED_DELETED],
+        examples=shown,
+    )

@@ -324,3 +324,150 @@ def _wait_for_rows(condition, seconds: float = 120) -> None:
             return
         time.sleep(0.2)
     pytest.fail("rows were still pending")
+
+
+# --- the admin pages ---------------------------------------------------------------------
+
+
+def _action_post(rows, **extra) -> dict:
+    return {"action": "edit_selected", "_selected_action": [r.pk for r in rows], **extra}
+
+
+@pytest.mark.django_db
+def test_the_action_offers_each_editable_field_with_a_tick_box(sandbox, seeded, admin_client):
+    rows = seeded(2)
+
+    page = admin_client.post(CHANGELIST, _action_post(rows, index="0"))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Change 2 conferences at once" in html
+    for field in ("display_name", "layout", "quality", "dark_primary", "join_until"):
+        assert f'name="change_{field}"' in html
+    # Fixed after creation, or not editable here: no tick box.
+    assert 'name="change_name"' not in html and 'name="change_meta"' not in html
+
+
+@pytest.mark.django_db
+def test_the_form_refuses_bad_values_on_their_field_and_keeps_the_input(
+    sandbox, seeded, admin_client
+):
+    rows = seeded(2)
+
+    nothing = admin_client.post(CHANGELIST, _action_post(rows, bulk_step="preview"))
+    assert "Tick “change this” beside at least one field." in nothing.content.decode()
+
+    bad = admin_client.post(CHANGELIST, _action_post(
+        rows, bulk_step="preview", change_dark_primary="on", dark_primary="navy",
+        change_join_from="on", join_from_0="", join_from_1="", display_name="Kept input",
+    ))
+    html = bad.content.decode()
+    assert "Enter a colour as #RRGGBB." in html
+    assert "SignalWire cannot clear this" in html
+    assert 'value="Kept input"' in html
+    assert "will change" not in html
+    assert ActionRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_preview_counts_the_rows_that_change_and_shows_examples_before_and_after(
+    sandbox, seeded, admin_client
+):
+    rows = seeded(4)
+    Conference.objects.filter(pk=rows[0].pk).update(sync_state=SyncState.PENDING_PUSH)
+    Conference.objects.filter(pk=rows[1].pk).update(description="Same already")
+    sandbox.clear_requests()
+
+    preview = admin_client.post(CHANGELIST, _action_post(
+        rows, bulk_step="preview", change_description="on", description="Same already",
+    ))
+
+    html = preview.content.decode()
+    assert "2 of 4 conferences will change" in html
+    assert "1 already hold these values" in html
+    assert "1 have changes not yet pushed" in html
+    assert str(rows[2]) in html and "Same already" in html
+    assert 'name="bulk_step" value="confirm"' in html
+    assert sandbox.requests == [] and ActionRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_confirming_queues_the_run_and_shows_its_page_with_outcomes_and_change_log(
+    sandbox, seeded, admin_client, admin_user, eager_tasks, queued,
+    django_capture_on_commit_callbacks,
+):
+    rows = seeded(3)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(CHANGELIST, _action_post(
+            rows, bulk_step="confirm", change_layout="on", layout="3x3",
+            change_record_on_start="on", record_on_start="True",
+        ))
+
+    run = ActionRun.objects.get()
+    page_url = reverse("admin:rooms_actionrun_change", args=[run.pk])
+    assert response.status_code == 302 and response["Location"] == page_url
+    assert run.changes == {"layout": "3x3", "record_on_start": True}
+    assert run.requested_by == admin_user
+    assert all(sandbox.conferences[r.remote_id]["layout"] == "3x3" for r in rows)
+    assert all(sandbox.conferences[r.remote_id]["record_on_start"] is True for r in rows)
+
+    page = admin_client.get(page_url).content.decode()
+    assert "<strong>3</strong> changed" in page
+    assert f"cid={run.run_id.hex}" in page
+    assert "Restore selected to before this bulk edit" in page
+    log = admin_client.get(reverse("admin:rooms_auditentry_changelist"), {"cid": run.run_id.hex})
+    assert all(str(r) in log.content.decode() for r in rows)
+
+    progress = admin_client.get(reverse("admin:rooms_actionrun_progress", args=[run.pk])).json()
+    assert progress == {"state": "succeeded", "done": 3, "total": 3,
+                        "summary": "3 changed", "finished": True}
+
+
+@pytest.mark.django_db
+def test_restore_from_the_run_page_asks_first_then_undoes_the_edit(
+    sandbox, seeded, admin_client, admin_user, eager_tasks, queued,
+    django_capture_on_commit_callbacks,
+):
+    rows = seeded(2)
+    with django_capture_on_commit_callbacks(execute=True):
+        edit = bulk.bulk_edit_start(model=Conference, pks=[r.pk for r in rows],
+                                    changes={"description": "Temporary"}, actor=admin_user)
+    url = reverse("admin:rooms_actionrun_restore", args=[edit.pk])
+
+    ask = admin_client.get(url)
+    assert "Yes, restore 2 rows" in ask.content.decode()
+    assert all(sandbox.conferences[r.remote_id]["description"] == "Temporary" for r in rows)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin_client.post(url)
+
+    undo = ActionRun.objects.get(action=ActionRun.Action.RESTORE)
+    assert done["Location"] == reverse("admin:rooms_actionrun_change", args=[undo.pk])
+    assert undo.undoes == edit and undo.requested_by == admin_user
+    for row in rows:
+        assert sandbox.conferences[row.remote_id]["description"] == row.description
+    page = admin_client.get(done["Location"]).content.decode()
+    assert "the bulk edit of" in page and "Restore selected" not in page
+
+
+@pytest.mark.django_db
+def test_staff_without_the_change_permission_get_neither_the_action_nor_the_restore(
+    sandbox, seeded, client, admin_user, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    rows = seeded(1)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_conference", "view_actionrun"]))
+    client.force_login(viewer)
+    edit = ActionRun.objects.create(action=ActionRun.Action.BULK_EDIT, kind="conference",
+                                    state=ActionRun.State.SUCCEEDED)
+
+    listing = client.get(CHANGELIST).content.decode()
+    assert "edit_selected" not in listing
+    refused = client.post(CHANGELIST, _action_post(rows, bulk_step="confirm",
+                                                   change_layout="on", layout="2x2"))
+    assert ActionRun.objects.count() == 1 and refused.status_code in (200, 302)
+    assert client.get(reverse("admin:rooms_actionrun_restore", args=[edit.pk])).status_code == 403

@@ -30,6 +30,7 @@ from django.utils.html import format_html
 
 from rooms import bulk
 from rooms.admin import runs  # noqa: F401 - registers the action runs' pages linked below
+from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.history import AuditHistoryMixin
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
@@ -225,7 +226,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     save_on_top = True
-    actions = ("push_selected", "refresh_from_signalwire")
+    actions = ("push_selected", "refresh_from_signalwire", edit_selected)
     mirror_readonly = (
         "remote_id",
         sync_badge,
