@@ -21,7 +21,6 @@ from rooms.admin import once
 from rooms.admin.audit_display import display_value
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
-from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
@@ -172,7 +171,7 @@ class MintTokenForm(forms.Form):
 
 
 @admin.register(Room)
-class RoomAdmin(LiveActivityMixin, MirrorAdmin):
+class RoomAdmin(MirrorAdmin):
     """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
 
     list_display = (
@@ -182,12 +181,11 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):
         "quality",
         "layout",
         sync_badge,
-        live_badge,
         "last_synced_at",
         "remote_updated_at",
         "mint_link",
     )
-    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
+    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter)
     # The API's room requests carry none of these: SignalWire alone sets them.
     never_editable = (
         "fps",
