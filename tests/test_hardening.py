@@ -26,6 +26,7 @@ from rooms.models import (
     ConferenceToken,
     IssuedRoomToken,
     Room,
+    RoomSession,
     SyncRun,
 )
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
@@ -92,6 +93,9 @@ def world(sandbox, admin_user):
         "audit": audit,
         "sandbox": sandbox,
         "accounts": accounts,
+        "session": RoomSession.objects.create(
+            remote_id="crawl-session", room=room, room_name=room.name, status="completed"
+        ),
     }
 
 
@@ -125,6 +129,7 @@ def admin_urls(world) -> dict[str, str]:
         SyncRun: world["run"],
         ActionRun: ActionRun.objects.get_or_create(action="refresh", kind="conference")[0],
         AuditEntry: world["audit"]["room"],
+        RoomSession: world["session"],
         **world["accounts"],
     }
     urls = {"index": reverse("admin:index")}
@@ -152,6 +157,9 @@ def admin_urls(world) -> dict[str, str]:
             f"admin:rooms_conference_token_{view}", args=[conference.pk, token.pk]
         )
     urls["rooms_syncrun_sync_now"] = reverse("admin:rooms_syncrun_sync_now")
+    urls["rooms_roomsession_events"] = reverse(
+        "admin:rooms_roomsession_events", args=[world["session"].pk]
+    )
     for kind, obj in (("conference", conference), ("room", room)):
         urls[f"rooms_{kind}_audit_restore"] = reverse(
             f"admin:rooms_{kind}_audit_restore", args=[obj.pk, world["audit"][kind].pk]

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 
 from rooms import services, tokens
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
+from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
@@ -102,7 +103,7 @@ class ConferenceTokenInline(admin.TabularInline):
 
 
 @admin.register(Conference)
-class ConferenceAdmin(MirrorAdmin):
+class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):
     """Conferences: remote-first edits, tokens inline, SignalWire-first deletes."""
 
     list_display = (
@@ -112,10 +113,11 @@ class ConferenceAdmin(MirrorAdmin):
         "quality",
         "layout",
         sync_badge,
+        live_badge,
         "last_synced_at",
         "remote_updated_at",
     )
-    list_filter = ("sync_state", "size", "quality", "layout", DeletedRemotelyFilter)
+    list_filter = ("sync_state", "size", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
     inlines = (ConferenceTokenInline,)
     actions = (*MirrorAdmin.actions, "refresh_tokens")
     never_editable = ("meta",)

@@ -21,6 +21,7 @@ from rooms.admin import once
 from rooms.admin.audit_display import display_value
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
@@ -171,7 +172,7 @@ class MintTokenForm(forms.Form):
 
 
 @admin.register(Room)
-class RoomAdmin(MirrorAdmin):
+class RoomAdmin(LiveActivityMixin, MirrorAdmin):
     """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
 
     list_display = (
@@ -181,11 +182,12 @@ class RoomAdmin(MirrorAdmin):
         "quality",
         "layout",
         sync_badge,
+        live_badge,
         "last_synced_at",
         "remote_updated_at",
         "mint_link",
     )
-    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter)
+    list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
     # The API's room requests carry none of these: SignalWire alone sets them.
     never_editable = (
         "fps",
