@@ -188,7 +188,7 @@ def _qr_svg(uri: str) -> str:
 
 def otp_enrol(request: HttpRequest) -> HttpResponse:
     """Enrol (or replace) the user's authenticator app: show a new key once, then confirm."""
-    user = request.user
+    user: Any = request.user  # django-otp's middleware adds is_verified()
     current = confirmed_device(user)
     if current is not None and not user.is_verified():
         return redirect(_with_next(reverse(VERIFY_URL_NAME), _safe_next(request)))
@@ -238,7 +238,7 @@ def _render_enrol(
 
 def otp_verify(request: HttpRequest) -> HttpResponse:
     """Ask a staff user who enrolled a device for its current code."""
-    user = request.user
+    user: Any = request.user  # django-otp's middleware adds is_verified()
     device = confirmed_device(user)
     if device is None:
         return redirect(_with_next(reverse(ENROL_URL_NAME), _safe_next(request)))

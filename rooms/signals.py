@@ -20,7 +20,7 @@ from rooms.outbox import pushes_suppressed
 __all__ = ["connect", "pushes_suppressed"]
 
 MIRRORED = (Conference, Room)
-KINDS = {Conference: "conference", Room: "room"}
+KINDS: dict[type[models.Model], str] = {Conference: "conference", Room: "room"}
 
 
 def _quiet(raw: bool = False) -> bool:

@@ -138,5 +138,7 @@ class TwoFactorDeviceAdmin(SuperusersOnly, admin.ModelAdmin):
     list_filter = ["confirmed"]
     search_fields = ["user__username"]
     list_select_related = ["user"]
-    fields = ["user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"]
-    readonly_fields = fields
+    readonly_fields = (
+        "user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count"
+    )
+    fields = readonly_fields

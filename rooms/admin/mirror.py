@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -38,6 +38,9 @@ from rooms.models import ActionRun, AuditEntry, SyncState
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 ENUM_FIELDS = ("quality", "layout", "size")
 PENDING_WARNING = (
@@ -105,16 +108,20 @@ class MirrorForm(forms.ModelForm):
             value = getattr(self.instance, name, None)
             if field is None or not value:
                 continue
-            known = {str(key) for key, _ in field.choices}
+            choices = list(getattr(field, "choices", ()))
+            known = {str(key) for key, _ in choices}
             if value not in known:
                 # A value SignalWire added after this release: keep it selectable.
-                field.choices = [*field.choices, (value, f"{value} (unknown to the portal)")]
+                field.choices = [  # type: ignore[attr-defined]
+                    *choices,
+                    (value, f"{value} (unknown to the portal)"),
+                ]
                 self._unknown[name] = value
         mark_odd_values(self)
 
     def _get_validation_exclusions(self) -> set[str]:
         """Skip the model's choice check for an unknown value that is kept as it was."""
-        excluded = set(super()._get_validation_exclusions())
+        excluded = set(super()._get_validation_exclusions())  # type: ignore[misc]
         for name, value in self._unknown.items():
             if self.cleaned_data.get(name) == value:
                 excluded.add(name)
@@ -122,7 +129,7 @@ class MirrorForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         """Keep a colour's stored spelling when only its letter case differs."""
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         for name in schema.COLOUR_FIELDS:
             stored = getattr(self.instance, name, None) if self.instance.pk else None
             value = cleaned.get(name)
@@ -132,7 +139,7 @@ class MirrorForm(forms.ModelForm):
         return cleaned
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
         if self.errors or self.request is None or self.model_admin is None:
             return
         if not all_valid(getattr(self.request, "_mirror_formsets", [])):
@@ -285,19 +292,23 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         The form's validation calls SignalWire; the services write in their own short
         transactions, so no lock is held while SignalWire is slow.
         """
-        return self._changeform_view(request, object_id, form_url, extra_context)
+        return self._changeform_view(  # type: ignore[attr-defined]
+            request, object_id, form_url, extra_context
+        )
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None
     ) -> HttpResponse:
         """Run the delete view without Django's transaction around it (see changeform_view)."""
-        return self._delete_view(request, object_id, extra_context)
+        return self._delete_view(  # type: ignore[attr-defined]
+            request, object_id, extra_context
+        )
 
     def message_user(
         self,
         request: HttpRequest,
-        message: str,
-        level: int = messages.INFO,
+        message: StrOrPromise,
+        level: int | str = messages.INFO,
         extra_tags: str = "",
         fail_silently: bool = False,
     ) -> None:
@@ -306,7 +317,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
             return
         super().message_user(request, message, level, extra_tags, fail_silently)
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         """Bind the form class to this request so its validation can call the service."""
         kwargs.setdefault("widgets", {}).update({f: ColourInput() for f in schema.COLOUR_FIELDS})
         kwargs.setdefault("field_classes", {}).update(
@@ -319,11 +332,13 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 if isinstance(f, BooleanField) and f.null and f.editable
             }
         )
-        form = super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
         return type(form.__name__, (form,), {"request": request, "model_admin": self})
 
     def _create_formsets(self, request: HttpRequest, obj: Any, change: bool) -> Any:
-        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        formsets, inline_instances = super()._create_formsets(  # type: ignore[misc]
+            request, obj, change
+        )
         request._mirror_formsets = formsets  # type: ignore[attr-defined]
         return formsets, inline_instances
 
@@ -398,9 +413,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         actions = super().get_actions(request)
         if "delete_selected" in actions:
             actions["delete_selected"] = (
-                delete_selected,
+                delete_selected,  # type: ignore[assignment]
                 "delete_selected",
-                django_delete_selected.short_description,
+                getattr(django_delete_selected, "short_description", "Delete selected"),
             )
         return actions
 

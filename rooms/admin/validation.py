@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import FieldDoesNotExist
@@ -81,7 +81,8 @@ def _same_text(initial: Any, data: Any) -> bool:
 
 def mark_odd_values(form: forms.ModelForm) -> None:
     """Note on each field whose stored value the form itself would refuse (call in __init__)."""
-    form._odd_values = {}
+    odd_values: dict[str, Any] = {}
+    cast(Any, form)._odd_values = odd_values
     if not form.instance.pk:
         return
     for name, field in form.fields.items():
@@ -99,7 +100,7 @@ def mark_odd_values(form: forms.ModelForm) -> None:
             reasons = "; ".join(m.rstrip(".") for m in exc.messages)
             remote = form.instance.raw if isinstance(form.instance.raw, dict) else {}
             if remote.get(name) == value:
-                form._odd_values[name] = value
+                odd_values[name] = value
                 note = ODD_NOTE.format(reasons=reasons)
             else:
                 # Not SignalWire's own value: it is validated like any other input.
@@ -130,7 +131,7 @@ def _keep_odd_values(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
         )
         if not unchanged:
             continue
-        form._errors.pop(name, None)
+        form.errors.pop(name, None)
         cleaned[name] = value
         # The model's own checks would refuse it again; it is kept as it was, so skip them.
-        form._unknown[name] = value
+        cast(Any, form)._unknown[name] = value
