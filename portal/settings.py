@@ -252,6 +252,8 @@ SIGNALWIRE_MAX_LIST_ROWS = env.int("SIGNALWIRE_MAX_LIST_ROWS", default=1_000_000
 SIGNALWIRE_REFUSE_IN_TRANSACTION = env.bool("SIGNALWIRE_REFUSE_IN_TRANSACTION", default=DEBUG)
 SIGNALWIRE_SYNC_INTERVAL = env.int("SIGNALWIRE_SYNC_INTERVAL", default=300)
 SIGNALWIRE_TOKEN_REFRESH_INTERVAL = env.int("SIGNALWIRE_TOKEN_REFRESH_INTERVAL", default=3600)
+# Seconds between refreshes of the sessions in progress (their cost grows with live ones).
+SIGNALWIRE_LIVE_SESSIONS_INTERVAL = env.int("SIGNALWIRE_LIVE_SESSIONS_INTERVAL", default=60)
 SIGNALWIRE_SYNC_PAGE_SIZE = env.int("SIGNALWIRE_SYNC_PAGE_SIZE", default=1000)
 SIGNALWIRE_SYNC_LOCK_TIMEOUT = env.int("SIGNALWIRE_SYNC_LOCK_TIMEOUT", default=120)
 SIGNALWIRE_PUSH_MAX_ATTEMPTS = env.int("SIGNALWIRE_PUSH_MAX_ATTEMPTS", default=12)
@@ -280,6 +282,14 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-all-tokens": {
         "task": "rooms.tasks.refresh_all_tokens",
         "schedule": float(SIGNALWIRE_TOKEN_REFRESH_INTERVAL),
+    },
+    "refresh-live-sessions": {
+        "task": "rooms.tasks.refresh_live_sessions",
+        "schedule": float(SIGNALWIRE_LIVE_SESSIONS_INTERVAL),
+    },
+    "sync-session-history": {
+        "task": "rooms.tasks.sync_session_history",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
     },
     "audit-cleanup": {
         "task": "rooms.tasks.audit_cleanup",

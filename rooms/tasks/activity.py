@@ -1,0 +1,28 @@
+"""Celery tasks that keep room sessions in step: a frequent live refresh, a history sync.
+
+Beat runs the live refresh every SIGNALWIRE_LIVE_SESSIONS_INTERVAL seconds (about a
+minute) and the history sync every SIGNALWIRE_SYNC_INTERVAL; both are thin over
+rooms.sessions and retry only errors that can heal.
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+
+@shared_task(bind=True, name="rooms.tasks.refresh_live_sessions", ignore_result=True)
+def refresh_live_sessions(self: Task, trigger: str = "schedule") -> str:
+    """Refresh the sessions in progress and their members; close those that ended."""
+    from rooms import sessions
+    from rooms.tasks.sync import _run
+
+    return _run(self, sessions.sessions_refresh_live, trigger=trigger)
+
+
+@shared_task(bind=True, name="rooms.tasks.sync_session_history", ignore_result=True)
+def sync_session_history(self: Task, trigger: str = "schedule") -> str:
+    """Mirror the completed sessions that are new or changed since the last run."""
+    from rooms import sessions
+    from rooms.tasks.sync import _run
+
+    return _run(self, sessions.sessions_sync_history, trigger=trigger)

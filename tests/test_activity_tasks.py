@@ -1,0 +1,67 @@
+"""The live session refresh on beat, and a real worker running it against the sandbox."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from django.conf import settings
+
+from portal.celery import app
+from rooms.models import RoomSession, SyncRun
+
+
+def by_task() -> dict[str, dict]:
+    return {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
+
+
+def test_live_sessions_refresh_about_every_minute_and_history_with_the_sync():
+    import rooms.tasks  # noqa: F401  (what autodiscovery imports in a worker)
+
+    schedule = by_task()
+    live = schedule["rooms.tasks.refresh_live_sessions"]["schedule"]
+    assert live == settings.SIGNALWIRE_LIVE_SESSIONS_INTERVAL == 60
+    history = schedule["rooms.tasks.sync_session_history"]["schedule"]
+    assert history == settings.SIGNALWIRE_SYNC_INTERVAL
+    assert {"rooms.tasks.refresh_live_sessions", "rooms.tasks.sync_session_history"} <= set(
+        app.tasks
+    )
+
+
+def wait_for_run(kind: str, trigger: str) -> SyncRun:
+    deadline = time.monotonic() + 30
+    run = None
+    while time.monotonic() < deadline:
+        run = SyncRun.objects.filter(kind=kind, trigger=trigger).first()
+        if run is not None and run.outcome != SyncRun.Outcome.RUNNING:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"no finished {kind} run: {run}")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_shows_a_started_session_live_then_ended(
+    celery_worker_process, sandbox, sandbox_server, redis_client
+):
+    from rooms.tasks.activity import refresh_live_sessions
+
+    redis_client.flushdb()
+    started = requests.post(
+        f"{sandbox_server.url}/__sandbox__/sessions",
+        json={"room_name": "worker-room", "members": ["ann", "bo"]},
+        timeout=5,
+    ).json()
+
+    refresh_live_sessions.delay(trigger="test-live")
+    run = wait_for_run(SyncRun.Kind.LIVE_SESSIONS, "test-live")
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED
+    session = RoomSession.objects.get(remote_id=started["id"])
+    assert session.is_live and session.members_now == 2
+
+    requests.post(f"{sandbox_server.url}/__sandbox__/sessions/{started['id']}/end", timeout=5)
+    refresh_live_sessions.delay(trigger="test-ended")
+    wait_for_run(SyncRun.Kind.LIVE_SESSIONS, "test-ended")
+    session.refresh_from_db()
+    assert session.status == "completed" and session.members_now == 0
