@@ -10,7 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -158,7 +158,7 @@ class MintTokenForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         """Mirror SignalWire's rules: a custom role names scopes; the window is ordered."""
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if cleaned.get("role") == "custom" and not cleaned.get("permissions"):
             self.add_error("permissions", "Pick at least one scope for a custom token.")
         start, end = cleaned.get("join_from"), cleaned.get("join_until")
@@ -301,7 +301,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):
                     form.add_error(None, f"SignalWire could not mint the token: {exc}")
         if token is None and not refusal:
             # A fresh nonce for the form on the page (the one just used is gone).
-            data = form.data.copy() if form.is_bound else None
+            data = form.data.copy() if isinstance(form.data, QueryDict) else None
             if data is not None:
                 data["nonce"] = once.issue(request, purpose)
                 form.data = data
@@ -316,7 +316,10 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):
                 "opts": self.model._meta,
                 "original": room,
                 "form": form,
-                "adminform": helpers.AdminForm(form, list(form.fieldsets), {}),
+                # AdminForm lays out any form by its fieldsets, not only a ModelForm.
+                "adminform": helpers.AdminForm(
+                    form, list(form.fieldsets), {}  # type: ignore[arg-type]
+                ),
                 "token": token,
                 "record": record,
                 "refusal": refusal,
