@@ -471,3 +471,48 @@ def test_staff_without_the_change_permission_get_neither_the_action_nor_the_rest
                                                    change_layout="on", layout="2x2"))
     assert ActionRun.objects.count() == 1 and refused.status_code in (200, 302)
     assert client.get(reverse("admin:rooms_actionrun_restore", args=[edit.pk])).status_code == 403
+
+
+def _hidden_inputs(html: str) -> list[tuple[str, str]]:
+    import re
+    from html import unescape
+
+    return [(unescape(n), unescape(v)) for n, v in re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)]
+
+
+@pytest.mark.django_db
+def test_rooms_too_and_the_preview_posts_back_exactly_the_values_it_showed(
+    sandbox, admin_client, admin_user, room_data, eager_tasks, queued,
+    django_capture_on_commit_callbacks,
+):
+    rooms = [services.room_create(data=room_data(f"team-{n}")) for n in range(3)]
+    changelist = reverse("admin:rooms_room_changelist")
+
+    preview = admin_client.post(changelist, {
+        "action": "edit_selected", "_selected_action": [r.pk for r in rooms],
+        "bulk_step": "preview",
+        "change_max_members": "on", "max_members": "42",
+        "change_join_until": "on", "join_until_0": "2031-03-04", "join_until_1": "05:06:07",
+        "change_sync_audio_video": "on", "sync_audio_video": "false",
+    })
+    html = preview.content.decode()
+    assert "3 of 3 rooms will change" in html
+    posted: dict[str, list[str]] = {}
+    for name, value in _hidden_inputs(html):
+        posted.setdefault(name, []).append(value)
+    posted["bulk_step"] = ["confirm"]
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(changelist, posted)
+
+    run = ActionRun.objects.get()
+    assert run.kind == "room" and run.counts == {"changed": 3}
+    for room in rooms:
+        remote = sandbox.rooms[room.remote_id]
+        assert remote["max_members"] == 42 and remote["sync_audio_video"] is False
+        assert remote["join_until"].startswith("2031-03-04T05:06:07")
+        assert Room.objects.get(pk=room.pk).max_members == 42
+    # Back to the form keeps the ticks and values.
+    back = admin_client.post(changelist, {**posted, "bulk_step": "edit"}).content.decode()
+    assert 'name="change_max_members" id="id_change_max_members" value="on" checked' in back
+    assert 'value="42"' in back
