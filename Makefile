@@ -23,6 +23,7 @@ bench: dev-deps
 	@scripts/ensure-redis
 	$(PY) bench/client_bench.py --conferences $(N)
 	$(PY) bench/sync_bench.py --conferences $(N)
+	$(PY) bench/bulk_edit_bench.py
 
 lint: dev-deps
 	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run
