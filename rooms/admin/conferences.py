@@ -54,7 +54,7 @@ class ConferenceTokenInline(admin.TabularInline):
         """Tokens live as long as their conference in SignalWire."""
         return False
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         """Show the controls a staff member's permissions allow, and no others."""
         fields = ["name", "scope_list", "masked_value"]
         if request.user.has_perm(REVEAL):
@@ -102,8 +102,9 @@ class ConferenceTokenInline(admin.TabularInline):
         return format_html('<a class="button" href="{}">Reset…</a>', _token_url("reset", obj))
 
 
+# Both bases name their stylesheets in a Media class; Django's admin media merges them.
 @admin.register(Conference)
-class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):
+class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     """Conferences: remote-first edits, tokens inline, SignalWire-first deletes."""
 
     list_display = (

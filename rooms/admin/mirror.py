@@ -233,7 +233,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     save_on_top = True
-    actions = ("push_selected", "refresh_from_signalwire", edit_selected)
+    actions: tuple[Any, ...] = ("push_selected", "refresh_from_signalwire", edit_selected)
     mirror_readonly = (
         "remote_id",
         sync_badge,

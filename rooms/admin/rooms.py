@@ -171,8 +171,9 @@ class MintTokenForm(forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if k != "nonce"}
 
 
+# Both bases name their stylesheets in a Media class; Django's admin media merges them.
 @admin.register(Room)
-class RoomAdmin(LiveActivityMixin, MirrorAdmin):
+class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
 
     list_display = (
