@@ -2,8 +2,9 @@
 
 Services, tasks and commands open an `audit_context`; entries written inside it carry its
 source, actor and correlation id (a web request id or a sync/push run id). Writes made
-outside any context (a shell, a script) are recorded as source "shell"; management
-commands wrap their work in `command_context(name)`.
+outside any context (a shell, a script) are recorded as source "shell"; a management
+command wraps its work in `audit_context(source=Source.COMMAND, actor_label=<its name>)`,
+as a `with` block or as a decorator of `handle` (each call then gets its own run id).
 
 Every entry's `changes` has one shape, whoever wrote it: a JSON object mapping a field
 name to `[old, new]`, values as django-auditlog stores them with
@@ -17,7 +18,7 @@ import functools
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,19 +140,6 @@ def audit_context(
             yield ctx
     finally:
         _current.reset(token)
-
-
-def command_context(
-    name: str, *, correlation_id: str | None = None
-) -> AbstractContextManager[AuditContext]:
-    """Attribute a management command's changes to it (use as `with` or as a decorator).
-
-    Example: decorate `handle` with `@command_context("sync_signalwire")`, or wrap the work
-    in `with command_context("import_rooms"):`. Each use gets its own run id.
-    """
-    return audit_context(
-        source=Source.COMMAND, actor_label=name, correlation_id=correlation_id
-    )
 
 
 def mask_value(value: Any) -> str:

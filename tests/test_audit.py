@@ -14,7 +14,6 @@ from rooms.audit import (
     MASK,
     audit_context,
     bulk_record,
-    command_context,
     current_context,
     delete_expired_entries,
     record_event,
@@ -64,8 +63,8 @@ def test_shell_save_is_recorded_as_shell_without_noise():
     assert "issued_tokens" not in last_entry(room).changes
 
 
-def test_command_context_records_command_and_groups_by_run_id():
-    with command_context("import_rooms") as ctx:
+def test_a_command_context_records_the_command_and_groups_by_run_id():
+    with audit_context(source=AuditEntry.Source.COMMAND, actor_label="import_rooms") as ctx:
         first = Conference.objects.create(name="from-command-1")
         second = Conference.objects.create(name="from-command-2")
 
@@ -78,8 +77,8 @@ def test_command_context_records_command_and_groups_by_run_id():
     assert current_context().source == AuditEntry.Source.SHELL
 
 
-def test_command_context_works_as_a_decorator_with_a_new_run_each_call():
-    @command_context("cleanup_rooms")
+def test_a_command_context_works_as_a_decorator_with_a_new_run_each_call():
+    @audit_context(source=AuditEntry.Source.COMMAND, actor_label="cleanup_rooms")
     def handle(name):
         Conference.objects.create(name=name)
 
@@ -143,7 +142,7 @@ def test_auditlog_reads_the_correlation_id_through_its_public_getter():
     assert get_cid() is None
     with audit_context(source="sync", actor_label="sync", correlation_id="run-cid"):
         assert get_cid() == "run-cid"
-        with command_context("inner") as inner:
+        with audit_context(source=AuditEntry.Source.COMMAND, actor_label="inner") as inner:
             assert get_cid() == inner.correlation_id
         assert get_cid() == "run-cid"
     assert get_cid() is None
