@@ -238,6 +238,22 @@ def test_history_finds_token_entries_by_the_related_columns_alone(admin_client):
     assert [r.entry.content_type.model for r in response.context["entries"]] == ["conference"]
 
 
+def test_history_links_the_change_log_filtered_to_the_object_and_its_tokens(admin_client):
+    conference = Conference.objects.create(name="linked")
+    token = ConferenceToken.objects.create(
+        conference=conference, remote_id="tok-link", name="guest", token="LINK-SECRET-1"
+    )
+    Conference.objects.create(name="unrelated")
+
+    link = admin_client.get(history_url(conference)).context["changelog_url"]
+    response = admin_client.get(link)
+    assert response.status_code == 200
+    shown = {(e.content_type.model, e.object_pk) for e in response.context["cl"].result_list}
+    assert shown == {("conference", str(conference.pk)), ("conferencetoken", str(token.pk))}
+    bad = admin_client.get(reverse("admin:rooms_auditentry_changelist"), {"about": "x.1"})
+    assert bad.status_code == 400
+
+
 def _history_queries(client, obj):
     with CaptureQueriesContext(connection) as queries:
         response = client.get(history_url(obj))

@@ -13,6 +13,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -91,6 +92,33 @@ class CorrelationFilter(admin.SimpleListFilter):
         return queryset.filter(cid=self.value()) if self.value() else queryset
 
 
+class AboutObjectFilter(admin.SimpleListFilter):
+    """Show one object's entries and its tokens' (the history page links here).
+
+    The value is "<content type id>.<object id>"; both halves are matched on indexed
+    columns: the entry's own object, or the object it belongs to.
+    """
+
+    title = "object and its tokens"
+    parameter_name = "about"
+
+    def lookups(self, request, model_admin):
+        value = request.GET.get(self.parameter_name)
+        return [(value, value)] if value else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        type_id, _, object_id = value.partition(".")
+        if not (type_id.isdigit() and object_id.isdigit()):
+            raise IncorrectLookupParameters(f"{value!r} is not <type id>.<object id>")
+        return queryset.filter(
+            Q(content_type_id=int(type_id), object_pk=object_id)
+            | Q(related_object_type_id=int(type_id), related_object_id=int(object_id))
+        )
+
+
 class CapitalisedChoicesFilter(admin.ChoicesFieldListFilter):
     """A choices filter whose labels start with a capital (auditlog's actions are lower case)."""
 
@@ -130,6 +158,7 @@ class AuditEntryAdmin(RecordAdminMixin, admin.ModelAdmin):
         ActorFilter,
         ("timestamp", admin.DateFieldListFilter),
         CorrelationFilter,
+        AboutObjectFilter,
     )
     list_select_related = ("actor", "content_type")
     date_hierarchy = "timestamp"

@@ -127,7 +127,7 @@ class AuditHistoryMixin(_ModelAdmin):
             "page_obj": page,
             "page_range": paginator.get_elided_page_range(page.number),
             "page_var": PAGE_VAR,
-            "changelog_url": changelog_url(content_type=ct.pk, object_pk=obj.pk),
+            "changelog_url": changelog_url(about=f"{ct.pk}.{obj.pk}"),
             "preserved_filters": self.get_preserved_filters(request),
             **(extra_context or {}),
         }
