@@ -116,7 +116,8 @@ def test_rows_with_unpushed_changes_or_deleted_remotely_are_skipped_and_counted(
 
 @pytest.mark.django_db
 def test_a_row_signalwire_refuses_is_marked_failed_with_its_message_and_the_rest_land(
-    sandbox, seeded, admin_user, eager_tasks, queued, django_capture_on_commit_callbacks
+    sandbox, seeded, admin_user, admin_client, eager_tasks, queued,
+    django_capture_on_commit_callbacks,
 ):
     rows = seeded(3)
     refused = rows[1]
@@ -139,6 +140,11 @@ def test_a_row_signalwire_refuses_is_marked_failed_with_its_message_and_the_rest
     }]
     stored = Conference.objects.get(pk=refused.pk)
     assert stored.join_until == refused.join_until and stored.sync_state == SyncState.SYNCED
+    assert AuditEntry.objects.filter(cid=run.run_id.hex, object_pk=str(refused.pk)).count() == 0
+    page = admin_client.get(reverse("admin:rooms_actionrun_change", args=[run.pk])).content
+    assert "Rows SignalWire refused" in page.decode()
+    assert "join_until: Join until must be after join from" in page.decode()
+    assert reverse("admin:rooms_conference_change", args=[refused.pk]) in page.decode()
     assert sandbox.conferences[rows[0].remote_id]["join_until"].startswith("2030-06-01T12:00:00")
 
 
@@ -149,7 +155,9 @@ def test_rows_signalwire_cannot_take_now_are_left_pending_and_pushed_later(
 ):
     rows = seeded(3)
     down = rows[0]
-    sandbox.inject_fault(503, methods=["PUT"], path_prefix=f"/api/video/conferences/{down.remote_id}")
+    sandbox.inject_fault(
+        503, methods=["PUT"], path_prefix=f"/api/video/conferences/{down.remote_id}"
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         run = bulk.bulk_edit_start(
@@ -516,3 +524,29 @@ def test_rooms_too_and_the_preview_posts_back_exactly_the_values_it_showed(
     back = admin_client.post(changelist, {**posted, "bulk_step": "edit"}).content.decode()
     assert 'name="change_max_members" id="id_change_max_members" value="on" checked' in back
     assert 'value="42"' in back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seeded, admin_client):
+    from portal.celery import app
+
+    rows = seeded(2)
+    before = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        response = admin_client.post(CHANGELIST, _action_post(
+            rows, bulk_step="confirm", change_description="on", description="Never sent",
+        ), follow=True)
+    finally:
+        app.conf.broker_url = before
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    assert "Nothing was queued: the task queue (Redis) cannot be reached" in (
+        response.content.decode()
+    )
+    assert ActionRun.objects.get().state == ActionRun.State.NOT_QUEUED
+    assert not Conference.objects.filter(description="Never sent").exists()
+    assert all(sandbox.conferences[r.remote_id]["description"] != "Never sent" for r in rows)

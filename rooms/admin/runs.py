@@ -113,6 +113,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
                 progress_url=reverse("admin:rooms_actionrun_progress", args=[run.pk]),
                 outcomes=bulk.run_outcomes(run) if run.action in EDIT_ACTIONS else None,
                 failures=run.failures,
+                row_url_name=f"admin:rooms_{run.kind}_change",
                 can_restore=can_restore(request, run),
                 restore_url=reverse("admin:rooms_actionrun_restore", args=[run.pk]),
             )
