@@ -1,6 +1,11 @@
 """Benchmark the conference sync against a seeded sandbox Space; print a table and JSON.
 
-    python bench/sync_bench.py [--conferences N] [--page-size P]
+    python bench/sync_bench.py [--conferences N] [--page-size P] [--plain]
+
+--plain also measures, in the same run and against the same sandbox, the plain Django way
+(bulk_create for new rows, remote_updated_at to tell an unchanged row) and the sync with
+the garbage-collector tuning it once had (heap frozen, gen-0 threshold 50,000), and
+prints how each compares with the sync as shipped.
 
 The sandbox runs in a child process, so time and memory measured here are the portal's.
 Django uses a fresh SQLite file (migrated here) and the test settings' Redis database for
@@ -13,6 +18,8 @@ the empty database and has its own floor; the figures are medians over the trial
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -21,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -145,6 +153,19 @@ class Trial(NamedTuple):
     noop_pages: list[int]
 
 
+@contextlib.contextmanager
+def gc_tuned() -> Iterator[None]:
+    """Freeze the objects alive now out of gc's scans and collect gen 0 less often."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def reset_database(db_path: Path, pristine: Path) -> None:
     """Put the freshly migrated, empty database back in place for the next trial."""
     from django.db import connection
@@ -205,6 +226,10 @@ def main() -> None:
         "--trials", type=int, default=0,
         help="first and no-op syncs into a fresh database (default 3, 1 above 20,000)",
     )
+    parser.add_argument(
+        "--plain", action="store_true",
+        help="also measure bulk_create + remote_updated_at, and gc tuning, in this run",
+    )
     args = parser.parse_args()
     n, page_size = args.conferences, args.page_size
     trials = args.trials or (3 if n <= 20_000 else 1)
@@ -233,20 +258,34 @@ def main() -> None:
             )
             fetch_floor(url, page_size)  # warm the sandbox's pagination and the sockets
             baseline_rss = rss_mb("VmRSS")
+            from rooms import sync
+
+            variants = {"fast": measured}
+            if args.plain:
+                variants.update({"plain": [], "gc_tuned": []})
             for _ in range(trials):
-                reset_database(db_path, pristine)
-                # The floor is fetched right before and after each trial, so a noisy
-                # moment weighs on both sides of that trial's ratios.
-                before = fetch_floor(url, page_size)[0]
-                sync_s, run, counter, per_page = timed_sync(client, page_size)
-                assert run.outcome == "succeeded" and run.created == n, (run.outcome, run.error)
-                assert Conference.objects.count() == n
-                noop_s, noop_run, noop_counter, noop_pages = timed_sync(client, page_size)
-                assert noop_run.unchanged == n, noop_run.error
-                floor_s = (before + fetch_floor(url, page_size)[0]) / 2
-                measured.append(
-                    Trial(sync_s, noop_s, floor_s, run, counter, per_page, noop_counter, noop_pages)
-                )
+                for variant, into in variants.items():
+                    sync._MirrorSync.fast_paths = variant != "plain"
+                    tuned = gc_tuned() if variant == "gc_tuned" else contextlib.nullcontext()
+                    reset_database(db_path, pristine)
+                    # The floor is fetched right before and after each trial, so a noisy
+                    # moment weighs on both sides of that trial's ratios.
+                    before = fetch_floor(url, page_size)[0]
+                    with tuned:
+                        sync_s, run, counter, per_page = timed_sync(client, page_size)
+                    assert run.outcome == "succeeded" and run.created == n, (run.outcome, run.error)
+                    assert Conference.objects.count() == n
+                    with gc_tuned() if variant == "gc_tuned" else contextlib.nullcontext():
+                        noop_s, noop_run, noop_counter, noop_pages = timed_sync(client, page_size)
+                    assert noop_run.unchanged == n, noop_run.error
+                    floor_s = (before + fetch_floor(url, page_size)[0]) / 2
+                    into.append(
+                        Trial(
+                            sync_s, noop_s, floor_s, run, counter, per_page, noop_counter,
+                            noop_pages,
+                        )
+                    )
+            sync._MirrorSync.fast_paths = True
             peak_rss = rss_mb("VmHWM")
             client.close()
             write_floor_s = time_write_floor(db_path, pristine, page_size)
@@ -302,6 +341,23 @@ def main() -> None:
         ("no-op writes (run record)", noop_run_writes),
         ("peak RSS", f"{peak_rss:.1f} MB (+{peak_rss - baseline_rss:.1f} over baseline)"),
     ]
+    for variant, trials_of in variants.items():
+        if variant == "fast":
+            continue
+        ratio = statistics.median(round(t.sync_s / t.floor_s, 2) for t in trials_of)
+        noop_ratio = statistics.median(round(t.noop_s / t.floor_s, 2) for t in trials_of)
+        sync_v = statistics.median(t.sync_s for t in trials_of)
+        noop_v = statistics.median(t.noop_s for t in trials_of)
+        result[variant] = {
+            "sync_s": round(sync_v, 3), "noop_s": round(noop_v, 3),
+            "ratio": ratio, "noop_ratio": noop_ratio,
+            "shipped_over_this": round(sync_v / sync_s, 2),
+            "shipped_over_this_noop": round(noop_v / noop_s, 2),
+        }
+        rows.append((
+            f"{variant.replace('_', ' ')} (first / no-op)",
+            f"{sync_v:.3f} s / {noop_v:.3f} s  ratio {ratio} / {noop_ratio}",
+        ))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")

@@ -72,14 +72,11 @@ def markable_remote_ids(model: type[models.Model], states: Iterable[str]) -> set
         return {remote_id for (remote_id,) in cursor.fetchall()}
 
 
-def names_awaiting_create(kind: str, names: Iterable[str]) -> set[str]:
-    """Return the names among `names` whose create is recorded but not yet stored locally."""
+def names_awaiting_create(kind: str) -> set[str]:
+    """Return the names of a kind whose create was sent but whose row was never stored."""
     return set(
         RemoteIntent.objects.filter(
-            kind=kind,
-            action=RemoteIntent.Action.CREATE,
-            object_pk__isnull=True,
-            name__in=list(names),
+            kind=kind, action=RemoteIntent.Action.CREATE, object_pk__isnull=True
         ).values_list("name", flat=True)
     )
 

@@ -484,6 +484,40 @@ def test_a_create_whose_row_was_never_stored_is_adopted_never_repeated(
     assert (created.actor, created.source) == (admin_user, AuditEntry.Source.ADMIN)
 
 
+@pytest.mark.parametrize("kind", ["room", "conference"])
+def test_a_sync_before_the_replay_leaves_an_unstored_create_to_its_actor(
+    sandbox, admin_user, room_data, conference_data, monkeypatch, settings, queued,
+    run_queued, kind
+):
+    from rooms import sync
+    from rooms.registry import RESOURCES
+
+    create = services.room_create if kind == "room" else services.conference_create
+    data = room_data("orphan") if kind == "room" else conference_data("orphan")
+    model = RESOURCES[kind].model
+    with monkeypatch.context() as patched, pytest.raises(OperationalError):
+        patched.setattr(edits, "_store_created", _failing_write)
+        create(data=data, actor=admin_user)
+
+    # The listing shows the new object before the replay ran: the sync leaves it alone.
+    run = sync.sync_rooms() if kind == "room" else sync.sync_conferences()
+    assert (run.created, run.skipped_pending) == (0, 1)
+    assert not model.objects.exists()
+    assert not AuditEntry.objects.filter(source=AuditEntry.Source.SYNC,
+                                         action=AuditEntry.Action.CREATE).exists()
+
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+    row = model.objects.get(name="orphan")
+    assert row.sync_state == SyncState.SYNCED
+    created = AuditEntry.objects.get_for_object(row).get(action=AuditEntry.Action.CREATE)
+    assert (created.actor, created.source) == (admin_user, AuditEntry.Source.ADMIN)
+    # Once stored, the next sync sees it as unchanged, not as new.
+    again = sync.sync_rooms() if kind == "room" else sync.sync_conferences()
+    assert (again.created, again.skipped_pending, again.unchanged) == (0, 0, 1)
+
+
 def test_a_rejected_edit_leaves_no_intent_and_the_row_as_it_was(
     sandbox, monkeypatch, room_data
 ):

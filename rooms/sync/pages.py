@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import queue
 import sqlite3
 import threading
@@ -90,24 +89,3 @@ def wide_batches() -> Iterator[None]:
             features.max_query_params = previous
         else:
             del features.max_query_params
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Keep Python's cycle collector from rescanning the whole process on every page.
-
-    A page of a thousand payloads allocates tens of thousands of dicts and lists that
-    reference counting frees (they hold no cycles); with the default thresholds the
-    collector ran often enough to cost a tenth of a large sync. The objects alive before
-    the run are frozen out of its scans and the youngest generation is collected less
-    often, both undone when the run ends.
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-

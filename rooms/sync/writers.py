@@ -15,6 +15,7 @@ from rooms.bulk_sql import insert_rows
 from rooms.models import UNPUSHED_STATES, AuditEntry, SyncState
 from rooms.registry import Resource
 from rooms.signalwire import payloads
+from rooms.sync.pages import WRITE_CHUNK
 
 Action = AuditEntry.Action
 
@@ -109,9 +110,15 @@ class PageWriter:
     """Plan and apply the row writes of one resource's pages, with their audit entries."""
 
     def __init__(
-        self, resource: Resource, *, seen: set[str], error: Callable[[str], None]
+        self,
+        resource: Resource,
+        *,
+        seen: set[str],
+        error: Callable[[str], None],
+        fast_inserts: bool = True,
     ) -> None:
         self.model = resource.model
+        self.fast_inserts = fast_inserts
         self.seen = seen
         self.error = error
         # Columns read for rows that changed: enough to diff, audit and rewrite them.
@@ -243,7 +250,12 @@ class PageWriter:
         creates = [w for w in writes if w.create]
         updates = [w for w in writes if not w.create]
         if creates:
-            insert_rows(self.model, [w.row for w in creates])
+            if self.fast_inserts:
+                insert_rows(self.model, [w.row for w in creates])
+            else:
+                self.model.objects.bulk_create(
+                    [self.model(**w.row) for w in creates], batch_size=WRITE_CHUNK
+                )
             pks = dict(
                 self.model.objects.filter(remote_id__in=[w.obj.remote_id for w in creates])
                 .order_by()
