@@ -160,6 +160,9 @@ def admin_urls(world) -> dict[str, str]:
     urls["rooms_roomsession_events"] = reverse(
         "admin:rooms_roomsession_events", args=[world["session"].pk]
     )
+    urls["rooms_usage"] = reverse("admin:rooms_usage")
+    urls["rooms_usage_csv"] = reverse("admin:rooms_usage_csv")
+    urls["rooms_usage_chart"] = reverse("admin:rooms_usage_chart", args=["minutes"])
     for kind, obj in (("conference", conference), ("room", room)):
         urls[f"rooms_{kind}_audit_restore"] = reverse(
             f"admin:rooms_{kind}_audit_restore", args=[obj.pk, world["audit"][kind].pk]

@@ -228,8 +228,11 @@ class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
         return f"{obj.member_seconds / 60:.1f}"
 
     def get_urls(self) -> list:
-        """Add the session's event timeline page."""
+        """Add the session's event timeline page and the usage page."""
+        from rooms.admin.usage import usage_urls
+
         return [
+            *usage_urls(self),
             path(
                 "<path:object_id>/events/",
                 self.admin_site.admin_view(self.events_view),

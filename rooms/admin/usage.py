@@ -1,0 +1,171 @@
+"""The usage page: minutes, sessions and cost per day and the top rooms, as charts, table, CSV.
+
+Charts are pygal SVG drawn on the server and served as images from the portal itself, so
+the page needs no JavaScript and no CDN and keeps the strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pygal
+from csp.decorators import csp_replace
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from pygal.style import Style
+
+from rooms import usage
+from rooms.activity_models import RoomSession
+
+CHARTS = {
+    "minutes": ("Member minutes per day", "minutes"),
+    "sessions": ("Sessions per day", "sessions"),
+    "cost": ("Cost per day ($)", "cost"),
+    "rooms": ("Top rooms by member minutes", "minutes"),
+}
+STYLE = Style(
+    background="#ffffff",
+    plot_background="#ffffff",
+    foreground="#333333",
+    foreground_strong="#333333",
+    foreground_subtle="#888888",
+    colors=("#417690", "#b0243b", "#1e7e34", "#b26a00"),
+    font_family="sans-serif",
+)
+
+
+def _days(request: HttpRequest) -> int:
+    """The period asked for: 30 or 90 days."""
+    try:
+        days = int(request.GET.get("days", usage.PERIODS[0]))
+    except ValueError:
+        return usage.PERIODS[0]
+    return days if days in usage.PERIODS else usage.PERIODS[0]
+
+
+def _check(request: HttpRequest) -> None:
+    if not request.user.has_perm("rooms.view_roomsession"):
+        raise PermissionDenied
+
+
+def usage_urls(model_admin: admin.ModelAdmin) -> list:
+    """The usage page, its charts and its CSV, under the sessions' admin."""
+    wrap = model_admin.admin_site.admin_view
+    return [
+        path("usage/", wrap(usage_view(model_admin)), name="rooms_usage"),
+        path("usage/usage.csv", wrap(usage_csv_view), name="rooms_usage_csv"),
+        path("usage/<str:chart>.svg", wrap(usage_chart_view), name="rooms_usage_chart"),
+    ]
+
+
+def usage_view(model_admin: admin.ModelAdmin) -> Any:
+    """Build the usage page's view for an admin site."""
+
+    def view(request: HttpRequest) -> HttpResponse:
+        """Show the charts and the same figures as tables."""
+        _check(request)
+        days = _days(request)
+        by_day = usage.usage_by_day(days=days)
+        by_room = usage.usage_by_room(days=days)
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "opts": RoomSession._meta,
+            "title": f"Usage: the last {days} days",
+            "days": days,
+            "periods": usage.PERIODS,
+            "by_day": list(reversed(by_day)),
+            "by_room": by_room,
+            "total": usage.usage_total(by_day),
+            "charts": [
+                {
+                    "title": title,
+                    "url": reverse("admin:rooms_usage_chart", args=[name]) + f"?days={days}",
+                }
+                for name, (title, _) in CHARTS.items()
+            ],
+            "csv_url": reverse("admin:rooms_usage_csv") + f"?days={days}",
+        }
+        return TemplateResponse(request, "admin/rooms/usage.html", context)
+
+    return view
+
+
+def usage_csv_view(request: HttpRequest) -> HttpResponse:
+    """The per-day and per-room figures as CSV."""
+    _check(request)
+    days = _days(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="usage-{days}-days.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["kind", "day_or_room", "sessions", "member_minutes", "cost_in_dollars"])
+    for row in usage.usage_by_day(days=days):
+        writer.writerow(["day", row.label, row.sessions, row.minutes, row.cost])
+    for row in usage.usage_by_room(days=days, limit=None):
+        writer.writerow(["room", _safe_cell(row.label), row.sessions, row.minutes, row.cost])
+    return response
+
+
+def _safe_cell(value: str) -> str:
+    """Keep a spreadsheet from reading a room name as a formula."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
+@csp_replace({"style-src": ["'unsafe-inline'"], "script-src": ["'none'"]})
+def usage_chart_view(request: HttpRequest, chart: str) -> HttpResponse:
+    """One chart as an SVG image (its own styles inline, no scripts)."""
+    _check(request)
+    if chart not in CHARTS:
+        raise Http404("No such chart.")
+    days = _days(request)
+    title, field = CHARTS[chart]
+    if chart == "rooms":
+        rows = usage.usage_by_room(days=days)
+        drawing = pygal.HorizontalBar(**_options(title))
+        for row in reversed(rows):
+            drawing.add(row.label, [float(row.minutes)])
+        drawing.show_legend = True
+    else:
+        rows = usage.usage_by_day(days=days)
+        drawing = (
+            pygal.Bar(**_options(title))
+            if chart == "sessions"
+            else pygal.Line(**_options(title), fill=True, show_dots=days <= 30)
+        )
+        drawing.x_labels = [row.label[5:] for row in rows]
+        drawing.x_labels_major_every = 7
+        drawing.show_minor_x_labels = False
+        drawing.add(title, [float(getattr(row, field)) for row in rows])
+    response = HttpResponse(_svg(drawing), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+def _options(title: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "style": STYLE,
+        "js": [],
+        "disable_xml_declaration": True,
+        "show_legend": False,
+        "width": 900,
+        "height": 320,
+        "x_label_rotation": 0,
+        "print_values": False,
+    }
+
+
+def _svg(drawing: Any) -> bytes:
+    """Render without pygal's script tag: the SVG is an image and runs nothing."""
+    tree = drawing.render_tree()
+    tree.set("width", str(drawing.config.width))
+    tree.set("height", str(drawing.config.height))
+    for parent in tree.iter():
+        for child in list(parent):
+            if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == "script":
+                parent.remove(child)
+    return ET.tostring(tree, encoding="utf-8")

@@ -1,0 +1,15 @@
+"""The admin index's operator dashboard: its figures, read where the template needs them."""
+
+from __future__ import annotations
+
+from django import template
+
+from rooms import usage
+
+register = template.Library()
+
+
+@register.simple_tag
+def dashboard_figures() -> dict:
+    """Live sessions now, rows waiting or failed, the last sync of each kind, minutes today."""
+    return usage.dashboard_figures()
