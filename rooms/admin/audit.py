@@ -6,6 +6,7 @@ rooms.admin.audit_display.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin
@@ -13,8 +14,8 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
-from django.http import HttpRequest
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -45,12 +46,14 @@ class ObjectTypeFilter(admin.SimpleListFilter):
     title = "object type"
     parameter_name = "content_type"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         models = (Conference, Room, ConferenceToken, IssuedRoomToken)
         types = ContentType.objects.get_for_models(*models)
-        return [(str(types[m].pk), capfirst(m._meta.verbose_name_plural)) for m in models]
+        return [(str(types[m].pk), str(capfirst(m._meta.verbose_name_plural))) for m in models]
 
-    def queryset(self, request, queryset):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuditEntry]
+    ) -> QuerySet[AuditEntry]:
         value = self.value()
         if not value:
             return queryset
@@ -65,11 +68,13 @@ class ActorFilter(admin.SimpleListFilter):
     title = "staff user"
     parameter_name = "actor"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         users = get_user_model().objects.filter(is_staff=True).order_by("pk")
         return [("none", "No user (system)")] + [(str(u.pk), u.get_username()) for u in users]
 
-    def queryset(self, request, queryset):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuditEntry]
+    ) -> QuerySet[AuditEntry]:
         value = self.value()
         if value == "none":
             return queryset.filter(actor__isnull=True)
@@ -84,11 +89,13 @@ class CorrelationFilter(admin.SimpleListFilter):
     title = "request / run id"
     parameter_name = "cid"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         value = request.GET.get(self.parameter_name)
         return [(value, value[:12])] if value else []
 
-    def queryset(self, request, queryset):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuditEntry]
+    ) -> QuerySet[AuditEntry]:
         return queryset.filter(cid=self.value()) if self.value() else queryset
 
 
@@ -102,11 +109,13 @@ class AboutObjectFilter(admin.SimpleListFilter):
     title = "object and its tokens"
     parameter_name = "about"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         value = request.GET.get(self.parameter_name)
         return [(value, value)] if value else []
 
-    def queryset(self, request, queryset):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[AuditEntry]
+    ) -> QuerySet[AuditEntry]:
         value = self.value()
         if not value:
             return queryset
@@ -122,7 +131,8 @@ class AboutObjectFilter(admin.SimpleListFilter):
 class CapitalisedChoicesFilter(admin.ChoicesFieldListFilter):
     """A choices filter whose labels start with a capital (auditlog's actions are lower case)."""
 
-    def choices(self, changelist):
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        """Yield Django's choices with each label capitalised."""
         for choice in super().choices(changelist):
             yield {**choice, "display": capfirst(choice["display"])}
 
@@ -181,11 +191,19 @@ class AuditEntryAdmin(RecordAdminMixin, admin.ModelAdmin):
             entry._related_labels = labels
         return changelist
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         """Refuse the per-row page: the change log itself shows everything an entry holds."""
         raise PermissionDenied
 
-    def history_view(self, request, object_id, extra_context=None):
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         """Refuse history of audit rows: they never change."""
         raise PermissionDenied
 
