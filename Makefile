@@ -24,6 +24,7 @@ bench: dev-deps
 	$(PY) bench/client_bench.py --conferences $(N)
 	$(PY) bench/sync_bench.py --conferences $(N)
 	$(PY) bench/bulk_edit_bench.py
+	$(PY) bench/activity_bench.py
 
 lint: dev-deps
 	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run
