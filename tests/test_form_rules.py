@@ -144,24 +144,23 @@ def test_an_empty_object_is_valid_meta(sandbox, admin_client, form_post_data):
 
 ODD = [
     pytest.param("description", "d" * (schema.DESCRIPTION_MAX + 500), "3000", id="long"),
-    pytest.param(
-        "display_name",
-        "Odd\x00Name",
-        "Null characters",
-        id="nul",
-        marks=pytest.mark.skipif(
-            connection.vendor == "postgresql",
-            reason="PostgreSQL text and jsonb cannot hold a NUL; the sync cannot take it in",
-        ),
-    ),
+    pytest.param("display_name", "Odd\x00Name", "Null characters", id="nul"),
 ]
 
 
-def synced_odd_room(sandbox, field: str, value: str) -> Room:
-    """A room whose remote value the form would refuse, taken in by a real sync."""
+def synced_odd_room(sandbox, field: str, value: str) -> Room | None:
+    """A room whose remote value the form would refuse, taken in by a real sync.
+
+    None on PostgreSQL for a NUL character, which its text and jsonb cannot hold: there
+    the sync refuses the room with the reason in its run (so the form never sees it).
+    """
     remote = sandbox.create_room({"name": "odd-room", "max_members": 5})
     sandbox.update_room(remote["id"], {field: value}, validate=False)
-    sync.sync_rooms()
+    run = sync.sync_rooms()
+    if "\x00" in value and connection.vendor == "postgresql":
+        assert run.errors == 1 and f"{field} holds a NUL character" in run.error
+        assert not Room.objects.filter(remote_id=remote["id"]).exists()
+        return None
     room = Room.objects.get(remote_id=remote["id"])
     assert getattr(room, field) == value
     return room
@@ -172,6 +171,8 @@ def test_an_odd_synced_value_does_not_block_other_edits(
     sandbox, admin_client, form_post_data, field, value, reason
 ):
     room = synced_odd_room(sandbox, field, value)
+    if room is None:
+        return  # refused by the sync on PostgreSQL, as synced_odd_room asserted
     page = admin_client.get(change_url(room))
     # The page says which value is odd, and why.
     help_text = page.context["adminform"].form.fields[field].help_text
@@ -193,6 +194,8 @@ def test_an_odd_synced_value_that_is_edited_is_checked_again(
     sandbox, admin_client, form_post_data, field, value, reason
 ):
     room = synced_odd_room(sandbox, field, value)
+    if room is None:
+        return  # refused by the sync on PostgreSQL, as synced_odd_room asserted
     page = admin_client.get(change_url(room))
 
     still_odd = value + "x"

@@ -533,3 +533,49 @@ def test_sync_runs_are_read_only_in_admin(admin_client_with, sandbox):
     assert b'name="_save"' not in detail.content
     assert client.get(reverse("admin:rooms_syncrun_add")).status_code == 403
     assert client.get(reverse("admin:rooms_syncrun_delete", args=[run.pk])).status_code == 403
+
+
+# --- a NUL character in SignalWire's data ---------------------------------------------
+
+HOLDS_NUL = connection.vendor != "postgresql"
+
+
+def test_a_room_whose_display_name_holds_a_nul_syncs_as_far_as_the_database_allows(sandbox):
+    odd = sandbox.create_room({"name": "odd-nul", "max_members": 5})
+    sandbox.update_room(odd["id"], {"display_name": "Odd\x00Name"}, validate=False)
+    plain = sandbox.create_room({"name": "plain", "max_members": 5})
+
+    run = sync.sync_rooms()
+
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED
+    assert Room.objects.get(remote_id=plain["id"]).sync_state == SyncState.SYNCED
+    if HOLDS_NUL:
+        # SQLite keeps it as SignalWire has it; admin marks it odd (tests/test_form_rules.py).
+        assert Room.objects.get(remote_id=odd["id"]).display_name == "Odd\x00Name"
+        assert (run.created, run.errors) == (2, 0)
+    else:
+        assert not Room.objects.filter(remote_id=odd["id"]).exists()
+        assert (run.created, run.errors) == (1, 1)
+        assert run.error == (
+            f"{odd['id']}: not stored because display_name holds a NUL character, which "
+            "PostgreSQL cannot store; correct it in SignalWire."
+        )
+
+
+def test_a_mirrored_room_that_gains_a_nul_is_kept_never_marked_deleted(sandbox):
+    remote = sandbox.create_room({"name": "gains-nul", "max_members": 5})
+    sync.sync_rooms()
+    sandbox.update_room(
+        remote["id"], {"display_name": "Now\x00odd", "max_members": 9}, validate=False
+    )
+
+    run = sync.sync_rooms()
+
+    room = Room.objects.get(remote_id=remote["id"])
+    assert room.sync_state == SyncState.SYNCED and run.marked_deleted == 0
+    if HOLDS_NUL:
+        assert (room.display_name, room.max_members, run.updated) == ("Now\x00odd", 9, 1)
+    else:
+        # The last values it could store stay, and the run says why it did not take more.
+        assert (room.display_name, room.max_members, run.updated) == ("gains-nul", 5, 0)
+        assert "display_name holds a NUL character" in run.error and run.errors == 1

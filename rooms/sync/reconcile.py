@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from rooms import selectors
+from rooms import jsontext, selectors
 from rooms.audit import bulk_record
 from rooms.locks import Flight
 from rooms.models import UNPUSHED_STATES, AuditEntry, SyncRun, SyncState
@@ -74,6 +74,8 @@ class _MirrorSync:
         self.reasons: list[str] = []
         self.saved_at = time.monotonic()
         self.awaited_creates: set[str] = set()
+        # PostgreSQL's text and jsonb cannot hold U+0000; SQLite keeps it as SignalWire does.
+        self.refuses_nul = connection.vendor == "postgresql"
         self.writer = PageWriter(
             resource, seen=self.seen, error=self.error, fast_inserts=self.fast_paths
         )
@@ -125,6 +127,13 @@ class _MirrorSync:
                 self.error(f"A listed {self.resource.kind} has no id; it was left out.")
                 continue
             self.seen.add(remote_id)
+            if self.refuses_nul and (held := nul_fields(item)):
+                # Seen, so never marked deleted; a mirrored row keeps its last values.
+                self.error(
+                    f"{remote_id}: not stored because {', '.join(held)} holds a NUL "
+                    "character, which PostgreSQL cannot store; correct it in SignalWire."
+                )
+                continue
             incoming[remote_id] = item
         plan = self.plan(incoming, now)
         if not plan.writes:
@@ -275,3 +284,19 @@ class _MirrorSync:
                 )
                 self.run_record.marked_deleted += len(rows)
 
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def nul_fields(item: dict) -> list[str]:
+    """Name the top-level fields of a payload that hold a NUL character anywhere."""
+    if "\\u0000" not in jsontext.dumps(item):  # one fast scan; the walk only when needed
+        return []
+    return sorted(str(key) for key, value in item.items() if _holds_nul(key) or _holds_nul(value))
