@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -64,14 +65,12 @@ def usage_by_day(*, days: int, today: date | None = None) -> list[Usage]:
         .values("day")
         .annotate(**_totals())
     )
-    found = {row["day"]: row for row in rows}
+    found: dict[date, dict[str, Any]] = {row["day"]: row for row in cast(Any, rows)}
     result = []
     for offset in range(days):
         day = start.date() + timedelta(days=offset)
         row = found.get(day, {"sessions": 0, "seconds": 0, "cost": ZERO})
-        result.append(
-            Usage(day.isoformat(), row["sessions"], row["seconds"], _cents(row["cost"]))
-        )
+        result.append(Usage(day.isoformat(), row["sessions"], row["seconds"], _cents(row["cost"])))
     return result
 
 
@@ -80,18 +79,18 @@ def usage_by_room(
 ) -> list[Usage]:
     """The rooms with the most member minutes in the period, most first."""
     start = period_start(days=days, today=today)
-    rows = (
+    rows: Any = (
         RoomSession.objects.filter(start_time__gte=start)
         .order_by()
         .values("room_name")
         .annotate(**_totals())
-        .order_by("-seconds", "room_name")
+        .order_by(F("seconds").desc(), "room_name")
     )
     if limit is not None:
         rows = rows[:limit]
     return [
         Usage(row["room_name"], row["sessions"], row["seconds"], _cents(row["cost"]))
-        for row in rows
+        for row in cast(list[dict[str, Any]], list(rows))
     ]
 
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, Model, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -45,11 +45,11 @@ def status_badge(session: RoomSession) -> str:
     return format_html('<span class="sw-live">{}</span>', session.status or "unknown")
 
 
-def _owner_field(model: type) -> str:
+def _owner_field(model: type[Model]) -> str:
     return "conference" if model._meta.model_name == "conference" else "room"
 
 
-def _live_members(model: type) -> Subquery:
+def _live_members(model: type[Model]) -> Subquery:
     """Members present now in the owner's live sessions (NULL when it has none)."""
     field = _owner_field(model)
     live = (
@@ -115,7 +115,7 @@ class LiveActivityMixin:
         return super().change_view(request, object_id, form_url, context)  # type: ignore[misc]
 
 
-def owner_activity(model: type, pk: int) -> dict[str, Any]:
+def owner_activity(model: type[Model], pk: int) -> dict[str, Any]:
     """A conference's or room's live state and newest sessions, in two queries."""
     field = _owner_field(model)
     owned = RoomSession.objects.filter(**{f"{field}_id": pk})

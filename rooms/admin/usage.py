@@ -10,14 +10,14 @@ import csv
 import xml.etree.ElementTree as ET
 from typing import Any
 
-import pygal
+import pygal  # type: ignore[import-untyped]
 from csp.decorators import csp_replace
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from pygal.style import Style
+from pygal.style import Style  # type: ignore[import-untyped]
 
 from rooms import usage
 from rooms.activity_models import RoomSession
@@ -115,7 +115,7 @@ def _safe_cell(value: str) -> str:
     return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
 
 
-@csp_replace({"style-src": ["'unsafe-inline'"], "script-src": ["'none'"]})
+@csp_replace({"style-src": ["'unsafe-inline'"], "script-src": ["'none'"]})  # type: ignore[arg-type]
 def usage_chart_view(request: HttpRequest, chart: str) -> HttpResponse:
     """One chart as an SVG image (its own styles inline, no scripts)."""
     _check(request)

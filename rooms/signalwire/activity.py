@@ -7,12 +7,12 @@ the filters of a listing go on its first request and SignalWire carries them in 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
-from rooms.signalwire.client import API, SignalWireClient
+from rooms.signalwire.client import SignalWireClient
 
-SESSIONS = f"{API}/room_sessions"
+SESSIONS = "/api/video/room_sessions"
 LIVE = "in-progress"
 COMPLETED = "completed"
 
@@ -40,11 +40,13 @@ def iter_pages(
     *,
     filters: dict[str, str] | None = None,
     page_size: int | None = None,
-) -> Iterator[list[dict]]:
+) -> Iterator[list[dict[str, Any]]]:
     """Yield each page of a listing with optional filters, through the client's own paging."""
     public = getattr(client, "iter_pages", None)
     if public is not None:  # the client's public hook, once it has one
-        return public(path, params=filters or {}, page_size=page_size)
+        return cast(
+            Iterator[list[dict[str, Any]]], public(path, params=filters or {}, page_size=page_size)
+        )
     if not filters:
         return client._iter_pages(path, page_size)
     return SignalWireClient._iter_pages(_FilteredListing(client, filters), path, page_size)  # type: ignore[arg-type]
@@ -57,7 +59,7 @@ def iter_session_pages(
     room_id: str | None = None,
     room_name: str | None = None,
     page_size: int | None = None,
-) -> Iterator[list[dict]]:
+) -> Iterator[list[dict[str, Any]]]:
     """Yield room sessions (newest first) page by page, filtered as SignalWire allows."""
     filters = {
         key: value
@@ -67,14 +69,14 @@ def iter_session_pages(
     return iter_pages(client, SESSIONS, filters=filters, page_size=page_size)
 
 
-def get_session(client: SignalWireClient, session_id: str) -> dict:
+def get_session(client: SignalWireClient, session_id: str) -> dict[str, Any]:
     """Fetch one room session's summary by id."""
     return client._object("GET", f"{SESSIONS}/{quote(session_id, safe='')}")
 
 
 def list_session_members(
     client: SignalWireClient, session_id: str, *, page_size: int | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Fetch every member of a room session, in the order they joined."""
     path = f"{SESSIONS}/{quote(session_id, safe='')}/members"
     return [row for page in iter_pages(client, path, page_size=page_size) for row in page]
@@ -82,10 +84,10 @@ def list_session_members(
 
 def list_session_events(
     client: SignalWireClient, session_id: str, *, limit: int = 1000
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Fetch a room session's events in order, at most `limit` of them."""
     path = f"{SESSIONS}/{quote(session_id, safe='')}/events"
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     for page in iter_pages(client, path, page_size=min(limit, 1000)):
         events.extend(page)
         if len(events) >= limit:
