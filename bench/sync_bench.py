@@ -4,8 +4,9 @@
 
 --plain also measures, in the same run and against the same sandbox, the plain Django way
 (bulk_create for new rows, remote_updated_at to tell an unchanged row) and the sync with
-the garbage-collector tuning it once had (heap frozen, gen-0 threshold 50,000), and
-prints how each compares with the sync as shipped.
+the garbage-collector tuning a Celery worker applies at start-up (rooms.tasks.sync's
+collect_less: heap frozen, fewer gen-0 collections), and prints each beside the sync as
+the management command runs it.
 
 The sandbox runs in a child process, so time and memory measured here are the portal's.
 Django uses a fresh SQLite file (migrated here) and the test settings' Redis database for
@@ -155,10 +156,12 @@ class Trial(NamedTuple):
 
 @contextlib.contextmanager
 def gc_tuned() -> Iterator[None]:
-    """Freeze the objects alive now out of gc's scans and collect gen 0 less often."""
+    """Tune gc as a worker does at start-up, undone afterwards for the next variant."""
+    from rooms.tasks.sync import GC_THRESHOLD
+
     thresholds = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+    gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
     try:
         yield
     finally:

@@ -579,3 +579,22 @@ def test_a_mirrored_room_that_gains_a_nul_is_kept_never_marked_deleted(sandbox):
         # The last values it could store stay, and the run says why it did not take more.
         assert (room.display_name, room.max_members, run.updated) == ("gains-nul", 5, 0)
         assert "display_name holds a NUL character" in run.error and run.errors == 1
+
+
+def test_a_worker_process_tunes_the_garbage_collector_once_at_start_up():
+    import gc
+
+    from celery.signals import worker_process_init
+
+    from rooms.tasks import sync as sync_tasks
+
+    before = gc.get_threshold()
+    assert sync_tasks.collect_less in [ref() for _, ref in worker_process_init.receivers]
+    try:
+        sync_tasks.collect_less()
+        assert gc.get_threshold()[0] == max(before[0], sync_tasks.GC_THRESHOLD)
+        assert gc.get_threshold()[1:] == before[1:]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

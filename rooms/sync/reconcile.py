@@ -85,9 +85,7 @@ class _MirrorSync:
         ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
         # Read once per run: such intents are rare and a page's queries stay constant.
         self.awaited_creates = selectors.names_awaiting_create(self.resource.kind)
-        # No gc tuning: freezing the heap and raising gen-0's threshold for the run won 7%
-        # on a first sync and 3% on a no-op one (bench/sync_bench.py --plain, 10,000
-        # conferences), too little to change process-wide state for.
+        # The worker tunes the garbage collector once at start-up (rooms.tasks.sync).
         with wide_batches():
             for page in read_ahead(pages):
                 if self.flight.lost:
@@ -223,8 +221,11 @@ class _MirrorSync:
         """Read (pk, sync_state, looks unchanged) of the page's rows the mirror already has.
 
         The fast path compares the stored payload's text with the listed one in the
-        database (bench/sync_bench.py, 10,000 conferences: no-op sync FAST_NOOP against
-        PLAIN_NOOP comparing remote_updated_at); the plain way trusts updated_at alone.
+        database; the plain way trusts remote_updated_at alone, so it also misses an edit
+        SignalWire makes without bumping updated_at. bench/sync_bench.py --plain, 10,000
+        conferences, three runs on a busy 2-core machine: no-op sync 1.08-1.45x faster
+        here, and with the hand-written inserts of rooms.bulk_sql (against bulk_create)
+        the first sync 1.6-2.6x faster.
         """
         if self.fast_paths:
             return selectors.mirror_rows_matching(self.model, incoming)

