@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -78,6 +79,7 @@ def sessions_sync_history(
                 progress(run)
             if len(changed) < len(rows) and not full:
                 break  # older sessions are mirrored already
+        run.updated += sessions_link_owners()
 
     return _run(Kind.SESSIONS, trigger, client, work)
 
@@ -111,19 +113,21 @@ def sessions_refresh_live(
     return _run(Kind.LIVE_SESSIONS, trigger, client, work)
 
 
-def live_members_by_owner() -> tuple[dict[int, int], dict[int, int]]:
-    """Members present now per conference pk and per room pk (one query, live rows only)."""
-    conferences: dict[int, int] = {}
-    rooms: dict[int, int] = {}
-    rows = RoomSession.objects.filter(status=LIVE).values_list(
-        "conference_id", "room_id", "members_now"
-    )
-    for conference_id, room_id, present in rows:
-        if conference_id is not None:
-            conferences[conference_id] = conferences.get(conference_id, 0) + present
-        if room_id is not None:
-            rooms[room_id] = rooms.get(room_id, 0) + present
-    return conferences, rooms
+def sessions_link_owners() -> int:
+    """Link sessions mirrored before their conference or room was; return how many."""
+    orphans = RoomSession.objects.filter(conference__isnull=True, room__isnull=True)
+    linked = 0
+    with transaction.atomic():
+        for model, field in ((Conference, "conference"), (Room, "room")):
+            by_id = model.objects.filter(remote_id=OuterRef("remote_room_id")).values("pk")[:1]
+            by_name = model.objects.filter(name=OuterRef("room_name")).values("pk")[:1]
+            for matching, owner in (
+                (orphans.exclude(remote_room_id="").filter(Exists(by_id)), by_id),
+                (orphans.filter(remote_room_id="").filter(Exists(by_name)), by_name),
+            ):
+                if matching.exists():  # an unchanged mirror gets no UPDATE at all
+                    linked += matching.update(**{f"{field}_id": Subquery(owner)})
+    return linked
 
 
 # --- the run frame ----------------------------------------------------------------------

@@ -206,3 +206,19 @@ def test_money_and_seconds_are_read_exactly():
     assert sessions.map_member({"id": "m", "duration": 61, "cost_in_dollars": 0.0070})[
         "cost_in_dollars"
     ] == Decimal("0.0070")
+
+
+def test_sessions_mirrored_before_their_room_are_linked_once_it_is(sandbox, sandbox_server):
+    sandbox.create_room({"name": "late-room"})
+    done = control(sandbox_server, "sessions", {"room_name": "late-room", "members": ["m"]})
+    control(sandbox_server, f"sessions/{done['id']}/end")
+    sessions.sessions_sync_history()
+    assert RoomSession.objects.get(remote_id=done["id"]).room is None
+
+    sync.sync_rooms()
+    sessions.sessions_sync_history()
+
+    assert RoomSession.objects.get(remote_id=done["id"]).room == Room.objects.get(name="late-room")
+    with CaptureQueriesContext(connection) as queries:
+        sessions.sessions_sync_history()
+    assert activity_writes(queries.captured_queries) == []
