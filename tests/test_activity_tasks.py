@@ -65,3 +65,17 @@ def test_a_real_worker_shows_a_started_session_live_then_ended(
     wait_for_run(SyncRun.Kind.LIVE_SESSIONS, "test-ended")
     session.refresh_from_db()
     assert session.status == "completed" and session.members_now == 0
+
+
+def test_a_starting_worker_queues_the_session_syncs_only_when_enabled(settings, monkeypatch):
+    from rooms.tasks import activity
+
+    queued = []
+    for task in (activity.refresh_live_sessions, activity.sync_session_history):
+        monkeypatch.setattr(task, "delay", lambda trigger, name=task.name: queued.append(name))
+    settings.SIGNALWIRE_SYNC_ON_START = False
+    activity.sessions_on_start()
+    assert queued == []
+    settings.SIGNALWIRE_SYNC_ON_START = True
+    activity.sessions_on_start()
+    assert queued == ["rooms.tasks.refresh_live_sessions", "rooms.tasks.sync_session_history"]

@@ -7,7 +7,13 @@ rooms.sessions and retry only errors that can heal.
 
 from __future__ import annotations
 
+import logging
+
 from celery import Task, shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+
+logger = logging.getLogger("rooms.tasks.activity")
 
 
 @shared_task(bind=True, name="rooms.tasks.refresh_live_sessions", ignore_result=True)
@@ -26,3 +32,15 @@ def sync_session_history(self: Task, trigger: str = "schedule") -> str:
     from rooms.tasks.sync import _run
 
     return _run(self, sessions.sessions_sync_history, trigger=trigger)
+
+
+@worker_ready.connect(dispatch_uid="rooms.tasks.activity.sessions_on_start")
+def sessions_on_start(sender: object = None, **kwargs: object) -> None:
+    """Queue a live refresh and a history sync when a worker starts, so the dashboard is live."""
+    if not getattr(settings, "SIGNALWIRE_SYNC_ON_START", True):
+        return
+    try:
+        refresh_live_sessions.delay(trigger="startup")
+        sync_session_history.delay(trigger="startup")
+    except Exception:  # the worker must start even if the broker hiccups
+        logger.exception("could not queue the start-up session sync")
