@@ -322,7 +322,7 @@ class SessionsMixin(EventsMixin):
                     return kind, store.objects[room_id]
             raise SandboxNotFound(room_id)
         for kind, store in (("room", rooms), ("conference", conferences)):
-            owner_id = store.owner_of(room_name)
+            owner_id = store.owner_of(room_name or "")
             if owner_id is not None:
                 return kind, store.objects[owner_id]
         return None, None

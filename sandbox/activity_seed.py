@@ -130,7 +130,7 @@ def build_history(
         history.sessions.append((session, newest_first(start_micros, session_id)))
         recordings = []
         if session["_record"]:
-            recording = {
+            recording: dict[str, Any] = {
                 "id": _uuid(rng),
                 "room_session_id": session_id,
                 "status": "completed" if until - end > timedelta(minutes=15) else "processing",

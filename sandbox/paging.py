@@ -61,7 +61,7 @@ class Collection:
             index = bisect.bisect_left(self.keys, key)
             if index < len(self.keys) and self.keys[index] == key:
                 del self.keys[index]
-        if obj is not None and self.names.get(obj.get("name")) == object_id:
+        if obj is not None and self.names.get(obj["name"]) == object_id:
             del self.names[obj["name"]]
         return obj
 

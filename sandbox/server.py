@@ -257,8 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             payload = b""  # a HEAD answer has the headers of its body, never the body itself
         # end_headers() without its flush, so that headers and body leave in one segment.
-        self._headers_buffer.append(b"\r\n")
-        self._headers_buffer.append(payload)
+        buffer: list[bytes] = self._headers_buffer  # type: ignore[attr-defined]
+        buffer.append(b"\r\n")
+        buffer.append(payload)
         self.flush_headers()
 
     def _drop(self) -> None:
@@ -521,6 +522,7 @@ def _too_deep(value: Any, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):

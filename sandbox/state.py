@@ -535,7 +535,9 @@ class SandboxSpace(
         for field, short in (("join_from", "jf"), ("join_until", "ju"), ("remove_at", "rat")):
             if field in clean:
                 claims[field] = clean[field]
-                claims[short] = int(parse_datetime(clean[field]).timestamp())
+                moment = parse_datetime(clean[field])
+                assert moment is not None  # validate_body let only valid datetimes through
+                claims[short] = int(moment.timestamp())
         if "remove_after_seconds_elapsed" in clean:
             claims["rse"] = clean["remove_after_seconds_elapsed"]
         claims["exp"] = claims.get("rat") or claims.get("ju") or now + 3600

@@ -69,8 +69,8 @@ class Command(BaseCommand):
                 "set a project id and an API token (--project-id/--api-token or "
                 "SIGNALWIRE_PROJECT_ID/SIGNALWIRE_API_TOKEN)"
             )
-        counts = ("seed_conferences", "seed_rooms", "seed_sessions", "live_sessions")
-        if any(options[name] < 0 for name in counts):
+        seed_options = ("seed_conferences", "seed_rooms", "seed_sessions", "live_sessions")
+        if any(options[name] < 0 for name in seed_options):
             raise CommandError("seed counts must not be negative")
 
         server = SandboxServer(host=host, port=port, project_id=project_id, api_token=api_token)
