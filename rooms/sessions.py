@@ -140,11 +140,9 @@ def _run(
     work: Callable[[SyncRun, Flight, SignalWireClient], None],
 ) -> SyncRun:
     """Run under the kind's single-flight lock with a SyncRun record, as the other syncs do."""
-    from rooms import sync
+    from rooms.sync import locked_run
 
-    # The sync's run frame is public as locked_run once its refactor lands.
-    frame = getattr(sync, "locked_run", None) or sync._locked_run  # type: ignore[attr-defined]
-    return frame(kind, trigger, client, work)
+    return locked_run(kind, trigger, client, work)
 
 
 # --- reading SignalWire (no transaction open) -------------------------------------------
