@@ -27,6 +27,8 @@ from typing import Any
 from auditlog.context import set_extra_data
 from auditlog.diff import model_instance_diff
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import DateTimeField, Model
 from django.utils import timezone
@@ -39,6 +41,8 @@ from rooms.models import AuditEntry, SyncState
 Source = AuditEntry.Source
 Action = AuditEntry.Action
 MASK = "••••••••"
+# Who may be named as acting: a user (request.user may be anonymous), or nobody.
+Actor = AbstractBaseUser | AnonymousUser | None
 
 # Keys whose values are secrets wherever they appear in an event's details; so is any key
 # ending in "token" (old_token, api_token) or naming a password or secret.
@@ -66,7 +70,7 @@ class AuditContext:
     """Who is acting and from where, for the entries written while it is current."""
 
     source: str = Source.SHELL
-    actor: Any = None
+    actor: AbstractBaseUser | None = None
     actor_label: str = "shell"
     correlation_id: str = ""
     remote_addr: str | None = None
@@ -114,18 +118,17 @@ _ENTRY_STAMPS: dict[str, Any] = {
 def audit_context(
     *,
     source: str,
-    actor: Any = None,
+    actor: Actor = None,
     actor_label: str = "",
     correlation_id: str | None = None,
     remote_addr: str | None = None,
 ) -> Iterator[AuditContext]:
     """Attribute the audit entries written inside the block to this actor and source."""
-    if actor is not None and not getattr(actor, "is_authenticated", False):
-        actor = None
-    label = actor_label or (actor.get_username() if actor is not None else str(source))
+    user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
+    label = actor_label or (user.get_username() if user is not None else str(source))
     ctx = AuditContext(
         source=str(source),
-        actor=actor,
+        actor=user,
         actor_label=label[:150],
         correlation_id=str(correlation_id or new_correlation_id()),
         remote_addr=remote_addr or None,
@@ -177,7 +180,7 @@ def _audit_options(model: type[Model]) -> dict[str, Any]:
     return auditlog.get_model_fields(model)
 
 
-def json_value(field: Any, value: Any) -> Any:
+def json_value(field: object, value: Any) -> Any:
     """Turn one field value into what auditlog stores in JSON `changes`."""
     if isinstance(field, DateTimeField):
         if isinstance(value, str):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from rooms import services
-from rooms.audit import MASK, json_value
+from rooms.audit import MASK, Actor, json_value
 from rooms.models import AuditEntry, Conference, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
@@ -94,7 +94,7 @@ def restore_plan(*, entry: AuditEntry, obj: Model) -> list[RestoreStep]:
 def restore_entry(
     *,
     entry: AuditEntry,
-    actor: Any = None,
+    actor: Actor = None,
     client: SignalWireClient | None = None,
     profile: str = "background",
 ) -> Conference | Room:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -49,7 +50,7 @@ DEFAULT_VALIDITY = timedelta(hours=24)
 def conference_tokens_refresh(
     *,
     conference: Conference,
-    actor: Any = None,
+    actor: audit.Actor = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> list[ConferenceToken]:
@@ -108,7 +109,7 @@ def _store_rotation(token: ConferenceToken, answer: dict[str, Any]) -> Conferenc
 def conference_token_reset(
     *,
     token: ConferenceToken,
-    actor: Any = None,
+    actor: audit.Actor = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> TokenReset:
@@ -136,7 +137,7 @@ def conference_token_reset(
 
 
 def conference_token_reveal(
-    *, token: ConferenceToken, actor: Any = None, source: str = AuditEntry.Source.ADMIN
+    *, token: ConferenceToken, actor: audit.Actor = None, source: str = AuditEntry.Source.ADMIN
 ) -> str:
     """Return a token's value and record who saw it (never the value itself)."""
     with _acting(source, actor), transaction.atomic():
@@ -184,7 +185,7 @@ def room_token_mint(
     end_room_session_on_leave: bool = False,
     room_display_name: str = "",
     meta: dict[str, Any] | None = None,
-    actor: Any = None,
+    actor: audit.Actor = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> tuple[str, IssuedRoomToken]:
@@ -270,7 +271,9 @@ def room_token_mint(
             expires_at=join_until,
             options=options,
             fingerprint=hashlib.sha256(token.encode()).hexdigest(),
-            issued_by=actor if getattr(actor, "is_authenticated", False) else None,
+            issued_by=(
+                actor if isinstance(actor, get_user_model()) and actor.is_authenticated else None
+            ),
         )
         with transaction.atomic():
             record.save()
