@@ -1,6 +1,7 @@
-"""Reading audit entries for people: diffs, who acted, events, links (no queries of its own).
+"""Reading audit entries for people: diffs, who acted, events, links.
 
-The change log and the per-object history pages both render entries through these.
+The change log and the per-object history pages both render entries through these; only
+related_labels queries, once per model for a whole page of entries.
 """
 
 from __future__ import annotations
