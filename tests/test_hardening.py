@@ -157,6 +157,11 @@ def admin_urls(world) -> dict[str, str]:
             f"admin:rooms_conference_token_{view}", args=[conference.pk, token.pk]
         )
     urls["rooms_syncrun_sync_now"] = reverse("admin:rooms_syncrun_sync_now")
+    action_run = objects[ActionRun]
+    for view in ("progress", "restore"):
+        urls[f"rooms_actionrun_{view}"] = reverse(
+            f"admin:rooms_actionrun_{view}", args=[action_run.pk]
+        )
     urls["rooms_roomsession_events"] = reverse(
         "admin:rooms_roomsession_events", args=[world["session"].pk]
     )
