@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import path, reverse
 from django.utils import timezone
 
-from rooms import services
+from rooms import services, tokens
 from rooms.admin.audit import AuditEntryAdmin
 from rooms.admin.history import AuditHistoryMixin
 from rooms.audit import audit_context, bulk_record, record_event
@@ -252,6 +252,27 @@ def test_history_links_the_change_log_filtered_to_the_object_and_its_tokens(admi
     assert shown == {("conference", str(conference.pk)), ("conferencetoken", str(token.pk))}
     bad = admin_client.get(reverse("admin:rooms_auditentry_changelist"), {"about": "x.1"})
     assert bad.status_code == 400
+
+
+def test_token_events_read_the_same_in_history_and_the_change_log(admin_client, admin_user):
+    conference = Conference.objects.create(name="eventful")
+    token = ConferenceToken.objects.create(
+        conference=conference, remote_id="tok-ev", name="guest", token="EVENT-SECRET-42"
+    )
+    tokens.conference_token_reveal(token=token, actor=admin_user)
+    with audit_context(source="admin", actor=admin_user):
+        record_event(obj=token, event="reset", details={"answer_lost": True})
+
+    rows = admin_client.get(history_url(conference)).context["entries"]
+    events = [(r.action, r.about, r.details) for r in rows if r.event]
+    assert events == [
+        ("Reset", "Conference token: eventful · guest", "{\"answer_lost\": true}"),
+        ("Reveal", "Conference token: eventful · guest", ""),
+    ]
+    log = admin_client.get(reverse("admin:rooms_auditentry_changelist"))
+    html = log.content.decode()
+    assert "Reveal" in html and "Reset" in html and "answer_lost" in html
+    assert "EVENT-SECRET-42" not in html
 
 
 def _history_queries(client, obj):
