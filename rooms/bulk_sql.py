@@ -79,10 +79,14 @@ def _plan(model: type[models.Model], vendor: str) -> tuple[str, tuple[str, ...],
                 _sqlite_datetime if vendor == "sqlite" else ops.adapt_datetimefield_value
             )
         elif isinstance(field, models.UUIDField):
-            adapters.append(lambda value, f=field: f.get_db_prep_value(value, connection))
+
+            def prep(value: Any, f: models.UUIDField = field) -> Any:
+                return f.get_db_prep_value(value, connection)
+
+            adapters.append(prep)
         else:
             adapters.append(_identity)
-    columns = ", ".join(ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(ops.quote_name(str(f.column)) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({columns}) VALUES ({marks})"
     return sql, tuple(f.attname for f in fields), tuple(adapters)

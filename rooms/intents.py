@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import models, transaction
@@ -30,8 +30,8 @@ def record(
     model: type[models.Model],
     action: str,
     row: Any,
-    data: dict,
-    before: dict | None = None,
+    data: dict[str, Any],
+    before: dict[str, Any] | None = None,
 ) -> RemoteIntent:
     """Record, in its own short transaction, the edit about to be sent to SignalWire.
 
@@ -46,7 +46,7 @@ def record(
         name=row.name,
         data={"values": _stored(data), "before": _stored(before or {})},
         source=ctx.source,
-        actor=ctx.actor,
+        actor=cast(Any, ctx.actor),
         actor_label=ctx.actor_label,
         correlation_id=ctx.correlation_id,
     )
@@ -85,22 +85,22 @@ def acting_as(intent: RemoteIntent) -> AbstractContextManager[audit.AuditContext
     )
 
 
-def stale() -> models.QuerySet:
+def stale() -> models.QuerySet[RemoteIntent]:
     """The intents old enough that no request can still be waiting for their answer."""
     grace = timedelta(seconds=settings.SIGNALWIRE_INTENT_GRACE)
     return RemoteIntent.objects.filter(created_at__lte=timezone.now() - grace)
 
 
-def _stored(values: dict) -> dict:
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
     """Write datetimes in full (microseconds too), so a replay compares them exactly."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
-def _values(model: type[models.Model], data: dict) -> dict:
+def _values(model: type[models.Model], data: dict[str, Any]) -> dict[str, Any]:
     """Read an intent's stored JSON back into the model fields' types."""
     values = {}
     for name, value in data.items():
-        field = model._meta.get_field(name)
+        field = cast("models.Field[Any, Any]", model._meta.get_field(name))
         if value is None or field.get_internal_type() == "JSONField":
             values[name] = value
         else:
@@ -122,6 +122,7 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
         return intent.object_pk
     values = _values(model, intent.data.get("values", {}))
     before = _values(model, intent.data.get("before", {}))
+    row: Any
     with acting_as(intent), pushes_suppressed(), transaction.atomic():
         if intent.object_pk is not None:
             row = manager.filter(pk=intent.object_pk).first()
@@ -152,7 +153,7 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
             row.save(update_fields=[*changed, "sync_state", "last_error", "local_version",
                                     "updated_at"])
         drop(intent)
-        return row.pk
+        return int(row.pk)
 
 
 def replay_row(*, kind: str, model: type[models.Model], pk: int) -> bool:

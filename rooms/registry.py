@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from django.db import models
 
@@ -58,29 +58,31 @@ class Resource(ABC, Generic[M]):
     # --- payload mapping ---
 
     @abstractmethod
-    def create_body(self, row: M) -> dict:
+    def create_body(self, row: M) -> dict[str, Any]:
         """The POST body that creates the row's remote object."""
 
     @abstractmethod
-    def update_body(self, row: M) -> dict:
+    def update_body(self, row: M) -> dict[str, Any]:
         """The full PUT body of the fields the portal manages."""
 
     @abstractmethod
-    def fields(self, answer: dict) -> dict:
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
         """Model field values from one of SignalWire's answers."""
 
     # --- client calls ---
 
     @abstractmethod
-    def create(self, client: SignalWireClient, body: dict) -> dict:
+    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
         """Create the remote object; return SignalWire's answer."""
 
     @abstractmethod
-    def get(self, client: SignalWireClient, remote_id: str) -> dict:
+    def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
         """Read one remote object by id."""
 
     @abstractmethod
-    def update(self, client: SignalWireClient, remote_id: str, body: dict) -> dict:
+    def update(
+        self, client: SignalWireClient, remote_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         """Replace the remote object's managed fields; return the answer."""
 
     @abstractmethod
@@ -88,13 +90,13 @@ class Resource(ABC, Generic[M]):
         """Delete the remote object."""
 
     @abstractmethod
-    def find(self, client: SignalWireClient, name: str) -> dict | None:
+    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
         """Find the remote object by its unique name; None when there is none."""
 
     @abstractmethod
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield the Space's whole listing, one page at a time."""
 
 
@@ -108,33 +110,35 @@ class ConferenceResource(Resource[Conference]):
     managed_fields = payloads.CONFERENCE_MODEL_FIELDS
     has_tokens = True
 
-    def create_body(self, row: Conference) -> dict:
+    def create_body(self, row: Conference) -> dict[str, Any]:
         return payloads.conference_create_body(row)
 
-    def update_body(self, row: Conference) -> dict:
+    def update_body(self, row: Conference) -> dict[str, Any]:
         return payloads.conference_update_body(row)
 
-    def fields(self, answer: dict) -> dict:
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
         return payloads.conference_fields(answer)
 
-    def create(self, client: SignalWireClient, body: dict) -> dict:
+    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
         return client.create_conference(body)
 
-    def get(self, client: SignalWireClient, remote_id: str) -> dict:
+    def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
         return client.get_conference(remote_id)
 
-    def update(self, client: SignalWireClient, remote_id: str, body: dict) -> dict:
+    def update(
+        self, client: SignalWireClient, remote_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         return client.update_conference(remote_id, body)
 
     def delete(self, client: SignalWireClient, remote_id: str) -> None:
         client.delete_conference(remote_id)
 
-    def find(self, client: SignalWireClient, name: str) -> dict | None:
+    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
         return client.find_conference_by_name(name)
 
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[list[dict[str, Any]]]:
         return client.iter_conference_pages(page_size)
 
 
@@ -147,28 +151,30 @@ class RoomResource(Resource[Room]):
     create_fields = schema.ROOM_CREATE_FIELDS
     managed_fields = payloads.ROOM_MODEL_FIELDS
 
-    def create_body(self, row: Room) -> dict:
+    def create_body(self, row: Room) -> dict[str, Any]:
         return payloads.room_create_body(row)
 
-    def update_body(self, row: Room) -> dict:
+    def update_body(self, row: Room) -> dict[str, Any]:
         return payloads.room_update_body(row)
 
-    def fields(self, answer: dict) -> dict:
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
         return payloads.room_fields(answer)
 
-    def create(self, client: SignalWireClient, body: dict) -> dict:
+    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
         return client.create_room(body)
 
-    def get(self, client: SignalWireClient, remote_id: str) -> dict:
+    def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
         return client.get_room(remote_id)
 
-    def update(self, client: SignalWireClient, remote_id: str, body: dict) -> dict:
+    def update(
+        self, client: SignalWireClient, remote_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         return client.update_room(remote_id, body)
 
     def delete(self, client: SignalWireClient, remote_id: str) -> None:
         client.delete_room(remote_id)
 
-    def find(self, client: SignalWireClient, name: str) -> dict | None:
+    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
         try:
             return client.get_room_by_name(name)
         except NotFoundError:
@@ -176,7 +182,7 @@ class RoomResource(Resource[Room]):
 
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
-    ) -> Iterator[list[dict]]:
+    ) -> Iterator[list[dict[str, Any]]]:
         return client.iter_room_pages(page_size)
 
 
@@ -184,7 +190,7 @@ CONFERENCE = ConferenceResource()
 ROOM = RoomResource()
 
 # Every mirrored resource, by kind. A new resource: its model, one class above, one line here.
-RESOURCES: dict[str, Resource[models.Model]] = {  # type: ignore[dict-item]
+RESOURCES: dict[str, Resource[Any]] = {
     resource.kind: resource for resource in (CONFERENCE, ROOM)
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import connection, models
 from django.utils.timesince import timesince
@@ -14,7 +15,7 @@ Outcome = SyncRun.Outcome
 
 
 def mirror_rows_matching(
-    model: type[models.Model], incoming: dict[str, dict]
+    model: type[models.Model], incoming: dict[str, dict[str, Any]]
 ) -> dict[str, tuple[int, str, bool]]:
     """Read (pk, sync_state, payload text equal) of a listed page's known rows in one query.
 
@@ -31,7 +32,7 @@ def mirror_rows_matching(
     if connection.vendor == "postgresql":
         listed = f"CAST({listed} AS jsonb)"
     sql = (
-        f"SELECT c.{qn(meta.pk.column)}, c.remote_id, c.sync_state, c.raw = {listed} "
+        f"SELECT c.{qn(str(meta.pk.column))}, c.remote_id, c.sync_state, c.raw = {listed} "
         f"FROM (VALUES {', '.join(['(%s, %s)'] * len(incoming))}) AS page "
         f"JOIN {qn(meta.db_table)} AS c ON c.remote_id = page.column1"
     )

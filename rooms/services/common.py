@@ -51,7 +51,7 @@ class RowBusyError(UnavailableError):
 # --- shared plumbing -------------------------------------------------------------------
 
 
-def mirror_for(model_or_kind: str | models.Model | type[models.Model]) -> Resource:
+def mirror_for(model_or_kind: str | models.Model | type[models.Model]) -> Resource[Any]:
     """Return the registered resource of a model class, an instance or a kind name."""
     return registry.resource_for(model_or_kind)
 
@@ -117,10 +117,12 @@ def _form_error(exc: RemoteValidationError, model: type[models.Model]) -> Django
             errors.setdefault(NON_FIELD_ERRORS, []).extend(f"{field}: {m}" for m in messages)
     if exc.non_field_errors:
         errors.setdefault(NON_FIELD_ERRORS, []).extend(exc.non_field_errors)
-    return DjangoValidationError(errors or {NON_FIELD_ERRORS: [str(exc)]})
+    if not errors:
+        errors[NON_FIELD_ERRORS] = [str(exc)]
+    return DjangoValidationError(errors)
 
 
-def _absorb(spec: Resource, row: Any, answer: dict) -> list[str]:
+def _absorb(spec: Resource[Any], row: Any, answer: dict[str, Any]) -> list[str]:
     """Copy SignalWire's answer onto the row as synced; return the fields written."""
     values = spec.fields(answer)
     for field, value in values.items():
@@ -132,7 +134,9 @@ def _absorb(spec: Resource, row: Any, answer: dict) -> list[str]:
     return [*values, *_SYNCED_BOOKKEEPING]
 
 
-def _land(spec: Resource, row: Any, client: SignalWireClient, *, look_up: bool) -> dict:
+def _land(
+    spec: Resource[Any], row: Any, client: SignalWireClient, *, look_up: bool
+) -> dict[str, Any]:
     """Send a row's managed fields to SignalWire (replace or create); return the answer.
 
     look_up: a create that may already have happened (a pending create) is first looked
@@ -201,7 +205,7 @@ def intents_replay() -> list[tuple[str, int]]:
     return replayed
 
 
-def _replay_row_intents(spec: Resource, pk: int) -> None:
+def _replay_row_intents(spec: Resource[Any], pk: int) -> None:
     """Replay a row's stale edits first; an edit still in the air makes the row busy."""
     if not intents.replay_row(kind=spec.kind, model=spec.model, pk=pk):
         raise RowBusyError("an edit of this row is still on its way to SignalWire")
@@ -211,7 +215,7 @@ def _replay_row_intents(spec: Resource, pk: int) -> None:
 # --- conference tokens, shared with rooms.tokens ---------------------------------------
 
 
-def _fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict] | None:
+def _fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict[str, Any]] | None:
     """Read a conference's tokens now if SignalWire answers; the background fetch retries."""
     try:
         return client.list_conference_tokens(conference.remote_id)
@@ -220,7 +224,7 @@ def _fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict
         return None
 
 
-def _store_tokens(conference: Conference, answers: list[dict]) -> list[ConferenceToken]:
+def _store_tokens(conference: Conference, answers: list[dict[str, Any]]) -> list[ConferenceToken]:
     """Upsert the conference's token rows from SignalWire's list; drop the ones it lost."""
     now = timezone.now()
     existing = {t.remote_id: t for t in conference.tokens.all()}

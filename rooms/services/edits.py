@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -45,7 +45,12 @@ from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
 
 def _create(
-    spec: Resource, *, data: dict, actor: Any, source: str, client: SignalWireClient | None
+    spec: Resource[Any],
+    *,
+    data: dict[str, Any],
+    actor: Any,
+    source: str,
+    client: SignalWireClient | None,
 ) -> Any:
     row = spec.model(**data)
     row.full_clean()
@@ -75,7 +80,7 @@ def _create(
         return row
 
 
-def _store_created(row: Any, tokens: list[dict] | None, intent: RemoteIntent) -> None:
+def _store_created(row: Any, tokens: list[dict[str, Any]] | None, intent: RemoteIntent) -> None:
     """Write a created row (and its tokens) and forget the intent, in one short transaction."""
     with transaction.atomic():
         row.save()
@@ -85,10 +90,10 @@ def _store_created(row: Any, tokens: list[dict] | None, intent: RemoteIntent) ->
 
 
 def _update(
-    spec: Resource,
+    spec: Resource[Any],
     *,
     row: Any,
-    data: dict,
+    data: dict[str, Any],
     actor: Any,
     source: str,
     client: SignalWireClient | None,
@@ -128,7 +133,8 @@ def _update(
                 )
                 answer = _land(spec, current, client, look_up=current.remote_id is None)
         except RemoteValidationError as exc:
-            intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
+            if intent is not None:
+                intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
             raise _form_error(exc, spec.model) from exc
         except NotFoundError as exc:
             intents.drop(intent)
@@ -160,7 +166,7 @@ def _store_answer(row: Any, fields: list[str], intent: RemoteIntent | None) -> N
 
 def _lock_wait(client: SignalWireClient | None) -> float:
     """Say how long to wait for another push of the row: briefly in a web request."""
-    wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
+    wait = float(settings.SIGNALWIRE_PUSH_LOCK_WAIT)
     if getattr(client, "profile", None) == "interactive":
         # The page must answer within a few seconds; a busy row is kept as pending.
         return min(wait, TASK_LOCK_WAIT)
@@ -168,7 +174,7 @@ def _lock_wait(client: SignalWireClient | None) -> float:
 
 
 def _delete(
-    spec: Resource, *, row: Any, actor: Any, source: str, client: SignalWireClient | None
+    spec: Resource[Any], *, row: Any, actor: Any, source: str, client: SignalWireClient | None
 ) -> bool:
     with _acting(source, actor):
         current = spec.model.objects.filter(pk=row.pk).first()
@@ -211,7 +217,7 @@ def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
         intents.drop(intent)
 
 
-def _delete_remote(spec: Resource, row: Any, client: SignalWireClient) -> None:
+def _delete_remote(spec: Resource[Any], row: Any, client: SignalWireClient) -> None:
     """Delete a row's remote object; already gone counts as done."""
     remote_id = row.remote_id
     if not remote_id:
@@ -228,27 +234,29 @@ def _delete_remote(spec: Resource, row: Any, client: SignalWireClient) -> None:
 
 def conference_create(
     *,
-    data: dict,
+    data: dict[str, Any],
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> Conference:
     """Create a conference in SignalWire, then mirror it with its tokens (pending if down)."""
-    return _create(registry.CONFERENCE, data=data, actor=actor, source=source, client=client)
+    created = _create(registry.CONFERENCE, data=data, actor=actor, source=source, client=client)
+    return cast(Conference, created)
 
 
 def conference_update(
     *,
     conference: Conference,
-    data: dict,
+    data: dict[str, Any],
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> Conference:
     """Change a conference in SignalWire, then locally; the result's sync_state tells which."""
-    return _update(
+    updated = _update(
         registry.CONFERENCE, row=conference, data=data, actor=actor, source=source, client=client
     )
+    return cast(Conference, updated)
 
 
 def conference_delete(
@@ -264,25 +272,27 @@ def conference_delete(
 
 def room_create(
     *,
-    data: dict,
+    data: dict[str, Any],
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> Room:
     """Create a room in SignalWire, then mirror it (pending push when SignalWire is down)."""
-    return _create(registry.ROOM, data=data, actor=actor, source=source, client=client)
+    created = _create(registry.ROOM, data=data, actor=actor, source=source, client=client)
+    return cast(Room, created)
 
 
 def room_update(
     *,
     room: Room,
-    data: dict,
+    data: dict[str, Any],
     actor: Any = None,
     source: str = AuditEntry.Source.ADMIN,
     client: SignalWireClient | None = None,
 ) -> Room:
     """Change a room in SignalWire, then locally; the result's sync_state tells which."""
-    return _update(registry.ROOM, row=room, data=data, actor=actor, source=source, client=client)
+    updated = _update(registry.ROOM, row=room, data=data, actor=actor, source=source, client=client)
+    return cast(Room, updated)
 
 
 def room_delete(
@@ -329,7 +339,7 @@ def mirror_refresh(
         return "refreshed"
 
 
-def mirror_mark_pending(*, rows: models.QuerySet, queue: bool = True) -> list[int]:
+def mirror_mark_pending(*, rows: models.QuerySet[Any], queue: bool = True) -> list[int]:
     """Mark rows for a fresh push (and queue one each); rows waiting for deletion keep that."""
     spec = mirror_for(rows.model)
     with transaction.atomic():

@@ -51,7 +51,7 @@ logger = logging.getLogger("rooms.services")
 
 
 def _push(
-    spec: Resource, *, pk: int, version: int | None, client: SignalWireClient | None
+    spec: Resource[Any], *, pk: int, version: int | None, client: SignalWireClient | None
 ) -> str:
     """Land a pending row; the newest local version wins. Retryable errors propagate."""
     with _acting(AuditEntry.Source.PUSH, None):
@@ -101,7 +101,7 @@ def _push(
 
 
 def _keep_identity(
-    spec: Resource, pk: int, remote_id: str | None, exc: SignalWireError | None
+    spec: Resource[Any], pk: int, remote_id: str | None, exc: SignalWireError | None
 ) -> None:
     """Remember the remote object a push created, so the next round replaces it."""
     fields: dict[str, Any] = {} if exc is None else {"last_error": str(exc)[:2000]}
@@ -111,7 +111,7 @@ def _keep_identity(
         spec.model.objects.filter(pk=pk).update(**fields)
 
 
-def _push_delete(spec: Resource, *, pk: int, client: SignalWireClient | None) -> str:
+def _push_delete(spec: Resource[Any], *, pk: int, client: SignalWireClient | None) -> str:
     """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
     with _acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
@@ -196,7 +196,7 @@ def push_mark_failed(*, kind: str, pk: int, error: str) -> None:
     """Record that a row's push will not land without a person's help."""
     spec = mirror_for(kind)
     # A row another push has landed meanwhile stays as it is.
-    spec.model.objects.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
+    spec.model._default_manager.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
         sync_state=SyncState.PUSH_FAILED, last_error=error[:2000]
     )
 
@@ -204,7 +204,7 @@ def push_mark_failed(*, kind: str, pk: int, error: str) -> None:
 def push_note_waiting(*, kind: str, pk: int, error: str) -> None:
     """Say why a row's push still waits; it stays pending and the periodic push retries it."""
     spec = mirror_for(kind)
-    spec.model.objects.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
+    spec.model._default_manager.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
         last_error=f"Waiting for SignalWire: {error}"[:2000]
     )
 

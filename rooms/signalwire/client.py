@@ -31,32 +31,32 @@ class SignalWireClient(PagedSession):
 
     # --- conferences ------------------------------------------------------------------
 
-    def iter_conference_pages(self, page_size: int | None = None) -> Iterator[list[dict]]:
+    def iter_conference_pages(self, page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """Yield the Space's conferences one page at a time, following links.next."""
         return self._iter_pages(f"{API}/conferences", page_size)
 
-    def list_conferences(self, page_size: int | None = None) -> Iterator[dict]:
+    def list_conferences(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every conference, fetching pages lazily so memory stays at one page."""
         for page in self.iter_conference_pages(page_size):
             yield from page
 
-    def get_conference(self, conference_id: str) -> dict:
+    def get_conference(self, conference_id: str) -> dict[str, Any]:
         """Fetch one conference by id."""
         return self._object("GET", f"{API}/conferences/{quote_segment(conference_id)}")
 
     @one_call
-    def find_conference_by_name(self, name: str) -> dict | None:
+    def find_conference_by_name(self, name: str) -> dict[str, Any] | None:
         """Find a conference by its unique name by scanning the list (no by-name endpoint)."""
         for conference in self.list_conferences():
             if conference.get("name") == name:
                 return conference
         return None
 
-    def create_conference(self, data: dict) -> dict:
+    def create_conference(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a conference; an ambiguous failure is resolved by name, never duplicated."""
         return self._create(f"{API}/conferences", data, self.find_conference_by_name)
 
-    def update_conference(self, conference_id: str, data: dict) -> dict:
+    def update_conference(self, conference_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Replace a conference's managed fields with exactly the given data (PUT)."""
         path = f"{API}/conferences/{quote_segment(conference_id)}"
         return self._object("PUT", path, json_body=data)
@@ -68,43 +68,43 @@ class SignalWireClient(PagedSession):
     # --- conference tokens ------------------------------------------------------------
 
     @one_call
-    def list_conference_tokens(self, conference_id: str) -> list[dict]:
+    def list_conference_tokens(self, conference_id: str) -> list[dict[str, Any]]:
         """Return every token (moderator, guest) of a conference, all pages read."""
         path = f"{API}/conferences/{quote_segment(conference_id)}/conference_tokens"
         return [token for page in self._iter_pages(path, None) for token in page]
 
-    def get_conference_token(self, token_id: str) -> dict:
+    def get_conference_token(self, token_id: str) -> dict[str, Any]:
         """Fetch one conference token by id."""
         return self._object("GET", f"{API}/conference_tokens/{quote_segment(token_id)}")
 
-    def reset_conference_token(self, token_id: str) -> dict:
+    def reset_conference_token(self, token_id: str) -> dict[str, Any]:
         """Rotate a conference token's value in SignalWire and return the new token."""
         return self._object("POST", f"{API}/conference_tokens/{quote_segment(token_id)}/reset")
 
     # --- rooms ------------------------------------------------------------------------
 
-    def iter_room_pages(self, page_size: int | None = None) -> Iterator[list[dict]]:
+    def iter_room_pages(self, page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """Yield the Space's rooms one page at a time, following links.next."""
         return self._iter_pages(f"{API}/rooms", page_size)
 
-    def list_rooms(self, page_size: int | None = None) -> Iterator[dict]:
+    def list_rooms(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every room, fetching pages lazily so memory stays at one page."""
         for page in self.iter_room_pages(page_size):
             yield from page
 
-    def get_room(self, room_id: str) -> dict:
+    def get_room(self, room_id: str) -> dict[str, Any]:
         """Fetch one room by id."""
         return self._object("GET", f"{API}/rooms/{quote_segment(room_id)}")
 
-    def get_room_by_name(self, name: str) -> dict:
+    def get_room_by_name(self, name: str) -> dict[str, Any]:
         """Fetch one room by its unique name; NotFoundError when there is none."""
         return self._object("GET", f"{API}/rooms/{quote_segment(name)}")
 
-    def create_room(self, data: dict) -> dict:
+    def create_room(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a room; an ambiguous failure is resolved by name, never duplicated."""
         return self._create(f"{API}/rooms", data, self._find_room_by_name)
 
-    def update_room(self, room_id: str, data: dict) -> dict:
+    def update_room(self, room_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Replace a room's managed fields with exactly the given data (PUT)."""
         return self._object("PUT", f"{API}/rooms/{quote_segment(room_id)}", json_body=data)
 
@@ -114,7 +114,7 @@ class SignalWireClient(PagedSession):
 
     # --- room tokens ------------------------------------------------------------------
 
-    def create_room_token(self, data: dict) -> str:
+    def create_room_token(self, data: dict[str, Any]) -> str:
         """Mint a room join token and return it; the caller shows it once and keeps none."""
         path = f"{API}/room_tokens"
         body = self._json("POST", path, self._send("POST", path, json_body=data))
@@ -125,7 +125,7 @@ class SignalWireClient(PagedSession):
             )
         return token
 
-    def _find_room_by_name(self, name: str) -> dict | None:
+    def _find_room_by_name(self, name: str) -> dict[str, Any] | None:
         """Look a room up by name, None when SignalWire has none."""
         try:
             return self.get_room_by_name(name)
@@ -134,7 +134,7 @@ class SignalWireClient(PagedSession):
 
 
 # The process's clients, one per profile and settings; see build_client.
-_SHARED: dict[tuple, SignalWireClient] = {}
+_SHARED: dict[tuple[Any, ...], SignalWireClient] = {}
 
 
 _SHARED_LOCK = threading.Lock()

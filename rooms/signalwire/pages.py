@@ -6,6 +6,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from rooms.signalwire.errors import (
@@ -38,12 +39,12 @@ CURSOR_PARAMETERS = ("page_token", "page_number")
 COUNT_KEYS = ("total", "total_count", "count")
 
 
-def _page_key(path: str, query: str) -> tuple:
+def _page_key(path: str, query: str) -> tuple[Any, ...]:
     """Name a page by its path and its query parameters in any order."""
     return ("url", path, tuple(sorted(parse_qsl(query, keep_blank_values=True))))
 
 
-def _cursor_key(query: str) -> set[tuple]:
+def _cursor_key(query: str) -> set[tuple[Any, ...]]:
     """Name a page by its cursor (page token and number), when the link has one."""
     params = dict(parse_qsl(query, keep_blank_values=True))
     if not any(name in params for name in CURSOR_PARAMETERS):
@@ -51,7 +52,7 @@ def _cursor_key(query: str) -> set[tuple]:
     return {("cursor", *(params.get(name) for name in CURSOR_PARAMETERS))}
 
 
-def _declared_count(body: dict) -> int | None:
+def _declared_count(body: dict[str, Any]) -> int | None:
     """Read how many rows a list answer says its listing has, if it says so at all."""
     for holder in (body, body.get("meta"), body.get("links")):
         if not isinstance(holder, dict):
@@ -66,7 +67,7 @@ def _declared_count(body: dict) -> int | None:
 class PagedSession(SpaceSession):
     """A Space session that also reads listings page by page."""
 
-    def _iter_pages(self, path: str, page_size: int | None) -> Iterator[list[dict]]:
+    def _iter_pages(self, path: str, page_size: int | None) -> Iterator[list[dict[str, Any]]]:
         """Yield the data of each page of a list, following links.next within the Space.
 
         A listing ends when links.next is absent. It fails, before the page that says so
@@ -77,7 +78,7 @@ class PagedSession(SpaceSession):
         listing = path
         size = self.page_size if page_size is None else self._checked_page_size(page_size)
         url: str | None = self.space_url + path
-        params: dict | None = {"page_size": size}
+        params: dict[str, Any] | None = {"page_size": size}
         seen = {_page_key(path, f"page_size={size}")}
         pages = rows = 0
         max_pages = max_rows = 0
@@ -120,7 +121,7 @@ class PagedSession(SpaceSession):
             del data
             url, params = following, None
 
-    def _bounds(self, body: dict, first_rows: int, size: int) -> tuple[int, int]:
+    def _bounds(self, body: dict[str, Any], first_rows: int, size: int) -> tuple[int, int]:
         """Bound a listing's pages and rows by what its first page implies.
 
         The rows per page are what the first page shows (a Space may serve fewer than
@@ -139,7 +140,7 @@ class PagedSession(SpaceSession):
     def _listing_error(path: str, message: str) -> UnexpectedResponseError:
         return UnexpectedResponseError(message, method="GET", path=path, status=200)
 
-    def _next_page(self, link: object, listing: str) -> tuple[str, set[tuple]]:
+    def _next_page(self, link: object, listing: str) -> tuple[str, set[tuple[Any, ...]]]:
         """Turn links.next into a URL on the Space's own origin, and the keys of its page.
 
         Only the link's path and query are used, and only when its authority (if it has

@@ -48,7 +48,7 @@ def refused_text(field: str, value: Any) -> bool:
     return limit is not None and isinstance(value, str) and (len(value) > limit or "\x00" in value)
 
 
-def _body(instance: Any, fields: tuple[str, ...]) -> dict:
+def _body(instance: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     """The request body of the given fields, in the shapes SignalWire accepts."""
     body: dict[str, Any] = {}
     remote = getattr(instance, "raw", None)
@@ -76,22 +76,22 @@ def _body(instance: Any, fields: tuple[str, ...]) -> dict:
     return body
 
 
-def conference_create_body(conference: Any) -> dict:
+def conference_create_body(conference: Any) -> dict[str, Any]:
     """Body of POST /api/video/conferences for a local conference."""
     return _body(conference, schema.CONFERENCE_CREATE_FIELDS)
 
 
-def conference_update_body(conference: Any) -> dict:
+def conference_update_body(conference: Any) -> dict[str, Any]:
     """Body of PUT /api/video/conferences/{id}: every field the portal manages."""
     return _body(conference, schema.CONFERENCE_UPDATE_FIELDS)
 
 
-def room_create_body(room: Any) -> dict:
+def room_create_body(room: Any) -> dict[str, Any]:
     """Body of POST /api/video/rooms for a local room."""
     return _body(room, schema.ROOM_CREATE_FIELDS)
 
 
-def room_update_body(room: Any) -> dict:
+def room_update_body(room: Any) -> dict[str, Any]:
     """Body of PUT /api/video/rooms/{id}: every field the portal manages."""
     return _body(room, schema.ROOM_UPDATE_FIELDS)
 
@@ -131,7 +131,7 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _object(value: Any) -> dict | None:
+def _object(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
@@ -170,7 +170,7 @@ _READERS = {
 }
 
 
-def _fields_from_payload(data: dict, model_fields: tuple[str, ...]) -> dict:
+def _fields_from_payload(data: dict[str, Any], model_fields: tuple[str, ...]) -> dict[str, Any]:
     readers = _READERS
     values = {f: readers[f](data[f]) for f in model_fields if f in data}
     values["remote_id"] = str(data["id"])
@@ -180,12 +180,12 @@ def _fields_from_payload(data: dict, model_fields: tuple[str, ...]) -> dict:
     return values
 
 
-def conference_fields(data: dict) -> dict:
+def conference_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Model field values for a Conference from SignalWire's conference object."""
     return _fields_from_payload(data, CONFERENCE_MODEL_FIELDS)
 
 
-def room_fields(data: dict) -> dict:
+def room_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Model field values for a Room from SignalWire's room object."""
     values = _fields_from_payload(data, ROOM_MODEL_FIELDS)
     if values.get("max_members") is None and "max_members" in values:
@@ -193,7 +193,7 @@ def room_fields(data: dict) -> dict:
     return values
 
 
-def token_fields(data: dict) -> dict:
+def token_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Model field values for a ConferenceToken from SignalWire's token object."""
     scopes = data.get("scopes")
     return {

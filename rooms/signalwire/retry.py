@@ -110,9 +110,9 @@ class SpaceRetry(Retry):
         if delay > remaining:
             if (header_delay is not None and header_delay > remaining) or remaining <= 0:
                 reason = error or ResponseError(f"retry wait cap of {self.max_wait:g}s reached")
-                exc = MaxRetryError(_pool, url or "", reason)  # type: ignore[arg-type]
-                attach_history(exc, history)
-                raise exc
+                capped = MaxRetryError(_pool, url or "", reason)
+                attach_history(capped, history)
+                raise capped
             delay = remaining
         call = transport.current_call()
         if call is not None:
@@ -120,9 +120,9 @@ class SpaceRetry(Retry):
             if delay >= call.remaining():
                 call.gave_up = True
                 reason = error or ResponseError(f"the call's {call.seconds:g}s deadline passed")
-                exc = MaxRetryError(_pool, url or "", reason)  # type: ignore[arg-type]
-                attach_history(exc, history)
-                raise exc
+                capped = MaxRetryError(_pool, url or "", reason)
+                attach_history(capped, history)
+                raise capped
         new_retry.waited = self.waited + delay
         new_retry.next_delay = delay
         return new_retry

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -130,7 +130,8 @@ def _refuse_in_transaction(method: str, path: str) -> None:
 
     for conn in connections.all(initialized_only=True):
         blocks = conn.atomic_blocks
-        if blocks and not blocks[-1]._from_testcase:
+        # Django marks the blocks a TestCase opens; the attribute is not in its stubs.
+        if blocks and not getattr(blocks[-1], "_from_testcase", False):
             held = "an atomic block"
         elif not blocks and conn.connection is not None and not conn.autocommit:
             held = "a transaction (autocommit is off)"
@@ -257,7 +258,9 @@ class SpaceSession:
         return page_size
 
     @one_call
-    def _create(self, path: str, data: dict, lookup: Callable[[str], dict | None]) -> dict:
+    def _create(
+        self, path: str, data: dict[str, Any], lookup: Callable[[str], dict[str, Any] | None]
+    ) -> dict[str, Any]:
         """POST a create; after an ambiguous failure look the name up before trying again."""
         name = data.get("name") if isinstance(data, dict) else None
         for _ in range(CREATE_ATTEMPTS):
@@ -285,7 +288,9 @@ class SpaceSession:
             return
         raise status_error("DELETE", path, answer)
 
-    def _object(self, method: str, path: str, *, json_body: dict | None = None) -> dict:
+    def _object(
+        self, method: str, path: str, *, json_body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Send a request whose answer is one API object (a dict with an id)."""
         body = self._json(method, path, self._send(method, path, json_body=json_body))
         if not isinstance(body, dict) or "id" not in body:
@@ -299,8 +304,8 @@ class SpaceSession:
         method: str,
         path_or_url: str,
         *,
-        json_body: dict | None = None,
-        params: dict | None = None,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Answer:
         """Send one request (retries included) within the call's deadline and read its answer.
 
@@ -318,9 +323,10 @@ class SpaceSession:
                     url,
                     params=params,
                     json=json_body,
-                    timeout=transport.DeadlineTimeout(
+                    # requests hands the object to urllib3, which reads it as its Timeout.
+                    timeout=cast(Any, transport.DeadlineTimeout(
                         connect=self.timeout[0], read=self.timeout[1], deadline=call.deadline
-                    ),
+                    )),
                     allow_redirects=False,
                     stream=True,
                 )

@@ -20,7 +20,7 @@ WRITE_CHUNK = 1000
 PROGRESS_EVERY = 5.0
 
 
-def read_ahead(pages: Iterator[list[dict]]) -> Iterator[list[dict]]:
+def read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
     """Yield the pages of `pages`, fetching the next one in a thread meanwhile.
 
     HTTP waits and database writes then overlap; at most three pages are held at once.

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, connection, transaction
@@ -42,7 +43,7 @@ class _PagePlan:
 
 
 def mirror_run(
-    resource: Resource,
+    resource: Resource[Any],
     client: SignalWireClient | None,
     trigger: str,
     page_size: int | None,
@@ -62,7 +63,7 @@ class _MirrorSync:
     fast_paths = True
 
     def __init__(
-        self, resource: Resource, run: SyncRun, flight: Flight, progress: Progress | None
+        self, resource: Resource[Any], run: SyncRun, flight: Flight, progress: Progress | None
     ) -> None:
         self.resource = resource
         self.model = resource.model
@@ -80,7 +81,7 @@ class _MirrorSync:
             resource, seen=self.seen, error=self.error, fast_inserts=self.fast_paths
         )
 
-    def run(self, pages: Iterator[list[dict]]) -> None:
+    def run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
         """Reconcile every page, then mark what the complete listing did not show."""
         ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
         # Read once per run: such intents are rare and a page's queries stay constant.
@@ -103,7 +104,7 @@ class _MirrorSync:
 
     # --- one page ---
 
-    def apply_page(self, page: list[dict]) -> None:
+    def apply_page(self, page: list[dict[str, Any]]) -> None:
         """Reconcile one listed page, WRITE_CHUNK rows at a time, then report progress."""
         self.run_record.pages += 1
         for start in range(0, max(len(page), 1), WRITE_CHUNK):
@@ -111,11 +112,11 @@ class _MirrorSync:
         if self.progress is not None:
             self.progress(self.run_record)
 
-    def apply_rows(self, page: list[dict]) -> None:
+    def apply_rows(self, page: list[dict[str, Any]]) -> None:
         """Plan some rows' writes from two bulk reads, then write them in one transaction."""
         run = self.run_record
         now = timezone.now()
-        incoming: dict[str, dict] = {}
+        incoming: dict[str, dict[str, Any]] = {}
         for item in page:
             remote_id = item.get("id") if isinstance(item, dict) else None
             if isinstance(remote_id, int) and not isinstance(remote_id, bool):
@@ -168,14 +169,14 @@ class _MirrorSync:
         for write in done:
             setattr(run, write.counter, getattr(run, write.counter) + 1)
 
-    def plan(self, incoming: dict[str, dict], now: datetime) -> _PagePlan:
+    def plan(self, incoming: dict[str, dict[str, Any]], now: datetime) -> _PagePlan:
         """Sort the page's rows into creates, updates, restores, unchanged and skipped."""
         run = self.run_record
         run.seen += len(incoming)
         plan = _PagePlan()
         existing = self.known_rows(incoming)
-        changed: dict[int, dict] = {}
-        new: list[dict] = []
+        changed: dict[int, dict[str, Any]] = {}
+        new: list[dict[str, Any]] = []
         for remote_id, item in incoming.items():
             row = existing.get(remote_id)
             if row is not None:
@@ -217,7 +218,7 @@ class _MirrorSync:
             plan.writes.extend(self.writer.create_or_adopt(new, now))
         return plan
 
-    def known_rows(self, incoming: dict[str, dict]) -> dict[str, tuple[int, str, bool]]:
+    def known_rows(self, incoming: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str, bool]]:
         """Read (pk, sync_state, looks unchanged) of the page's rows the mirror already has.
 
         The fast path compares the stored payload's text with the listed one in the
@@ -236,7 +237,7 @@ class _MirrorSync:
             for remote_id, (pk, state, updated) in known.items()
         }
 
-    def map(self, remote_id: str, item: dict) -> dict | None:
+    def map(self, remote_id: str, item: dict[str, Any]) -> dict[str, Any] | None:
         """Turn a payload into field values, or count it as an error with the reason."""
         try:
             values = self.resource.fields(item)
@@ -296,7 +297,7 @@ def _holds_nul(value: object) -> bool:
     return False
 
 
-def nul_fields(item: dict) -> list[str]:
+def nul_fields(item: dict[str, Any]) -> list[str]:
     """Name the top-level fields of a payload that hold a NUL character anywhere."""
     if "\\u0000" not in jsontext.dumps(item):  # one fast scan; the walk only when needed
         return []

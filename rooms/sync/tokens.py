@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -53,7 +55,7 @@ class _TokenSync:
                 if not batch:
                     break
                 last_pk = batch[-1][0]
-                fetched: dict[int, list[dict]] = {}
+                fetched: dict[int, list[dict[str, Any]]] = {}
                 for pk, remote_id, name in batch:
                     if self.flight.lost:
                         raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
@@ -71,15 +73,15 @@ class _TokenSync:
     def error(self, reason: str) -> None:
         note_error(self.run_record, self.reasons, reason)
 
-    def write(self, names: dict[int, str], fetched: dict[int, list[dict]]) -> None:
+    def write(self, names: dict[int, str], fetched: dict[int, list[dict[str, Any]]]) -> None:
         """Upsert the fetched tokens and drop local ones SignalWire no longer lists."""
         run = self.run_record
         now = timezone.now()
-        incoming: dict[str, tuple[int, dict]] = {}
+        incoming: dict[str, tuple[int, dict[str, Any]]] = {}
         for conference_pk, tokens in fetched.items():
-            for token in tokens:
+            for answer in tokens:
                 try:
-                    values = payloads.token_fields(token)
+                    values = payloads.token_fields(answer)
                 except Exception as exc:  # one odd token must not stop the batch
                     self.error(f"A token of {names[conference_pk]} is not readable ({exc}).")
                     continue
@@ -88,7 +90,7 @@ class _TokenSync:
                     continue
                 incoming[values["remote_id"]] = (conference_pk, values)
         run.seen += len(incoming)
-        existing = {
+        existing: dict[str, ConferenceToken] = {
             token.remote_id: token
             for token in ConferenceToken.objects.filter(conference_id__in=list(fetched))
         }
@@ -99,15 +101,17 @@ class _TokenSync:
                 remote_id__in=moved[start : start + WRITE_CHUNK]
             ):
                 existing[token.remote_id] = token
-        creates, updates, entries = [], [], []
+        creates: list[ConferenceToken] = []
+        updates: list[ConferenceToken] = []
+        entries: list[tuple[ConferenceToken, int, dict[str, list[Any]] | None]] = []
         for remote_id, (conference_pk, values) in incoming.items():
             conference = Conference(pk=conference_pk, name=names[conference_pk])
-            token = existing.pop(remote_id, None)
-            if token is None:
+            if remote_id not in existing:
                 token = ConferenceToken(conference=conference, last_synced_at=now, **values)
                 creates.append(token)
                 entries.append((token, Action.CREATE, None))
                 continue
+            token = existing.pop(remote_id)
             changes: dict[str, list] = {}
             for name in ("name", "scopes"):
                 if getattr(token, name) != values[name]:

@@ -76,11 +76,11 @@ def _as_push(task: Task) -> Any:
     )
 
 
-def _register(resource: Resource) -> tuple[Task, Task]:
+def _register(resource: Resource[Any]) -> tuple[Task, Task]:
     """Register the push and the delete task of one resource under the registry's names."""
 
     @shared_task(bind=True, base=PushTask, name=resource.push_task, push_kind=resource.kind)
-    def push(self: Task, pk: int, version: int | None = None) -> str:
+    def push(self: PushTask, pk: int, version: int | None = None) -> str:
         """Land a row's pending change in SignalWire."""
         with _as_push(self):
             return self.call_honouring_retry_after(
@@ -88,7 +88,7 @@ def _register(resource: Resource) -> tuple[Task, Task]:
             )
 
     @shared_task(bind=True, base=PushTask, name=resource.delete_task, push_kind=resource.kind)
-    def delete(self: Task, pk: int) -> str:
+    def delete(self: PushTask, pk: int) -> str:
         """Finish deleting a row left pending delete."""
         with _as_push(self):
             return self.call_honouring_retry_after(
@@ -115,7 +115,7 @@ def __getattr__(name: str) -> Task:
 
 
 @shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_remote")
-def delete_remote(self: Task, kind: str, remote_id: str) -> None:
+def delete_remote(self: PushTask, kind: str, remote_id: str) -> None:
     """Delete in SignalWire an object whose local row was deleted outside the services."""
     with _as_push(self):
         self.call_honouring_retry_after(

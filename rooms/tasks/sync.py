@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from celery import Task, chain, shared_task
 from celery.signals import worker_process_init, worker_ready
@@ -36,8 +37,9 @@ def _run(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
     except SignalWireError as exc:
         if exc.retryable and task.request.retries < MAX_RETRIES:
             countdown = RETRY_BASE * 2**task.request.retries
-            if getattr(exc, "retry_after", None):
-                countdown = max(countdown, int(exc.retry_after))
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after:
+                countdown = max(countdown, int(retry_after))
             raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
         # The run recorded the failure; a permanent one waits for the next schedule.
         logger.warning("%s failed: %s", task.name, exc)
@@ -45,7 +47,7 @@ def _run(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
     return str(run.outcome)
 
 
-def _register(resource: Resource) -> Task:
+def _register(resource: Resource[Any]) -> Task:
     """Register the task that reconciles one resource's listing, under the registry's name."""
 
     @shared_task(bind=True, name=resource.sync_task, ignore_result=True)
