@@ -56,6 +56,23 @@ SKIPPED_DELETED = "skipped_deleted_remotely"
 SKIPPED_CHANGED_SINCE = "skipped_changed_since"
 
 
+def _queue_after_commit(run: ActionRun) -> None:
+    """Queue a run's first batch once its record commits; record it when the queue is down."""
+    run.queued = None
+
+    def queue() -> None:
+        run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
+        if not run.queued:
+            run.state = ActionRun.State.NOT_QUEUED
+            run.finished_at = timezone.now()
+            run.error = "The task queue could not be reached, so nothing was done."
+            ActionRun.objects.filter(pk=run.pk).update(
+                state=run.state, finished_at=run.finished_at, error=run.error
+            )
+
+    transaction.on_commit(queue)
+
+
 def action_run_start(*, action: str, rows: models.QuerySet, actor: Any = None) -> ActionRun:
     """Record an action on the selected rows and queue its first batch; never call SignalWire.
 
@@ -76,19 +93,7 @@ def action_run_start(*, action: str, rows: models.QuerySet, actor: Any = None) -
             total=len(pks),
             pks=pks,
         )
-        run.queued = None
-
-        def queue() -> None:
-            run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
-            if not run.queued:
-                run.state = ActionRun.State.NOT_QUEUED
-                run.finished_at = timezone.now()
-                run.error = "The task queue could not be reached, so nothing was done."
-                ActionRun.objects.filter(pk=run.pk).update(
-                    state=run.state, finished_at=run.finished_at, error=run.error
-                )
-
-        transaction.on_commit(queue)
+        _queue_after_commit(run)
     return run
 
 
@@ -329,19 +334,7 @@ def _start(
             changes=dict(changes),
             undoes=undoes,
         )
-        run.queued = None
-
-        def queue() -> None:
-            run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
-            if not run.queued:
-                run.state = ActionRun.State.NOT_QUEUED
-                run.finished_at = timezone.now()
-                run.error = "The task queue could not be reached, so nothing was done."
-                ActionRun.objects.filter(pk=run.pk).update(
-                    state=run.state, finished_at=run.finished_at, error=run.error
-                )
-
-        transaction.on_commit(queue)
+        _queue_after_commit(run)
     # Stored as JSON (datetimes as text); the batches turn them back into field values.
     run.refresh_from_db(fields=["changes"])
     return run
