@@ -30,7 +30,7 @@ def test_dashboard_live_badge_and_usage_charts_render(
     make_superuser("boss")
 
     login(page, live_server.url, "boss")
-    expect(page.locator("#live-sessions")).to_have_text("1 sessions")
+    expect(page.locator("#live-sessions")).to_have_text("1 session")
     screenshot("dashboard")
 
     page.goto(admin_url(live_server.url, "rooms_room_changelist") + "?activity=live")
