@@ -602,3 +602,53 @@ def test_a_replayed_edit_keeps_a_datetime_to_the_microsecond(
     push.push_pending.apply()
 
     assert Room.objects.get(pk=room.pk).remove_at == when
+
+
+def test_an_edit_that_waited_for_the_row_lock_keeps_the_edit_that_landed_first(
+    sandbox, queued, room_data, monkeypatch
+):
+    room = services.room_create(data=room_data("busy"))
+    real_row_lock = edits.row_lock
+    landed = []
+
+    def lock_after_another_edit_lands(kind, pk, **kwargs):
+        # Another edit of the row lands (in SignalWire and here) between this edit's first
+        # read and the moment it holds the row lock.
+        if not landed:
+            landed.append(True)
+            contextvars.Context().run(
+                services.room_update, room=Room.objects.get(pk=pk), data={"display_name": "Landed"}
+            )
+        return real_row_lock(kind, pk, **kwargs)
+
+    monkeypatch.setattr(edits, "row_lock", lock_after_another_edit_lands)
+    services.room_update(room=room, data={"max_members": 40})
+
+    remote = sandbox.rooms[room.remote_id]
+    assert (remote["display_name"], remote["max_members"]) == ("Landed", 40)
+    stored = Room.objects.get(pk=room.pk)
+    assert (stored.display_name, stored.max_members, stored.sync_state) == (
+        "Landed", 40, SyncState.SYNCED
+    )
+
+
+def test_a_refresh_never_overwrites_a_local_edit_made_while_signalwire_answered(
+    sandbox, queued, room_data
+):
+    room = services.room_create(data=room_data("refreshed"))
+    sandbox.rooms[room.remote_id]["display_name"] = "Edited in the Space"
+    client = build_client()
+    real_get = client.get_room
+
+    def get_then_edit_locally(remote_id):
+        answer = real_get(remote_id)
+        row = Room.objects.get(pk=room.pk)
+        row.display_name = "Edited here"
+        contextvars.Context().run(row.save)
+        return answer
+
+    client.get_room = get_then_edit_locally
+
+    assert services.mirror_refresh(row=room, client=client) == "skipped"
+    stored = Room.objects.get(pk=room.pk)
+    assert (stored.display_name, stored.sync_state) == ("Edited here", SyncState.PENDING_PUSH)

@@ -126,6 +126,10 @@ def _update(
         intent = None
         try:
             with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
+                current, changed, before = _rebase(spec, current, data, changed)
+                if not changed and current.sync_state == SyncState.SYNCED:
+                    return current
+                previous_state = current.sync_state
                 client = _client(client)
                 intent = intents.record(
                     kind=spec.kind, model=spec.model, action=RemoteIntent.Action.UPDATE,
@@ -155,6 +159,24 @@ def _update(
         current.local_version += 1
         _store_answer(current, [*changed, *written, "local_version", "updated_at"], intent)
         return current
+
+
+def _rebase(
+    spec: Resource[Any], current: Any, data: dict[str, Any], changed: list[str]
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """Apply an edit on the row as it is once its lock is held, not as it was before.
+
+    Another edit may have landed while this one waited for the row lock; the PUT carries
+    every managed field, so building it from the earlier read would undo that edit.
+    """
+    fresh = spec.model.objects.get(pk=current.pk)
+    if fresh.local_version == current.local_version and fresh.updated_at == current.updated_at:
+        return current, changed, {f: getattr(fresh, f) for f in changed}
+    changed = [f for f in changed if getattr(fresh, f) != data[f]]
+    before = {f: getattr(fresh, f) for f in changed}
+    for field in changed:
+        setattr(fresh, field, data[field])
+    return fresh, changed, before
 
 
 def _store_answer(row: Any, fields: list[str], intent: RemoteIntent | None) -> None:
@@ -335,6 +357,10 @@ def mirror_refresh(
             return "unchanged"
         written = _absorb(spec, current, answer)
         with transaction.atomic():
+            # A local edit made while SignalWire answered wins: it is pushed, not overwritten.
+            now = spec.model.objects.select_for_update().get(pk=current.pk)
+            if now.is_unpushed or now.local_version != current.local_version:
+                return "skipped"
             current.save(update_fields=[*written, "updated_at"])
         return "refreshed"
 
