@@ -102,6 +102,10 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     run = ActionRun.objects.filter(pk=run_id).first()
     if run is None or run.state in DONE_STATES:
         return None
+    if run.done != offset:
+        # A batch delivered again (its answer to the broker was lost) was already recorded;
+        # the batch after it is queued, so nothing here is done a second time.
+        return None
     if run.started_at is None:
         ActionRun.objects.filter(pk=run.pk).update(
             state=ActionRun.State.RUNNING, started_at=timezone.now()
@@ -133,9 +137,11 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                 errors.append(f"{row}: {message}")
                 failures.append({"pk": pk, "name": str(row), "message": message})
     next_offset = offset + len(batch)
-    _record_progress(
-        run.pk, counts, errors, finished=next_offset >= len(run.pks), failures=failures
-    )
+    if not _record_progress(
+        run.pk, counts, errors, offset=offset, finished=next_offset >= len(run.pks),
+        failures=failures,
+    ):
+        return None
     return None if next_offset >= len(run.pks) else next_offset
 
 
@@ -183,12 +189,15 @@ def _record_progress(
     counts: Counter[str],
     errors: list[str],
     *,
+    offset: int,
     finished: bool,
     failures: list[dict[str, Any]] | None = None,
-) -> None:
-    """Add one batch's outcomes to the run, in one short transaction."""
+) -> bool:
+    """Add one batch's outcomes to the run, in one short transaction; False if recorded."""
     with transaction.atomic():
         run = ActionRun.objects.select_for_update().get(pk=pk)
+        if run.done != offset:
+            return False  # the same batch, run twice at once, was recorded by the other run
         merged = Counter(run.counts)
         merged.update(counts)
         run.counts = dict(merged)
@@ -206,6 +215,7 @@ def _record_progress(
         run.save(
             update_fields=["counts", "done", "errors", "error", "failures", "finished_at", "state"]
         )
+    return True
 
 
 # --- bulk edits and their restores ------------------------------------------------------

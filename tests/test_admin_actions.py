@@ -215,6 +215,29 @@ def test_a_run_is_carried_out_batch_by_batch_and_counts_each_outcome(
 
 
 @pytest.mark.django_db
+def test_a_batch_delivered_twice_is_carried_out_and_counted_once(sandbox, admin_user, settings):
+    from rooms import bulk
+
+    settings.ROOMS_ACTION_BATCH_SIZE = 2
+    rows = [services.conference_create(data={"name": f"twice-{n}"}) for n in range(3)]
+    run = ActionRun.objects.create(
+        action=ActionRun.Action.DELETE, kind="conference", total=3, pks=[r.pk for r in rows]
+    )
+
+    assert bulk.action_run_batch(run_id=run.pk, offset=0) == 2
+    deletes = len([r for r in sandbox.requests if r["method"] == "DELETE"])
+    # The broker hands the first batch out again (its acknowledgement was lost).
+    assert bulk.action_run_batch(run_id=run.pk, offset=0) is None
+
+    run.refresh_from_db()
+    assert (run.done, run.counts) == (2, {"deleted": 2})
+    assert len([r for r in sandbox.requests if r["method"] == "DELETE"]) == deletes == 2
+    assert bulk.action_run_batch(run_id=run.pk, offset=2) is None
+    run.refresh_from_db()
+    assert (run.state, run.done, run.counts) == (ActionRun.State.SUCCEEDED, 3, {"deleted": 3})
+
+
+@pytest.mark.django_db
 def test_a_run_that_cannot_go_on_is_stopped_with_the_reason(sandbox, admin_user):
     from rooms import bulk
 
