@@ -173,8 +173,14 @@ def test_creates_whose_answer_was_lost_are_adopted_never_repeated(
     Room.objects.create(name="drill-lost-answer", max_members=9)
     services.room_create(data={"name": "drill-lost-admin", "max_members": 5})
     assert set(Room.objects.values_list("sync_state", flat=True)) == {SyncState.PENDING_PUSH}
-    # The pushes (queued after commit) cannot hear an answer either; give them a try.
-    time.sleep(1.5)
+    # The pushes (queued after commit) cannot hear an answer either: wait for the worker's.
+    assert wait_until(
+        lambda: any(
+            r["method"] == "POST" and (r.get("body") or {}).get("name") == "drill-lost-answer"
+            for r in list(sandbox.requests)
+        ),
+        15,
+    )
 
     sandbox.clear_faults()
     push_tasks.push_pending.delay()  # the periodic safety net, queued now
@@ -236,8 +242,11 @@ def test_a_429_storm_is_retried_within_the_caps_and_loses_no_edit(
     assert Room.objects.get(pk=room.pk).max_members == 11
     assert sandbox.rooms[room.remote_id]["max_members"] == 10
 
-    # The worker's push meets the storm for a while, then the storm passes.
-    time.sleep(1.0)
+    # The worker's push meets the storm, then the storm passes.
+    refused = len([r for r in sandbox.requests if r["status"] == 429])
+    assert wait_until(
+        lambda: len([r for r in list(sandbox.requests) if r["status"] == 429]) > refused, 15
+    )
     sandbox.clear_faults()
     assert wait_until(lambda: all_synced(Room), timeout=60)
     assert sandbox.rooms[room.remote_id]["max_members"] == 11
