@@ -310,6 +310,7 @@ class SyncRun(models.Model):
         PUSH = "push", "Push pending changes"
         SESSIONS = "sessions", "Room sessions (history)"
         LIVE_SESSIONS = "live_sessions", "Live room sessions"
+        RECORDINGS = "recordings", "Room recordings"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"
@@ -448,6 +449,7 @@ class ActionRun(models.Model):
         DELETE = "delete", "Delete in SignalWire and here"
         BULK_EDIT = "bulk_edit", "Edit selected"
         RESTORE = "restore", "Restore to before a bulk edit"
+        RETENTION = "retention", "Recording retention"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -501,3 +503,4 @@ class ActionRun(models.Model):
 
 # The activity mirrors live in their own module; imported here so Django finds them.
 from rooms.activity_models import RoomSession, SessionMember  # noqa: E402, F401
+from rooms.recording_models import Recording  # noqa: E402, F401
