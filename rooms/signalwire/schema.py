@@ -33,6 +33,14 @@ LAYOUTS = (
     "10x10",
 )
 FPS_VALUES = (20, 30)
+# Streams: the url is an RTMP or RTMPS address (the spec gives no maxLength; the portal
+# keeps up to this many characters); a room stream's create answers 201, a conference's 200.
+STREAM_SCHEMES = ("rtmp", "rtmps")
+STREAM_URL_MAX = 2048
+STREAM_BODY_FIELDS = ("url",)
+STREAM_RESPONSE_FIELDS = (
+    "id", "url", "stream_type", "width", "height", "fps", "created_at", "updated_at",
+)
 JOIN_AS = ("audience", "member")
 MEDIA_ALLOWED = ("all", "video-only", "audio-only")
 
