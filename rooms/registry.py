@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from django.db import models
 
 from rooms import outbox
-from rooms.models import Conference, Room, SyncRun
+from rooms.models import Conference, Room, Stream, SyncRun
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.errors import NotFoundError
 
@@ -39,6 +39,9 @@ class Resource(ABC, Generic[M]):
     managed_fields: ClassVar[tuple[str, ...]]
     """Model fields filled from SignalWire's answer."""
     has_tokens: ClassVar[bool] = False
+    owned: ClassVar[bool] = False
+    """Created, found and listed through an owner (a stream): pushed and synced by its own
+    services (rooms.streams, rooms.sync.streams), not the name-based generic ones."""
 
     @property
     def push_task(self) -> str:
@@ -186,8 +189,89 @@ class RoomResource(Resource[Room]):
         return client.iter_room_pages(page_size)
 
 
+class OwnerRequired(TypeError):
+    """An owner-less call (create, find by name, Space listing) on a resource with owners."""
+
+
+class StreamResource(Resource[Stream]):
+    """Streams: RTMP/RTMPS outputs of a conference or a room, with no name of their own.
+
+    A stream is created on, found in and listed by its owner: create_for, list_for and
+    find_for. The base class's owner-less calls raise OwnerRequired; the stream services
+    and the stream sync use the owner's calls instead (owned = True tells them apart).
+    """
+
+    kind = "stream"
+    sync_kind = SyncRun.Kind.STREAMS
+    model = Stream
+    create_fields = schema.STREAM_BODY_FIELDS
+    managed_fields = payloads.STREAM_MODEL_FIELDS
+    owned = True
+
+    def create_body(self, row: Stream) -> dict[str, Any]:
+        return payloads.stream_body(row)
+
+    def update_body(self, row: Stream) -> dict[str, Any]:
+        return payloads.stream_body(row)
+
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return payloads.stream_fields(answer)
+
+    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
+        raise OwnerRequired("a stream is created on its owner: use create_for()")
+
+    def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
+        return client.get_stream(remote_id)
+
+    def update(
+        self, client: SignalWireClient, remote_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return client.update_stream(remote_id, body)
+
+    def delete(self, client: SignalWireClient, remote_id: str) -> None:
+        client.delete_stream(remote_id)
+
+    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
+        raise OwnerRequired("a stream has no name: use find_for() with its owner and url")
+
+    def list_pages(
+        self, client: SignalWireClient, page_size: int | None
+    ) -> Iterator[list[dict[str, Any]]]:
+        raise OwnerRequired("streams are listed per owner: use list_for()")
+
+    # --- the owner's calls ---
+
+    def create_for(
+        self, client: SignalWireClient, owner_kind: str, owner_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create a stream on a room or conference ("room" or "conference")."""
+        return client.create_stream(owner_kind, owner_id, body)
+
+    def list_for(
+        self, client: SignalWireClient, owner_kind: str, owner_id: str
+    ) -> list[dict[str, Any]]:
+        """Every stream of a room or conference."""
+        return client.list_streams(owner_kind, owner_id)
+
+    def find_for(
+        self,
+        client: SignalWireClient,
+        owner_kind: str,
+        owner_id: str,
+        url: str,
+        *,
+        taken: frozenset[str] = frozenset(),
+    ) -> dict[str, Any] | None:
+        """Find the owner's stream with this url that no local row holds yet; None if none."""
+        for stream in self.list_for(client, owner_kind, owner_id):
+            if stream.get("url") == url and str(stream.get("id")) not in taken:
+                return stream
+        return None
+
+
 CONFERENCE = ConferenceResource()
 ROOM = RoomResource()
+STREAM = StreamResource()
 
 # Every mirrored resource, by kind. A new resource: its model, one class above, one line here.
 RESOURCES: dict[str, Resource[Any]] = {

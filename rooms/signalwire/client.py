@@ -1,4 +1,4 @@
-"""The SignalWire Video API's resources as plain methods: conferences, tokens, rooms.
+"""The SignalWire Video API's resources as plain methods: conferences, tokens, rooms, streams.
 
 One `SignalWireClient` per Space (its HTTP session in rooms.signalwire.session, its
 listings in rooms.signalwire.pages). It returns plain dicts and lists and raises the
@@ -24,6 +24,9 @@ from rooms.signalwire.pages import PagedSession
 from rooms.signalwire.session import API, PROFILES, one_call, quote_segment
 
 logger = logging.getLogger("rooms.signalwire")
+
+# The path segment of each kind of stream owner.
+STREAM_OWNERS = {"room": "rooms", "conference": "conferences"}
 
 
 class SignalWireClient(PagedSession):
@@ -124,6 +127,41 @@ class SignalWireClient(PagedSession):
                 "the answer has no token", method="POST", path=path, status=200
             )
         return token
+
+    # --- streams ----------------------------------------------------------------------
+
+    @staticmethod
+    def _streams_path(owner_kind: str, owner_id: str) -> str:
+        """The streams listing of a room or conference ("room" or "conference")."""
+        if owner_kind not in STREAM_OWNERS:
+            raise ValueError(f"a stream belongs to a room or a conference, not {owner_kind!r}")
+        return f"{API}/{STREAM_OWNERS[owner_kind]}/{quote_segment(owner_id)}/streams"
+
+    @one_call
+    def list_streams(self, owner_kind: str, owner_id: str) -> list[dict[str, Any]]:
+        """Return every stream of a room or conference, all pages read."""
+        path = self._streams_path(owner_kind, owner_id)
+        return [stream for page in self._iter_pages(path, None) for stream in page]
+
+    def create_stream(self, owner_kind: str, owner_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Add a stream to a room (answers 201) or a conference (200); never repeated blindly.
+
+        A stream has no name to look it up by: after an ambiguous failure the caller lists
+        the owner's streams and matches the url before asking again.
+        """
+        return self._object("POST", self._streams_path(owner_kind, owner_id), json_body=data)
+
+    def get_stream(self, stream_id: str) -> dict[str, Any]:
+        """Fetch one stream by id."""
+        return self._object("GET", f"{API}/streams/{quote_segment(stream_id)}")
+
+    def update_stream(self, stream_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Replace a stream's url (PUT)."""
+        return self._object("PUT", f"{API}/streams/{quote_segment(stream_id)}", json_body=data)
+
+    def delete_stream(self, stream_id: str) -> None:
+        """Delete a stream."""
+        self._delete(f"{API}/streams/{quote_segment(stream_id)}")
 
     def _find_room_by_name(self, name: str) -> dict[str, Any] | None:
         """Look a room up by name, None when SignalWire has none."""

@@ -202,3 +202,35 @@ def token_fields(data: dict[str, Any]) -> dict[str, Any]:
         "token": data.get("token") or "",
         "scopes": scopes if isinstance(scopes, list) else [],
     }
+
+
+STREAM_MODEL_FIELDS = ("url", "stream_type", "width", "height", "fps")
+
+
+def _count(value: Any) -> int | None:
+    number = _int(value)
+    return number if number is not None and 0 <= number <= 2147483647 else None
+
+
+def stream_body(stream: Any) -> dict[str, Any]:
+    """The create or update body of a stream: its url, the only field the API takes."""
+    return {"url": stream.url}
+
+
+def stream_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Model field values for a Stream from SignalWire's stream object.
+
+    The raw payload is kept without its url: the url holds the stream key and lives in
+    the url field alone, so the raw copy shown in admin never reveals it.
+    """
+    return {
+        "remote_id": str(data["id"]),
+        "url": _text(data.get("url")),
+        "stream_type": _text(data.get("stream_type"))[:40],
+        "width": _count(data.get("width")),
+        "height": _count(data.get("height")),
+        "fps": _count(data.get("fps")),
+        "remote_created_at": parse_remote_datetime(data.get("created_at")),
+        "remote_updated_at": parse_remote_datetime(data.get("updated_at")),
+        "raw": {k: v for k, v in data.items() if k != "url"},
+    }
