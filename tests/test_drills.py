@@ -133,10 +133,13 @@ def test_edits_made_while_signalwire_is_down_all_land_once_and_in_order(
     assert sandbox.rooms[room.remote_id]["display_name"] == "Original"
     assert set(remote_by_name(sandbox.rooms)) == {"drill-room"}
     # The worker keeps trying (and failing) meanwhile: the pushes back off, nothing lands.
-    assert wait_until(
-        lambda: any(r["method"] in ("PUT", "POST") for r in sandbox.requests[-50:]), 15
-    )
-    time.sleep(1.0)
+    def refused_writes() -> int:
+        writes = [r for r in list(sandbox.requests) if r["method"] in ("PUT", "POST")]
+        return sum(1 for r in writes if r["status"] == 503)
+
+    assert wait_until(lambda: refused_writes() > 0, 15)
+    seen = refused_writes()
+    assert wait_until(lambda: refused_writes() > seen, 30)  # and tries again later
     assert creates_by_name(sandbox, ROOMS_PATH) == Counter({"drill-room": 1})
 
     sandbox.clear_faults()
@@ -173,8 +176,14 @@ def test_creates_whose_answer_was_lost_are_adopted_never_repeated(
     Room.objects.create(name="drill-lost-answer", max_members=9)
     services.room_create(data={"name": "drill-lost-admin", "max_members": 5})
     assert set(Room.objects.values_list("sync_state", flat=True)) == {SyncState.PENDING_PUSH}
-    # The pushes (queued after commit) cannot hear an answer either; give them a try.
-    time.sleep(1.5)
+    # The worker's push (queued after commit) cannot hear an answer either: wait until it
+    # has tried and failed once.
+    assert wait_until(
+        lambda: Room.objects.filter(name="drill-lost-answer", push_attempts__gte=1)
+        .exclude(last_error="")
+        .exists(),
+        45,
+    )
 
     sandbox.clear_faults()
     push_tasks.push_pending.delay()  # the periodic safety net, queued now
@@ -335,7 +344,7 @@ def test_an_abandoned_lock_and_running_record_do_not_mark_rooms_deleted(settled,
     dead = SyncRun.objects.create(kind=SyncRun.Kind.ROOMS, trigger="schedule")
 
     assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "skipped"
-    time.sleep(1.2)
+    assert wait_until(lambda: not redis_client().exists(lock_key("sync:rooms")), 10)
     assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "succeeded"
 
     dead.refresh_from_db()

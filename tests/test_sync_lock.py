@@ -53,7 +53,7 @@ def test_a_killed_holder_blocks_others_only_until_the_timeout():
     assert crashed.acquire(blocking=False)
     with single_flight("test:crash", timeout=0.3) as blocked:
         assert not blocked.acquired
-    time.sleep(0.5)
+    assert wait_for(lambda: not redis_client().exists(lock_key("test:crash")), 5)
     with single_flight("test:crash", timeout=0.3) as next_run:
         assert next_run.acquired
 
