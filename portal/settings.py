@@ -261,6 +261,8 @@ SIGNALWIRE_PUSH_MAX_ATTEMPTS = env.int("SIGNALWIRE_PUSH_MAX_ATTEMPTS", default=1
 # --- Audit ------------------------------------------------------------------------------
 # Days to keep audit rows; 0 keeps them forever.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
+# Days a completed recording is kept before the daily retention deletes it (0: forever).
+RECORDING_RETENTION_DAYS = env.int("RECORDING_RETENTION_DAYS", default=0)
 
 CELERY_BEAT_SCHEDULE = {
     "sync-conferences": {
@@ -290,6 +292,14 @@ CELERY_BEAT_SCHEDULE = {
     "sync-session-history": {
         "task": "rooms.tasks.sync_session_history",
         "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    "sync-recordings": {
+        "task": "rooms.tasks.sync_recordings",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    "recording-retention": {
+        "task": "rooms.tasks.apply_recording_retention",
+        "schedule": 86400.0,
     },
     "audit-cleanup": {
         "task": "rooms.tasks.audit_cleanup",

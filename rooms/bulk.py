@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from rooms import outbox, restore, services, tokens
 from rooms.audit import audit_context, json_value
-from rooms.models import ActionRun, AuditEntry, Conference, Room, SyncState
+from rooms.models import ActionRun, AuditEntry, Conference, Recording, Room, SyncState
+from rooms.services import recordings as recording_services
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
@@ -178,6 +179,10 @@ def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
             # The row's own push task retries it with backoff until it lands.
             outbox.push_enqueue(run.kind, row.pk)
             return "left_pending"
+    if run.action == ActionRun.Action.DELETE and isinstance(row, Recording):
+        return recording_services.recording_delete(
+            recording=row, actor=actor, source=AuditEntry.Source.ADMIN, client=client
+        )
     if run.action == ActionRun.Action.DELETE:
         gone = services.mirror_delete(row=row, actor=actor, client=client)
         return "deleted" if gone else "pending_delete"
@@ -223,6 +228,8 @@ def _record_progress(
 
 def _model_of(kind: str) -> type[models.Model]:
     """Return the mirrored model a run's kind names."""
+    if kind == Recording._meta.model_name:
+        return Recording
     return services.mirror_for(kind).model
 
 

@@ -45,6 +45,16 @@ def check_signalwire_settings(app_configs=None, **kwargs) -> list:
             problems.append(
                 Error(f"{name} must be a positive number of seconds.", id="rooms.E004")
             )
+    days = getattr(settings, "RECORDING_RETENTION_DAYS", 0)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        problems.append(
+            Error(
+                f"RECORDING_RETENTION_DAYS must be 0 or a positive number of days, not {days!r}.",
+                hint="0 (the default) keeps every recording; N deletes completed recordings "
+                "N days after they ended.",
+                id="rooms.E007",
+            )
+        )
     if settings.SIGNALWIRE_SYNC_INTERVAL < 10:
         problems.append(
             Error(

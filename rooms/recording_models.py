@@ -84,14 +84,18 @@ class Recording(models.Model):
 
     def audit_related_object(self) -> tuple[type[models.Model], int | None]:
         """Name the conference or room (else the session) whose history shows this entry."""
-        from rooms.models import Conference, Room, RoomSession
-
+        model = self._meta.apps.get_model  # by name: rooms.models imports this module
         session = self.session if self.session_id else None
         if session is not None and session.conference_id:
-            return Conference, session.conference_id
+            return model("rooms", "Conference"), session.conference_id
         if session is not None and session.room_id:
-            return Room, session.room_id
-        return RoomSession, self.session_id
+            return model("rooms", "Room"), session.room_id
+        return model("rooms", "RoomSession"), self.session_id
+
+    @property
+    def name(self) -> str:
+        """Name the recording in outbox intents: its SignalWire id."""
+        return self.remote_id
 
     @property
     def is_completed(self) -> bool:

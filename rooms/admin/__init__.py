@@ -2,7 +2,7 @@
 
 from django.contrib import admin  # noqa: E402
 
-from rooms.admin import accounts, audit, conferences, rooms, sessions, sync  # noqa: F401
+from rooms.admin import accounts, audit, conferences, recordings, rooms, sessions, sync  # noqa: F401
 
 admin.site.site_header = "Room portal"
 admin.site.site_title = "Room portal"

@@ -116,6 +116,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
                 row_url_name=f"admin:rooms_{run.kind}_change",
                 can_restore=can_restore(request, run),
                 restore_url=reverse("admin:rooms_actionrun_restore", args=[run.pk]),
+                recordings_freed=_recordings_freed(run),
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -226,3 +227,22 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         seconds = max(0.0, (run.finished_at - run.started_at).total_seconds())
         return f"{seconds:.1f} s"
 
+
+
+def _recordings_freed(run: ActionRun) -> dict | None:
+    """What a delete or retention run of recordings freed: counts, size and cost."""
+    if run.kind != "recording":
+        return None
+    from rooms.recordings import size_text
+    from rooms.services.recordings import run_freed
+
+    freed = run_freed(run)
+    counts = run.counts or {}
+    return {
+        "deleted": counts.get("deleted", 0) + counts.get("already_gone", 0),
+        "pending": counts.get("pending_delete", 0),
+        "failed": counts.get("failed", 0),
+        "size": size_text(freed.size),
+        "cost": freed.cost,
+        "retention": run.changes if run.action == ActionRun.Action.RETENTION else None,
+    }

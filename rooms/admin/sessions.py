@@ -123,7 +123,11 @@ def owner_activity(model: type[Model], pk: int) -> dict[str, Any]:
     totals = owned.filter(status=LIVE).aggregate(
         live=Count("id"), present=Coalesce(Sum("members_now"), 0)
     )
+    from rooms.admin.recordings import owner_recordings
+
+    name = model._default_manager.filter(pk=pk).values_list("name", flat=True).first() or ""
     return {
+        "recordings": owner_recordings(field, pk, name),
         "live": bool(totals["live"]),
         "present": totals["present"],
         "sessions": [
@@ -226,6 +230,22 @@ class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
     def member_minutes(self, obj: RoomSession) -> str:
         """The members' time in the session, in minutes."""
         return f"{obj.member_seconds / 60:.1f}"
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """List the session's recordings on its page."""
+        from rooms.admin.recordings import session_recordings
+
+        context = dict(extra_context or {})
+        session = self.get_object(request, object_id)
+        if session is not None:
+            context["recordings"] = session_recordings(session)
+        return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list:
         """Add the session's event timeline page and the usage page."""

@@ -16,7 +16,7 @@ from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from rooms import services
+from rooms import outbox, services
 from rooms.audit import audit_context
 from rooms.models import AuditEntry
 from rooms.registry import RESOURCES, Resource
@@ -126,8 +126,16 @@ def delete_remote(self: PushTask, kind: str, remote_id: str) -> None:
 @shared_task(name="rooms.tasks.push_pending")
 def push_pending() -> int:
     """Queue a push or delete for every row still waiting to land (periodic safety net)."""
+    from rooms.services import recordings
+
+    # Recording deletes whose outcome was never stored become pending deletes first; the
+    # generic replay below knows only the registered resources.
+    recordings.recordings_replay_intents()
     services.intents_replay()  # edits whose answer was never stored become pending first
     count = 0
+    for pk in recordings.recordings_pending_delete():
+        outbox.send(recordings.DELETE_TASK, pk)
+        count += 1
     for kind, pk, is_delete in services.pending_rows():
         services.push_enqueue(kind, pk, delete=is_delete)
         count += 1

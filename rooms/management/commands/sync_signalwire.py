@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rooms import sessions, sync
+from rooms import recordings, sessions, sync
 from rooms.models import SyncRun
 from rooms.signalwire.errors import SignalWireError
 
@@ -40,13 +40,20 @@ class Command(BaseCommand):
             help="Refresh live room sessions, then mirror new and changed past ones.",
         )
         parser.add_argument(
+            "--recordings",
+            action="store_true",
+            help="Mirror new and changed room recordings; refresh unfinished ones.",
+        )
+        parser.add_argument(
             "--page-size", type=int, default=None, help="Rows per listed page (1..1000)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         chosen = [
             name
-            for name in ("conferences", "rooms", "tokens", "refresh_tokens", "sessions")
+            for name in (
+                "conferences", "rooms", "tokens", "refresh_tokens", "sessions", "recordings"
+            )
             if options[name]
         ]
         if not chosen:
@@ -87,6 +94,8 @@ class Command(BaseCommand):
             return sessions.sessions_refresh_live(**common)
         if name == "sessions":
             return sessions.sessions_sync_history(page_size=page_size, **common)
+        if name == "recordings":
+            return recordings.recordings_sync(page_size=page_size, **common)
         return sync.sync_conference_tokens(missing_only=name == "tokens", **common)
 
     def _progress(self, run: SyncRun) -> None:

@@ -1,0 +1,413 @@
+"""Recording services: a fresh download link, remote-first delete, and the retention policy.
+
+A download asks SignalWire for the recording at that moment and hands its freshly signed
+`uri` to the caller, audited (who, which recording, when) and never stored, logged or put
+in the audit row. A delete removes the recording in SignalWire first, with no transaction
+open; when SignalWire cannot be reached it is kept as *pending delete* and a background
+task finishes it. Retention deletes completed recordings older than
+RECORDING_RETENTION_DAYS the same way, as one recorded run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from rooms import audit, intents, outbox
+from rooms.locks import single_flight
+from rooms.models import ActionRun, AuditEntry, RemoteIntent
+from rooms.recording_models import COMPLETED, Recording, RecordingState
+from rooms.recordings import map_recording
+from rooms.services.common import _acting
+from rooms.signalwire import recordings as api_recordings
+from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.errors import NotFoundError, SignalWireError
+
+logger = logging.getLogger("rooms.services.recordings")
+
+KIND = "recording"
+DELETE_TASK = "rooms.tasks.delete_recording"
+# Audit events of a recording that removed its file.
+DELETE_EVENTS = ("delete", "retention_delete")
+# Outcomes of a delete, as runs count them.
+DELETED, PENDING, ALREADY_GONE = "deleted", "pending_delete", "already_gone"
+
+
+class RecordingLinkUnavailable(Exception):
+    """SignalWire gives no download link for this recording now; the message says why."""
+
+
+def _client(client: SignalWireClient | None, profile: str) -> SignalWireClient:
+    return client if client is not None else build_client(profile=profile)
+
+
+# --- download ---------------------------------------------------------------------------
+
+
+def recording_link(
+    *,
+    recording: Recording,
+    actor: audit.Actor,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> str:
+    """Ask SignalWire for a fresh link to the recording's file; audit who asked (not the link).
+
+    Raises RecordingLinkUnavailable when the recording is gone or not completed (then
+    SignalWire's answer has no link), SignalWireError when SignalWire cannot be asked.
+    """
+    api = _client(client, "interactive")
+    try:
+        answer = api_recordings.get_recording(api, recording.remote_id)
+    except NotFoundError as exc:
+        with _acting(source, actor), transaction.atomic():
+            Recording.objects.filter(pk=recording.pk).update(
+                sync_state=RecordingState.DELETED_REMOTELY
+            )
+        raise RecordingLinkUnavailable(
+            f"SignalWire no longer has the recording {recording}: it was deleted there."
+        ) from exc
+    uri = answer.get("uri")
+    status = answer.get("status") if isinstance(answer.get("status"), str) else "unknown"
+    _store_answer(recording, answer)
+    if status != COMPLETED or not isinstance(uri, str) or not uri.startswith(("https:", "http:")):
+        raise RecordingLinkUnavailable(
+            f"The recording {recording} is {status} in SignalWire, so it has no download link "
+            "yet. Try again once it is completed."
+        )
+    with _acting(source, actor), transaction.atomic():
+        audit.record_event(
+            obj=recording,
+            event="download",
+            details={"status": status, "size_in_bytes": recording.size_in_bytes},
+        )
+    return uri
+
+
+def _store_answer(recording: Recording, answer: dict[str, Any]) -> None:
+    """Keep what SignalWire just said about the recording (without its link)."""
+    values = map_recording(answer)
+    changed = [name for name, value in values.items() if getattr(recording, name) != value]
+    if not changed:
+        return
+    for name in changed:
+        setattr(recording, name, values[name])
+    recording.last_synced_at = timezone.now()
+    with transaction.atomic():
+        recording.save(update_fields=[*changed, "last_synced_at"])
+
+
+# --- delete -----------------------------------------------------------------------------
+
+
+def _facts(recording: Recording) -> dict[str, Any]:
+    """What an audit entry keeps of a deleted recording: enough to say what was freed."""
+    return {
+        "status": recording.status,
+        "size_in_bytes": recording.size_in_bytes,
+        "cost_in_dollars": str(recording.cost_in_dollars)
+        if recording.cost_in_dollars is not None
+        else None,
+        "duration": recording.duration,
+        "started_at": recording.started_at.isoformat() if recording.started_at else None,
+        "finished_at": recording.finished_at.isoformat() if recording.finished_at else None,
+    }
+
+
+def recording_delete(
+    *,
+    recording: Recording,
+    actor: audit.Actor,
+    source: str,
+    client: SignalWireClient | None = None,
+    reason: str = "",
+) -> str:
+    """Delete a recording in SignalWire, then here; keep it pending delete if SignalWire is down.
+
+    Returns "deleted", "pending_delete" (a background task finishes it) or "already_gone".
+    Raises SignalWireError when SignalWire refuses the delete (nothing changes then).
+    """
+    with _acting(source, actor):
+        previous = recording.sync_state
+        intent = intents.record(
+            kind=KIND,
+            model=Recording,
+            action=RemoteIntent.Action.DELETE,
+            row=recording,
+            data={"remote_id": recording.remote_id},
+        )
+        try:
+            api_recordings.delete_recording(
+                _client(client, "background" if source != AuditEntry.Source.ADMIN else
+                        "interactive"),
+                recording.remote_id,
+            )
+        except NotFoundError:
+            _finish_delete(recording, intent, reason=reason, gone=True)
+            return ALREADY_GONE
+        except SignalWireError as exc:
+            if not exc.retryable:
+                intents.withdraw(model=Recording, intent=intent, previous_state=previous)
+                raise
+            _keep_pending(recording, intent, exc, reason=reason)
+            return PENDING
+        _finish_delete(recording, intent, reason=reason)
+        return DELETED
+
+
+def _finish_delete(
+    recording: Recording, intent: RemoteIntent | None, *, reason: str, gone: bool = False
+) -> None:
+    """Record the delete and drop the local row, in one short transaction."""
+    details = {**_facts(recording), "reason": reason or "asked"}
+    if gone:
+        details["already_gone_in_signalwire"] = True
+    with transaction.atomic():
+        audit.record_event(
+            obj=recording,
+            event="retention_delete" if reason.startswith("retention") else "delete",
+            details=details,
+            action=AuditEntry.Action.DELETE,
+        )
+        intents.drop(intent)
+        Recording.objects.filter(pk=recording.pk).delete()
+
+
+def _keep_pending(
+    recording: Recording, intent: RemoteIntent, exc: SignalWireError, *, reason: str
+) -> None:
+    """Keep the recording as pending delete, say so in the audit trail, queue the task."""
+    ctx = audit.current_context()
+    with transaction.atomic():
+        Recording.objects.filter(pk=recording.pk).update(
+            sync_state=RecordingState.PENDING_DELETE,
+            last_error=f"Waiting for SignalWire: {exc}"[:2000],
+        )
+        recording.sync_state = RecordingState.PENDING_DELETE
+        audit.record_event(
+            obj=recording,
+            event="delete_requested",
+            details={**_facts(recording), "reason": reason or "asked", "waiting_for": str(exc)},
+        )
+        # The row's state is the durable record now; the intent (kind "recording") is not
+        # one the generic replay of rooms.services knows, so it is never left behind.
+        intents.drop(intent)
+        actor_pk = getattr(ctx.actor, "pk", None)
+        transaction.on_commit(
+            lambda: outbox.send(DELETE_TASK, recording.pk, actor_pk, reason)
+        )
+
+
+def recording_delete_pending(
+    *, pk: int, actor: audit.Actor = None, reason: str = "",
+    client: SignalWireClient | None = None,
+) -> str:
+    """Finish a pending delete (run by the background task); SignalWire errors propagate."""
+    recording = Recording.objects.select_related("session").filter(pk=pk).first()
+    if recording is None or recording.sync_state != RecordingState.PENDING_DELETE:
+        return "nothing to delete"
+    with audit.audit_context(source=AuditEntry.Source.PUSH, actor=actor,
+                             actor_label="" if actor else "push"):
+        try:
+            api_recordings.delete_recording(_client(client, "background"), recording.remote_id)
+        except NotFoundError:
+            _finish_delete(recording, None, reason=reason, gone=True)
+            return ALREADY_GONE
+        except SignalWireError as exc:
+            Recording.objects.filter(pk=pk, sync_state=RecordingState.PENDING_DELETE).update(
+                last_error=f"Waiting for SignalWire: {exc}"[:2000]
+            )
+            raise
+        _finish_delete(recording, None, reason=reason)
+        return DELETED
+
+
+def recordings_pending_delete() -> list[int]:
+    """The recordings whose delete still waits for SignalWire."""
+    return list(
+        Recording.objects.filter(sync_state=RecordingState.PENDING_DELETE)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def recordings_replay_intents() -> int:
+    """Turn recording deletes whose outcome was never stored into pending deletes."""
+    stale = list(intents.stale().filter(kind=KIND))
+    for intent in stale:
+        with transaction.atomic():
+            Recording.objects.filter(pk=intent.object_pk or 0).update(
+                sync_state=RecordingState.PENDING_DELETE
+            )
+            intents.drop(intent)
+    return len(stale)
+
+
+# --- what runs freed --------------------------------------------------------------------
+
+
+@dataclass
+class Freed:
+    """How many recordings a run deleted and the size and cost that freed."""
+
+    count: int = 0
+    size: int = 0
+    cost: Decimal = field(default_factory=lambda: Decimal("0"))
+
+    def add(self, size: Any, cost: Any) -> None:
+        """Count one deleted recording."""
+        self.count += 1
+        self.size += size if isinstance(size, int) else 0
+        self.cost += Decimal(cost) if isinstance(cost, str | int) else Decimal("0")
+
+
+def run_freed(run: ActionRun) -> Freed:
+    """Add up what a run's deletes freed, from its audit entries (one query)."""
+    entries = AuditEntry.objects.filter(
+        cid=run.run_id.hex,
+        content_type=ContentType.objects.get_for_model(Recording),
+        action=AuditEntry.Action.DELETE,
+    ).values_list("additional_data", flat=True)
+    freed = Freed()
+    for extra in entries:
+        if isinstance(extra, dict) and extra.get("event") in DELETE_EVENTS:
+            details = extra.get("details") or {}
+            freed.add(details.get("size_in_bytes"), details.get("cost_in_dollars"))
+    return freed
+
+
+# --- retention --------------------------------------------------------------------------
+
+
+def retention_days() -> int:
+    """Return RECORDING_RETENTION_DAYS; refuse a negative value with a clear error."""
+    days = settings.RECORDING_RETENTION_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ImproperlyConfigured(
+            f"RECORDING_RETENTION_DAYS must be 0 (keep every recording) or a positive number "
+            f"of days, not {days!r}."
+        )
+    return days
+
+
+def retention_candidates(*, days: int, now: datetime | None = None) -> QuerySet[Recording]:
+    """The completed recordings older than `days` (by finish, else creation time)."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return (
+        Recording.objects.select_related("session")
+        .filter(status=COMPLETED, sync_state=RecordingState.SYNCED)
+        .annotate(ended=Coalesce("finished_at", "remote_created_at", "started_at"))
+        .filter(ended__lt=cutoff)
+        .order_by(F("ended").asc(), "pk")
+    )
+
+
+@dataclass
+class RetentionResult:
+    """What a retention pass found and did."""
+
+    days: int
+    cutoff: datetime | None
+    dry_run: bool
+    candidates: list[Recording] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    freed: Freed = field(default_factory=Freed)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    run: ActionRun | None = None
+    skipped_busy: bool = False
+
+    @property
+    def would_free(self) -> Freed:
+        """What deleting every candidate would free."""
+        total = Freed()
+        for r in self.candidates:
+            total.add(r.size_in_bytes, str(r.cost_in_dollars) if r.cost_in_dollars else None)
+        return total
+
+
+def recordings_apply_retention(
+    *,
+    dry_run: bool = False,
+    days: int | None = None,
+    now: datetime | None = None,
+    source: str = AuditEntry.Source.COMMAND,
+    client: SignalWireClient | None = None,
+) -> RetentionResult:
+    """Delete the completed recordings older than the policy, as one recorded run.
+
+    A dry run only lists them: no call to SignalWire that changes anything, no row
+    written. A policy of 0 days keeps everything. Recordings still recording, paused or
+    processing, and those pending delete, are never touched.
+    """
+    days = retention_days() if days is None else days
+    if days < 0:
+        raise ImproperlyConfigured("RECORDING_RETENTION_DAYS must not be negative.")
+    now = now or timezone.now()
+    if days == 0:
+        return RetentionResult(days=0, cutoff=None, dry_run=dry_run)
+    cutoff = now - timedelta(days=days)
+    candidates = list(retention_candidates(days=days, now=now))
+    result = RetentionResult(days=days, cutoff=cutoff, dry_run=dry_run, candidates=candidates)
+    if dry_run:
+        return result
+    with single_flight("retention:recordings") as flight:
+        if not flight.acquired:
+            result.skipped_busy = True
+            return result
+        run = ActionRun.objects.create(
+            action=ActionRun.Action.RETENTION,
+            kind=KIND,
+            total=len(candidates),
+            pks=[r.pk for r in candidates],
+            state=ActionRun.State.RUNNING,
+            started_at=timezone.now(),
+            changes={"days": days, "cutoff": cutoff.isoformat()},
+        )
+        result.run = run
+        api = _client(client, "background")
+        reason = f"retention: older than {days} days"
+        with audit.audit_context(
+            source=source, actor_label="retention", correlation_id=run.run_id.hex
+        ):
+            for recording in candidates:
+                try:
+                    outcome = recording_delete(
+                        recording=recording, actor=None, source=source, client=api,
+                        reason=reason,
+                    )
+                except SignalWireError as exc:
+                    result.counts["failed"] += 1
+                    result.failures.append(
+                        {"pk": recording.pk, "name": str(recording), "message": str(exc)}
+                    )
+                    continue
+                result.counts[outcome] += 1
+                if outcome in (DELETED, ALREADY_GONE):
+                    result.freed.add(
+                        recording.size_in_bytes,
+                        str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
+                    )
+        failed = result.counts["failed"]
+        ActionRun.objects.filter(pk=run.pk).update(
+            done=sum(result.counts.values()),
+            counts=dict(result.counts),
+            errors=failed,
+            error="\n".join(f"{f['name']}: {f['message']}" for f in result.failures)[:4000],
+            failures=result.failures[:500],
+            finished_at=timezone.now(),
+            state=ActionRun.State.FINISHED_WITH_ERRORS if failed else ActionRun.State.SUCCEEDED,
+        )
+        run.refresh_from_db()
+    return result

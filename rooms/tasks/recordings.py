@@ -1,0 +1,73 @@
+"""Celery tasks of room recordings: the sync, finishing pending deletes, daily retention.
+
+All thin over rooms.recordings and rooms.services.recordings; they take ids and retry
+only what can heal (SignalWire unavailable or rate limiting).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from django.contrib.auth import get_user_model
+
+from rooms.tasks.push import BACKOFF_MAX, RETRYABLE
+
+logger = logging.getLogger("rooms.tasks.recordings")
+
+
+@shared_task(bind=True, name="rooms.tasks.sync_recordings", ignore_result=True)
+def sync_recordings(self: Task, trigger: str = "schedule") -> str:
+    """Mirror the recordings new or changed since the last run; refresh unfinished ones."""
+    from rooms import recordings
+    from rooms.tasks.sync import _run
+
+    return _run(self, recordings.recordings_sync, trigger=trigger)
+
+
+@shared_task(
+    bind=True,
+    name="rooms.tasks.delete_recording",
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=12,
+)
+def delete_recording(self: Task, pk: int, actor_pk: int | None = None, reason: str = "") -> str:
+    """Finish deleting a recording left pending delete while SignalWire was down."""
+    from rooms.services import recordings
+
+    actor = get_user_model().objects.filter(pk=actor_pk).first() if actor_pk else None
+    return recordings.recording_delete_pending(pk=pk, actor=actor, reason=reason)
+
+
+@shared_task(name="rooms.tasks.push_pending_recording_deletes", ignore_result=True)
+def push_pending_recording_deletes() -> int:
+    """Queue the delete of every recording still pending delete (periodic safety net)."""
+    from rooms import outbox
+    from rooms.services import recordings
+
+    recordings.recordings_replay_intents()
+    pending = recordings.recordings_pending_delete()
+    for pk in pending:
+        outbox.send(recordings.DELETE_TASK, pk)
+    return len(pending)
+
+
+@shared_task(name="rooms.tasks.apply_recording_retention", ignore_result=True)
+def apply_recording_retention() -> str:
+    """Delete the completed recordings older than RECORDING_RETENTION_DAYS (0: keep all)."""
+    from rooms.models import AuditEntry
+    from rooms.services import recordings
+
+    result = recordings.recordings_apply_retention(source=AuditEntry.Source.TASK)
+    if result.days == 0:
+        return "retention off"
+    if result.skipped_busy:
+        return "skipped: another retention run holds the lock"
+    logger.info(
+        "recording retention: %s deleted, %s pending, %s failed",
+        result.counts["deleted"], result.counts["pending_delete"], result.counts["failed"],
+    )
+    return f"{sum(result.counts.values())} handled"
