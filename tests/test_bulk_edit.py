@@ -341,6 +341,16 @@ def _action_post(rows, **extra) -> dict:
     return {"action": "edit_selected", "_selected_action": [r.pk for r in rows], **extra}
 
 
+def _confirm_post(client, rows, **fields) -> dict:
+    """The confirmation a user posts: the preview's fields plus the nonce the preview issued."""
+    import re
+
+    preview = client.post(CHANGELIST, _action_post(rows, bulk_step="preview", **fields))
+    nonce = re.search(r'name="nonce" value="([^"]+)"', preview.content.decode())
+    assert nonce, "the preview carries a one-time nonce"
+    return _action_post(rows, bulk_step="confirm", nonce=nonce.group(1), **fields)
+
+
 @pytest.mark.django_db
 def test_the_action_offers_each_editable_field_with_a_tick_box(sandbox, seeded, admin_client):
     rows = seeded(2)
@@ -407,8 +417,8 @@ def test_confirming_queues_the_run_and_shows_its_page_with_outcomes_and_change_l
     rows = seeded(3)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(CHANGELIST, _action_post(
-            rows, bulk_step="confirm", change_layout="on", layout="3x3",
+        response = admin_client.post(CHANGELIST, _confirm_post(
+            admin_client, rows, change_layout="on", layout="3x3",
             change_record_on_start="on", record_on_start="True",
         ))
 
@@ -531,14 +541,15 @@ def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seed
     from portal.celery import app
 
     rows = seeded(2)
+    confirmation = _confirm_post(
+        admin_client, rows, change_description="on", description="Never sent"
+    )
     before = app.conf.broker_url
     app.conf.broker_url = "redis://127.0.0.1:9/0"
     app._pool = None
     app.amqp._producer_pool = None
     try:
-        response = admin_client.post(CHANGELIST, _action_post(
-            rows, bulk_step="confirm", change_description="on", description="Never sent",
-        ), follow=True)
+        response = admin_client.post(CHANGELIST, confirmation, follow=True)
     finally:
         app.conf.broker_url = before
         app._pool = None
@@ -550,3 +561,21 @@ def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seed
     assert ActionRun.objects.get().state == ActionRun.State.NOT_QUEUED
     assert not Conference.objects.filter(description="Never sent").exists()
     assert all(sandbox.conferences[r.remote_id]["description"] != "Never sent" for r in rows)
+
+
+@pytest.mark.django_db
+def test_a_confirmation_posted_twice_or_without_its_preview_starts_one_run_only(
+    sandbox, seeded, admin_client, queued,
+):
+    rows = seeded(2)
+    confirmation = _confirm_post(admin_client, rows, change_description="on", description="Once")
+
+    first = admin_client.post(CHANGELIST, confirmation)
+    again = admin_client.post(CHANGELIST, confirmation, follow=True)
+    forged = admin_client.post(CHANGELIST, {**confirmation, "nonce": "made-up"}, follow=True)
+
+    run = ActionRun.objects.get()
+    assert first["Location"] == reverse("admin:rooms_actionrun_change", args=[run.pk])
+    for response in (again, forged):
+        assert "This edit was confirmed already" in response.content.decode()
+        assert response.redirect_chain[-1][0] == reverse("admin:rooms_actionrun_changelist")

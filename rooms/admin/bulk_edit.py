@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from rooms import bulk
+from rooms.admin import once
 from rooms.admin.validation import CLEAR_REASON, NOT_CLEARABLE
 
 TICK_PREFIX = "change_"
@@ -144,7 +145,10 @@ def edit_selected(
     editor = BulkEditor(modeladmin, request, data=request.POST if step else None)
     opts = modeladmin.model._meta
     if step in ("preview", "confirm") and editor.is_valid():
+        purpose = f"bulk-edit:{opts.label_lower}"
         if step == "confirm":
+            if not once.consume(request, purpose, request.POST.get("nonce", "")):
+                return _already_confirmed(modeladmin, request)
             pks = list(queryset.order_by("pk").values_list("pk", flat=True))
             run = bulk.bulk_edit_start(
                 model=modeladmin.model, pks=pks, changes=editor.changes, actor=request.user
@@ -159,6 +163,7 @@ def edit_selected(
             title=f"Edit {opts.verbose_name_plural}: preview",
             editor=editor,
             preview=preview,
+            nonce=once.issue(request, purpose),
             labels=[str(opts.get_field(f).verbose_name) for f in editor.ticked],
         )
     return _page(
@@ -169,6 +174,17 @@ def edit_selected(
         title=f"Edit selected {opts.verbose_name_plural}",
         editor=editor,
     )
+
+
+def _already_confirmed(modeladmin: Any, request: HttpRequest) -> HttpResponse:
+    """Answer a confirmation posted twice (a double click, a reload) without a second run."""
+    modeladmin.message_user(
+        request,
+        "This edit was confirmed already (a second click or a reload of the page), so "
+        "nothing more was queued. Its run is listed below.",
+        messages.WARNING,
+    )
+    return HttpResponseRedirect(reverse("admin:rooms_actionrun_changelist"))
 
 
 def _started(modeladmin: Any, request: HttpRequest, run: Any) -> HttpResponse:
