@@ -285,6 +285,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rooms.tasks.refresh_all_tokens",
         "schedule": float(SIGNALWIRE_TOKEN_REFRESH_INTERVAL),
     },
+    # Streams have no Space-wide listing (one request per conference and room), so they
+    # are listed on the token refresh's slower cadence, and right after an owner is saved.
+    "sync-streams": {
+        "task": "rooms.tasks.sync_streams",
+        "schedule": float(SIGNALWIRE_TOKEN_REFRESH_INTERVAL),
+    },
     "refresh-live-sessions": {
         "task": "rooms.tasks.refresh_live_sessions",
         "schedule": float(SIGNALWIRE_LIVE_SESSIONS_INTERVAL),

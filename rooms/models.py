@@ -606,5 +606,8 @@ auditlog.register(
         *(f.name for f in RemoteMirror._meta.local_fields if f.name != "remote_id"),
     ],
     mask_fields=["url"],
+    # Scheme and host stay readable ("rtmps://live.twitch.tv/••••••••"); path, key and any
+    # credentials never reach the audit table.
+    mask_callable="rooms.stream_urls.mask_stream_url",
 )
 from rooms.recording_models import Recording  # noqa: E402, F401

@@ -275,7 +275,7 @@ STREAM = StreamResource()
 
 # Every mirrored resource, by kind. A new resource: its model, one class above, one line here.
 RESOURCES: dict[str, Resource[Any]] = {
-    resource.kind: resource for resource in (CONFERENCE, ROOM)
+    resource.kind: resource for resource in (CONFERENCE, ROOM, STREAM)
 }
 
 

@@ -7,23 +7,28 @@ from django.contrib import admin
 
 from portal.celery import app
 from rooms import outbox, registry, services, sync
-from rooms.models import Conference, Room, SyncRun
+from rooms.models import Conference, Room, Stream, SyncRun
 from rooms.registry import RESOURCES, Resource
 from rooms.signalwire.client import build_client
 from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
 
 KINDS = sorted(RESOURCES)
+# Resources with a unique name and a Space-wide listing; a stream belongs to an owner.
+NAMED_KINDS = sorted(kind for kind, resource in RESOURCES.items() if not resource.owned)
 
 
 def test_the_registry_holds_conferences_and_rooms_as_typed_resources():
-    assert KINDS == ["conference", "room"]
+    assert KINDS == ["conference", "room", "stream"]
+    assert NAMED_KINDS == ["conference", "room"]
     assert all(isinstance(resource, Resource) for resource in RESOURCES.values())
     assert registry.resource_for(Conference) is registry.CONFERENCE
     assert registry.resource_for(Room(name="x")) is registry.ROOM
     assert registry.resource_for("room") is registry.ROOM
     assert registry.by_sync_kind(SyncRun.Kind.ROOMS) is registry.ROOM
     assert services.mirror_for("conference") is registry.CONFERENCE
+    assert registry.resource_for(Stream) is registry.STREAM
+    assert registry.by_sync_kind(SyncRun.Kind.STREAMS) is registry.STREAM
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -58,7 +63,7 @@ def test_the_push_tasks_of_a_resource_are_named_after_its_kind():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", NAMED_KINDS)
 def test_a_registered_resource_round_trips_through_the_sandbox(sandbox, kind):
     """Create, find by name, read, replace, list and delete through the entry's calls."""
     resource = RESOURCES[kind]
@@ -77,3 +82,28 @@ def test_a_registered_resource_round_trips_through_the_sandbox(sandbox, kind):
     assert answer["id"] in listed
     resource.delete(client, remote_id)
     assert resource.find(client, row.name) is None
+
+
+@pytest.mark.django_db
+def test_the_stream_resource_round_trips_through_its_owner_in_the_sandbox(sandbox):
+    """Create on a room, find by url, read, replace, list and delete through the entry."""
+    resource = registry.STREAM
+    client = build_client()
+    room = client.create_room({"name": "reg-stream-owner"})
+    row = Stream(url="rtmp://ingest.example.net/live/first-key")
+    answer = resource.create_for(client, "room", room["id"], resource.create_body(row))
+    remote_id = str(answer["id"])
+    assert resource.fields(answer)["stream_type"] == "rtmp"
+    assert "url" not in resource.fields(answer)["raw"]
+    assert resource.find_for(client, "room", room["id"], row.url)["id"] == answer["id"]
+    taken = frozenset({remote_id})
+    assert resource.find_for(client, "room", room["id"], row.url, taken=taken) is None
+    row.url = "rtmps://ingest.example.net/live/second-key"
+    updated = resource.update(client, remote_id, resource.update_body(row))
+    assert resource.fields(updated)["stream_type"] == "rtmps"
+    assert resource.get(client, remote_id)["url"] == row.url
+    assert [s["id"] for s in resource.list_for(client, "room", room["id"])] == [answer["id"]]
+    resource.delete(client, remote_id)
+    assert resource.list_for(client, "room", room["id"]) == []
+    with pytest.raises(registry.OwnerRequired):
+        resource.find(client, "any name")

@@ -2,7 +2,16 @@
 
 from django.contrib import admin  # noqa: E402
 
-from rooms.admin import accounts, audit, conferences, recordings, rooms, sessions, sync  # noqa: F401
+from rooms.admin import (  # noqa: F401
+    accounts,
+    audit,
+    conferences,
+    recordings,
+    rooms,
+    sessions,
+    streams,
+    sync,
+)
 
 admin.site.site_header = "Room portal"
 admin.site.site_title = "Room portal"

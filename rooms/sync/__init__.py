@@ -5,7 +5,7 @@ as the client streams them, with a constant number of bulk queries per page. The
 writes only with bulk inserts, bulk_update and queryset.update, which fire no model
 signals, so nothing it writes is pushed back to SignalWire. The modules: runs (lock and
 record), pages (read-ahead and batching), reconcile (the loop), writers (row writes and
-audit entries), tokens (conference token refresh).
+audit entries), tokens (conference token refresh), streams (each owner's streams).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from rooms.selectors import latest_sync_run, latest_sync_summary
 from rooms.signalwire.client import SignalWireClient
 from rooms.sync.reconcile import _MirrorSync, mirror_run
 from rooms.sync.runs import COUNTERS, Progress, SyncAborted, locked_run
+from rooms.sync.streams import sync_streams
 from rooms.sync.tokens import _TokenSync
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "sync_conferences",
     "sync_resource",
     "sync_rooms",
+    "sync_streams",
     "_MirrorSync",
 ]
 
@@ -41,7 +43,11 @@ def sync_resource(
     progress: Progress | None = None,
 ) -> SyncRun:
     """Reconcile the local rows of one registered resource with the Space's listing."""
-    return mirror_run(registry.resource_for(kind), client, trigger, page_size, progress)
+    resource = registry.resource_for(kind)
+    if resource.owned:
+        # Listed per owner, not as one Space-wide listing (rooms.sync.streams).
+        return sync_streams(client=client, trigger=trigger, progress=progress)
+    return mirror_run(resource, client, trigger, page_size, progress)
 
 
 def sync_conferences(

@@ -16,7 +16,7 @@ from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from rooms import outbox, services
+from rooms import outbox, services, streams
 from rooms.audit import audit_context
 from rooms.models import AuditEntry
 from rooms.registry import RESOURCES, Resource
@@ -76,6 +76,20 @@ def _as_push(task: Task) -> Any:
     )
 
 
+def _push_call(resource: Resource[Any], pk: int, version: int | None) -> str:
+    """Land one row through its resource's push: streams have their own (owner-scoped)."""
+    if resource.owned:
+        return streams.stream_push(pk=pk, version=version)
+    return services.mirror_push(kind=resource.kind, pk=pk, version=version)
+
+
+def _delete_call(resource: Resource[Any], pk: int) -> str:
+    """Finish a row's pending delete through its resource's service."""
+    if resource.owned:
+        return streams.stream_push_delete(pk=pk)
+    return services.mirror_push_delete(kind=resource.kind, pk=pk)
+
+
 def _register(resource: Resource[Any]) -> tuple[Task, Task]:
     """Register the push and the delete task of one resource under the registry's names."""
 
@@ -84,7 +98,7 @@ def _register(resource: Resource[Any]) -> tuple[Task, Task]:
         """Land a row's pending change in SignalWire."""
         with _as_push(self):
             return self.call_honouring_retry_after(
-                lambda: services.mirror_push(kind=resource.kind, pk=pk, version=version)
+                lambda: _push_call(resource, pk, version)
             )
 
     @shared_task(bind=True, base=PushTask, name=resource.delete_task, push_kind=resource.kind)
@@ -92,7 +106,7 @@ def _register(resource: Resource[Any]) -> tuple[Task, Task]:
         """Finish deleting a row left pending delete."""
         with _as_push(self):
             return self.call_honouring_retry_after(
-                lambda: services.mirror_push_delete(kind=resource.kind, pk=pk)
+                lambda: _delete_call(resource, pk)
             )
 
     return push, delete

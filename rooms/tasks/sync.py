@@ -17,7 +17,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 from rooms import sync
-from rooms.models import SyncRun
+from rooms.models import Conference, Room, SyncRun
 from rooms.registry import RESOURCES, Resource
 from rooms.signalwire.errors import SignalWireError
 
@@ -68,6 +68,16 @@ def __getattr__(name: str) -> Task:
     if verb == "sync" and kind in SYNC_TASKS:
         return SYNC_TASKS[kind]
     raise AttributeError(name)
+
+
+@shared_task(bind=True, name="rooms.tasks.sync_owner_streams", ignore_result=True)
+def sync_owner_streams(self: Task, kind: str, pk: int, trigger: str = "owner_edit") -> str:
+    """List one conference's or room's streams again, right after the owner was saved."""
+    model = Conference if kind == "conference" else Room
+    owner = model.objects.filter(pk=pk, remote_id__isnull=False).first()
+    if owner is None:
+        return "no owner in SignalWire"
+    return _run(self, sync.sync_streams, owner=owner, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.fetch_missing_tokens", ignore_result=True)

@@ -35,6 +35,11 @@ class Command(BaseCommand):
             help="Refresh the tokens of every conference (slower: one request each).",
         )
         parser.add_argument(
+            "--streams",
+            action="store_true",
+            help="List the streams of every conference and room (one request each).",
+        )
+        parser.add_argument(
             "--sessions",
             action="store_true",
             help="Refresh live room sessions, then mirror new and changed past ones.",
@@ -52,7 +57,8 @@ class Command(BaseCommand):
         chosen = [
             name
             for name in (
-                "conferences", "rooms", "tokens", "refresh_tokens", "sessions", "recordings"
+                "conferences", "rooms", "tokens", "refresh_tokens", "streams", "sessions",
+                "recordings",
             )
             if options[name]
         ]
@@ -90,6 +96,8 @@ class Command(BaseCommand):
             return sync.sync_conferences(page_size=page_size, **common)
         if name == "rooms":
             return sync.sync_rooms(page_size=page_size, **common)
+        if name == "streams":
+            return sync.sync_streams(**common)
         if name == "live_sessions":
             return sessions.sessions_refresh_live(**common)
         if name == "sessions":

@@ -1,0 +1,421 @@
+"""Stream writes: remote first, then the local mirror, one short transaction each.
+
+A stream belongs to a conference or a room and has no name, so it is created on, found
+in and listed by its owner (rooms.registry.StreamResource). Like the conference and room
+services, an edit records its intent (rooms.intents) before SignalWire is asked, asks
+with no transaction open, and stores the answer in a second short transaction; when
+SignalWire cannot be reached the edit is kept pending and rooms.tasks.push lands it.
+
+Never duplicated: a create whose answer was lost is found again among the owner's
+streams by its url (skipping streams another local row already holds) before any new
+POST. The url is a secret: the audit trail masks it (rooms.models registers Stream with
+a mask), log lines and errors here never carry it, and revealing it is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+from auditlog.context import disable_auditlog
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from rooms import audit, intents, outbox
+from rooms.models import (
+    UNPUSHED_STATES,
+    AuditEntry,
+    Conference,
+    RemoteIntent,
+    Room,
+    Stream,
+    SyncState,
+)
+from rooms.registry import STREAM
+from rooms.services import (
+    PUSH_ROUNDS,
+    TASK_LOCK_WAIT,
+    RowBusyError,
+    _acting,
+    _client,
+    _form_error,
+    push_mark_failed,
+    row_lock,
+)
+from rooms.signalwire.client import SignalWireClient
+from rooms.signalwire.errors import (
+    AuthenticationError,
+    NotFoundError,
+    SignalWireError,
+)
+from rooms.signalwire.errors import ValidationError as RemoteValidationError
+
+logger = logging.getLogger("rooms.streams")
+
+Owner = Conference | Room
+_BOOKKEEPING = ("sync_state", "last_synced_at", "last_error", "push_attempts")
+# A web request waits this long at most for another push of the same stream.
+INTERACTIVE_LOCK_WAIT = TASK_LOCK_WAIT
+NOT_IN_SIGNALWIRE = (
+    "This {kind} is not in SignalWire yet (its creation is still pending), so it cannot "
+    "have a stream. Try again once it is synced."
+)
+
+
+class OwnerNotReady(RowBusyError):
+    """The stream's owner has no SignalWire id yet; its push waits for the owner's."""
+
+    default_message = "the stream's conference or room is not in SignalWire yet"
+
+
+def owner_kind_of(owner: Owner) -> str:
+    """Say "conference" or "room" for a stream owner."""
+    return Stream.OwnerKind.CONFERENCE if isinstance(owner, Conference) else Stream.OwnerKind.ROOM
+
+
+def _owner_route(stream: Stream) -> tuple[str, str | None]:
+    """The owner's kind and SignalWire id, as the stream endpoints name them."""
+    owner = stream.owner
+    return str(stream.owner_kind), owner.remote_id if owner is not None else None
+
+
+def _taken(stream: Stream) -> frozenset[str]:
+    """Remote ids other local rows of the same owner hold: never adopted a second time."""
+    if stream.conference_id:
+        siblings = Stream.objects.filter(conference_id=stream.conference_id)
+    else:
+        siblings = Stream.objects.filter(room_id=stream.room_id or 0)
+    held = siblings.filter(remote_id__isnull=False).exclude(pk=stream.pk)
+    return frozenset(rid for rid in held.values_list("remote_id", flat=True) if rid)
+
+
+def _absorb(stream: Stream, answer: dict[str, Any]) -> list[str]:
+    """Copy SignalWire's answer onto the row as synced; return the fields written."""
+    values = STREAM.fields(answer)
+    for field, value in values.items():
+        setattr(stream, field, value)
+    stream.sync_state = SyncState.SYNCED
+    stream.last_synced_at = timezone.now()
+    stream.last_error = ""
+    stream.push_attempts = 0
+    return [*values, *_BOOKKEEPING]
+
+
+def _error_text(exc: BaseException) -> str:
+    """An error's text for last_error, without any stream url SignalWire may have echoed."""
+    return str(exc)[:2000]
+
+
+def _note_queued(stream: Stream) -> Callable[[bool], None]:
+    def note(queued: bool) -> None:
+        stream.push_queued = queued  # type: ignore[attr-defined]
+
+    stream.push_queued = None  # type: ignore[attr-defined]
+    return note
+
+
+def _forget(stream: Stream, intent: RemoteIntent | None) -> None:
+    """Drop a row SignalWire never took, leaving no audit entry (nothing was created)."""
+    with disable_auditlog(), transaction.atomic():
+        Stream.objects.filter(pk=stream.pk).delete()
+        intents.drop(intent)
+
+
+# --- create, update, delete ------------------------------------------------------------
+
+
+def stream_create(
+    *,
+    owner: Owner,
+    url: str,
+    actor: audit.Actor = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Stream:
+    """Add a stream to a conference or room in SignalWire, then mirror it (pending if down).
+
+    The result's sync_state tells which: synced, or pending push when SignalWire could
+    not be reached (the push task lands it later, finding a lost create by its url).
+    """
+    kind = owner_kind_of(owner)
+    stream = Stream(url=url, **{kind: owner})
+    stream.full_clean()
+    if not owner.remote_id or owner.sync_state in (
+        SyncState.PENDING_DELETE, SyncState.DELETED_REMOTELY
+    ):
+        raise DjangoValidationError(NOT_IN_SIGNALWIRE.format(kind=kind))
+    with _acting(source, actor):
+        client = _client(client)
+        # Stored first (quietly: the create is recorded once its outcome is known), so the
+        # intent names the row and a lost answer is replayed onto it, never onto a new one.
+        stream.sync_state = SyncState.PENDING_PUSH
+        stream.local_version = 1
+        with disable_auditlog(), transaction.atomic():
+            stream.save()
+            intent = intents.record(
+                kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.CREATE,
+                row=stream, data={"url": url},
+            )
+        try:
+            answer = STREAM.create_for(client, kind, owner.remote_id, STREAM.create_body(stream))
+        except RemoteValidationError as exc:
+            _forget(stream, intent)
+            raise _form_error(exc, Stream) from exc
+        except NotFoundError as exc:
+            _forget(stream, intent)
+            raise DjangoValidationError(
+                f"This {kind} no longer exists in SignalWire; no stream was added."
+            ) from exc
+        except SignalWireError as exc:
+            if not exc.retryable:
+                _forget(stream, intent)
+                raise
+            logger.info("stream %s of %s %s left pending: %s", stream.pk, kind, owner.pk, exc)
+            stream.last_error = _error_text(exc)
+            with transaction.atomic():
+                with disable_auditlog():
+                    stream.save(update_fields=["last_error", "updated_at"])
+                audit.bulk_record(model=Stream, entries=[(stream, AuditEntry.Action.CREATE, None)])
+                intents.drop(intent)
+                outbox.push_after_commit(STREAM.kind, stream.pk, report=_note_queued(stream))
+            return stream
+        written = _absorb(stream, answer)
+        with transaction.atomic():
+            with disable_auditlog():
+                stream.save(update_fields=[*written, "updated_at"])
+            audit.bulk_record(model=Stream, entries=[(stream, AuditEntry.Action.CREATE, None)])
+            intents.drop(intent)
+        return stream
+
+
+def stream_update(
+    *,
+    stream: Stream,
+    url: str,
+    actor: audit.Actor = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> Stream:
+    """Change a stream's url in SignalWire, then locally; the result's sync_state tells which."""
+    with _acting(source, actor):
+        current = Stream.objects.select_related("conference", "room").get(pk=stream.pk)
+        if current.sync_state == SyncState.PENDING_DELETE:
+            raise DjangoValidationError(
+                "This stream is waiting to be deleted in SignalWire; it cannot be edited."
+            )
+        if current.url == url and current.sync_state == SyncState.SYNCED:
+            return current
+        current.url = url
+        current.full_clean(exclude=["conference", "room"])
+        wait = INTERACTIVE_LOCK_WAIT if getattr(client, "profile", None) == "interactive" else None
+        intent = None
+        try:
+            with row_lock(STREAM.kind, current.pk, wait=wait):
+                fresh = Stream.objects.select_related("conference", "room").get(pk=current.pk)
+                previous_state = fresh.sync_state
+                before = {"url": fresh.url}
+                fresh.url = url
+                current = fresh
+                client = _client(client)
+                intent = intents.record(
+                    kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.UPDATE,
+                    row=current, data={"url": url}, before=before,
+                )
+                if not current.remote_id:
+                    # Its create is still pending: the push creates it with this url.
+                    raise OwnerNotReady("the stream's create is still on its way")
+                answer = STREAM.update(client, current.remote_id, STREAM.update_body(current))
+        except RemoteValidationError as exc:
+            if intent is not None:
+                intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
+            raise _form_error(exc, Stream) from exc
+        except NotFoundError as exc:
+            intents.drop(intent)
+            Stream.objects.filter(pk=current.pk).update(
+                sync_state=SyncState.DELETED_REMOTELY, last_error=_error_text(exc)
+            )
+            raise DjangoValidationError(
+                "This stream no longer exists in SignalWire; nothing was changed."
+            ) from exc
+        except SignalWireError as exc:
+            if not exc.retryable:
+                if intent is not None:
+                    intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
+                raise
+            current.sync_state = SyncState.PENDING_PUSH
+            current.last_error = _error_text(exc)
+            current.local_version += 1
+            with transaction.atomic():
+                current.save(update_fields=[
+                    "url", "sync_state", "last_error", "local_version", "updated_at"
+                ])
+                intents.drop(intent)
+                outbox.push_after_commit(STREAM.kind, current.pk, report=_note_queued(current))
+            return current
+        written = _absorb(current, answer)
+        current.local_version += 1
+        with transaction.atomic():
+            current.save(update_fields=["url", *written, "local_version", "updated_at"])
+            intents.drop(intent)
+        return current
+
+
+def _delete_remote(stream: Stream, client: SignalWireClient) -> None:
+    """Delete a stream's remote object; already gone counts as done."""
+    remote_id = stream.remote_id
+    if not remote_id:
+        # A pending create may have landed without us hearing the answer.
+        kind, owner_id = _owner_route(stream)
+        if not owner_id:
+            return
+        try:
+            found = STREAM.find_for(client, kind, owner_id, stream.url, taken=_taken(stream))
+        except NotFoundError:
+            return
+        if found is None:
+            return
+        remote_id = str(found["id"])
+    try:
+        STREAM.delete(client, remote_id)
+    except NotFoundError:
+        pass
+
+
+def stream_delete(
+    *,
+    stream: Stream,
+    actor: audit.Actor = None,
+    source: str = AuditEntry.Source.ADMIN,
+    client: SignalWireClient | None = None,
+) -> bool:
+    """Delete a stream in SignalWire, then locally; False when left pending delete."""
+    with _acting(source, actor):
+        current = Stream.objects.select_related("conference", "room").filter(pk=stream.pk).first()
+        if current is None:
+            return True
+        wait = INTERACTIVE_LOCK_WAIT if getattr(client, "profile", None) == "interactive" else None
+        intent = None
+        try:
+            with row_lock(STREAM.kind, current.pk, wait=wait):
+                client = _client(client)
+                intent = intents.record(
+                    kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.DELETE,
+                    row=current, data={},
+                )
+                _delete_remote(current, client)
+        except SignalWireError as exc:
+            if not exc.retryable:
+                if intent is not None:
+                    intents.withdraw(model=Stream, intent=intent, previous_state=current.sync_state)
+                raise
+            with transaction.atomic():
+                Stream.objects.filter(pk=current.pk).update(
+                    sync_state=SyncState.PENDING_DELETE, last_error=_error_text(exc)
+                )
+                intents.drop(intent)
+                outbox.push_after_commit(
+                    STREAM.kind, current.pk, delete=True, report=_note_queued(stream)
+                )
+            stream.sync_state = SyncState.PENDING_DELETE
+            return False
+        with transaction.atomic():
+            current.delete()
+            intents.drop(intent)
+        return True
+
+
+def stream_url_reveal(
+    *, stream: Stream, actor: audit.Actor = None, source: str = AuditEntry.Source.ADMIN
+) -> str:
+    """Return a stream's url and record who saw it (never the url itself)."""
+    with _acting(source, actor), transaction.atomic():
+        audit.record_event(obj=stream, event="reveal")
+    return stream.url
+
+
+# --- pushes (run by the stream tasks of rooms.tasks.push) ------------------------------
+
+
+def _land(stream: Stream, client: SignalWireClient) -> dict[str, Any]:
+    """Send a pending stream to SignalWire: replace it, or find a lost create, or create it."""
+    if stream.remote_id:
+        return STREAM.update(client, stream.remote_id, STREAM.update_body(stream))
+    kind, owner_id = _owner_route(stream)
+    if not owner_id:
+        raise OwnerNotReady()
+    found = STREAM.find_for(client, kind, owner_id, stream.url, taken=_taken(stream))
+    if found is not None:
+        logger.info("stream %s: its earlier create was found in SignalWire", stream.pk)
+        return found
+    return STREAM.create_for(client, kind, owner_id, STREAM.create_body(stream))
+
+
+def stream_push(
+    *, pk: int, version: int | None = None, client: SignalWireClient | None = None
+) -> str:
+    """Land a pending stream; the newest local version wins. Retryable errors propagate."""
+    with _acting(AuditEntry.Source.PUSH, None):
+        with row_lock(STREAM.kind, pk, wait=TASK_LOCK_WAIT):
+            client = _client(client)
+            if not intents.replay_row(kind=STREAM.kind, model=Stream, pk=pk):
+                raise RowBusyError("an edit of this stream is still on its way to SignalWire")
+            for _ in range(PUSH_ROUNDS):
+                row = Stream.objects.select_related("conference", "room").filter(pk=pk).first()
+                if row is None or row.sync_state != SyncState.PENDING_PUSH:
+                    return "nothing to push"
+                pushed = row.local_version
+                Stream.objects.filter(pk=pk).update(push_attempts=models.F("push_attempts") + 1)
+                try:
+                    answer = _land(row, client)
+                except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
+                    push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc))
+                    return "failed"
+                except SignalWireError as exc:
+                    Stream.objects.filter(pk=pk).update(last_error=_error_text(exc))
+                    raise
+                with transaction.atomic():
+                    fresh = Stream.objects.select_for_update().filter(pk=pk).first()
+                    if fresh is None:
+                        return "deleted meanwhile"
+                    if fresh.local_version == pushed:
+                        written = _absorb(fresh, answer)
+                        fresh.save(update_fields=[*written, "updated_at"])
+                        return "pushed"
+                    # Edited again while SignalWire answered: keep the identity, push again.
+                    Stream.objects.filter(pk=pk, remote_id__isnull=True).update(
+                        remote_id=str(answer["id"])
+                    )
+            raise RowBusyError("the stream kept changing while it was pushed")
+
+
+def stream_push_delete(*, pk: int, client: SignalWireClient | None = None) -> str:
+    """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
+    with _acting(AuditEntry.Source.PUSH, None):
+        with row_lock(STREAM.kind, pk, wait=TASK_LOCK_WAIT):
+            row = Stream.objects.select_related("conference", "room").filter(pk=pk).first()
+            if row is None:
+                return "already gone"
+            if row.sync_state != SyncState.PENDING_DELETE:
+                return "not pending delete"
+            asked, fresh = intents.delete_asked(kind=STREAM.kind, pk=pk)
+            if fresh:
+                raise RowBusyError("a delete of this stream is still on its way to SignalWire")
+            try:
+                _delete_remote(row, _client(client))
+            except AuthenticationError as exc:
+                push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc))
+                return "failed"
+            # A delete someone asked for is recorded as theirs, even when finished here.
+            with intents.acting_as(asked) if asked is not None else nullcontext():
+                with transaction.atomic():
+                    row.delete()
+                    intents.drop_row(kind=STREAM.kind, pk=pk)
+            return "deleted"
+
+
+def streams_pending() -> models.QuerySet[Stream]:
+    """Streams whose change still waits to land (push_pending lists them with the others)."""
+    return Stream.objects.filter(sync_state__in=UNPUSHED_STATES)
