@@ -124,10 +124,12 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
     before = _values(model, intent.data.get("before", {}))
     row: Any
     with acting_as(intent), pushes_suppressed(), transaction.atomic():
+        # Locked, so an edit saved meanwhile cannot be overwritten with a stale version.
+        locked = manager.select_for_update()
         if intent.object_pk is not None:
-            row = manager.filter(pk=intent.object_pk).first()
+            row = locked.filter(pk=intent.object_pk).first()
         else:
-            row = manager.filter(name=intent.name).first()
+            row = locked.filter(name=intent.name).first()
         if row is None and intent.action == Action.UPDATE:
             drop(intent)
             return None
