@@ -1,0 +1,497 @@
+"""Room recordings in the portal: sync, list and totals, download, delete, retention."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from rooms import recordings, sessions, sync
+from rooms.models import ActionRun, AuditEntry, Recording, Room, RoomSession, SyncRun
+from rooms.recording_models import RecordingState
+from rooms.services import recordings as recording_services
+from tests.browser_helpers import make_staff
+
+pytestmark = pytest.mark.django_db
+
+RECORDINGS_PATH = "/api/video/room_recordings"
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(redis_client):
+    redis_client.flushdb()
+
+
+def control(server, path: str, body: dict | None = None) -> dict:
+    """Drive the sandbox through its loopback control API, over HTTP."""
+    answer = requests.post(f"{server.url}/__sandbox__/{path}", json=body or {}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def record_session(server, room_name: str = "webinar", *, status: str | None = None) -> dict:
+    """Run a session that records and end it (its recording completed unless told)."""
+    session = control(server, "sessions", {"room_name": room_name, "members": ["Ada"],
+                                           "record": True})
+    control(server, f"sessions/{session['id']}/end",
+            {"recording_status": status} if status else None)
+    return session
+
+
+def mirror() -> SyncRun:
+    """Mirror rooms, past sessions and recordings, as beat's syncs do."""
+    sync.sync_rooms()
+    sessions.sessions_sync_history()
+    return recordings.recordings_sync()
+
+
+def recording_requests(space, method: str = "GET") -> list[dict]:
+    return [
+        r for r in space.requests
+        if r["method"] == method and r["path"].startswith(RECORDINGS_PATH)
+    ]
+
+
+@pytest.fixture
+def downloader(client):
+    """A staff member who may view and download recordings, logged in."""
+    user = make_staff("dl", "rooms.view_recording", "rooms.download_recording",
+                      "rooms.view_roomsession")
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def recorded(sandbox, sandbox_server) -> Recording:
+    """One completed recording of a room's session, mirrored."""
+    sandbox.create_room({"name": "webinar"})
+    record_session(sandbox_server)
+    mirror()
+    return Recording.objects.get()
+
+
+def download(client, recording: Recording):
+    return client.post(reverse("admin:rooms_recording_download", args=[recording.pk]))
+
+
+# --- sync -------------------------------------------------------------------------------
+
+
+def test_sync_mirrors_recordings_linked_to_their_session_and_never_keeps_the_link(recorded):
+    session = RoomSession.objects.get()
+    assert recorded.session == session and recorded.room_name == "webinar"
+    assert recorded.status == "completed" and recorded.format == "video/mp4"
+    assert recorded.size_in_bytes > 0 and recorded.cost_in_dollars > 0
+    assert recorded.duration is not None and recorded.finished_at >= recorded.started_at
+    assert "uri" not in recorded.raw
+    created = AuditEntry.objects.get(object_remote_id=recorded.remote_id)
+    assert created.action == AuditEntry.Action.CREATE and created.source == "sync"
+    assert created.related_object_id == Room.objects.get().pk
+
+
+def test_sync_is_incremental_picks_up_a_new_one_and_refreshes_processing_ones(
+    sandbox, sandbox_server
+):
+    sandbox.create_room({"name": "webinar"})
+    for _ in range(4):
+        record_session(sandbox_server)
+    slow = record_session(sandbox_server, status="processing")
+    first = mirror()
+    assert first.created == 5
+    processing = Recording.objects.get(remote_session_id=slow["id"])
+    assert processing.status == "processing"
+
+    # Nothing new: one page read, no writes, no audit rows.
+    sandbox.clear_requests()
+    with CaptureQueriesContext(connection) as queries:
+        again = recordings.recordings_sync(page_size=2)
+    writes = [
+        q["sql"] for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and ("rooms_recording" in q["sql"] or "rooms_auditentry" in q["sql"])
+    ]
+    assert again.created == again.updated == 0 and writes == []
+    listings = [r for r in recording_requests(sandbox) if r["path"] == RECORDINGS_PATH]
+    assert len(listings) == 1, "an unchanged first page ends the run"
+
+    # A new recording appears; the processing one (now far down the listing) completes.
+    remote = sandbox.room_recordings[processing.remote_id]
+    remote["status"] = "completed"
+    remote["updated_at"] = remote["finished_at"]
+    newest = record_session(sandbox_server)
+    sessions.sessions_sync_history()
+    run = recordings.recordings_sync(page_size=2)
+    assert run.created == 1 and run.updated >= 1
+    assert Recording.objects.filter(remote_session_id=newest["id"]).exists()
+    processing.refresh_from_db()
+    assert processing.status == "completed"
+    assert Recording.objects.count() == 6
+
+
+def test_a_recording_synced_before_its_session_is_linked_when_the_session_arrives(
+    sandbox, sandbox_server
+):
+    sandbox.create_room({"name": "webinar"})
+    session = record_session(sandbox_server)
+    sync.sync_rooms()
+    recordings.recordings_sync()
+    orphan = Recording.objects.get()
+    assert orphan.session is None and orphan.remote_session_id == session["id"]
+    sessions.sessions_sync_history()
+    run = recordings.recordings_sync()
+    orphan.refresh_from_db()
+    assert orphan.session.remote_id == session["id"] and orphan.room_name == "webinar"
+    assert run.updated == 1
+
+
+def test_sync_command_takes_recordings(recorded, sandbox_server):
+    record_session(sandbox_server)
+    sessions.sessions_sync_history()
+    out = io.StringIO()
+    call_command("sync_signalwire", "--recordings", stdout=out)
+    assert "Room recordings: Succeeded" in out.getvalue()
+    assert Recording.objects.count() == 2
+
+
+def test_a_full_sync_marks_recordings_deleted_in_signalwire(recorded, sandbox):
+    sandbox.delete_recording(recorded.remote_id)
+    run = recordings.recordings_sync(full=True)
+    recorded.refresh_from_db()
+    assert run.marked_deleted == 1 and recorded.sync_state == RecordingState.DELETED_REMOTELY
+
+
+# --- admin list, totals, session and room pages -------------------------------------------
+
+
+def test_list_filters_by_room_status_and_size_and_totals_match_the_filter(
+    sandbox, sandbox_server, admin_client
+):
+    sandbox.create_room({"name": "webinar"})
+    sandbox.create_room({"name": "standup"})
+    for name in ("webinar", "webinar", "standup"):
+        record_session(sandbox_server, name)
+    record_session(sandbox_server, "standup", status="processing")
+    mirror()
+    url = reverse("admin:rooms_recording_changelist")
+
+    def totals(query: str) -> str:
+        html = admin_client.get(url + query).content.decode()
+        start = html.index('id="recording-totals"')
+        return " ".join(html[start : html.index("</p>", start)].split())
+
+    for query, rows in (
+        ("", Recording.objects.all()),
+        ("?room=webinar", Recording.objects.filter(room_name="webinar")),
+        ("?status__exact=processing", Recording.objects.filter(status="processing")),
+        ("?size=lt100m", Recording.objects.filter(size_in_bytes__lt=100 * 1024 * 1024)),
+        ("?size=unknown", Recording.objects.filter(size_in_bytes__isnull=True)),
+    ):
+        expected = recordings.recording_totals(rows)
+        text = totals(query)
+        assert f"<strong>{expected['count']}</strong>" in text, (query, text)
+        assert recordings.size_text(expected["size"]) in text
+        assert f"${expected['cost']}" in text
+    webinar = recordings.recording_totals(Recording.objects.filter(room_name="webinar"))
+    assert webinar["count"] == 2
+    assert webinar["cost"] == sum(
+        r.cost_in_dollars for r in Recording.objects.filter(room_name="webinar")
+    )
+
+
+def test_totals_are_one_aggregate_query(recorded, admin_client):
+    with CaptureQueriesContext(connection) as queries:
+        admin_client.get(reverse("admin:rooms_recording_changelist"))
+    sums = [q["sql"] for q in queries.captured_queries if "SUM(" in q["sql"].upper()]
+    assert len(sums) == 1
+
+
+def test_session_and_room_pages_list_their_recordings(recorded, admin_client):
+    session_page = admin_client.get(
+        reverse("admin:rooms_roomsession_change", args=[recorded.session_id])
+    ).content.decode()
+    recording_url = reverse("admin:rooms_recording_change", args=[recorded.pk])
+    assert 'id="recordings"' in session_page and recording_url in session_page
+    room_page = admin_client.get(
+        reverse("admin:rooms_room_change", args=[Room.objects.get().pk])
+    ).content.decode()
+    assert recording_url in room_page and recordings.size_text(recorded.size_in_bytes) in room_page
+
+
+# --- download -----------------------------------------------------------------------------
+
+
+def test_download_needs_the_permission(recorded, client):
+    viewer = make_staff("viewer", "rooms.view_recording")
+    client.force_login(viewer)
+    page = client.get(reverse("admin:rooms_recording_change", args=[recorded.pk]))
+    assert page.status_code == 200
+    download_url = reverse("admin:rooms_recording_download", args=[recorded.pk])
+    assert download_url not in page.content.decode()
+    assert download(client, recorded).status_code == 403
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).exists()
+
+
+def test_download_is_post_only(recorded, downloader, client):
+    url = reverse("admin:rooms_recording_download", args=[recorded.pk])
+    assert client.get(url).status_code == 405
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).exists()
+
+
+def test_each_download_gets_a_fresh_link_that_is_stored_nowhere(
+    recorded, downloader, client, sandbox, sandbox_server, caplog
+):
+    caplog.set_level("DEBUG")
+    page = client.get(reverse("admin:rooms_recording_change", args=[recorded.pk]))
+    assert reverse("admin:rooms_recording_download", args=[recorded.pk]) in page.content.decode()
+    first = download(client, recorded)
+    assert first.status_code == 302 and "no-store" in first["Cache-Control"]
+    control(sandbox_server, "clock", {"advance": 901})  # the first link has expired
+    second = download(client, recorded)
+    assert second.status_code == 302
+    links = [first["Location"], second["Location"]]
+    assert links[0] != links[1]
+    assert requests.get(links[0], timeout=5).status_code == 403
+    fetched = requests.get(links[1], timeout=5)
+    assert fetched.status_code == 200 and fetched.content[4:8] == b"ftyp"
+    assert len(recording_requests(sandbox)) >= 2  # SignalWire asked each time
+
+    out = io.StringIO()
+    call_command("dumpdata", stdout=out)
+    dump = out.getvalue()
+    for link in links:
+        signature = link.split("signature=")[1]
+        assert link not in dump and signature not in dump
+        assert signature not in caplog.text
+    entries = AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS)
+    assert entries.count() == 2
+    for entry in entries:
+        assert entry.additional_data["event"] == "download"
+        assert entry.actor == downloader and entry.object_remote_id == recorded.remote_id
+        assert entry.timestamp is not None
+        assert all(link not in json.dumps(entry.additional_data) for link in links)
+
+
+def test_an_unfinished_recording_gives_a_message_never_a_link(
+    sandbox, sandbox_server, downloader, client
+):
+    sandbox.create_room({"name": "webinar"})
+    record_session(sandbox_server, status="processing")
+    mirror()
+    recording = Recording.objects.get()
+    answer = download(client, recording)
+    assert answer.status_code == 302
+    assert answer["Location"] == reverse("admin:rooms_recording_change", args=[recording.pk])
+    page = client.get(answer["Location"]).content.decode()
+    assert "is processing in SignalWire, so it has no download link" in page
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).exists()
+
+
+def test_a_link_is_asked_for_when_clicked_so_an_old_page_never_leads_to_an_expired_one(
+    recorded, downloader, client, sandbox_server
+):
+    client.get(reverse("admin:rooms_recording_change", args=[recorded.pk]))
+    control(sandbox_server, "clock", {"advance": 3600})  # the page stayed open an hour
+    answer = download(client, recorded)
+    assert requests.get(answer["Location"], timeout=5).status_code == 200
+
+
+def test_download_when_signalwire_is_down_says_so(recorded, downloader, client, sandbox):
+    sandbox.inject_fault(503, methods=["GET"], path_prefix=RECORDINGS_PATH)
+    answer = download(client, recorded)
+    assert answer.status_code == 302 and "no-store" in answer["Cache-Control"]
+    page = client.get(answer["Location"]).content.decode()
+    assert "SignalWire could not be asked for a download link now" in page
+
+
+# --- delete -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deleter(client):
+    user = make_staff("del", "rooms.view_recording", "rooms.delete_recording")
+    client.force_login(user)
+    return user
+
+
+def test_delete_asks_first_then_goes_to_signalwire_first(recorded, deleter, client, sandbox):
+    url = reverse("admin:rooms_recording_delete", args=[recorded.pk])
+    confirm = client.get(url)
+    assert confirm.status_code == 200 and "Yes, delete it in SignalWire" in confirm.content.decode()
+    assert recorded.remote_id in sandbox.room_recordings
+    answer = client.post(url)
+    assert answer.status_code == 302
+    assert recorded.remote_id not in sandbox.room_recordings
+    assert not Recording.objects.exists()
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.DELETE)
+    assert entry.actor == deleter and entry.additional_data["event"] == "delete"
+    assert entry.additional_data["details"]["size_in_bytes"] == recorded.size_in_bytes
+
+
+def test_delete_needs_the_permission(recorded, client):
+    client.force_login(make_staff("viewer", "rooms.view_recording"))
+    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    assert answer.status_code == 403
+    assert Recording.objects.filter(pk=recorded.pk).exists()
+
+
+def test_delete_during_an_outage_is_pending_and_lands_later(
+    recorded, deleter, client, sandbox, settings, queued_recording_deletes,
+    django_capture_on_commit_callbacks,
+):
+    settings.SIGNALWIRE_INTERACTIVE_RETRIES = 0
+    sandbox.inject_fault(503, methods=["DELETE"], path_prefix=RECORDINGS_PATH)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    assert answer.status_code == 302
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.PENDING_DELETE
+    assert "Waiting for SignalWire" in recorded.last_error
+    page = client.get(answer["Location"]).content.decode()
+    assert "marked pending delete" in page
+    assert queued_recording_deletes == [(recorded.pk, deleter.pk, "")]
+    # A sync meanwhile leaves it alone.
+    recordings.recordings_sync(full=True)
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.PENDING_DELETE
+
+    sandbox.clear_faults()
+    assert recording_services.recording_delete_pending(pk=recorded.pk, actor=deleter) == "deleted"
+    assert recorded.remote_id not in sandbox.room_recordings
+    assert not Recording.objects.exists()
+    events = list(
+        AuditEntry.objects.filter(object_remote_id=recorded.remote_id)
+        .order_by("timestamp", "pk")
+        .values_list("additional_data__event", flat=True)
+    )
+    assert events[-2:] == ["delete_requested", "delete"]
+
+
+@pytest.fixture
+def queued_recording_deletes(monkeypatch):
+    """Record the delete tasks the service would queue instead of sending them."""
+    from rooms import outbox
+
+    calls: list[tuple] = []
+    real = outbox.send
+
+    def send(name: str, *args, **kwargs) -> bool:
+        if name == recording_services.DELETE_TASK:
+            calls.append(args)
+            return True
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(outbox, "send", send)
+    return calls
+
+
+def test_a_refused_delete_changes_nothing_and_says_why(
+    recorded, deleter, client, sandbox, settings
+):
+    settings.SIGNALWIRE_API_TOKEN = "not-the-token"  # SignalWire answers 401: no retry heals it
+    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.SYNCED
+    assert recorded.remote_id in sandbox.room_recordings
+    assert "SignalWire refused to delete" in client.get(answer["Location"]).content.decode()
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.DELETE).exists()
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def history(sandbox):
+    """Seeded history (sessions over 90 days, with recordings), and one still processing."""
+    sandbox.seed(rooms=4, sessions=120, seed=7)
+    mirror()
+    assert Recording.objects.filter(status="completed").count() > 5
+    return sandbox
+
+
+def old_completed(days: int) -> set[str]:
+    cutoff = timezone.now() - timedelta(days=days)
+    return {
+        r.remote_id for r in Recording.objects.filter(status="completed")
+        if recordings.ended_at(r) < cutoff
+    }
+
+
+def test_retention_dry_run_lists_and_changes_nothing(history, settings):
+    settings.RECORDING_RETENTION_DAYS = 30
+    expected = old_completed(30)
+    assert expected
+    before = Recording.objects.count()
+    history.clear_requests()
+    out = io.StringIO()
+    call_command("apply_recording_retention", "--dry-run", stdout=out)
+    text = out.getvalue()
+    assert f"Dry run: {len(expected)} completed recording(s)" in text
+    assert all(remote_id in text for remote_id in expected)
+    assert "Nothing was changed." in text
+    assert Recording.objects.count() == before
+    assert not ActionRun.objects.exists()
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.DELETE).exists()
+    assert [r for r in history.requests if r["method"] != "GET"] == []
+
+
+def test_retention_deletes_exactly_the_old_completed_ones(history, settings, sandbox_server):
+    settings.RECORDING_RETENTION_DAYS = 30
+    # An old recording still processing is never touched.
+    processing = Recording.objects.filter(status="completed").order_by("finished_at").first()
+    Recording.objects.filter(pk=processing.pk).update(status="processing")
+    expected = old_completed(30)
+    keep = set(Recording.objects.values_list("remote_id", flat=True)) - expected
+    out = io.StringIO()
+    call_command("apply_recording_retention", stdout=out)
+    text = out.getvalue()
+    assert f"{len(expected)} deleted" in text and "Freed" in text
+    assert set(Recording.objects.values_list("remote_id", flat=True)) == keep
+    assert processing.remote_id in keep
+    assert not expected & set(history.room_recordings)
+    run = ActionRun.objects.get(action=ActionRun.Action.RETENTION)
+    assert run.counts == {"deleted": len(expected)} and run.state == ActionRun.State.SUCCEEDED
+    freed = recording_services.run_freed(run)
+    assert freed.count == len(expected)
+    entries = AuditEntry.objects.filter(cid=run.run_id.hex, action=AuditEntry.Action.DELETE)
+    assert entries.count() == len(expected)
+    assert {e.additional_data["event"] for e in entries} == {"retention_delete"}
+    assert {e.source for e in entries} == {"command"}
+
+
+def test_retention_off_keeps_everything(history, settings):
+    settings.RECORDING_RETENTION_DAYS = 0
+    before = Recording.objects.count()
+    out = io.StringIO()
+    call_command("apply_recording_retention", stdout=out)
+    assert "retention is off" in out.getvalue()
+    assert Recording.objects.count() == before
+
+
+def test_a_negative_retention_is_refused_clearly(settings):
+    from rooms.checks import check_signalwire_settings
+
+    settings.RECORDING_RETENTION_DAYS = -1
+    assert "rooms.E007" in [p.id for p in check_signalwire_settings()]
+    with pytest.raises(CommandError, match="RECORDING_RETENTION_DAYS must be 0"):
+        call_command("apply_recording_retention", "--dry-run")
+
+
+def test_the_retention_run_page_shows_what_was_freed(history, settings, admin_client):
+    settings.RECORDING_RETENTION_DAYS = 30
+    result = recording_services.recordings_apply_retention()
+    page = admin_client.get(
+        reverse("admin:rooms_actionrun_change", args=[result.run.pk])
+    ).content.decode()
+    assert "Freed <strong>" + recordings.size_text(result.freed.size) in page
+    assert f"${result.freed.cost}" in page
+    assert result.freed.cost > Decimal("0")
