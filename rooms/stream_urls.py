@@ -41,9 +41,13 @@ def stream_host(value: str) -> str:
 
 
 def mask_stream_url(value: str) -> str:
-    """Show a stream URL's scheme and host only; path, key and credentials stay hidden."""
-    if not value:
-        return ""
+    """Show a stream URL's scheme and host only; path, key and credentials stay hidden.
+
+    auditlog hands a missing value over as the text "None" (a create's old value): it is
+    no URL and is kept as it is.
+    """
+    if not value or value == "None":
+        return value
     try:
         parts = urlsplit(value)
         host = parts.hostname or ""
