@@ -495,3 +495,70 @@ def test_the_retention_run_page_shows_what_was_freed(history, settings, admin_cl
     assert "Freed <strong>" + recordings.size_text(result.freed.size) in page
     assert f"${result.freed.cost}" in page
     assert result.freed.cost > Decimal("0")
+
+
+# --- history, change log, tasks, bounded work --------------------------------------------
+
+
+def test_history_and_change_log_show_downloads_and_deletes_without_the_link(
+    recorded, admin_client, admin_user
+):
+    uri = recording_services.recording_link(recording=recorded, actor=admin_user)
+    history = admin_client.get(
+        reverse("admin:rooms_recording_history", args=[recorded.pk])
+    ).content.decode()
+    assert "Download" in history and uri not in history
+    room_history = admin_client.get(
+        reverse("admin:rooms_room_history", args=[Room.objects.get().pk])
+    ).content.decode()
+    assert "Download" in room_history  # the room's history includes its recordings
+    recording_services.recording_delete(recording=recorded, actor=admin_user, source="admin")
+    log = admin_client.get(reverse("admin:rooms_auditentry_changelist"))
+    assert log.status_code == 200 and uri not in log.content.decode()
+
+
+def test_sync_queries_per_page_stay_bounded(sandbox, sandbox_server):
+    sandbox.create_room({"name": "webinar"})
+    for _ in range(4):
+        record_session(sandbox_server)
+    sync.sync_rooms()
+    sessions.sessions_sync_history()
+
+    def queries_per_page() -> float:
+        with CaptureQueriesContext(connection) as queries:
+            run = recordings.recordings_sync(page_size=2, full=True)
+        return len(queries.captured_queries) / run.pages
+
+    small = queries_per_page()
+    Recording.objects.all().delete()
+    for _ in range(8):
+        record_session(sandbox_server)
+    sessions.sessions_sync_history()
+    large = queries_per_page()
+    assert large <= small + 1, (small, large)
+
+
+def test_beat_runs_the_recordings_sync_and_the_daily_retention(settings):
+    import rooms.tasks  # noqa: F401
+    from portal.celery import app
+
+    tasks = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert tasks["rooms.tasks.sync_recordings"]["schedule"] == settings.SIGNALWIRE_SYNC_INTERVAL
+    assert tasks["rooms.tasks.apply_recording_retention"]["schedule"] == 86400
+    for name in ("rooms.tasks.sync_recordings", "rooms.tasks.apply_recording_retention",
+                 "rooms.tasks.delete_recording"):
+        assert name in app.tasks
+
+
+def test_the_retention_task_applies_the_setting(history, settings):
+    from rooms.tasks.recordings import apply_recording_retention
+
+    settings.RECORDING_RETENTION_DAYS = 0
+    assert apply_recording_retention() == "retention off"
+    settings.RECORDING_RETENTION_DAYS = 60
+    expected = old_completed(60)
+    apply_recording_retention()
+    assert not Recording.objects.filter(remote_id__in=expected).exists()
+    run = ActionRun.objects.get(action=ActionRun.Action.RETENTION)
+    assert run.counts == {"deleted": len(expected)}
+    assert AuditEntry.objects.filter(cid=run.run_id.hex).first().source == "task"

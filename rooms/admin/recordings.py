@@ -30,6 +30,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from rooms import bulk, recordings
+from rooms.admin.history import AuditHistoryMixin
 from rooms.models import ActionRun, AuditEntry
 from rooms.recording_models import Recording, RecordingState
 from rooms.services import recordings as recording_services
@@ -166,7 +167,7 @@ def media_form_targets() -> list[str]:
 
 
 @admin.register(Recording)
-class RecordingAdmin(admin.ModelAdmin):
+class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """Recordings across rooms: filter, totals of size and cost, download, delete."""
 
     change_list_template = "admin/rooms/recording/change_list.html"
