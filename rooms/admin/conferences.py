@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from rooms import services, tokens
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
+from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
@@ -119,7 +120,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         "remote_updated_at",
     )
     list_filter = ("sync_state", "size", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
-    inlines = (ConferenceTokenInline,)
+    inlines = (ConferenceTokenInline, StreamInline)
     actions = (*MirrorAdmin.actions, "refresh_tokens")
     never_editable = ("meta",)
     fieldsets_basics = (
@@ -185,8 +186,13 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         return fields
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
-        """Tokens exist only once SignalWire made the conference."""
+        """Tokens and streams exist only once SignalWire made the conference."""
         return self.inlines if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Report the save, then list the conference's streams again (they follow it)."""
+        super().save_model(request, obj, form, change)
+        queue_owner_streams_sync(obj)
 
     @admin.display(description="guest embed snippet")
     def embed_snippet(self, obj: Conference) -> str:

@@ -22,6 +22,7 @@ from rooms.admin.audit_display import display_value
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
 from rooms.admin.records import RecordAdminMixin
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
+from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
@@ -217,6 +218,17 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         ),
         ("Advanced", {"classes": ("collapse",), "fields": ("meta",)}),
     )
+
+    inlines = (StreamInline,)
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        """Streams exist only once SignalWire made the room."""
+        return self.inlines if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Report the save, then list the room's streams again (their size follows it)."""
+        super().save_model(request, obj, form, change)
+        queue_owner_streams_sync(obj)
 
     def create_remote(self, **kwargs: Any) -> Room:
         """Create through the room service."""
