@@ -1,0 +1,320 @@
+"""Streams in admin: remote-first forms, the URL masked on every page, the audited reveal."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from rooms import services, streams
+from rooms.models import AuditEntry, Stream, SyncState
+from rooms.sync import sync_streams
+
+pytestmark = pytest.mark.django_db
+
+KEY = "live_9c1d-admin-secret-77"
+URL = f"rtmp://live.twitch.tv/app/{KEY}"
+SPACE_KEY = "yt-space-edited-key-5e"
+SPACE_URL = f"rtmps://a.rtmps.youtube.com:443/live2/{SPACE_KEY}"
+SECRETS = (KEY, SPACE_KEY)
+VIEW_AND_EDIT = (
+    "view_stream", "add_stream", "change_stream", "delete_stream", "view_room",
+    "change_room", "view_conference", "view_auditentry",
+)
+
+
+@pytest.fixture
+def room(sandbox):
+    return services.room_create(data={"name": "broadcast", "display_name": "Broadcast"})
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """Staff who may edit streams but not reveal their URLs."""
+
+    def login(*extra: str):
+        user = django_user_model.objects.create_user(
+            f"staff{len(extra)}", password="pw", is_staff=True
+        )
+        user.user_permissions.set(
+            Permission.objects.filter(codename__in=[*VIEW_AND_EDIT, *extra])
+        )
+        client.force_login(user)
+        return client
+
+    return login
+
+
+def add_url(owner_kind: str, pk: int) -> str:
+    return reverse("admin:rooms_stream_add") + f"?{owner_kind}={pk}"
+
+
+def change_url(stream: Stream) -> str:
+    return reverse("admin:rooms_stream_change", args=[stream.pk])
+
+
+def assert_no_secret(response) -> None:
+    text = response.content.decode()
+    for secret in SECRETS:
+        assert secret not in text and secret not in unescape(text)
+
+
+def history_rows(client, stream: Stream) -> list[str]:
+    """The rows of a stream's History page as a reader sees them, one line each."""
+    page = client.get(reverse("admin:rooms_stream_history", args=[stream.pk]))
+    assert page.status_code == 200
+    assert_no_secret(page)
+    rows = re.findall(r'<tr class="audit-entry".*?</tr>', page.content.decode(), re.S)
+    lines = []
+    for row in rows:
+        cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+        # When (date and time), who, source, action, changes; the run id and restore cells
+        # differ from run to run and are left out.
+        text = [" ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells[1:5]]
+        lines.append(" | ".join(text))
+    return lines
+
+
+# --- add, change, delete ------------------------------------------------------------------
+
+
+def test_staff_add_a_stream_to_a_room_from_admin(sandbox, room, staff_client):
+    client = staff_client()
+    form = client.get(add_url("room", room.pk))
+    assert form.status_code == 200
+    assert "starts in every session" in form.content.decode()
+
+    response = client.post(add_url("room", room.pk), {"room": room.pk, "url": URL})
+
+    assert response.status_code == 302
+    stream = Stream.objects.get()
+    assert stream.room == room and stream.sync_state == SyncState.SYNCED
+    assert sandbox.streams[stream.remote_id]["url"] == URL
+    assert_no_secret(client.get(response["Location"]))
+
+
+def test_an_http_url_is_refused_on_the_field_before_signalwire_is_asked(
+    sandbox, room, staff_client
+):
+    client = staff_client()
+    sandbox.clear_requests()
+
+    response = client.post(
+        add_url("room", room.pk), {"room": room.pk, "url": "https://live.twitch.tv/app/key"}
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "rtmp:// or rtmps://" in errors["url"][0]
+    assert sandbox.requests == [] and not Stream.objects.exists()
+
+
+def test_a_create_during_an_outage_is_kept_pending_and_lands_once(
+    sandbox, room, staff_client, queued, run_queued, django_capture_on_commit_callbacks
+):
+    client = staff_client()
+    sandbox.inject_fault(503, methods=["POST"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            add_url("room", room.pk), {"room": room.pk, "url": URL}, follow=True
+        )
+
+    assert "marked pending" in response.content.decode()
+    assert "added successfully" not in response.content.decode()
+    assert_no_secret(response)
+    stream = Stream.objects.get()
+    assert stream.sync_state == SyncState.PENDING_PUSH and sandbox.streams == {}
+
+    sandbox.clear_faults()
+    run_queued()
+
+    stream.refresh_from_db()
+    assert stream.sync_state == SyncState.SYNCED and list(sandbox.streams) == [stream.remote_id]
+
+
+def test_a_stream_needs_one_owner(sandbox, room, staff_client):
+    client = staff_client()
+    response = client.post(reverse("admin:rooms_stream_add"), {"url": URL})
+    assert response.status_code == 200
+    assert "conference or the room" in response.content.decode()
+
+
+def test_the_change_form_never_carries_the_url_and_an_empty_field_keeps_it(
+    sandbox, room, staff_client
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    client = staff_client()
+    page = client.get(change_url(stream))
+    assert_no_secret(page)
+    assert "rtmp://live.twitch.tv/••••••••" in page.content.decode()
+    sandbox.clear_requests()
+
+    client.post(change_url(stream), {"url": "", "_save": "Save"})
+
+    stream.refresh_from_db()
+    assert stream.url == URL and sandbox.requests == []
+
+    client.post(change_url(stream), {"url": SPACE_URL, "_save": "Save"})
+    stream.refresh_from_db()
+    assert stream.url == SPACE_URL and sandbox.streams[stream.remote_id]["url"] == SPACE_URL
+
+
+def test_staff_delete_a_stream_in_signalwire_first(sandbox, room, staff_client):
+    stream = streams.stream_create(owner=room, url=URL)
+    client = staff_client()
+    delete = reverse("admin:rooms_stream_delete", args=[stream.pk])
+    assert_no_secret(client.get(delete))
+
+    client.post(delete, {"post": "yes"})
+
+    assert not Stream.objects.exists() and sandbox.streams == {}
+
+
+def test_a_delete_during_an_outage_is_reported_pending(
+    sandbox, room, staff_client, queued, run_queued, django_capture_on_commit_callbacks
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    client = staff_client()
+    sandbox.inject_fault(503, methods=["DELETE"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:rooms_stream_delete", args=[stream.pk]), {"post": "yes"},
+            follow=True,
+        )
+
+    assert "pending delete" in response.content.decode()
+    stream.refresh_from_db()
+    assert stream.sync_state == SyncState.PENDING_DELETE
+    sandbox.clear_faults()
+    run_queued()
+    assert sandbox.streams == {} and not Stream.objects.exists()
+
+
+# --- masked everywhere; revealed with the permission only -----------------------------
+
+
+def test_the_url_is_in_no_page_without_the_reveal_permission(sandbox, room, staff_client):
+    stream = streams.stream_create(owner=room, url=URL)
+    streams.stream_update(stream=stream, url=SPACE_URL)
+    client = staff_client()
+    pages = [
+        reverse("admin:rooms_stream_changelist"),
+        reverse("admin:rooms_stream_changelist") + "?owner_kind=room",
+        change_url(stream),
+        reverse("admin:rooms_stream_history", args=[stream.pk]),
+        reverse("admin:rooms_room_change", args=[room.pk]),
+        reverse("admin:rooms_room_history", args=[room.pk]),
+        reverse("admin:rooms_auditentry_changelist"),
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_no_secret(response)
+    entry = AuditEntry.objects.filter(content_type__model="stream").first()
+    assert_no_secret(client.get(reverse("admin:rooms_auditentry_change", args=[entry.pk])))
+    assert "Reveal URL" not in client.get(change_url(stream)).content.decode()
+    reveal = reverse("admin:rooms_stream_reveal", args=[stream.pk])
+    assert client.get(reveal).status_code == 403
+    assert client.post(reveal).status_code == 403
+
+
+def test_the_inline_lists_the_owners_streams_masked(sandbox, room, staff_client):
+    streams.stream_create(owner=room, url=URL)
+    page = staff_client().get(reverse("admin:rooms_room_change", args=[room.pk]))
+    text = page.content.decode()
+    assert "rtmp://live.twitch.tv/••••••••" in text and "Add a stream" in text
+    assert add_url("room", room.pk).replace("&", "&amp;") in text
+
+
+def test_the_reveal_shows_the_url_once_audited_and_never_in_the_session(
+    sandbox, room, staff_client
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    client = staff_client("reveal_stream_url")
+    page = client.get(change_url(stream))
+    assert "Reveal URL" in page.content.decode()
+    assert_no_secret(page)
+    reveal = reverse("admin:rooms_stream_reveal", args=[stream.pk])
+    confirm = client.get(reveal)
+    assert_no_secret(confirm)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.content.decode()).group(1)
+
+    shown = client.post(reveal, {"nonce": nonce})
+
+    assert URL in shown.content.decode()
+    assert "no-store" in shown["Cache-Control"]
+    session = json.dumps(dict(client.session.items()))
+    assert KEY not in session
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).get()
+    assert entry.additional_data["event"] == "reveal" and KEY not in json.dumps(
+        [entry.changes, entry.additional_data, entry.object_repr]
+    )
+    # A re-sent POST (a reload) shows nothing and records nothing more.
+    again = client.post(reveal, {"nonce": nonce})
+    assert again.status_code == 302 and KEY not in again.content.decode()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).count() == 1
+
+
+def test_the_changelist_filters_by_owner_kind_and_state(sandbox, room, staff_client):
+    conference = services.conference_create(data={"name": "townhall"})
+    streams.stream_create(owner=room, url=URL)
+    gone = streams.stream_create(owner=conference, url=SPACE_URL)
+    Stream.objects.filter(pk=gone.pk).update(sync_state=SyncState.DELETED_REMOTELY)
+    client = staff_client()
+    listing = reverse("admin:rooms_stream_changelist")
+
+    rooms_only = client.get(listing + "?owner_kind=room").context["cl"].queryset
+    gone_only = client.get(listing + "?deleted_remotely=yes").context["cl"].queryset
+    by_state = client.get(listing + "?sync_state__exact=deleted_remotely").context["cl"].queryset
+
+    assert [s.room_id for s in rooms_only] == [room.pk]
+    assert [s.pk for s in gone_only] == [gone.pk] == [s.pk for s in by_state]
+
+
+def test_the_changelist_costs_the_same_queries_for_many_streams(
+    sandbox, room, staff_client, django_assert_max_num_queries
+):
+    client = staff_client()
+    listing = reverse("admin:rooms_stream_changelist")
+    streams.stream_create(owner=room, url=URL)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        client.get(listing)
+    for i in range(20):
+        streams.stream_create(owner=room, url=f"{URL}-{i}")
+    with django_assert_max_num_queries(len(one)):
+        client.get(listing)
+
+
+# --- the closing note: a stream's history, created in admin, edited in the Space ------
+
+
+def test_a_streams_history_reads_created_in_admin_edited_in_the_space_synced_masked(
+    sandbox, api, room, admin_client, capsys
+):
+    created = admin_client.post(add_url("room", room.pk), {"room": room.pk, "url": URL})
+    assert created.status_code == 302
+    stream = Stream.objects.get()
+    assert api.put(f"/api/video/streams/{stream.remote_id}", json={"url": SPACE_URL}).ok
+
+    run = sync_streams()
+
+    assert run.updated == 1
+    rows = history_rows(admin_client, stream)
+    with capsys.disabled():
+        print("\n" + "\n".join(rows))
+    assert rows == [
+        "sync | Sync | Update | Stream type : rtmp → rtmps "
+        "URL : rtmp://live.twitch.tv/•••••••• → rtmps://a.rtmps.youtube.com:443/••••••••",
+        "admin | Admin | Create | Room : — → broadcast "
+        "URL : — → rtmp://live.twitch.tv/•••••••• Stream type : — → rtmp "
+        "Width : — → 1280 Height : — → 720 Fps : — → 20 "
+        f"SignalWire ID : — → {stream.remote_id}",
+    ]
