@@ -325,6 +325,8 @@ class RetentionResult:
     counts: Counter[str] = field(default_factory=Counter)
     freed: Freed = field(default_factory=Freed)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # What became of each candidate (by pk): deleted, pending_delete, already_gone, failed.
+    outcomes: dict[int, str] = field(default_factory=dict)
     run: ActionRun | None = None
     skipped_busy: bool = False
 
@@ -389,11 +391,13 @@ def recordings_apply_retention(
                     )
                 except SignalWireError as exc:
                     result.counts["failed"] += 1
+                    result.outcomes[recording.pk] = "failed"
                     result.failures.append(
                         {"pk": recording.pk, "name": str(recording), "message": str(exc)}
                     )
                     continue
                 result.counts[outcome] += 1
+                result.outcomes[recording.pk] = outcome
                 if outcome in (DELETED, ALREADY_GONE):
                     result.freed.add(
                         recording.size_in_bytes,

@@ -58,7 +58,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Dry run: {would.count} completed recording(s) ended before {cutoff} "
                 f"(older than {result.days} days) would be deleted, freeing "
-                f"{size_text(would.size)} and ${would.cost}. Nothing was changed."
+                f"{size_text(would.size)} and ${would.cost:.4f}. Nothing was changed."
             )
             for recording in result.candidates:
                 self._line(recording)
@@ -71,10 +71,10 @@ class Command(BaseCommand):
             f"{result.counts['deleted'] + result.counts['already_gone']} deleted, "
             f"{result.counts['pending_delete']} pending delete (SignalWire unreachable; a "
             f"background task finishes them), {result.counts['failed']} failed. Freed "
-            f"{size_text(freed.size)} and ${freed.cost}."
+            f"{size_text(freed.size)} and ${freed.cost:.4f}."
         )
         for recording in result.candidates:
-            self._line(recording)
+            self._line(recording, result.outcomes.get(recording.pk, ""))
         for failure in result.failures:
             self.stderr.write(f"  failed: {failure['name']}: {failure['message']}")
         if result.run is not None:
@@ -83,10 +83,12 @@ class Command(BaseCommand):
         if result.counts["failed"]:
             raise CommandError(f"{result.counts['failed']} recording(s) could not be deleted.")
 
-    def _line(self, recording: Any) -> None:
+    def _line(self, recording: Any, outcome: str = "") -> None:
         ended = ended_at(recording)
         when = f"{ended:%Y-%m-%d %H:%M}" if ended else "unknown"
-        self.stdout.write(
+        cost = recording.cost_in_dollars or 0
+        text = (
             f"  {recording.remote_id}  {recording.room_name or '-':<24} ended {when}  "
-            f"{size_text(recording.size_in_bytes):>10}  ${recording.cost_in_dollars or 0}"
+            f"{size_text(recording.size_in_bytes):>10}  ${cost:.4f}"
         )
+        self.stdout.write(f"{text}  {outcome.replace('_', ' ')}" if outcome else text)
