@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from rooms import services, streams
-from rooms.models import AuditEntry, Stream, SyncState
+from rooms.models import AuditEntry, Stream, SyncRun, SyncState
 from rooms.sync import sync_streams
 
 pytestmark = pytest.mark.django_db
@@ -318,3 +318,24 @@ def test_a_streams_history_reads_created_in_admin_edited_in_the_space_synced_mas
         "Width : — → 1280 Height : — → 720 Fps : — → 20 "
         f"SignalWire ID : — → {stream.remote_id}",
     ]
+
+
+def test_saving_a_room_in_admin_lists_its_streams_again(
+    sandbox, api, room, admin_client, form_post_data, monkeypatch
+):
+    from rooms import outbox
+    from rooms.tasks import sync as sync_tasks
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(outbox, "send", lambda name, *args, **kw: sent.append((name, *args)))
+    made = api.post(f"/api/video/rooms/{room.remote_id}/streams", json={"url": URL}).json()
+    page = admin_client.get(reverse("admin:rooms_room_change", args=[room.pk]))
+
+    admin_client.post(page.request["PATH_INFO"], form_post_data(page, display_name="Launch"))
+
+    assert sent == [("rooms.tasks.sync_owner_streams", "room", room.pk)]
+    sync_tasks.sync_owner_streams.apply(args=sent[0][1:])
+    stream = Stream.objects.get()
+    assert stream.remote_id == made["id"] and stream.room == room
+    run = SyncRun.objects.get(kind=SyncRun.Kind.STREAMS)
+    assert run.trigger == "owner_edit" and run.created == 1
