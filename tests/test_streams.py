@@ -410,3 +410,23 @@ def test_sync_signalwire_streams_runs_a_streams_sync(sandbox, api, room, capsys)
 
     assert "Streams: Succeeded" in capsys.readouterr().out
     assert Stream.objects.filter(room=room).count() == 1
+
+
+def test_no_log_line_carries_the_url(
+    sandbox, room, queued, django_capture_on_commit_callbacks, run_queued, caplog
+):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    sandbox.inject_fault(503, methods=["POST", "PUT", "DELETE"])
+    with django_capture_on_commit_callbacks(execute=True):
+        stream = streams.stream_create(owner=room, url=URL)
+    sandbox.clear_faults()
+    run_queued()
+    stream.refresh_from_db()
+    streams.stream_update(stream=stream, url=OTHER_URL)
+    sync_streams()
+    streams.stream_delete(stream=stream)
+
+    assert caplog.records
+    assert KEY not in caplog.text and OTHER_KEY not in caplog.text
