@@ -163,7 +163,8 @@ def _refresh_unfinished(run: SyncRun, api: SignalWireClient, seen: set[str]) -> 
     run.unchanged += len(rows) - len(changed)
     if gone:
         with transaction.atomic():
-            run.marked_deleted += _mark_deleted(Recording.objects.filter(remote_id__in=gone))
+            gone_rows = Recording.objects.filter(remote_id__in=gone)
+            run.marked_deleted += recordings_mark_deleted(gone_rows)
 
 
 def _mark_missing(run: SyncRun, seen: set[str]) -> None:
@@ -172,11 +173,11 @@ def _mark_missing(run: SyncRun, seen: set[str]) -> None:
         remote_id__in=seen
     )
     with transaction.atomic():
-        run.marked_deleted += _mark_deleted(missing)
+        run.marked_deleted += recordings_mark_deleted(missing)
 
 
-def _mark_deleted(rows: QuerySet[Recording]) -> int:
-    """Mark rows deleted remotely (kept, filterable) and audit it; one UPDATE, one INSERT."""
+def recordings_mark_deleted(rows: QuerySet[Recording]) -> int:
+    """Mark rows deleted remotely (kept, filterable) and audit it; call inside a transaction."""
     marked = list(rows.select_related("session"))
     if not marked:
         return 0

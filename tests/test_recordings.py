@@ -305,6 +305,19 @@ def test_a_link_is_asked_for_when_clicked_so_an_old_page_never_leads_to_an_expir
     assert requests.get(answer["Location"], timeout=5).status_code == 200
 
 
+def test_download_of_a_recording_deleted_in_signalwire_says_so(
+    recorded, downloader, client, sandbox
+):
+    sandbox.delete_recording(recorded.remote_id)
+    answer = download(client, recorded)
+    assert answer["Location"] == reverse("admin:rooms_recording_change", args=[recorded.pk])
+    page = client.get(answer["Location"]).content.decode()
+    assert "SignalWire no longer has the recording" in page
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.DELETED_REMOTELY
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).exists()
+
+
 def test_download_when_signalwire_is_down_says_so(recorded, downloader, client, sandbox):
     sandbox.inject_fault(503, methods=["GET"], path_prefix=RECORDINGS_PATH)
     answer = download(client, recorded)

@@ -29,7 +29,7 @@ from rooms import audit, intents, outbox
 from rooms.locks import single_flight
 from rooms.models import ActionRun, AuditEntry, RemoteIntent
 from rooms.recording_models import COMPLETED, Recording, RecordingState
-from rooms.recordings import map_recording
+from rooms.recordings import map_recording, recordings_mark_deleted
 from rooms.services.common import _acting
 from rooms.signalwire import recordings as api_recordings
 from rooms.signalwire.client import SignalWireClient, build_client
@@ -73,9 +73,7 @@ def recording_link(
         answer = api_recordings.get_recording(api, recording.remote_id)
     except NotFoundError as exc:
         with _acting(source, actor), transaction.atomic():
-            Recording.objects.filter(pk=recording.pk).update(
-                sync_state=RecordingState.DELETED_REMOTELY
-            )
+            recordings_mark_deleted(Recording.objects.filter(pk=recording.pk))
         raise RecordingLinkUnavailable(
             f"SignalWire no longer has the recording {recording}: it was deleted there."
         ) from exc
