@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from rooms.tasks.push import BACKOFF_MAX, RETRYABLE
@@ -42,19 +44,6 @@ def delete_recording(self: Task, pk: int, actor_pk: int | None = None, reason: s
     return recordings.recording_delete_pending(pk=pk, actor=actor, reason=reason)
 
 
-@shared_task(name="rooms.tasks.push_pending_recording_deletes", ignore_result=True)
-def push_pending_recording_deletes() -> int:
-    """Queue the delete of every recording still pending delete (periodic safety net)."""
-    from rooms import outbox
-    from rooms.services import recordings
-
-    recordings.recordings_replay_intents()
-    pending = recordings.recordings_pending_delete()
-    for pk in pending:
-        outbox.send(recordings.DELETE_TASK, pk)
-    return len(pending)
-
-
 @shared_task(name="rooms.tasks.apply_recording_retention", ignore_result=True)
 def apply_recording_retention() -> str:
     """Delete the completed recordings older than RECORDING_RETENTION_DAYS (0: keep all)."""
@@ -71,3 +60,14 @@ def apply_recording_retention() -> str:
         result.counts["deleted"], result.counts["pending_delete"], result.counts["failed"],
     )
     return f"{sum(result.counts.values())} handled"
+
+
+@worker_ready.connect(dispatch_uid="rooms.tasks.recordings.recordings_on_start")
+def recordings_on_start(sender: object = None, **kwargs: object) -> None:
+    """Queue a recordings sync when a worker starts, so a fresh portal lists them at once."""
+    if not getattr(settings, "SIGNALWIRE_SYNC_ON_START", True):
+        return
+    try:
+        sync_recordings.delay(trigger="startup")
+    except Exception:  # the worker must start even if the broker hiccups
+        logger.exception("could not queue the start-up recordings sync")
