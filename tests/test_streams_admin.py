@@ -64,18 +64,23 @@ def assert_no_secret(response) -> None:
 
 
 def history_rows(client, stream: Stream) -> list[str]:
-    """The rows of a stream's History page as a reader sees them, one line each."""
+    """The rows of a stream's History page as a reader sees them, one line each.
+
+    Who, source, action, then each changed field (sorted: PostgreSQL's jsonb keeps
+    its own key order); the time and the run id differ from run to run and are left out.
+    """
     page = client.get(reverse("admin:rooms_stream_history", args=[stream.pk]))
     assert page.status_code == 200
     assert_no_secret(page)
-    rows = re.findall(r'<tr class="audit-entry".*?</tr>', page.content.decode(), re.S)
+
+    def text(html: str) -> str:
+        return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
     lines = []
-    for row in rows:
+    for row in re.findall(r'<tr class="audit-entry".*?</tr>', page.content.decode(), re.S):
         cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
-        # When (date and time), who, source, action, changes; the run id and restore cells
-        # differ from run to run and are left out.
-        text = [" ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells[1:5]]
-        lines.append(" | ".join(text))
+        changes = sorted(text(li) for li in re.findall(r"<li>(.*?)</li>", cells[4], re.S))
+        lines.append(" | ".join([*(text(c) for c in cells[1:4]), "; ".join(changes)]))
     return lines
 
 
@@ -311,12 +316,11 @@ def test_a_streams_history_reads_created_in_admin_edited_in_the_space_synced_mas
     with capsys.disabled():
         print("\n" + "\n".join(rows))
     assert rows == [
-        "sync | Sync | Update | Stream type : rtmp → rtmps "
+        "sync | Sync | Update | Stream type : rtmp → rtmps; "
         "URL : rtmp://live.twitch.tv/•••••••• → rtmps://a.rtmps.youtube.com:443/••••••••",
-        "admin | Admin | Create | Room : — → broadcast "
-        "URL : — → rtmp://live.twitch.tv/•••••••• Stream type : — → rtmp "
-        "Width : — → 1280 Height : — → 720 Fps : — → 20 "
-        f"SignalWire ID : — → {stream.remote_id}",
+        "admin | Admin | Create | Fps : — → 20; Height : — → 720; Room : — → broadcast; "
+        f"SignalWire ID : — → {stream.remote_id}; Stream type : — → rtmp; "
+        "URL : — → rtmp://live.twitch.tv/••••••••; Width : — → 1280",
     ]
 
 
