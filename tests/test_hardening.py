@@ -25,6 +25,7 @@ from rooms.models import (
     Conference,
     ConferenceToken,
     IssuedRoomToken,
+    Recording,
     Room,
     RoomSession,
     SyncRun,
@@ -46,7 +47,11 @@ NOT_CRAWLED = {
     "view_on_site",
 }
 # Custom views that take only POST (GET answers 405 to those allowed in).
-POST_ONLY = {"rooms_conference_token_reveal", "rooms_syncrun_sync_now"}
+POST_ONLY = {
+    "rooms_conference_token_reveal",
+    "rooms_syncrun_sync_now",
+    "rooms_recording_download",
+}
 
 
 @pytest.fixture
@@ -84,7 +89,15 @@ def world(sandbox, admin_user):
         ).latest("pk")
         for kind, obj in (("conference", conference), ("room", room))
     }
+    session = RoomSession.objects.create(
+        remote_id="crawl-session", room=room, room_name=room.name, status="completed"
+    )
+    recording = Recording.objects.create(
+        remote_id="crawl-recording", session=session, remote_session_id=session.remote_id,
+        room_name=room.name, status="completed", size_in_bytes=4096,
+    )
     return {
+        "recording": recording,
         "conference": conference,
         "room": room,
         "token": token,
@@ -93,9 +106,7 @@ def world(sandbox, admin_user):
         "audit": audit,
         "sandbox": sandbox,
         "accounts": accounts,
-        "session": RoomSession.objects.create(
-            remote_id="crawl-session", room=room, room_name=room.name, status="completed"
-        ),
+        "session": session,
     }
 
 
@@ -130,6 +141,7 @@ def admin_urls(world) -> dict[str, str]:
         ActionRun: ActionRun.objects.get_or_create(action="refresh", kind="conference")[0],
         AuditEntry: world["audit"]["room"],
         RoomSession: world["session"],
+        Recording: world["recording"],
         **world["accounts"],
     }
     urls = {"index": reverse("admin:index")}
@@ -164,6 +176,9 @@ def admin_urls(world) -> dict[str, str]:
         )
     urls["rooms_roomsession_events"] = reverse(
         "admin:rooms_roomsession_events", args=[world["session"].pk]
+    )
+    urls["rooms_recording_download"] = reverse(
+        "admin:rooms_recording_download", args=[world["recording"].pk]
     )
     urls["rooms_usage"] = reverse("admin:rooms_usage")
     urls["rooms_usage_csv"] = reverse("admin:rooms_usage_csv")

@@ -293,14 +293,19 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
         return response
 
     def get_urls(self) -> list[URLPattern]:
-        """Add the download endpoint."""
+        """Add the download endpoint; a recording has no "restore this version" page."""
+        own = [
+            pattern
+            for pattern in super().get_urls()
+            if not (getattr(pattern, "name", None) or "").endswith("_audit_restore")
+        ]
         return [
             path(
                 "<int:pk>/download/",
                 self.admin_site.admin_view(self.download_view),
                 name="rooms_recording_download",
             ),
-            *super().get_urls(),
+            *own,
         ]
 
     def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
