@@ -157,7 +157,8 @@ def stream_create(
             stream.save()
             intent = intents.record(
                 kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.CREATE,
-                row=stream, data={"url": url},
+                # The owner too: a replay that finds no row can still make a whole one.
+                row=stream, data={"url": url, f"{kind}_id": owner.pk},
             )
         try:
             answer = STREAM.create_for(client, kind, owner.remote_id, STREAM.create_body(stream))

@@ -430,3 +430,54 @@ def test_no_log_line_carries_the_url(
 
     assert caplog.records
     assert KEY not in caplog.text and OTHER_KEY not in caplog.text
+
+
+def test_a_create_whose_process_died_is_replayed_onto_its_row_and_landed_once(
+    sandbox, room, queued, settings, run_queued
+):
+    from rooms import intents
+    from rooms.models import RemoteIntent
+    from rooms.tasks import push
+
+    # The create reached SignalWire, then the process died before storing the answer.
+    sandbox.inject_fault("drop", count=1, methods=["POST"], after_processing=True)
+    settings.SIGNALWIRE_RETRIES = 0
+    stream = Stream(room=room, url=URL, sync_state=SyncState.PENDING_PUSH, local_version=1)
+    stream.save()
+    intents.record(
+        kind="stream", model=Stream, action=RemoteIntent.Action.CREATE, row=stream,
+        data={"url": URL, "room_id": room.pk},
+    )
+    from rooms.registry import STREAM
+    from rooms.signalwire.client import build_client
+    from rooms.signalwire.errors import UnavailableError
+
+    with pytest.raises(UnavailableError):
+        STREAM.create_for(build_client(), "room", room.remote_id, {"url": URL})
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+
+    push.push_pending.apply()
+    run_queued()
+
+    stream.refresh_from_db()
+    [remote] = remote_streams(sandbox, room)
+    assert stream.remote_id == remote["id"] and stream.sync_state == SyncState.SYNCED
+    assert not RemoteIntent.objects.exists() and Stream.objects.count() == 1
+
+
+def test_a_url_changed_while_the_create_is_pending_is_the_one_created(
+    sandbox, room, queued, django_capture_on_commit_callbacks, run_queued
+):
+    sandbox.inject_fault(503, methods=["POST"])
+    with django_capture_on_commit_callbacks(execute=True):
+        stream = streams.stream_create(owner=room, url=URL)
+        changed = streams.stream_update(stream=stream, url=OTHER_URL)
+    assert changed.sync_state == SyncState.PENDING_PUSH and changed.url == OTHER_URL
+
+    sandbox.clear_faults()
+    run_queued()
+
+    [remote] = remote_streams(sandbox, room)
+    assert remote["url"] == OTHER_URL
+    stream.refresh_from_db()
+    assert stream.remote_id == remote["id"] and stream.sync_state == SyncState.SYNCED

@@ -159,6 +159,8 @@ class StreamAdmin(MirrorAdmin):
                     "last_synced_at")
     list_filter = (OwnerKindFilter, "sync_state", DeletedRemotelyFilter)
     list_select_related = ("conference", "room")
+    # A Space may hold thousands of rooms: pick the owner by searching, not from a list.
+    autocomplete_fields = ("conference", "room")
     search_fields = ("=remote_id", "conference__name", "room__name")
     actions: tuple[Any, ...] = ()
     fixed_after_create = ()
