@@ -366,7 +366,7 @@ def test_a_sync_writes_a_bounded_number_of_queries_whatever_the_number_of_owners
     many = first_sync_queries()
 
     assert Stream.objects.count() == 50
-    assert many == few
+    assert many <= few  # the first run may also fill a cache or two
 
 
 def services_sync_rooms() -> None:
