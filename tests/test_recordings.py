@@ -575,3 +575,22 @@ def test_the_retention_task_applies_the_setting(history, settings):
     run = ActionRun.objects.get(action=ActionRun.Action.RETENTION)
     assert run.counts == {"deleted": len(expected)}
     assert AuditEntry.objects.filter(cid=run.run_id.hex).first().source == "task"
+
+
+def test_retention_during_an_outage_leaves_them_pending_never_lost(history, settings):
+    settings.RECORDING_RETENTION_DAYS = 30
+    settings.SIGNALWIRE_RETRIES = 0
+    expected = old_completed(30)
+    history.inject_fault(503, methods=["DELETE"], path_prefix=RECORDINGS_PATH)
+    result = recording_services.recordings_apply_retention()
+    assert result.counts == {"pending_delete": len(expected)}
+    pending = Recording.objects.filter(sync_state=RecordingState.PENDING_DELETE)
+    assert set(pending.values_list("remote_id", flat=True)) == expected
+    assert expected <= set(history.room_recordings)
+    assert recording_services.run_freed(result.run).count == 0
+    # Once SignalWire answers, the pending deletes land (what the delete task runs).
+    history.clear_faults()
+    for pk in recording_services.recordings_pending_delete():
+        recording_services.recording_delete_pending(pk=pk)
+    assert not expected & set(history.room_recordings)
+    assert not Recording.objects.filter(remote_id__in=expected).exists()
