@@ -488,7 +488,10 @@ class AuditEntry(AbstractLogEntry):
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.SHELL)
     # Who acted when no staff user did: "sync", "push", "shell", ...
     actor_label = models.CharField(max_length=150, blank=True, default=Source.SHELL.value)
-    object_remote_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # cid and object_remote_id are matched whole only: indexed in Meta.indexes, where
+    # PostgreSQL gets no second, LIKE-only (varchar_pattern_ops) index beside each.
+    cid = models.CharField(max_length=255, blank=True, null=True, verbose_name="Correlation ID")
+    object_remote_id = models.CharField(max_length=64, blank=True)
     related_object_type = models.ForeignKey(
         ContentType,
         on_delete=models.CASCADE,
@@ -508,6 +511,11 @@ class AuditEntry(AbstractLogEntry):
         verbose_name_plural = "audit trail entries"
         indexes = [
             models.Index(fields=["content_type", "object_pk", "-timestamp"]),
+            # The change log filtered by object type, newest first, without a sort.
+            models.Index(fields=["content_type", "-timestamp"], name="rooms_audit_type_time_idx"),
+            # The cid index keeps the name Django gave it as a db_index field.
+            models.Index(fields=["cid"], name="rooms_auditentry_cid_23f2e12c"),
+            models.Index(fields=["object_remote_id"], name="rooms_audit_remote_id_idx"),
             # Partial: most entries belong to no parent, so the index holds only token
             # entries, stays small, and the planner's statistics see it as selective.
             models.Index(
