@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import URLPattern, URLResolver, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from rooms import services, sync, tokens
+from rooms import services, streams, sync, tokens
 from rooms.models import (
     ActionRun,
     AuditEntry,
@@ -28,6 +28,7 @@ from rooms.models import (
     Recording,
     Room,
     RoomSession,
+    Stream,
     SyncRun,
 )
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
@@ -67,6 +68,9 @@ def world(sandbox, admin_user):
     services.room_update(room=room, data={"max_members": 6}, actor=admin_user)
     _, issued = tokens.room_token_mint(room=room, role="guest", actor=admin_user)
     run = sync.sync_rooms()
+    stream = streams.stream_create(
+        owner=room, url="rtmps://live.example-cdn.net/app/crawl-stream-key-3f1e", actor=admin_user
+    )
     token = conference.tokens.get(name="guest")
     Group.objects.create(name="room-staff")
     accounts = {  # a login failure, a log-in and a TOTP device, for the account pages
@@ -97,6 +101,7 @@ def world(sandbox, admin_user):
         room_name=room.name, status="completed", size_in_bytes=4096,
     )
     return {
+        "stream": stream,
         "recording": recording,
         "conference": conference,
         "room": room,
@@ -111,8 +116,11 @@ def world(sandbox, admin_user):
 
 
 def token_values(sandbox) -> list[str]:
-    """Every conference token value SignalWire holds now."""
-    return [t["token"] for t in sandbox.conference_tokens.values()]
+    """Every conference token value and stream URL (with its key) SignalWire holds now."""
+    return [
+        *(t["token"] for t in sandbox.conference_tokens.values()),
+        *(s["url"] for s in sandbox.streams.values()),
+    ]
 
 
 def admin_names() -> set[str]:
@@ -142,6 +150,7 @@ def admin_urls(world) -> dict[str, str]:
         AuditEntry: world["audit"]["room"],
         RoomSession: world["session"],
         Recording: world["recording"],
+        Stream: world["stream"],
         **world["accounts"],
     }
     urls = {"index": reverse("admin:index")}
@@ -180,6 +189,7 @@ def admin_urls(world) -> dict[str, str]:
     urls["rooms_recording_download"] = reverse(
         "admin:rooms_recording_download", args=[world["recording"].pk]
     )
+    urls["rooms_stream_reveal"] = reverse("admin:rooms_stream_reveal", args=[world["stream"].pk])
     urls["rooms_usage"] = reverse("admin:rooms_usage")
     urls["rooms_usage_csv"] = reverse("admin:rooms_usage_csv")
     urls["rooms_usage_chart"] = reverse("admin:rooms_usage_chart", args=["minutes"])

@@ -240,14 +240,18 @@ class StreamAdmin(MirrorAdmin):
         return format_html('<a class="button sw-reveal-url" href="{}">Reveal URL…</a>', url)
 
     def get_urls(self) -> list:
-        """Add the reveal page of one stream."""
+        """Add the reveal page of one stream; streams have no restore page.
+
+        Nothing in a stream's history can be restored: its URL is masked there.
+        """
+        restore = f"{self.opts.app_label}_{self.opts.model_name}_audit_restore"
         return [
             path(
                 "<path:object_id>/reveal/",
                 self.admin_site.admin_view(self.reveal_view),
                 name="rooms_stream_reveal",
             ),
-            *super().get_urls(),
+            *(url for url in super().get_urls() if getattr(url, "name", None) != restore),
         ]
 
     def reveal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
