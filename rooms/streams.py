@@ -26,7 +26,6 @@ from django.utils import timezone
 
 from rooms import audit, intents, outbox
 from rooms.models import (
-    UNPUSHED_STATES,
     AuditEntry,
     Conference,
     RemoteIntent,
@@ -52,6 +51,7 @@ from rooms.signalwire.errors import (
     SignalWireError,
 )
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
+from rooms.stream_urls import mask_stream_url
 
 logger = logging.getLogger("rooms.streams")
 
@@ -104,9 +104,13 @@ def _absorb(stream: Stream, answer: dict[str, Any]) -> list[str]:
     return [*values, *_BOOKKEEPING]
 
 
-def _error_text(exc: BaseException) -> str:
-    """An error's text for last_error, without any stream url SignalWire may have echoed."""
-    return str(exc)[:2000]
+def _error_text(exc: BaseException, *urls: str) -> str:
+    """An error's text for last_error, with any of these URLs SignalWire echoed masked."""
+    text = str(exc)
+    for url in urls:
+        if url:
+            text = text.replace(url, mask_stream_url(url))
+    return text[:2000]
 
 
 def _note_queued(stream: Stream) -> Callable[[bool], None]:
@@ -175,7 +179,7 @@ def stream_create(
                 _forget(stream, intent)
                 raise
             logger.info("stream %s of %s %s left pending: %s", stream.pk, kind, owner.pk, exc)
-            stream.last_error = _error_text(exc)
+            stream.last_error = _error_text(exc, url)
             with transaction.atomic():
                 with disable_auditlog():
                     stream.save(update_fields=["last_error", "updated_at"])
@@ -236,7 +240,7 @@ def stream_update(
         except NotFoundError as exc:
             intents.drop(intent)
             Stream.objects.filter(pk=current.pk).update(
-                sync_state=SyncState.DELETED_REMOTELY, last_error=_error_text(exc)
+                sync_state=SyncState.DELETED_REMOTELY, last_error=_error_text(exc, url)
             )
             raise DjangoValidationError(
                 "This stream no longer exists in SignalWire; nothing was changed."
@@ -247,7 +251,7 @@ def stream_update(
                     intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
                 raise
             current.sync_state = SyncState.PENDING_PUSH
-            current.last_error = _error_text(exc)
+            current.last_error = _error_text(exc, url, current.url)
             current.local_version += 1
             with transaction.atomic():
                 current.save(update_fields=[
@@ -314,7 +318,7 @@ def stream_delete(
                 raise
             with transaction.atomic():
                 Stream.objects.filter(pk=current.pk).update(
-                    sync_state=SyncState.PENDING_DELETE, last_error=_error_text(exc)
+                    sync_state=SyncState.PENDING_DELETE, last_error=_error_text(exc, current.url)
                 )
                 intents.drop(intent)
                 outbox.push_after_commit(
@@ -372,10 +376,10 @@ def stream_push(
                 try:
                     answer = _land(row, client)
                 except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
-                    push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc))
+                    push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc, row.url))
                     return "failed"
                 except SignalWireError as exc:
-                    Stream.objects.filter(pk=pk).update(last_error=_error_text(exc))
+                    Stream.objects.filter(pk=pk).update(last_error=_error_text(exc, row.url))
                     raise
                 with transaction.atomic():
                     fresh = Stream.objects.select_for_update().filter(pk=pk).first()
@@ -407,7 +411,7 @@ def stream_push_delete(*, pk: int, client: SignalWireClient | None = None) -> st
             try:
                 _delete_remote(row, _client(client))
             except AuthenticationError as exc:
-                push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc))
+                push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc, row.url))
                 return "failed"
             # A delete someone asked for is recorded as theirs, even when finished here.
             with intents.acting_as(asked) if asked is not None else nullcontext():
@@ -416,7 +420,3 @@ def stream_push_delete(*, pk: int, client: SignalWireClient | None = None) -> st
                     intents.drop_row(kind=STREAM.kind, pk=pk)
             return "deleted"
 
-
-def streams_pending() -> models.QuerySet[Stream]:
-    """Streams whose change still waits to land (push_pending lists them with the others)."""
-    return Stream.objects.filter(sync_state__in=UNPUSHED_STATES)
