@@ -594,3 +594,23 @@ def test_retention_during_an_outage_leaves_them_pending_never_lost(history, sett
         recording_services.recording_delete_pending(pk=pk)
     assert not expected & set(history.room_recordings)
     assert not Recording.objects.filter(remote_id__in=expected).exists()
+
+
+def test_a_bulk_delete_lists_what_signalwire_refused_with_its_message(
+    recorded, sandbox, settings, admin_client, admin_user
+):
+    from rooms import bulk
+
+    run = bulk.action_run_start(
+        action=ActionRun.Action.DELETE, rows=Recording.objects.all(), actor=admin_user
+    )
+    settings.SIGNALWIRE_API_TOKEN = "not-the-token"  # a refusal no retry heals (401)
+    assert bulk.action_run_batch(run_id=run.pk, offset=0) is None  # as the worker runs it
+    run.refresh_from_db()
+    assert run.counts == {"failed": 1} and run.state == ActionRun.State.FINISHED_WITH_ERRORS
+    assert Recording.objects.get().sync_state == RecordingState.SYNCED
+    assert recorded.remote_id in sandbox.room_recordings
+    page = admin_client.get(reverse("admin:rooms_actionrun_change", args=[run.pk]))
+    html = page.content.decode()
+    assert "Rows SignalWire refused" in html and run.failures[0]["message"] in html
+    assert "<strong>1</strong> failed" in html and "Freed <strong>0 B</strong>" in html
