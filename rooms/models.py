@@ -513,8 +513,9 @@ class AuditEntry(AbstractLogEntry):
             models.Index(fields=["content_type", "object_pk", "-timestamp"]),
             # The change log filtered by object type, newest first, without a sort.
             models.Index(fields=["content_type", "-timestamp"], name="rooms_audit_type_time_idx"),
-            # The cid index keeps the name Django gave it as a db_index field.
-            models.Index(fields=["cid"], name="rooms_auditentry_cid_23f2e12c"),
+            # One request's or run's entries, newest first: by cid alone, the planner may
+            # walk the timestamp index from the newest row back to an old run's rows.
+            models.Index(fields=["cid", "-timestamp"], name="rooms_audit_cid_time_idx"),
             models.Index(fields=["object_remote_id"], name="rooms_audit_remote_id_idx"),
             # Partial: most entries belong to no parent, so the index holds only token
             # entries, stays small, and the planner's statistics see it as selective.
