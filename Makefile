@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 N ?= 10000
 
-.PHONY: run smoke test bench lint deps dev-deps redis clean
+.PHONY: run smoke test bench bench-smoke lint deps dev-deps redis clean
 
 run: deps
 	@scripts/run-portal || [ $$? -eq 130 ]  # 130: stopped with Ctrl-C, as intended
@@ -19,12 +19,29 @@ test: dev-deps
 	@scripts/ensure-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print figures (nothing is asserted). SQLite by default; with
+# DATABASE_URL=postgres://user:password@host/name they run on PostgreSQL, each in a database
+# of its own beside that one (<name>_bench_...), dropped at the end.
+ADMIN_N ?= 100000
+ADMIN_AUDIT ?= 1000000
+PROCESS_N ?= 50000
 bench: dev-deps
 	@scripts/ensure-redis
 	$(PY) bench/client_bench.py --conferences $(N)
 	$(PY) bench/sync_bench.py --conferences $(N)
+	$(PY) bench/process_bench.py --conferences $(PROCESS_N)
+	$(PY) bench/admin_bench.py --conferences $(ADMIN_N) --audit $(ADMIN_AUDIT)
 	$(PY) bench/bulk_edit_bench.py
 	$(PY) bench/activity_bench.py
+
+# The same benchmarks once at a small size, so they cannot rot (CI runs it on both databases).
+bench-smoke: dev-deps
+	@scripts/ensure-redis
+	$(PY) bench/sync_bench.py --conferences 2000 --trials 1
+	$(PY) bench/process_bench.py --conferences 2000 --trials 1
+	$(PY) bench/admin_bench.py --conferences 2000 --audit 20000 --repeat 2
+	$(PY) bench/bulk_edit_bench.py --rows 50
+	$(PY) bench/activity_bench.py --rooms 50 --sessions 200 --live 5 --new 10
 
 lint: dev-deps
 	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run

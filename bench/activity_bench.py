@@ -11,7 +11,8 @@ the portal's. Two figures, each against the bare fetch of the same pages with re
   listing) and K new ones ended since; the sync reads only until a page holds a session
   it already has, and fetches the members of the new ones only.
 
-Django uses a fresh SQLite file (migrated here) and a Redis database of its own for the lock.
+Django uses a fresh SQLite file or PostgreSQL database (bench/benchdb.py, migrated
+here) and a Redis database of its own for the lock.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import benchdb  # noqa: E402
 
 PROJECT_ID = "bench-project"
 API_TOKEN = "bench-token-a7c1"
@@ -50,7 +53,8 @@ def serve(rooms: int, sessions: int, ready: Any, stop: Any) -> None:
 def configure_django(db_path: Path) -> None:
     """Point Django at a fresh SQLite file and migrate it."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings_test"
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ["DATABASE_URL"] = benchdb.bench_url(db_path.parent, "_activity")
+    benchdb.create_database(os.environ["DATABASE_URL"])
     os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
     import logging
@@ -157,7 +161,13 @@ def main() -> None:
         url, names = ready.get(timeout=900)
         with tempfile.TemporaryDirectory(prefix="activity-bench-") as tmp:
             configure_django(Path(tmp) / "bench.sqlite3")
-            result = run_bench(url, names, args)
+            try:
+                result = run_bench(url, names, args)
+            finally:
+                from django.db import connections
+
+                connections.close_all()
+                benchdb.drop_database(os.environ["DATABASE_URL"])
     finally:
         stop.set()
         child.join(timeout=30)

@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import benchdb  # noqa: E402
+
 PROJECT_ID = "bench-project"
 API_TOKEN = "bench-token-0b5e"
 
@@ -43,7 +45,8 @@ def serve(conferences: int, ready: multiprocessing.Queue, stop: multiprocessing.
 def configure_django(db_path: Path, url: str, batch_size: int) -> None:
     """Point Django at a fresh SQLite file and the sandbox, and migrate."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings_test"
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ["DATABASE_URL"] = benchdb.bench_url(db_path.parent, "_bulk_edit")
+    benchdb.create_database(os.environ["DATABASE_URL"])
     os.environ["SIGNALWIRE_SPACE_URL"] = url
     os.environ["SIGNALWIRE_PROJECT_ID"] = PROJECT_ID
     os.environ["SIGNALWIRE_API_TOKEN"] = API_TOKEN
@@ -153,6 +156,11 @@ def main() -> None:
     finally:
         stop.set()
         child.join(10)
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+            benchdb.drop_database(os.environ["DATABASE_URL"])
 
     print(f"{'rows':>8} {'edit':>10} {'rows/s':>9} {'PUT floor':>11} {'ratio':>7}  counts")
     for r in results:

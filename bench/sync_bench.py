@@ -9,11 +9,20 @@ collect_less: heap frozen, fewer gen-0 collections), and prints each beside the 
 the management command runs it.
 
 The sandbox runs in a child process, so time and memory measured here are the portal's.
-Django uses a fresh SQLite file (migrated here) and the test settings' Redis database for
-the lock. Figures: floor_s, the time to fetch the same pages with bare requests; sync_s,
-a first full sync into the empty database; noop_s, a second sync when nothing changed;
-write_floor_s, SQLite alone storing the rows the first sync stored. Each trial starts from
-the empty database and has its own floor; the figures are medians over the trials.
+Django uses a fresh SQLite file, or with DATABASE_URL=postgres://... a PostgreSQL database
+of its own (bench/benchdb.py), migrated here, and a Redis database of its own for the
+lock. Figures:
+
+- fetch floor (floor_s): fetching the same pages with bare requests, nothing else;
+- write floor (write_floor_s): the database alone storing what the first sync stored,
+  with the same schema and indexes: the mirror rows and one audit row per created object,
+  read back beforehand and re-inserted into the empty database as one executemany per
+  table per page, one transaction per page (no mapping, diffing or Django in the loop);
+- sync_s, a first full sync into the empty database; noop_s, a second sync when nothing
+  changed; rss growth, peak resident memory over the baseline before the first sync.
+
+Each trial starts from the empty database and has its own fetch floor; the figures are
+medians over the trials.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import benchdb  # noqa: E402
 
 PROJECT_ID = "bench-project"
 API_TOKEN = "bench-token-0b5e"
@@ -80,10 +91,10 @@ def fetch_floor(url: str, page_size: int) -> tuple[float, int, int]:
     return time.perf_counter() - started, pages, rows
 
 
-def configure_django(db_path: Path) -> None:
-    """Point Django at a fresh SQLite file and migrate it."""
+def configure_django(url: str) -> None:
+    """Point Django at the benchmark's own database and migrate it."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings_test"
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ["DATABASE_URL"] = url
     # Not the test suite's Redis database: a test run flushing it would take the lock away.
     os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
@@ -169,10 +180,19 @@ def gc_tuned() -> Iterator[None]:
         gc.unfreeze()
 
 
+# Tables a conference sync writes; emptied between trials on PostgreSQL.
+SYNC_TABLES = ("rooms_auditentry", "rooms_conferencetoken", "rooms_conference", "rooms_syncrun")
+FLOOR_TABLES = ("rooms_conference", "rooms_auditentry")
+
+
 def reset_database(db_path: Path, pristine: Path) -> None:
     """Put the freshly migrated, empty database back in place for the next trial."""
     from django.db import connection
 
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {', '.join(SYNC_TABLES)} RESTART IDENTITY CASCADE")
+        return
     connection.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
@@ -180,45 +200,37 @@ def reset_database(db_path: Path, pristine: Path) -> None:
 
 
 def time_write_floor(db_path: Path, pristine: Path, page_size: int) -> float:
-    """Time SQLite alone storing the rows the sync stored, page by page, with no Python.
+    """Time the database alone storing the rows the last first sync stored.
 
-    The mirror rows and audit rows of the last first sync are copied with INSERT ... SELECT
-    from an attached copy into the empty database, one transaction per page: what the
-    database itself must spend, whatever the code around it does.
+    The mirror rows and audit rows are read back first, then the tables emptied and the
+    rows inserted again page by page: one executemany per table per page, one transaction
+    per page, the same schema and indexes. What the database (and its driver) must
+    spend, whatever the code around it does.
     """
     from django.db import connection, transaction
 
-    synced = db_path.with_name("synced.sqlite3")
-    connection.close()
-    shutil.copy(db_path, synced)
-    for suffix in ("-wal", "-shm"):
-        if Path(f"{db_path}{suffix}").exists():
-            shutil.copy(f"{db_path}{suffix}", f"{synced}{suffix}")
-    reset_database(db_path, pristine)
+    pages: dict[str, list[tuple[str, list[tuple]]]] = {}
     with connection.cursor() as cursor:
-        cursor.execute("ATTACH DATABASE %s AS synced", [str(synced)])
-        ranges = {}
-        for table in ("rooms_conference", "rooms_auditentry"):
-            cursor.execute(f"SELECT id FROM synced.{table} ORDER BY id")
-            ids = [row[0] for row in cursor.fetchall()]
-            ranges[table] = [
-                (ids[i], ids[min(i + page_size, len(ids)) - 1])
-                for i in range(0, len(ids), page_size)
+        for table in FLOOR_TABLES:
+            cursor.execute(f"SELECT * FROM {table} ORDER BY id")
+            columns = [c[0] for c in cursor.description]
+            rows = cursor.fetchall()
+            names = ", ".join(connection.ops.quote_name(c) for c in columns)
+            marks = ", ".join(["%s"] * len(columns))
+            sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+            pages[table] = [
+                (sql, rows[i : i + page_size]) for i in range(0, len(rows), page_size)
             ]
-        pages = max(len(chunks) for chunks in ranges.values())
-        started = time.perf_counter()
-        for page in range(pages):
+    reset_database(db_path, pristine)
+    count = max(len(chunks) for chunks in pages.values())
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for page in range(count):
             with transaction.atomic():
-                for table, chunks in ranges.items():
+                for chunks in pages.values():
                     if page < len(chunks):
-                        cursor.execute(
-                            f"INSERT INTO main.{table} SELECT * FROM synced.{table} "
-                            "WHERE id BETWEEN %s AND %s",
-                            chunks[page],
-                        )
-        elapsed = time.perf_counter() - started
-        cursor.execute("DETACH DATABASE synced")
-    return elapsed
+                        cursor.executemany(*chunks[page])
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -246,7 +258,9 @@ def main() -> None:
         url = ready.get(timeout=600)
         with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
             db_path, pristine = Path(tmp) / "bench.sqlite3", Path(tmp) / "pristine.sqlite3"
-            configure_django(db_path)
+            db_url = benchdb.bench_url(Path(tmp), "_sync")
+            benchdb.create_database(db_url)
+            configure_django(db_url)
             from django.db import connection
 
             from rooms.locks import redis_client
@@ -254,7 +268,8 @@ def main() -> None:
             from rooms.signalwire.client import SignalWireClient
 
             connection.close()
-            shutil.copy(db_path, pristine)
+            if connection.vendor == "sqlite":
+                shutil.copy(db_path, pristine)
             redis_client().ping()
             client = SignalWireClient(
                 space_url=url, project_id=PROJECT_ID, api_token=API_TOKEN, read_timeout=120
@@ -293,6 +308,7 @@ def main() -> None:
             client.close()
             write_floor_s = time_write_floor(db_path, pristine, page_size)
             connection.close()
+            benchdb.drop_database(db_url)
     finally:
         stop.set()
         child.join(10)
@@ -308,6 +324,7 @@ def main() -> None:
     noop_writes = max(t.noop_counter.mirror_writes for t in measured)
     noop_run_writes = max(t.noop_counter.run_writes for t in measured)
     result = {
+        "database": benchdb.vendor_label(),
         "conferences": n,
         "page_size": page_size,
         "pages": run.pages,
@@ -317,6 +334,7 @@ def main() -> None:
         "ratio": statistics.median(ratios),
         "ratios": ratios,
         "write_floor_s": round(write_floor_s, 3),
+        "write_floor_us_per_conference": round(write_floor_s / n * 1e6, 1),
         "ratio_to_fetch_and_write_floor": round(sync_s / (floor_s + write_floor_s), 2),
         "queries_per_page": max(per_page),
         "queries_per_page_noop": max(noop_pages),
@@ -336,7 +354,11 @@ def main() -> None:
         ("trials (medians below)", trials),
         ("fetch floor (bare requests)", f"{floor_s:.3f} s"),
         ("first sync (empty database)", f"{sync_s:.3f} s  ratio {result['ratio']} {ratios}"),
-        ("write floor (SQLite alone)", f"{write_floor_s:.3f} s"),
+        ("database", benchdb.vendor_label()),
+        (
+            "write floor (same rows, bulk per page)",
+            f"{write_floor_s:.3f} s  {write_floor_s / n * 1e6:.1f} us/conference",
+        ),
         ("first sync / (fetch + write floor)", result["ratio_to_fetch_and_write_floor"]),
         ("no-op sync", f"{noop_s:.3f} s  ratio {result['noop_ratio']} {noop_ratios}"),
         ("queries per page (first / no-op)", f"{max(per_page)} / {max(noop_pages)}"),

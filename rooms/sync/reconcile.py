@@ -22,6 +22,7 @@ from rooms.signalwire.payloads import parse_remote_datetime
 from rooms.sync.pages import (
     PROGRESS_EVERY,
     WRITE_CHUNK,
+    collect_less,
     read_ahead,
     wide_batches,
 )
@@ -86,8 +87,7 @@ class _MirrorSync:
         ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
         # Read once per run: such intents are rare and a page's queries stay constant.
         self.awaited_creates = selectors.names_awaiting_create(self.resource.kind)
-        # The worker tunes the garbage collector once at start-up (rooms.tasks.sync).
-        with wide_batches():
+        with wide_batches(), collect_less():
             for page in read_ahead(pages):
                 if self.flight.lost:
                     raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
