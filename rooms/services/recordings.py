@@ -146,12 +146,10 @@ def recording_delete(
             row=recording,
             data={"remote_id": recording.remote_id},
         )
+        # A staff member's page waits on this call; tasks and commands may wait longer.
+        profile = "interactive" if source == AuditEntry.Source.ADMIN else "background"
         try:
-            api_recordings.delete_recording(
-                _client(client, "background" if source != AuditEntry.Source.ADMIN else
-                        "interactive"),
-                recording.remote_id,
-            )
+            api_recordings.delete_recording(_client(client, profile), recording.remote_id)
         except NotFoundError:
             _finish_delete(recording, intent, reason=reason, gone=True)
             return ALREADY_GONE
