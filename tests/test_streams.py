@@ -485,3 +485,47 @@ def test_a_url_changed_while_the_create_is_pending_is_the_one_created(
     assert remote["url"] == OTHER_URL
     stream.refresh_from_db()
     assert stream.remote_id == remote["id"] and stream.sync_state == SyncState.SYNCED
+
+
+# --- saves outside the services (a shell, a script) -------------------------------------
+
+
+def test_a_stream_saved_in_a_shell_is_pushed_after_commit(
+    sandbox, room, queued, django_capture_on_commit_callbacks, run_queued
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        stream = Stream.objects.create(room=room, url=URL)
+    assert queued == [("push", "stream", stream.pk)]
+    stream.refresh_from_db()
+    assert stream.sync_state == SyncState.PENDING_PUSH
+
+    run_queued()
+
+    stream.refresh_from_db()
+    [remote] = remote_streams(sandbox, room)
+    assert stream.remote_id == remote["id"] and stream.sync_state == SyncState.SYNCED
+
+    stream.url = OTHER_URL
+    with django_capture_on_commit_callbacks(execute=True):
+        stream.save()
+    run_queued()
+    assert sandbox.streams[stream.remote_id]["url"] == OTHER_URL
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stream.delete()
+    assert queued == [("remote_delete", "stream", remote["id"])]
+    run_queued()
+    assert remote_streams(sandbox, room) == []
+
+
+def test_service_and_sync_writes_of_streams_queue_nothing(
+    sandbox, api, room, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        stream = streams.stream_create(owner=room, url=URL)
+        streams.stream_update(stream=stream, url=OTHER_URL)
+        api.post(f"/api/video/rooms/{room.remote_id}/streams", json={"url": URL})
+        sync_streams()
+        streams.stream_delete(stream=stream)
+
+    assert queued == []
