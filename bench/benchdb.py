@@ -9,6 +9,7 @@ the end; the database named in the URL is never touched.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +29,20 @@ def bench_url(tmp: Path, suffix: str = "") -> str:
     return urlunsplit(parts._replace(path=f"/{name}_bench{suffix}"))
 
 
+def _drop(conn: object, name: str) -> None:
+    """Drop a database, waiting briefly for sessions (autovacuum, a closing server) to go."""
+    import psycopg
+
+    for attempt in range(40):
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')  # type: ignore[attr-defined]
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
+
+
 def create_database(url: str) -> None:
     """Create (or re-create) the benchmark's PostgreSQL database; SQLite needs nothing."""
     if not url.startswith(("postgres://", "postgresql://")):
@@ -35,10 +50,10 @@ def create_database(url: str) -> None:
     import psycopg
 
     parts = urlsplit(url)
-    name = parts.path.lstrip("/")
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        name = parts.path.lstrip("/")
+        _drop(conn, name)
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
@@ -51,7 +66,7 @@ def drop_database(url: str) -> None:
     parts = urlsplit(url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+        _drop(conn, parts.path.lstrip("/"))
 
 
 def vendor_label() -> str:
