@@ -23,6 +23,7 @@ from rooms.sync.pages import (
     PROGRESS_EVERY,
     WRITE_CHUNK,
     collect_less,
+    fewer_checkpoints,
     read_ahead,
     wide_batches,
 )
@@ -87,7 +88,7 @@ class _MirrorSync:
         ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
         # Read once per run: such intents are rare and a page's queries stay constant.
         self.awaited_creates = selectors.names_awaiting_create(self.resource.kind)
-        with wide_batches(), collect_less():
+        with wide_batches(), collect_less(), fewer_checkpoints():
             for page in read_ahead(pages):
                 if self.flight.lost:
                     raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
@@ -228,6 +229,8 @@ class _MirrorSync:
         here, and with the hand-written inserts of rooms.bulk_sql (against bulk_create)
         the first sync 1.6-2.6x faster.
         """
+        if self.fast_paths and connection.vendor == "postgresql":
+            return rows_matching_by_index(self.model, incoming)
         if self.fast_paths:
             return selectors.mirror_rows_matching(self.model, incoming)
         known = selectors.mirror_rows_by_remote_id(self.model, incoming)
@@ -285,6 +288,34 @@ class _MirrorSync:
                     ],
                 )
                 self.run_record.marked_deleted += len(rows)
+
+
+def rows_matching_by_index(
+    model: type[Any], incoming: dict[str, dict[str, Any]]
+) -> dict[str, tuple[int, str, bool]]:
+    """PostgreSQL's form of selectors.mirror_rows_matching: the page as one jsonb object.
+
+    Joined with a VALUES list of a thousand rows, the planner hashed it and read the
+    whole mirror table on every page, so a no-change sync grew with the square of the
+    rows (7.3 s for 100,000 conferences against 1.5 s of fetching); two text arrays cost
+    more in the driver's quoting than the query. One parameter, {remote id: payload},
+    unpacked by jsonb_each, is estimated small, so each listed row is found through the
+    remote_id index, and payloads compare as jsonb values. Same answer: (pk, sync_state,
+    payload equal).
+    """
+    if not incoming:
+        return {}
+    qn = connection.ops.quote_name
+    meta = model._meta
+    sql = (
+        f"SELECT c.{qn(str(meta.pk.column))}, c.remote_id, c.sync_state, c.raw = page.value "
+        "FROM jsonb_each(CAST(%s AS jsonb)) AS page "
+        f"JOIN {qn(meta.db_table)} AS c ON c.remote_id = page.key"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [jsontext.dumps(incoming)])
+        rows = cursor.fetchall()
+    return {remote_id: (pk, state, bool(same)) for pk, remote_id, state, same in rows}
 
 
 def _holds_nul(value: object) -> bool:
