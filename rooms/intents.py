@@ -130,7 +130,11 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
             row = locked.filter(pk=intent.object_pk).first()
         else:
             row = locked.filter(name=intent.name).first()
-        if row is None and intent.action == Action.UPDATE:
+        if row is None and (intent.action == Action.UPDATE or intent.object_pk is not None):
+            # An update of a row that is gone has nothing to land; a create that named its
+            # row (it was stored with the intent) and finds none was deleted locally since,
+            # and rebuilding it would bring back what someone deleted. Only a create whose
+            # row was never written (object_pk None) makes the row anew.
             drop(intent)
             return None
         if row is None:

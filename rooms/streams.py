@@ -161,7 +161,8 @@ def stream_create(
             stream.save()
             intent = intents.record(
                 kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.CREATE,
-                # The owner too: a replay that finds no row can still make a whole one.
+                # The owner too, so the intent says whose stream it was (a replay never
+                # rebuilds a row deleted since: rooms.intents.replay drops its intent).
                 row=stream, data={"url": url, f"{kind}_id": owner.pk},
             )
         try:
@@ -326,9 +327,12 @@ def stream_delete(
                 )
             stream.sync_state = SyncState.PENDING_DELETE
             return False
+        pk = current.pk
         with transaction.atomic():
             current.delete()
-            intents.drop(intent)
+            # Every intent of the row, not only this delete's: a create intent left by a
+            # lost answer would otherwise be replayed into a new row and a new stream.
+            intents.drop_row(kind=STREAM.kind, pk=pk)
         return True
 
 

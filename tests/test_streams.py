@@ -469,6 +469,77 @@ def test_a_create_whose_process_died_is_replayed_onto_its_row_and_landed_once(
     assert not RemoteIntent.objects.exists() and Stream.objects.count() == 1
 
 
+def test_a_stream_deleted_after_its_create_answer_was_lost_never_comes_back(
+    sandbox, room, queued, settings, run_queued
+):
+    from rooms import intents
+    from rooms.models import RemoteIntent
+    from rooms.registry import STREAM
+    from rooms.signalwire.client import build_client
+    from rooms.signalwire.errors import UnavailableError
+    from rooms.tasks import push
+
+    # A pending stream whose create reached SignalWire, but the answer was lost and its
+    # create intent stayed behind.
+    sandbox.inject_fault("drop", count=1, methods=["POST"], after_processing=True)
+    settings.SIGNALWIRE_RETRIES = 0
+    stream = Stream(room=room, url=URL, sync_state=SyncState.PENDING_PUSH, local_version=1)
+    stream.save()
+    intents.record(
+        kind="stream", model=Stream, action=RemoteIntent.Action.CREATE, row=stream,
+        data={"url": URL, "room_id": room.pk},
+    )
+    with pytest.raises(UnavailableError):
+        STREAM.create_for(build_client(), "room", room.remote_id, {"url": URL})
+    assert len(remote_streams(sandbox, room)) == 1
+
+    # Deleted before the replay: the remote stream found by its url goes, and so does
+    # every intent of the row.
+    assert streams.stream_delete(stream=stream) is True
+    assert remote_streams(sandbox, room) == [] and not Stream.objects.exists()
+    assert not RemoteIntent.objects.exists()
+
+    sandbox.clear_requests()
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+
+    assert not Stream.objects.exists() and remote_streams(sandbox, room) == []
+    assert stream_posts(sandbox) == []
+
+
+def test_a_create_intent_whose_row_was_deleted_is_dropped_by_the_replay(
+    sandbox, room, queued, settings, run_queued
+):
+    from rooms import intents
+    from rooms.models import RemoteIntent
+    from rooms.tasks import push
+
+    # However the row went (a shell delete, an older portal), its stale create intent
+    # is forgotten, never rebuilt into a new row and posted again.
+    stream = Stream(room=room, url=URL, sync_state=SyncState.PENDING_PUSH, local_version=1)
+    stream.save()
+    intent = intents.record(
+        kind="stream", model=Stream, action=RemoteIntent.Action.CREATE, row=stream,
+        data={"url": URL, "room_id": room.pk},
+    )
+    Stream.objects.filter(pk=stream.pk).delete()
+
+    assert intents.replay(intent=intent, model=Stream) is None
+    assert not RemoteIntent.objects.exists() and not Stream.objects.exists()
+
+    intents.record(
+        kind="stream", model=Stream, action=RemoteIntent.Action.CREATE, row=stream,
+        data={"url": URL, "room_id": room.pk},
+    )
+    settings.SIGNALWIRE_INTENT_GRACE = 0
+    push.push_pending.apply()
+    run_queued()
+
+    assert not Stream.objects.exists() and not RemoteIntent.objects.exists()
+    assert stream_posts(sandbox) == [] and remote_streams(sandbox, room) == []
+
+
 def test_a_url_changed_while_the_create_is_pending_is_the_one_created(
     sandbox, room, queued, django_capture_on_commit_callbacks, run_queued
 ):
