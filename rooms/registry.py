@@ -19,6 +19,7 @@ from rooms import outbox
 from rooms.models import Conference, Room, Stream, SyncRun
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.errors import NotFoundError
+from rooms.stream_urls import mask_stream_urls_in
 
 if TYPE_CHECKING:
     from rooms.signalwire.client import SignalWireClient
@@ -42,6 +43,10 @@ class Resource(ABC, Generic[M]):
     owned: ClassVar[bool] = False
     """Created, found and listed through an owner (a stream): pushed and synced by its own
     services (rooms.streams, rooms.sync.streams), not the name-based generic ones."""
+
+    def error_text(self, row_or_pk: M | int, exc: BaseException | str) -> str:
+        """An error's text as last_error and log lines may show it (secrets masked)."""
+        return str(exc)[:2000]
 
     @property
     def push_task(self) -> str:
@@ -207,6 +212,14 @@ class StreamResource(Resource[Stream]):
     create_fields = schema.STREAM_BODY_FIELDS
     managed_fields = payloads.STREAM_MODEL_FIELDS
     owned = True
+
+    def error_text(self, row_or_pk: Stream | int, exc: BaseException | str) -> str:
+        """An error's text with the row's URL, and any other stream URL in it, masked."""
+        if isinstance(row_or_pk, Stream):
+            url: str | None = row_or_pk.url
+        else:
+            url = Stream.objects.filter(pk=row_or_pk).values_list("url", flat=True).first()
+        return mask_stream_urls_in(str(exc), url or "")[:2000]
 
     def create_body(self, row: Stream) -> dict[str, Any]:
         return payloads.stream_body(row)

@@ -6,6 +6,7 @@ its scheme and host are ever shown without the reveal permission.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -13,6 +14,8 @@ from django.core.exceptions import ValidationError
 from rooms.signalwire import schema
 
 URL_MASK = "••••••••"
+# Any rtmp:// or rtmps:// URL inside a text (an error message SignalWire echoed, a log line).
+_URL_IN_TEXT = re.compile(r"rtmps?://[^\s'\"<>]+", re.IGNORECASE)
 URL_MESSAGE = "Enter an rtmp:// or rtmps:// URL with a host, e.g. rtmps://live.example.com/app/KEY."
 
 
@@ -58,3 +61,11 @@ def mask_stream_url(value: str) -> str:
         return URL_MASK
     where = f"{host}:{port}" if port else host
     return f"{parts.scheme.lower()}://{where}/{URL_MASK}"
+
+
+def mask_stream_urls_in(text: str, *urls: str) -> str:
+    """Mask these stream URLs and any other rtmp(s) URL found in a text, such as an error."""
+    for url in urls:
+        if url and url != "None":
+            text = text.replace(url, mask_stream_url(url))
+    return _URL_IN_TEXT.sub(lambda found: mask_stream_url(found.group(0)), text)

@@ -51,7 +51,7 @@ from rooms.signalwire.errors import (
     SignalWireError,
 )
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
-from rooms.stream_urls import mask_stream_url
+from rooms.stream_urls import mask_stream_urls_in
 
 logger = logging.getLogger("rooms.streams")
 
@@ -105,12 +105,19 @@ def _absorb(stream: Stream, answer: dict[str, Any]) -> list[str]:
 
 
 def _error_text(exc: BaseException, *urls: str) -> str:
-    """An error's text for last_error, with any of these URLs SignalWire echoed masked."""
-    text = str(exc)
-    for url in urls:
-        if url:
-            text = text.replace(url, mask_stream_url(url))
-    return text[:2000]
+    """An error's text for last_error and logs, with any stream URL SignalWire echoed masked."""
+    return mask_stream_urls_in(str(exc), *urls)[:2000]
+
+
+def _hide_urls(exc: SignalWireError, *urls: str) -> SignalWireError:
+    """Mask the stream URLs an error echoed in the error itself, before it propagates.
+
+    A task's error travels on by itself (Celery logs it and stores it as the result), so
+    its text must not carry a stream key either.
+    """
+    exc.message = mask_stream_urls_in(exc.message, *urls)
+    exc.args = (exc.message, *exc.args[1:])
+    return exc
 
 
 def _note_queued(stream: Stream) -> Callable[[bool], None]:
@@ -178,9 +185,13 @@ def stream_create(
         except SignalWireError as exc:
             if not exc.retryable:
                 _forget(stream, intent)
+                _hide_urls(exc, url)
                 raise
-            logger.info("stream %s of %s %s left pending: %s", stream.pk, kind, owner.pk, exc)
             stream.last_error = _error_text(exc, url)
+            logger.info(
+                "stream %s of %s %s left pending: %s", stream.pk, kind, owner.pk,
+                stream.last_error,
+            )
             with transaction.atomic():
                 with disable_auditlog():
                     stream.save(update_fields=["last_error", "updated_at"])
@@ -250,6 +261,7 @@ def stream_update(
             if not exc.retryable:
                 if intent is not None:
                     intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
+                _hide_urls(exc, url, current.url)
                 raise
             current.sync_state = SyncState.PENDING_PUSH
             current.last_error = _error_text(exc, url, current.url)
@@ -316,6 +328,7 @@ def stream_delete(
             if not exc.retryable:
                 if intent is not None:
                     intents.withdraw(model=Stream, intent=intent, previous_state=current.sync_state)
+                _hide_urls(exc, current.url)
                 raise
             with transaction.atomic():
                 Stream.objects.filter(pk=current.pk).update(
@@ -384,6 +397,7 @@ def stream_push(
                     return "failed"
                 except SignalWireError as exc:
                     Stream.objects.filter(pk=pk).update(last_error=_error_text(exc, row.url))
+                    _hide_urls(exc, row.url)
                     raise
                 with transaction.atomic():
                     fresh = Stream.objects.select_for_update().filter(pk=pk).first()
@@ -417,6 +431,9 @@ def stream_push_delete(*, pk: int, client: SignalWireClient | None = None) -> st
             except AuthenticationError as exc:
                 push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc, row.url))
                 return "failed"
+            except SignalWireError as exc:
+                _hide_urls(exc, row.url)
+                raise
             # A delete someone asked for is recorded as theirs, even when finished here.
             with intents.acting_as(asked) if asked is not None else nullcontext():
                 with transaction.atomic():

@@ -343,3 +343,99 @@ def test_saving_a_room_in_admin_lists_its_streams_again(
     assert stream.remote_id == made["id"] and stream.room == room
     run = SyncRun.objects.get(kind=SyncRun.Kind.STREAMS)
     assert run.trigger == "owner_edit" and run.created == 1
+
+
+# --- errors that echo the URL: masked in last_error, on every page and in the logs ----
+
+
+def _echoing(error_class, url: str = URL):
+    """An error whose message carries the stream URL, as a SignalWire answer may echo it."""
+    return error_class(
+        f"SignalWire could not start the output to {url}", method="POST",
+        path="/api/video/rooms/r-1/streams", status=None,
+    )
+
+
+def _assert_masked_everywhere(client, stream: Stream, room, caplog) -> None:
+    stream.refresh_from_db()
+    assert stream.last_error and "rtmp://live.twitch.tv/••••••••" in stream.last_error
+    assert KEY not in stream.last_error
+    for page in (
+        change_url(stream),
+        reverse("admin:rooms_stream_changelist"),
+        reverse("admin:rooms_room_change", args=[room.pk]),
+    ):
+        response = client.get(page)
+        assert response.status_code == 200, page
+        assert_no_secret(response)
+    assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error_name", "state"),
+    [("UnavailableError", SyncState.PENDING_PUSH), ("AuthenticationError", SyncState.PUSH_FAILED)],
+)
+def test_a_push_that_gives_up_keeps_the_url_out_of_last_error_pages_and_logs(
+    sandbox, room, staff_client, queued, caplog, error_name, state
+):
+    import logging
+
+    from rooms.signalwire import errors
+    from rooms.tasks import push
+
+    caplog.set_level(logging.DEBUG)
+    sandbox.inject_fault(503, methods=["POST"])
+    stream = streams.stream_create(owner=room, url=URL)
+    sandbox.clear_faults()
+
+    task = push.PUSH_TASKS["stream"]
+    task.on_failure(_echoing(getattr(errors, error_name)), "task-1", (stream.pk,), {}, None)
+
+    stream.refresh_from_db()
+    assert stream.sync_state == state
+    _assert_masked_everywhere(staff_client(), stream, room, caplog)
+
+
+def test_a_create_left_pending_logs_and_stores_its_error_masked(
+    sandbox, room, staff_client, queued, caplog, monkeypatch
+):
+    import logging
+
+    from rooms.registry import STREAM
+    from rooms.signalwire.errors import UnavailableError
+
+    def echoing_create(*args, **kwargs):
+        raise _echoing(UnavailableError)
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(STREAM, "create_for", echoing_create)
+    stream = streams.stream_create(owner=room, url=URL)
+
+    assert stream.sync_state == SyncState.PENDING_PUSH
+    _assert_masked_everywhere(staff_client(), stream, room, caplog)
+
+
+def test_a_push_task_whose_retries_ran_out_keeps_the_url_out_of_everything(
+    sandbox, room, staff_client, queued, run_queued, fast_push, caplog, monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    import logging
+
+    from rooms.registry import STREAM
+    from rooms.signalwire.errors import UnavailableError
+
+    caplog.set_level(logging.DEBUG)
+    sandbox.inject_fault(503, methods=["POST"])
+    with django_capture_on_commit_callbacks(execute=True):
+        stream = streams.stream_create(owner=room, url=URL)
+    sandbox.clear_faults()
+
+    def echoing_create(*args, **kwargs):
+        raise _echoing(UnavailableError)
+
+    monkeypatch.setattr(STREAM, "create_for", echoing_create)
+    run_queued()
+
+    stream.refresh_from_db()
+    assert stream.sync_state == SyncState.PENDING_PUSH
+    _assert_masked_everywhere(staff_client(), stream, room, caplog)

@@ -28,7 +28,7 @@ from rooms.audit import audit_context
 from rooms.models import AuditEntry, Conference, Room, Stream, SyncState
 from rooms.signalwire import schema
 from rooms.signalwire.errors import SignalWireError
-from rooms.stream_urls import validate_stream_url
+from rooms.stream_urls import mask_stream_urls_in, validate_stream_url
 
 REVEAL = "rooms.reveal_stream_url"
 OWNER_SYNC_TASK = "rooms.tasks.sync_owner_streams"
@@ -105,7 +105,8 @@ class StreamForm(forms.ModelForm):
                 errors = errors if isinstance(errors, list) else [errors]
                 self.add_error(field if field in self.fields else None, errors)
         except SignalWireError as exc:
-            self.add_error(None, f"SignalWire refused the change: {exc}")
+            refused = mask_stream_urls_in(str(exc), self.instance.url)
+            self.add_error(None, f"SignalWire refused the change: {refused}")
 
 
 class OwnerKindFilter(admin.SimpleListFilter):

@@ -192,20 +192,21 @@ def remote_delete(*, kind: str, remote_id: str, client: SignalWireClient | None 
         pass
 
 
-def push_mark_failed(*, kind: str, pk: int, error: str) -> None:
+def push_mark_failed(*, kind: str, pk: int, error: str | BaseException) -> None:
     """Record that a row's push will not land without a person's help."""
     spec = mirror_for(kind)
-    # A row another push has landed meanwhile stays as it is.
+    # A row another push has landed meanwhile stays as it is; a secret the error echoed
+    # (a stream's URL) is masked by the resource.
     spec.model._default_manager.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
-        sync_state=SyncState.PUSH_FAILED, last_error=error[:2000]
+        sync_state=SyncState.PUSH_FAILED, last_error=spec.error_text(pk, error)
     )
 
 
-def push_note_waiting(*, kind: str, pk: int, error: str) -> None:
+def push_note_waiting(*, kind: str, pk: int, error: str | BaseException) -> None:
     """Say why a row's push still waits; it stays pending and the periodic push retries it."""
     spec = mirror_for(kind)
     spec.model._default_manager.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
-        last_error=f"Waiting for SignalWire: {error}"[:2000]
+        last_error=f"Waiting for SignalWire: {spec.error_text(pk, error)}"[:2000]
     )
 
 

@@ -49,12 +49,15 @@ class PushTask(Task):
     ) -> None:
         """Keep an outage's row pending for the periodic push; mark anything else failed."""
         pk = args[0] if args else kwargs.get("pk")
+        text = str(exc)
         if self.push_kind and pk is not None:
+            # The resource masks what the error may echo (a stream's URL carries its key).
+            text = RESOURCES[self.push_kind].error_text(pk, exc)
             if isinstance(exc, RETRYABLE):
-                services.push_note_waiting(kind=self.push_kind, pk=pk, error=str(exc))
+                services.push_note_waiting(kind=self.push_kind, pk=pk, error=text)
             else:
-                services.push_mark_failed(kind=self.push_kind, pk=pk, error=str(exc))
-        logger.warning("%s[%s] gave up for now: %s", self.name, task_id, exc)
+                services.push_mark_failed(kind=self.push_kind, pk=pk, error=text)
+        logger.warning("%s[%s] gave up for now: %s", self.name, task_id, text)
 
     def call_honouring_retry_after(self, work: Any) -> Any:
         """Run one attempt; on a 429 with Retry-After wait at least that long before the next."""
