@@ -330,7 +330,9 @@ def test_a_push_is_serialized_with_other_pushes_of_the_row(sandbox, queued):
     assert services.room_push(room_id=room.pk) == "pushed"
 
 
-def test_newest_local_state_wins_when_it_changes_during_a_push(sandbox, queued, room_data):
+def test_newest_local_state_wins_when_it_changes_during_a_push(
+    sandbox, queued, room_data, monkeypatch
+):
     room = services.room_create(data=room_data("race"))
     Room.objects.filter(pk=room.pk).update(
         display_name="first", sync_state=SyncState.PENDING_PUSH, local_version=5
@@ -353,7 +355,7 @@ def test_newest_local_state_wins_when_it_changes_during_a_push(sandbox, queued, 
         row.display_name = "second"
         row.save()
 
-    client.update_room = update_then_edit
+    monkeypatch.setattr(client, "update_room", update_then_edit)  # the shared client
 
     assert services.room_push(room_id=room.pk, client=client) == "pushed"
 
@@ -633,7 +635,7 @@ def test_an_edit_that_waited_for_the_row_lock_keeps_the_edit_that_landed_first(
 
 
 def test_a_refresh_never_overwrites_a_local_edit_made_while_signalwire_answered(
-    sandbox, queued, room_data
+    sandbox, queued, room_data, monkeypatch
 ):
     room = services.room_create(data=room_data("refreshed"))
     sandbox.rooms[room.remote_id]["display_name"] = "Edited in the Space"
@@ -647,7 +649,8 @@ def test_a_refresh_never_overwrites_a_local_edit_made_while_signalwire_answered(
         contextvars.Context().run(row.save)
         return answer
 
-    client.get_room = get_then_edit_locally
+    # build_client() shares one client per process: patched for this test only.
+    monkeypatch.setattr(client, "get_room", get_then_edit_locally)
 
     assert services.mirror_refresh(row=room, client=client) == "skipped"
     stored = Room.objects.get(pk=room.pk)
