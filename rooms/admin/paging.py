@@ -2,9 +2,10 @@
 
 Django admin counts every row a change list matches and, for a date hierarchy, lists the
 distinct years, months or days of all of them; both read the whole table. Here the count
-stops at a cap (the page links still reach every page up to it, and "Next" goes on past
-it) and the date hierarchy asks, per year, month or day, whether any row falls in it: a
-handful of lookups on the date column's index instead of a pass over every row.
+stops at a cap (the page links reach every page up to it; past it, each full page links
+to the one after, and any page number that has rows is served) and the date hierarchy
+asks, per year, month or day, whether any row falls in it: a handful of lookups on the
+date column's index instead of a pass over every row.
 """
 
 from __future__ import annotations
