@@ -303,6 +303,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rooms.tasks.sync_recordings",
         "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
     },
+    # The frequent recordings sync stops at the first page already mirrored, so only a
+    # full read of the listing sees recordings deleted in SignalWire (DESIGN 8).
+    "sync-recordings-full": {
+        "task": "rooms.tasks.sync_recordings_full",
+        "schedule": 86400.0,
+    },
     "recording-retention": {
         "task": "rooms.tasks.apply_recording_retention",
         "schedule": 86400.0,

@@ -115,6 +115,8 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     counts: Counter[str] = Counter()
     errors: list[str] = []
     failures: list[dict[str, Any]] = []
+    # What this batch's recording deletes freed, kept on the run (its page reads it there).
+    freed = recording_services.Freed() if run.kind == Recording._meta.model_name else None
     model = _model_of(run.kind)
     rows = model._default_manager.in_bulk(batch)
     edits = _batch_edits(run, model, batch)
@@ -129,7 +131,14 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                 continue
             try:
                 if edits is None:
-                    counts[_carry_out(run, row, client)] += 1
+                    outcome = _carry_out(run, row, client)
+                    counts[outcome] += 1
+                    if (
+                        freed is not None
+                        and isinstance(row, Recording)
+                        and outcome in recording_services.FREEING
+                    ):
+                        freed.add_recording(row)
                 else:
                     counts[_edit_row(run, row, edits.get(pk, {}), client)] += 1
             except (SignalWireError, ValidationError) as exc:
@@ -140,7 +149,7 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     next_offset = offset + len(batch)
     if not _record_progress(
         run.pk, counts, errors, offset=offset, finished=next_offset >= len(run.pks),
-        failures=failures,
+        failures=failures, freed=freed,
     ):
         return None
     return None if next_offset >= len(run.pks) else next_offset
@@ -197,6 +206,7 @@ def _record_progress(
     offset: int,
     finished: bool,
     failures: list[dict[str, Any]] | None = None,
+    freed: recording_services.Freed | None = None,
 ) -> bool:
     """Add one batch's outcomes to the run, in one short transaction; False if recorded."""
     with transaction.atomic():
@@ -212,13 +222,18 @@ def _record_progress(
             run.error = "\n".join([run.error, *errors]).strip()[:ERROR_TEXT_MAX]
         if failures and len(run.failures) < FAILURES_KEPT:
             run.failures = [*run.failures, *failures][:FAILURES_KEPT]
+        if freed is not None:
+            run.changes = recording_services.freed_added(run.changes, freed)
         if finished:
             run.finished_at = timezone.now()
             run.state = (
                 ActionRun.State.FINISHED_WITH_ERRORS if run.errors else ActionRun.State.SUCCEEDED
             )
         run.save(
-            update_fields=["counts", "done", "errors", "error", "failures", "finished_at", "state"]
+            update_fields=[
+                "counts", "done", "errors", "error", "failures", "finished_at", "state",
+                "changes",
+            ]
         )
     return True
 

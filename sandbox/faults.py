@@ -1,4 +1,4 @@
-"""Injected misbehaviour of the sandbox Space: 5xx, 429 and dropped connections."""
+"""Injected misbehaviour of the sandbox Space: 5xx, 429, 403, 422, dropped connections."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-FAULT_STATUSES = (500, 502, 503, 429, "drop")
+FAULT_STATUSES = (500, 502, 503, 429, 403, 422, "drop")
 
 
 @dataclass

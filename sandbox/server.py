@@ -38,6 +38,8 @@ FAULT_BODIES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     429: "Too Many Requests",
+    403: "Forbidden",
+    422: "Unprocessable Entity",
 }
 CONTROL_PREFIX = "/__sandbox__/"
 # The operations served, by path template of the OpenAPI description and method. A {name}

@@ -614,3 +614,181 @@ def test_a_bulk_delete_lists_what_signalwire_refused_with_its_message(
     html = page.content.decode()
     assert "Rows SignalWire refused" in html and run.failures[0]["message"] in html
     assert "<strong>1</strong> failed" in html and "Freed <strong>0 B</strong>" in html
+
+
+# --- regressions: remote deletes seen, refused pending deletes, double deletes -----------
+
+
+def test_a_daily_full_recordings_sync_is_scheduled_and_marks_remote_deletes(recorded, sandbox):
+    import rooms.tasks  # noqa: F401
+    from portal.celery import app
+    from rooms.tasks.recordings import sync_recordings_full
+
+    tasks = {entry["task"]: entry for entry in settings_schedule().values()}
+    assert tasks["rooms.tasks.sync_recordings_full"]["schedule"] == 86400
+    assert "rooms.tasks.sync_recordings_full" in app.tasks
+    sandbox.delete_recording(recorded.remote_id)
+    assert sync_recordings_full() == SyncRun.Outcome.SUCCEEDED
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.DELETED_REMOTELY
+    assert SyncRun.objects.filter(kind=SyncRun.Kind.RECORDINGS, marked_deleted=1).exists()
+
+
+def settings_schedule() -> dict:
+    from django.conf import settings
+
+    return settings.CELERY_BEAT_SCHEDULE
+
+
+def test_sync_command_full_marks_recordings_deleted_in_signalwire(recorded, sandbox):
+    sandbox.delete_recording(recorded.remote_id)
+    call_command("sync_signalwire", "--recordings", stdout=io.StringIO())
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.SYNCED  # an incremental run cannot tell
+    out = io.StringIO()
+    call_command("sync_signalwire", "--recordings", "--full", stdout=out)
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.DELETED_REMOTELY
+    assert "marked deleted 1" in out.getvalue()
+    with pytest.raises(CommandError, match="--full"):
+        call_command("sync_signalwire", "--rooms", "--full", stdout=io.StringIO())
+
+
+def pending(recording: Recording) -> None:
+    """Leave a recording pending delete, as an outage during its delete does."""
+    Recording.objects.filter(pk=recording.pk).update(
+        sync_state=RecordingState.PENDING_DELETE, last_error="Waiting for SignalWire: down"
+    )
+
+
+@pytest.mark.parametrize("status", [403, 422])
+def test_a_pending_delete_signalwire_refuses_is_no_longer_pending_and_can_be_retried(
+    recorded, sandbox, deleter, client, queued_recording_deletes, status
+):
+    from rooms.tasks.push import push_pending
+
+    pending(recorded)
+    sandbox.inject_fault(status, methods=["DELETE"], path_prefix=RECORDINGS_PATH, count=1)
+    outcome = recording_services.recording_delete_pending(pk=recorded.pk, actor=deleter)
+    assert outcome == recording_services.DELETE_FAILED
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.SYNCED
+    assert "SignalWire refused to delete it" in recorded.last_error
+    assert recorded.remote_id in sandbox.room_recordings
+    entry = AuditEntry.objects.get(additional_data__event="delete_failed")
+    assert entry.actor == deleter and entry.source == "push"
+    assert entry.additional_data["details"]["message"]
+    # The periodic push no longer queues it again and again.
+    push_pending()
+    assert queued_recording_deletes == []
+    # The admin shows the error, and staff can try the delete again.
+    page = client.get(reverse("admin:rooms_recording_changelist")).content.decode()
+    assert "Delete failed" in page
+    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    assert answer.status_code == 302
+    assert not Recording.objects.filter(pk=recorded.pk).exists()
+    assert recorded.remote_id not in sandbox.room_recordings
+
+
+def test_a_refused_staff_retry_of_a_pending_delete_leaves_it_not_pending(
+    recorded, sandbox, deleter, client
+):
+    pending(recorded)
+    sandbox.inject_fault(403, methods=["DELETE"], path_prefix=RECORDINGS_PATH, count=1)
+    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    assert "SignalWire refused to delete" in client.get(answer["Location"]).content.decode()
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.SYNCED
+    assert recorded.remote_id in sandbox.room_recordings
+
+
+def test_the_periodic_push_leaves_alone_a_recording_delete_still_in_the_air(
+    recorded, sandbox, queued_recording_deletes
+):
+    from rooms import audit, intents
+    from rooms.models import RemoteIntent
+    from rooms.tasks.push import push_pending
+
+    # An admin (or bulk, or retention) delete has marked the row and is waiting on SignalWire.
+    with audit.audit_context(source="admin", actor_label="someone"):
+        intent = intents.record(
+            kind=recording_services.KIND, model=Recording, action=RemoteIntent.Action.DELETE,
+            row=recorded, data={"remote_id": recorded.remote_id},
+        )
+    recorded.refresh_from_db()
+    assert recorded.sync_state == RecordingState.PENDING_DELETE
+    assert recording_services.recordings_pending_delete() == []
+    push_pending()
+    assert queued_recording_deletes == []
+    # A delete task queued anyway leaves it to the delete in the air.
+    sandbox.clear_requests()
+    recording_services.recording_delete_pending(pk=recorded.pk)
+    assert recording_requests(sandbox, "DELETE") == []
+    assert Recording.objects.filter(pk=recorded.pk).exists()
+    # Once its intent is stale (its process died), the periodic push finishes it.
+    RemoteIntent.objects.filter(pk=intent.pk).update(
+        created_at=timezone.now() - timedelta(days=1)
+    )
+    push_pending()
+    assert queued_recording_deletes == [(recorded.pk,)]
+
+
+def confirm_bulk_delete(admin_client, pks: list[int]) -> dict:
+    """Open the bulk delete's confirmation page; return the form it posts."""
+    import re
+
+    from django.contrib.admin import helpers
+
+    post = {"action": "delete_selected_recordings",
+            helpers.ACTION_CHECKBOX_NAME: [str(pk) for pk in pks]}
+    page = admin_client.post(reverse("admin:rooms_recording_changelist"), post)
+    html = page.content.decode()
+    assert "Yes, delete them in SignalWire" in html
+    nonce = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert nonce, "the confirmation carries a one-time nonce"
+    return {**post, "confirm": "yes", "nonce": nonce.group(1)}
+
+
+def test_a_bulk_delete_confirmation_posted_twice_starts_one_run(recorded, admin_client):
+    form = confirm_bulk_delete(admin_client, [recorded.pk])
+    url = reverse("admin:rooms_recording_changelist")
+    first = admin_client.post(url, form)
+    assert first.status_code == 302
+    second = admin_client.post(url, form, follow=True)
+    assert ActionRun.objects.filter(kind="recording").count() == 1
+    assert "confirmed already" in second.content.decode()
+    # Without a nonce nothing starts either.
+    admin_client.post(url, {k: v for k, v in form.items() if k != "nonce"})
+    assert ActionRun.objects.filter(kind="recording").count() == 1
+
+
+def test_a_run_page_reads_what_was_freed_from_the_run_not_its_audit_entries(
+    history, settings, admin_client
+):
+    settings.RECORDING_RETENTION_DAYS = 30
+    result = recording_services.recordings_apply_retention()
+    run = result.run
+    assert run.changes["freed"] == {
+        "count": result.freed.count, "size": result.freed.size, "cost": str(result.freed.cost),
+    }
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(reverse("admin:rooms_actionrun_change", args=[run.pk]))
+    assert "Freed <strong>" + recordings.size_text(result.freed.size) in page.content.decode()
+    assert not [q for q in queries.captured_queries if "additional_data" in q["sql"]]
+
+
+def test_a_bulk_delete_run_keeps_what_it_freed(recorded, admin_user):
+    from rooms import bulk
+
+    run = bulk.action_run_start(
+        action=ActionRun.Action.DELETE, rows=Recording.objects.all(), actor=admin_user
+    )
+    assert bulk.action_run_batch(run_id=run.pk, offset=0) is None
+    run.refresh_from_db()
+    assert run.changes["freed"] == {
+        "count": 1, "size": recorded.size_in_bytes, "cost": str(recorded.cost_in_dollars),
+    }
+    freed = recording_services.run_freed(run)
+    assert (freed.count, freed.size, freed.cost) == (
+        1, recorded.size_in_bytes, recorded.cost_in_dollars
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.admin import helpers
 from django.urls import reverse
@@ -40,9 +42,11 @@ def test_bulk_delete_runs_in_the_worker_and_its_page_says_what_was_freed(
         helpers.ACTION_CHECKBOX_NAME: [str(r.pk) for r in three],
     }
     confirm = admin_client.post(url, post)
-    assert "Yes, delete them in SignalWire" in confirm.content.decode()
+    html = confirm.content.decode()
+    assert "Yes, delete them in SignalWire" in html
     assert Recording.objects.count() == 3  # asking deleted nothing
-    answer = admin_client.post(url, {**post, "confirm": "yes"})
+    nonce = re.search(r'name="nonce" value="([^"]+)"', html).group(1)
+    answer = admin_client.post(url, {**post, "confirm": "yes", "nonce": nonce})
     run = ActionRun.objects.get(kind="recording")
     assert answer["Location"] == reverse("admin:rooms_actionrun_change", args=[run.pk])
 

@@ -30,6 +30,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from rooms import bulk, recordings
+from rooms.admin import once
 from rooms.admin.history import AuditHistoryMixin
 from rooms.models import ActionRun, AuditEntry
 from rooms.recording_models import Recording, RecordingState
@@ -51,6 +52,8 @@ ROOM_CHOICES_MAX = 200
 DOWNLOAD_PERMISSION = "rooms.download_recording"
 # Recordings listed on a session's or room's page; the rest are a link away.
 PANEL_ROWS = 20
+# The purpose of the one-time nonce of the bulk delete's confirmation.
+BULK_DELETE = "recordings:delete-selected"
 
 
 def length_text(seconds: int | None) -> str:
@@ -250,10 +253,17 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     @admin.display(description="sync state", ordering="sync_state")
     def state(self, obj: Recording) -> str:
-        """Synced, pending delete (with why) or deleted remotely."""
+        """Synced, pending delete (with why), delete failed (with why) or deleted remotely."""
         if obj.sync_state == RecordingState.PENDING_DELETE:
             return format_html(
                 '<span class="sw-state sw-state--pending" title="{}">Pending delete</span>',
+                obj.last_error,
+            )
+        if obj.sync_state == RecordingState.SYNCED and obj.last_error.startswith(
+            recording_services.REFUSED
+        ):
+            return format_html(
+                '<span class="sw-state sw-state--failed" title="{}">Delete failed</span>',
                 obj.last_error,
             )
         return obj.get_sync_state_display()
@@ -366,6 +376,14 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
     ) -> HttpResponse | None:
         """Ask first; then the worker deletes each in SignalWire, then here, in batches."""
         if request.POST.get("confirm") == "yes":
+            if not once.consume(request, BULK_DELETE, request.POST.get("nonce", "")):
+                self.message_user(
+                    request,
+                    "This delete was confirmed already (a second click or a reload of the "
+                    "page), so nothing more was queued. Its run is listed below.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("admin:rooms_actionrun_changelist"))
             run = bulk.action_run_start(
                 action=ActionRun.Action.DELETE, rows=queryset, actor=request.user
             )
@@ -405,6 +423,7 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "nonce": once.issue(request, BULK_DELETE),
             },
         )
 

@@ -43,6 +43,10 @@ DELETE_TASK = "rooms.tasks.delete_recording"
 DELETE_EVENTS = ("delete", "retention_delete")
 # Outcomes of a delete, as runs count them.
 DELETED, PENDING, ALREADY_GONE = "deleted", "pending_delete", "already_gone"
+# Outcomes of a pending delete the background task could not finish.
+DELETE_FAILED, IN_THE_AIR = "delete_failed", "delete in the air"
+# How last_error begins on a recording whose delete SignalWire refused.
+REFUSED = "SignalWire refused to delete it: "
 
 
 class RecordingLinkUnavailable(Exception):
@@ -155,7 +159,18 @@ def recording_delete(
             return ALREADY_GONE
         except SignalWireError as exc:
             if not exc.retryable:
-                intents.withdraw(model=Recording, intent=intent, previous_state=previous)
+                # A refused retry of a pending delete is no longer pending: the staff member
+                # was told, and the periodic push must not ask again and again.
+                retried = previous == RecordingState.PENDING_DELETE
+                intents.withdraw(
+                    model=Recording,
+                    intent=intent,
+                    previous_state=RecordingState.SYNCED if retried else previous,
+                )
+                if retried:
+                    Recording.objects.filter(pk=recording.pk).update(
+                        last_error=f"{REFUSED}{exc}"[:2000]
+                    )
                 raise
             _keep_pending(recording, intent, exc, reason=reason)
             return PENDING
@@ -210,10 +225,17 @@ def recording_delete_pending(
     *, pk: int, actor: audit.Actor = None, reason: str = "",
     client: SignalWireClient | None = None,
 ) -> str:
-    """Finish a pending delete (run by the background task); SignalWire errors propagate."""
+    """Finish a pending delete (run by the background task); errors that can heal propagate.
+
+    A refusal no retry heals (401, 403, 400, 422) puts the recording back to synced with
+    the error, audited as "delete_failed": staff see why and may try the delete again.
+    A delete another request is still waiting on (a fresh intent) is left to that request.
+    """
     recording = Recording.objects.select_related("session").filter(pk=pk).first()
     if recording is None or recording.sync_state != RecordingState.PENDING_DELETE:
         return "nothing to delete"
+    if intents.delete_asked(kind=KIND, pk=pk)[1]:
+        return IN_THE_AIR
     with audit.audit_context(source=AuditEntry.Source.PUSH, actor=actor,
                              actor_label="" if actor else "push"):
         try:
@@ -222,6 +244,9 @@ def recording_delete_pending(
             _finish_delete(recording, None, reason=reason, gone=True)
             return ALREADY_GONE
         except SignalWireError as exc:
+            if not exc.retryable:
+                _refused(recording, exc, reason=reason)
+                return DELETE_FAILED
             Recording.objects.filter(pk=pk, sync_state=RecordingState.PENDING_DELETE).update(
                 last_error=f"Waiting for SignalWire: {exc}"[:2000]
             )
@@ -230,10 +255,35 @@ def recording_delete_pending(
         return DELETED
 
 
+def _refused(recording: Recording, exc: SignalWireError, *, reason: str) -> None:
+    """Give a pending delete SignalWire refused back its synced state, with why; audit it."""
+    with transaction.atomic():
+        back = Recording.objects.filter(
+            pk=recording.pk, sync_state=RecordingState.PENDING_DELETE
+        ).update(sync_state=RecordingState.SYNCED, last_error=f"{REFUSED}{exc}"[:2000])
+        if not back:
+            return  # something else settled it meanwhile
+        recording.sync_state = RecordingState.SYNCED
+        audit.record_event(
+            obj=recording,
+            event="delete_failed",
+            details={**_facts(recording), "reason": reason or "asked", "message": str(exc)},
+        )
+
+
 def recordings_pending_delete() -> list[int]:
-    """The recordings whose delete still waits for SignalWire."""
+    """The recordings whose delete still waits for SignalWire and no request is making."""
+    # A fresh intent: an admin, bulk or retention delete is waiting on SignalWire for it.
+    in_the_air = (
+        RemoteIntent.objects.filter(
+            kind=KIND, action=RemoteIntent.Action.DELETE, object_pk__isnull=False
+        )
+        .exclude(pk__in=intents.stale().values("pk"))
+        .values("object_pk")
+    )
     return list(
         Recording.objects.filter(sync_state=RecordingState.PENDING_DELETE)
+        .exclude(pk__in=in_the_air)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -268,19 +318,59 @@ class Freed:
         self.size += size if isinstance(size, int) else 0
         self.cost += Decimal(cost) if isinstance(cost, str | int) else Decimal("0")
 
+    def add_recording(self, recording: Recording) -> None:
+        """Count one deleted recording by its stored size and cost."""
+        cost = recording.cost_in_dollars
+        self.add(recording.size_in_bytes, str(cost) if cost is not None else None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as a run keeps them in its `changes` (JSON: the cost as text)."""
+        return {"count": self.count, "size": self.size, "cost": str(self.cost)}
+
+    @classmethod
+    def from_dict(cls, kept: Any) -> Freed:
+        """Read the figures a run kept back (zero for anything unreadable)."""
+        kept = kept if isinstance(kept, dict) else {}
+        count, size = kept.get("count"), kept.get("size")
+        freed = cls(
+            count=count if isinstance(count, int) else 0,
+            size=size if isinstance(size, int) else 0,
+        )
+        freed.cost = Decimal(kept["cost"]) if isinstance(kept.get("cost"), str) else Decimal(0)
+        return freed
+
+
+# Outcomes of a delete that freed the recording's file.
+FREEING = (DELETED, ALREADY_GONE)
+
+
+def freed_added(changes: Any, freed: Freed) -> dict[str, Any]:
+    """A run's `changes` with one batch's freed figures added to those it kept."""
+    kept: dict[str, Any] = dict(changes) if isinstance(changes, dict) else {}
+    total = Freed.from_dict(kept.get("freed"))
+    total.count, total.size = total.count + freed.count, total.size + freed.size
+    total.cost += freed.cost
+    kept["freed"] = total.as_dict()
+    return kept
+
 
 def run_freed(run: ActionRun) -> Freed:
-    """Add up what a run's deletes freed, from its audit entries (one query)."""
+    """What a run's deletes freed: as the run kept it (runs of before then: audit entries)."""
+    if isinstance(run.changes, dict) and "freed" in run.changes:
+        return Freed.from_dict(run.changes["freed"])
     entries = AuditEntry.objects.filter(
         cid=run.run_id.hex,
         content_type=ContentType.objects.get_for_model(Recording),
         action=AuditEntry.Action.DELETE,
     ).values_list("additional_data", flat=True)
     freed = Freed()
-    for extra in entries:
+    for extra in entries.iterator():
         if isinstance(extra, dict) and extra.get("event") in DELETE_EVENTS:
             details = extra.get("details") or {}
             freed.add(details.get("size_in_bytes"), details.get("cost_in_dollars"))
+    if run.finished_at is not None:  # kept from now on: the entries are read only once
+        run.changes = freed_added(run.changes, freed)
+        ActionRun.objects.filter(pk=run.pk).update(changes=run.changes)
     return freed
 
 
@@ -401,6 +491,7 @@ def recordings_apply_retention(
                     )
         failed = result.counts["failed"]
         ActionRun.objects.filter(pk=run.pk).update(
+            changes=freed_added(run.changes, result.freed),
             done=sum(result.counts.values()),
             counts=dict(result.counts),
             errors=failed,

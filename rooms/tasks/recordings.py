@@ -1,4 +1,7 @@
-"""Celery tasks of room recordings: the sync, finishing pending deletes, daily retention.
+"""Celery tasks of room recordings: the syncs, finishing pending deletes, daily retention.
+
+The frequent sync is incremental; a daily full one reads the whole listing, the only way
+to see recordings deleted in SignalWire (DESIGN 8).
 
 All thin over rooms.recordings and rooms.services.recordings; they take ids and retry
 only what can heal (SignalWire unavailable or rate limiting).
@@ -25,6 +28,15 @@ def sync_recordings(self: Task, trigger: str = "schedule") -> str:
     from rooms.tasks.sync import _run
 
     return _run(self, recordings.recordings_sync, trigger=trigger)
+
+
+@shared_task(bind=True, name="rooms.tasks.sync_recordings_full", ignore_result=True)
+def sync_recordings_full(self: Task, trigger: str = "schedule") -> str:
+    """Read the whole recordings listing and mark the ones gone from SignalWire (daily)."""
+    from rooms import recordings
+    from rooms.tasks.sync import _run
+
+    return _run(self, recordings.recordings_sync, trigger=trigger, full=True)
 
 
 @shared_task(

@@ -50,6 +50,12 @@ class Command(BaseCommand):
             help="Mirror new and changed room recordings; refresh unfinished ones.",
         )
         parser.add_argument(
+            "--full",
+            action="store_true",
+            help="With --recordings: read the whole listing and mark recordings SignalWire "
+            "no longer has as deleted remotely.",
+        )
+        parser.add_argument(
             "--page-size", type=int, default=None, help="Rows per listed page (1..1000)."
         )
 
@@ -62,6 +68,8 @@ class Command(BaseCommand):
             )
             if options[name]
         ]
+        if options["full"] and "recordings" not in chosen:
+            raise CommandError("--full goes with --recordings (the other syncs are full).")
         if not chosen:
             chosen = ["conferences", "rooms", "tokens"]
         page_size = options["page_size"]
@@ -75,7 +83,7 @@ class Command(BaseCommand):
             label = name.replace("_", " ")
             self.stdout.write(f"Syncing {label}...")
             try:
-                run = self._sync(name, page_size)
+                run = self._sync(name, page_size, full=options["full"])
             except (SignalWireError, sync.SyncAborted) as exc:
                 failures.append(f"{label}: {exc}")
                 self.stderr.write(self.style.ERROR(f"  {label} failed: {exc}"))
@@ -89,7 +97,7 @@ class Command(BaseCommand):
             raise CommandError("Sync did not complete: " + "; ".join(failures))
         self.stdout.write(self.style.SUCCESS("Sync complete."))
 
-    def _sync(self, name: str, page_size: int | None) -> SyncRun:
+    def _sync(self, name: str, page_size: int | None, *, full: bool = False) -> SyncRun:
         """Run one sync service with progress printed after each page."""
         common: dict[str, Any] = {"trigger": "command", "progress": self._progress}
         if name == "conferences":
@@ -103,7 +111,7 @@ class Command(BaseCommand):
         if name == "sessions":
             return sessions.sessions_sync_history(page_size=page_size, **common)
         if name == "recordings":
-            return recordings.recordings_sync(page_size=page_size, **common)
+            return recordings.recordings_sync(page_size=page_size, full=full, **common)
         return sync.sync_conference_tokens(missing_only=name == "tokens", **common)
 
     def _progress(self, run: SyncRun) -> None:
