@@ -245,7 +245,14 @@ def _store_batch(
                 setattr(session, name, value)
             session.last_synced_at = now
             changed.append(session)
-    RoomSession.objects.bulk_create(new)
+    # The live refresh and the history sync may both meet a session that just ended: the
+    # one that writes second updates the row the other created instead of failing its run.
+    RoomSession.objects.bulk_create(
+        new,
+        update_conflicts=True,
+        unique_fields=["remote_id"],
+        update_fields=[*SESSION_FIELDS, "last_synced_at"],
+    )
     if changed:
         RoomSession.objects.bulk_update(
             changed, [*SESSION_FIELDS, *MEMBER_TOTALS, "last_synced_at"]
@@ -279,7 +286,9 @@ def _store_members(members: dict[int, list[dict]]) -> None:
                 for name, value in values.items():
                     setattr(member, name, value)
                 changed.append(member)
-    SessionMember.objects.bulk_create(new)
+    SessionMember.objects.bulk_create(
+        new, update_conflicts=True, unique_fields=["remote_id"], update_fields=list(MEMBER_FIELDS)
+    )
     if changed:
         SessionMember.objects.bulk_update(changed, list(MEMBER_FIELDS))
 

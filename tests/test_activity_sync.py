@@ -156,6 +156,33 @@ def test_history_sync_is_incremental(sandbox, sandbox_server, room):
     assert new.members.get().name == "ann"
 
 
+def test_a_session_the_live_refresh_stored_meanwhile_is_updated_not_a_failed_run(
+    sandbox, sandbox_server, room
+):
+    started = control(sandbox_server, "sessions", {"room_name": "standup", "members": ["ann"]})
+    control(sandbox_server, f"sessions/{started['id']}/end")
+    raced = False
+
+    def live_refresh_writes_first(execute, sql, params, many, context):
+        # Another writer (the live refresh) stores the same session between this run's
+        # read of what is mirrored and its insert.
+        nonlocal raced
+        if not raced and sql.lstrip().upper().startswith('INSERT INTO "ROOMS_ROOMSESSION"'):
+            raced = True
+            RoomSession.objects.create(remote_id=started["id"], status="in_progress",
+                                       room=room, members_now=1)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(live_refresh_writes_first):
+        run = sessions.sessions_sync_history()
+
+    assert raced
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED, run.error
+    mirrored = RoomSession.objects.get(remote_id=started["id"])
+    assert mirrored.status == "completed" and mirrored.end_time is not None
+    assert list(mirrored.members.values_list("name", flat=True)) == ["ann"]
+
+
 def test_sync_signalwire_sessions_runs_live_and_history(sandbox, sandbox_server, room, capsys):
     sandbox.seed(sessions=5)
     control(sandbox_server, "sessions", {"room_name": "standup", "members": ["ann"]})
