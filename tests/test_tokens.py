@@ -66,6 +66,32 @@ def test_refresh_mirrors_rotations_made_elsewhere(sandbox, conference):
     assert guest.token == rotated["token"]
 
 
+def test_a_reset_made_while_the_token_sync_lists_is_kept_not_overwritten(
+    sandbox, conference, admin_user, monkeypatch
+):
+    from rooms import sync
+    from rooms.signalwire.client import build_client
+
+    client = build_client()
+    listed = client.list_conference_tokens
+    moderator = conference.tokens.get(name="moderator")
+    done: list[tokens.TokenReset] = []
+
+    def list_then_reset(remote_id: str):
+        answer = listed(remote_id)  # the sync now holds the old value...
+        if not done:  # ...and staff reset the token before the sync writes it
+            done.append(tokens.conference_token_reset(token=moderator, actor=admin_user))
+        return answer
+
+    monkeypatch.setattr(client, "list_conference_tokens", list_then_reset)
+    run = sync.sync_conference_tokens(client=client)
+
+    assert done and run.outcome == "succeeded"
+    moderator.refresh_from_db()
+    assert moderator.token == done[0].token.token
+    assert moderator.token == sandbox.conference_tokens[moderator.remote_id]["token"]
+
+
 def test_reset_rotates_in_signalwire_and_audits_without_the_value(sandbox, conference, admin_user):
     token = conference.tokens.get(name="moderator")
     old = token.token

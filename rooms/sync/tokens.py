@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -56,15 +57,17 @@ class _TokenSync:
                     break
                 last_pk = batch[-1][0]
                 fetched: dict[int, list[dict[str, Any]]] = {}
+                asked: dict[int, datetime] = {}
                 for pk, remote_id, name in batch:
                     if self.flight.lost:
                         raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
                     try:
+                        asked[pk] = timezone.now()
                         fetched[pk] = self.client.list_conference_tokens(remote_id)
                     except NotFoundError:
                         self.error(f"{name}: SignalWire no longer has conference {remote_id}.")
                 with transaction.atomic():
-                    self.write({pk: name for pk, _, name in batch}, fetched)
+                    self.write({pk: name for pk, _, name in batch}, fetched, asked)
                     self.run_record.pages += 1
                     save_run(self.run_record)
                 if self.progress is not None:
@@ -73,8 +76,17 @@ class _TokenSync:
     def error(self, reason: str) -> None:
         note_error(self.run_record, self.reasons, reason)
 
-    def write(self, names: dict[int, str], fetched: dict[int, list[dict[str, Any]]]) -> None:
-        """Upsert the fetched tokens and drop local ones SignalWire no longer lists."""
+    def write(
+        self,
+        names: dict[int, str],
+        fetched: dict[int, list[dict[str, Any]]],
+        asked: dict[int, datetime],
+    ) -> None:
+        """Upsert the fetched tokens and drop local ones SignalWire no longer lists.
+
+        A token rotated here after its conference's listing was asked for (a reset while
+        the batch was fetched) keeps its newer value; the listing is older than it.
+        """
         run = self.run_record
         now = timezone.now()
         incoming: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -112,6 +124,9 @@ class _TokenSync:
                 entries.append((token, Action.CREATE, None))
                 continue
             token = existing.pop(remote_id)
+            if token.rotated_at is not None and token.rotated_at >= asked[conference_pk]:
+                run.unchanged += 1
+                continue
             changes: dict[str, list] = {}
             for name in ("name", "scopes"):
                 if getattr(token, name) != values[name]:
