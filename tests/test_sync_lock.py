@@ -47,6 +47,20 @@ def test_a_long_run_keeps_its_lock_past_the_timeout():
     assert not redis_client().exists(lock_key("test:long"))
 
 
+def test_a_push_slower_than_the_row_lock_timeout_keeps_the_row(settings):
+    from rooms.services import RowBusyError
+    from rooms.services.common import row_lock
+
+    settings.SIGNALWIRE_PUSH_LOCK_TIMEOUT = 0.3
+    with row_lock("room", 4242, wait=0):
+        time.sleep(1.0)  # the push's work, three timeouts long
+        with pytest.raises(RowBusyError):
+            with row_lock("room", 4242, wait=0):
+                pass
+    with row_lock("room", 4242, wait=0):
+        pass  # freed on the way out
+
+
 def test_a_killed_holder_blocks_others_only_until_the_timeout():
     # A holder that died: the lock is set with a TTL and nobody renews it.
     crashed = redis_client().lock(lock_key("test:crash"), timeout=0.3, thread_local=False)

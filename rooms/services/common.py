@@ -15,7 +15,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from rooms import audit, intents, outbox, registry
-from rooms.locks import redis_client
+from rooms.locks import Flight, redis_client
 from rooms.models import (
     Conference,
     ConferenceToken,
@@ -77,10 +77,13 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
         return
     if wait is None:
         wait = settings.SIGNALWIRE_PUSH_LOCK_WAIT
+    timeout = float(settings.SIGNALWIRE_PUSH_LOCK_TIMEOUT)
+    # thread_local=False: the renewal thread must see the token the acquiring thread set.
     lock = redis_client().lock(
         f"{settings.REDIS_KEY_PREFIX}push:{kind}:{pk}",
-        timeout=settings.SIGNALWIRE_PUSH_LOCK_TIMEOUT,
+        timeout=timeout,
         blocking_timeout=wait,
+        thread_local=False,
     )
     try:
         acquired = lock.acquire()
@@ -92,13 +95,13 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
         return
     if not acquired:
         raise RowBusyError()
+    # Renewed while held, so a push slower than the timeout keeps the row to itself.
+    flight = Flight(lock)
+    flight.start_renewal(max(timeout / 3, 0.05))
     try:
         yield
     finally:
-        try:
-            lock.release()
-        except redis.RedisError:
-            logger.warning("push lock for %s %s expired before release", kind, pk)
+        flight.release()
 
 
 def _client(client: SignalWireClient | None, profile: str = "background") -> SignalWireClient:
