@@ -16,9 +16,7 @@ from django.core.validators import (
     RegexValidator,
 )
 from django.db import models
-from django.dispatch import receiver
 
-from rooms import outbox
 from rooms.jsontext import CanonicalJSONEncoder
 from rooms.signalwire import schema
 from rooms.stream_urls import mask_stream_url, stream_host, validate_stream_url
@@ -643,50 +641,4 @@ auditlog.register(
 )
 
 
-# Streams saved or deleted outside rooms.streams (a shell, a script) still reach SignalWire,
-# as conferences and rooms do through rooms.signals: the hooks only mark the row and queue
-# its push once the transaction commits. They live here because rooms.signals imports the
-# models it hooks; the services keep their own writes quiet (rooms.outbox), and the sync
-# writes streams in bulk, which fires no signal.
-@receiver(models.signals.pre_save, sender=Stream, dispatch_uid="rooms.stream_keep_bookkeeping")
-def _stream_keep_bookkeeping(
-    sender: type[Stream], instance: Stream, raw: bool = False, **kwargs: Any
-) -> None:
-    """Stop a stale in-memory stream from rolling back its version, state or remote id."""
-    if raw or outbox.suppressed() or instance.pk is None:
-        return
-    stored = (
-        Stream.objects.filter(pk=instance.pk)
-        .values("local_version", "sync_state", "remote_id")
-        .first()
-    )
-    if stored is None:
-        return
-    instance.local_version = max(instance.local_version, stored["local_version"])
-    if stored["remote_id"] and not instance.remote_id:
-        instance.remote_id = stored["remote_id"]
-    if stored["sync_state"] == SyncState.PENDING_DELETE:
-        instance.sync_state = SyncState.PENDING_DELETE
-
-
-@receiver(models.signals.post_save, sender=Stream, dispatch_uid="rooms.stream_queue_push")
-def _stream_queue_push(
-    sender: type[Stream], instance: Stream, raw: bool = False, **kwargs: Any
-) -> None:
-    """Mark a stream saved outside the services pending push; queue the push after commit."""
-    if raw or outbox.suppressed():
-        return
-    Stream.objects.filter(pk=instance.pk).exclude(sync_state=SyncState.PENDING_DELETE).update(
-        sync_state=SyncState.PENDING_PUSH, local_version=models.F("local_version") + 1
-    )
-    instance.refresh_from_db(fields=["sync_state", "local_version"])
-    outbox.push_after_commit("stream", instance.pk)
-
-
-@receiver(models.signals.post_delete, sender=Stream, dispatch_uid="rooms.stream_remote_delete")
-def _stream_queue_remote_delete(sender: type[Stream], instance: Stream, **kwargs: Any) -> None:
-    """Queue the remote delete of a stream deleted outside the services, after commit."""
-    if outbox.suppressed() or not instance.remote_id:
-        return
-    outbox.remote_delete_after_commit("stream", instance.remote_id)
 from rooms.recording_models import Recording  # noqa: E402, F401

@@ -1,6 +1,6 @@
 """Save and delete hooks: changes made outside the services still reach SignalWire.
 
-A shell or script that saves or deletes a Conference or Room only enqueues work here,
+A shell or script that saves or deletes a Conference, Room or Stream only enqueues work here,
 through rooms.outbox: the row is marked pending push with a bumped local_version, and the
 push task is queued once the transaction commits. No network call ever happens in save().
 Services and the sync mark their own writes so they never echo back to SignalWire.
@@ -14,13 +14,13 @@ from django.db import models
 
 from rooms import outbox
 from rooms.audit import current_context
-from rooms.models import AuditEntry, Conference, Room, SyncState
+from rooms.models import AuditEntry, Conference, Room, Stream, SyncState
 from rooms.outbox import pushes_suppressed
 
 __all__ = ["connect", "pushes_suppressed"]
 
-MIRRORED = (Conference, Room)
-KINDS: dict[type[models.Model], str] = {Conference: "conference", Room: "room"}
+MIRRORED = (Conference, Room, Stream)
+KINDS: dict[type[models.Model], str] = {Conference: "conference", Room: "room", Stream: "stream"}
 
 
 def _quiet(raw: bool = False) -> bool:
