@@ -86,10 +86,14 @@ def list_session_events(
     client: SignalWireClient, session_id: str, *, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """Fetch a room session's events in order, at most `limit` of them."""
-    path = f"{SESSIONS}/{quote(session_id, safe='')}/events"
-    events: list[dict[str, Any]] = []
+    return list_first(client, f"{SESSIONS}/{quote(session_id, safe='')}/events", limit=limit)
+
+
+def list_first(client: SignalWireClient, path: str, *, limit: int) -> list[dict[str, Any]]:
+    """Fetch the first `limit` rows of a listing, reading no page past them."""
+    rows: list[dict[str, Any]] = []
     for page in iter_pages(client, path, page_size=min(limit, 1000)):
-        events.extend(page)
-        if len(events) >= limit:
-            return events[:limit]
-    return events
+        rows.extend(page)
+        if len(rows) >= limit:
+            return rows[:limit]
+    return rows

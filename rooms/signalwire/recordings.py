@@ -1,4 +1,4 @@
-"""SignalWire calls for room recordings: list, read (with a fresh link), delete, events.
+"""SignalWire calls for room recordings: list, read (with a fresh link), delete.
 
 Each read of a recording carries a `uri` signed for `media_ttl` seconds. Callers that
 mirror recordings drop it (`without_uri`); only a download asks for one and passes it on.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from rooms.signalwire.activity import SESSIONS, iter_pages
+from rooms.signalwire.activity import iter_pages
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.session import API, quote_segment
 
@@ -28,12 +28,6 @@ def iter_recording_pages(
     return iter_pages(client, RECORDINGS, page_size=page_size)
 
 
-def list_session_recordings(client: SignalWireClient, session_id: str) -> list[dict[str, Any]]:
-    """Fetch every recording of one room session."""
-    path = f"{SESSIONS}/{quote_segment(session_id)}/recordings"
-    return [row for page in iter_pages(client, path) for row in page]
-
-
 def get_recording(client: SignalWireClient, recording_id: str) -> dict[str, Any]:
     """Fetch one recording; a completed one carries a link SignalWire signed just now."""
     return client._object("GET", f"{RECORDINGS}/{quote_segment(recording_id)}")
@@ -42,16 +36,3 @@ def get_recording(client: SignalWireClient, recording_id: str) -> dict[str, Any]
 def delete_recording(client: SignalWireClient, recording_id: str) -> None:
     """Delete a recording (and its file) in SignalWire."""
     client._delete(f"{RECORDINGS}/{quote_segment(recording_id)}")
-
-
-def list_recording_events(
-    client: SignalWireClient, recording_id: str, *, limit: int = 200
-) -> list[dict[str, Any]]:
-    """Fetch a recording's events in order, at most `limit` of them."""
-    path = f"{RECORDINGS}/{quote_segment(recording_id)}/events"
-    events: list[dict[str, Any]] = []
-    for page in iter_pages(client, path, page_size=min(limit, 1000)):
-        events.extend(page)
-        if len(events) >= limit:
-            return events[:limit]
-    return events
