@@ -18,7 +18,7 @@ from django.db import models
 from rooms import outbox
 from rooms.models import Conference, Room, Stream, SyncRun
 from rooms.signalwire import payloads, schema
-from rooms.signalwire.errors import NotFoundError
+from rooms.signalwire.errors import NotFoundError, SignalWireError
 from rooms.stream_urls import mask_stream_urls_in
 
 if TYPE_CHECKING:
@@ -41,12 +41,26 @@ class Resource(ABC, Generic[M]):
     """Model fields filled from SignalWire's answer."""
     has_tokens: ClassVar[bool] = False
     owned: ClassVar[bool] = False
-    """Created, found and listed through an owner (a stream): pushed and synced by its own
-    services (rooms.streams, rooms.sync.streams), not the name-based generic ones."""
+    """Created, found and listed through an owner (a stream): created, edited, pushed and
+    synced by its own services (rooms.streams, rooms.sync.streams), not the name-based
+    generic ones; its pending deletes are finished by the shared push."""
+    row_noun: ClassVar[str] = "row"
+    """How a busy-row message names one row ("an edit of this row is still on its way")."""
+
+    def rows(self) -> models.QuerySet[M]:
+        """The rows a service reads one row from, with what its calls need joined."""
+        return self.model._default_manager.all()
 
     def error_text(self, row_or_pk: M | int, exc: BaseException | str) -> str:
         """An error's text as last_error and log lines may show it (secrets masked)."""
         return str(exc)[:2000]
+
+    def hide_secrets(self, row: M, exc: SignalWireError) -> None:
+        """Mask in an error itself what it echoed of the row's secrets, before it propagates.
+
+        A task's error travels on by itself (Celery logs it and stores it as the result).
+        Nothing to mask by default.
+        """
 
     @property
     def push_task(self) -> str:
@@ -102,6 +116,10 @@ class Resource(ABC, Generic[M]):
         """Find the remote object by its unique name; None when there is none."""
 
     @abstractmethod
+    def find_lost_create(self, client: SignalWireClient, row: M) -> dict[str, Any] | None:
+        """The remote object a create of the row may have made unheard; None if none."""
+
+    @abstractmethod
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
     ) -> Iterator[list[dict[str, Any]]]:
@@ -143,6 +161,11 @@ class ConferenceResource(Resource[Conference]):
 
     def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
         return client.find_conference_by_name(name)
+
+    def find_lost_create(
+        self, client: SignalWireClient, row: Conference
+    ) -> dict[str, Any] | None:
+        return self.find(client, row.name)
 
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
@@ -188,6 +211,9 @@ class RoomResource(Resource[Room]):
         except NotFoundError:
             return None
 
+    def find_lost_create(self, client: SignalWireClient, row: Room) -> dict[str, Any] | None:
+        return self.find(client, row.name)
+
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
     ) -> Iterator[list[dict[str, Any]]]:
@@ -212,6 +238,11 @@ class StreamResource(Resource[Stream]):
     create_fields = schema.STREAM_BODY_FIELDS
     managed_fields = payloads.STREAM_MODEL_FIELDS
     owned = True
+    row_noun = "stream"
+
+    def rows(self) -> models.QuerySet[Stream]:
+        """Streams with their owner joined: its kind and remote id route the stream calls."""
+        return Stream.objects.select_related("conference", "room")
 
     def error_text(self, row_or_pk: Stream | int, exc: BaseException | str) -> str:
         """An error's text with the row's URL, and any other stream URL in it, masked."""
@@ -220,6 +251,11 @@ class StreamResource(Resource[Stream]):
         else:
             url = Stream.objects.filter(pk=row_or_pk).values_list("url", flat=True).first()
         return mask_stream_urls_in(str(exc), url or "")[:2000]
+
+    def hide_secrets(self, row: Stream, exc: SignalWireError) -> None:
+        """Mask the row's URL, and any other stream URL, that the error echoed."""
+        exc.message = mask_stream_urls_in(exc.message, row.url)
+        exc.args = (exc.message, *exc.args[1:])
 
     def create_body(self, row: Stream) -> dict[str, Any]:
         return payloads.stream_body(row)
@@ -247,12 +283,39 @@ class StreamResource(Resource[Stream]):
     def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
         raise OwnerRequired("a stream has no name: use find_for() with its owner and url")
 
+    def find_lost_create(self, client: SignalWireClient, row: Stream) -> dict[str, Any] | None:
+        """The owner's stream with the row's url that no other row holds; None if none.
+
+        None too when the owner has no SignalWire id or SignalWire no longer has it.
+        """
+        owner_kind, owner_id = self.owner_route(row)
+        if not owner_id:
+            return None
+        try:
+            return self.find_for(client, owner_kind, owner_id, row.url, taken=self.taken_ids(row))
+        except NotFoundError:
+            return None
+
     def list_pages(
         self, client: SignalWireClient, page_size: int | None
     ) -> Iterator[list[dict[str, Any]]]:
         raise OwnerRequired("streams are listed per owner: use list_for()")
 
     # --- the owner's calls ---
+
+    def owner_route(self, row: Stream) -> tuple[str, str | None]:
+        """The owner's kind and SignalWire id, as the stream endpoints name them."""
+        owner = row.owner
+        return str(row.owner_kind), owner.remote_id if owner is not None else None
+
+    def taken_ids(self, row: Stream) -> frozenset[str]:
+        """Remote ids other local rows of the same owner hold: never adopted a second time."""
+        if row.conference_id:
+            siblings = Stream.objects.filter(conference_id=row.conference_id)
+        else:
+            siblings = Stream.objects.filter(room_id=row.room_id or 0)
+        held = siblings.filter(remote_id__isnull=False).exclude(pk=row.pk)
+        return frozenset(rid for rid in held.values_list("remote_id", flat=True) if rid)
 
     def create_for(
         self, client: SignalWireClient, owner_kind: str, owner_id: str, body: dict[str, Any]

@@ -15,14 +15,11 @@ a mask), log lines and errors here never carry it, and revealing it is audited.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 from auditlog.context import disable_auditlog
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
-from django.utils import timezone
 
 from rooms import audit, intents, outbox
 from rooms.models import (
@@ -44,6 +41,8 @@ from rooms.services import (
     push_mark_failed,
     row_lock,
 )
+from rooms.services.common import _absorb, _note_queued, _replay_row_intents
+from rooms.services.edits import _delete_remote, _keep_pending_delete
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
     AuthenticationError,
@@ -51,12 +50,10 @@ from rooms.signalwire.errors import (
     SignalWireError,
 )
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
-from rooms.stream_urls import mask_stream_urls_in
 
 logger = logging.getLogger("rooms.streams")
 
 Owner = Conference | Room
-_BOOKKEEPING = ("sync_state", "last_synced_at", "last_error", "push_attempts")
 # A web request waits this long at most for another push of the same stream.
 INTERACTIVE_LOCK_WAIT = TASK_LOCK_WAIT
 NOT_IN_SIGNALWIRE = (
@@ -74,58 +71,6 @@ class OwnerNotReady(RowBusyError):
 def owner_kind_of(owner: Owner) -> str:
     """Say "conference" or "room" for a stream owner."""
     return Stream.OwnerKind.CONFERENCE if isinstance(owner, Conference) else Stream.OwnerKind.ROOM
-
-
-def _owner_route(stream: Stream) -> tuple[str, str | None]:
-    """The owner's kind and SignalWire id, as the stream endpoints name them."""
-    owner = stream.owner
-    return str(stream.owner_kind), owner.remote_id if owner is not None else None
-
-
-def _taken(stream: Stream) -> frozenset[str]:
-    """Remote ids other local rows of the same owner hold: never adopted a second time."""
-    if stream.conference_id:
-        siblings = Stream.objects.filter(conference_id=stream.conference_id)
-    else:
-        siblings = Stream.objects.filter(room_id=stream.room_id or 0)
-    held = siblings.filter(remote_id__isnull=False).exclude(pk=stream.pk)
-    return frozenset(rid for rid in held.values_list("remote_id", flat=True) if rid)
-
-
-def _absorb(stream: Stream, answer: dict[str, Any]) -> list[str]:
-    """Copy SignalWire's answer onto the row as synced; return the fields written."""
-    values = STREAM.fields(answer)
-    for field, value in values.items():
-        setattr(stream, field, value)
-    stream.sync_state = SyncState.SYNCED
-    stream.last_synced_at = timezone.now()
-    stream.last_error = ""
-    stream.push_attempts = 0
-    return [*values, *_BOOKKEEPING]
-
-
-def _error_text(exc: BaseException, *urls: str) -> str:
-    """An error's text for last_error and logs, with any stream URL SignalWire echoed masked."""
-    return mask_stream_urls_in(str(exc), *urls)[:2000]
-
-
-def _hide_urls(exc: SignalWireError, *urls: str) -> SignalWireError:
-    """Mask the stream URLs an error echoed in the error itself, before it propagates.
-
-    A task's error travels on by itself (Celery logs it and stores it as the result), so
-    its text must not carry a stream key either.
-    """
-    exc.message = mask_stream_urls_in(exc.message, *urls)
-    exc.args = (exc.message, *exc.args[1:])
-    return exc
-
-
-def _note_queued(stream: Stream) -> Callable[[bool], None]:
-    def note(queued: bool) -> None:
-        stream.push_queued = queued  # type: ignore[attr-defined]
-
-    stream.push_queued = None  # type: ignore[attr-defined]
-    return note
 
 
 def _forget(stream: Stream, intent: RemoteIntent | None) -> None:
@@ -185,9 +130,9 @@ def stream_create(
         except SignalWireError as exc:
             if not exc.retryable:
                 _forget(stream, intent)
-                _hide_urls(exc, url)
+                STREAM.hide_secrets(stream, exc)
                 raise
-            stream.last_error = _error_text(exc, url)
+            stream.last_error = STREAM.error_text(stream, exc)
             logger.info(
                 "stream %s of %s %s left pending: %s", stream.pk, kind, owner.pk,
                 stream.last_error,
@@ -199,7 +144,7 @@ def stream_create(
                 intents.drop(intent)
                 outbox.push_after_commit(STREAM.kind, stream.pk, report=_note_queued(stream))
             return stream
-        written = _absorb(stream, answer)
+        written = _absorb(STREAM, stream, answer)
         with transaction.atomic():
             with disable_auditlog():
                 stream.save(update_fields=[*written, "updated_at"])
@@ -218,7 +163,7 @@ def stream_update(
 ) -> Stream:
     """Change a stream's url in SignalWire, then locally; the result's sync_state tells which."""
     with _acting(source, actor):
-        current = Stream.objects.select_related("conference", "room").get(pk=stream.pk)
+        current = STREAM.rows().get(pk=stream.pk)
         if current.sync_state == SyncState.PENDING_DELETE:
             raise DjangoValidationError(
                 "This stream is waiting to be deleted in SignalWire; it cannot be edited."
@@ -231,7 +176,7 @@ def stream_update(
         intent = None
         try:
             with row_lock(STREAM.kind, current.pk, wait=wait):
-                fresh = Stream.objects.select_related("conference", "room").get(pk=current.pk)
+                fresh = STREAM.rows().get(pk=current.pk)
                 previous_state = fresh.sync_state
                 before = {"url": fresh.url}
                 fresh.url = url
@@ -252,7 +197,7 @@ def stream_update(
         except NotFoundError as exc:
             intents.drop(intent)
             Stream.objects.filter(pk=current.pk).update(
-                sync_state=SyncState.DELETED_REMOTELY, last_error=_error_text(exc, url)
+                sync_state=SyncState.DELETED_REMOTELY, last_error=STREAM.error_text(current, exc)
             )
             raise DjangoValidationError(
                 "This stream no longer exists in SignalWire; nothing was changed."
@@ -261,10 +206,10 @@ def stream_update(
             if not exc.retryable:
                 if intent is not None:
                     intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
-                _hide_urls(exc, url, current.url)
+                STREAM.hide_secrets(current, exc)
                 raise
             current.sync_state = SyncState.PENDING_PUSH
-            current.last_error = _error_text(exc, url, current.url)
+            current.last_error = STREAM.error_text(current, exc)
             current.local_version += 1
             with transaction.atomic():
                 current.save(update_fields=[
@@ -273,33 +218,12 @@ def stream_update(
                 intents.drop(intent)
                 outbox.push_after_commit(STREAM.kind, current.pk, report=_note_queued(current))
             return current
-        written = _absorb(current, answer)
+        written = _absorb(STREAM, current, answer)
         current.local_version += 1
         with transaction.atomic():
             current.save(update_fields=["url", *written, "local_version", "updated_at"])
             intents.drop(intent)
         return current
-
-
-def _delete_remote(stream: Stream, client: SignalWireClient) -> None:
-    """Delete a stream's remote object; already gone counts as done."""
-    remote_id = stream.remote_id
-    if not remote_id:
-        # A pending create may have landed without us hearing the answer.
-        kind, owner_id = _owner_route(stream)
-        if not owner_id:
-            return
-        try:
-            found = STREAM.find_for(client, kind, owner_id, stream.url, taken=_taken(stream))
-        except NotFoundError:
-            return
-        if found is None:
-            return
-        remote_id = str(found["id"])
-    try:
-        STREAM.delete(client, remote_id)
-    except NotFoundError:
-        pass
 
 
 def stream_delete(
@@ -311,7 +235,7 @@ def stream_delete(
 ) -> bool:
     """Delete a stream in SignalWire, then locally; False when left pending delete."""
     with _acting(source, actor):
-        current = Stream.objects.select_related("conference", "room").filter(pk=stream.pk).first()
+        current = STREAM.rows().filter(pk=stream.pk).first()
         if current is None:
             return True
         wait = INTERACTIVE_LOCK_WAIT if getattr(client, "profile", None) == "interactive" else None
@@ -323,22 +247,14 @@ def stream_delete(
                     kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.DELETE,
                     row=current, data={},
                 )
-                _delete_remote(current, client)
+                _delete_remote(STREAM, current, client)
         except SignalWireError as exc:
             if not exc.retryable:
                 if intent is not None:
                     intents.withdraw(model=Stream, intent=intent, previous_state=current.sync_state)
-                _hide_urls(exc, current.url)
+                STREAM.hide_secrets(current, exc)
                 raise
-            with transaction.atomic():
-                Stream.objects.filter(pk=current.pk).update(
-                    sync_state=SyncState.PENDING_DELETE, last_error=_error_text(exc, current.url)
-                )
-                intents.drop(intent)
-                outbox.push_after_commit(
-                    STREAM.kind, current.pk, delete=True, report=_note_queued(stream)
-                )
-            stream.sync_state = SyncState.PENDING_DELETE
+            _keep_pending_delete(STREAM, stream, current, exc, intent)
             return False
         pk = current.pk
         with transaction.atomic():
@@ -365,10 +281,10 @@ def _land(stream: Stream, client: SignalWireClient) -> dict[str, Any]:
     """Send a pending stream to SignalWire: replace it, or find a lost create, or create it."""
     if stream.remote_id:
         return STREAM.update(client, stream.remote_id, STREAM.update_body(stream))
-    kind, owner_id = _owner_route(stream)
+    kind, owner_id = STREAM.owner_route(stream)
     if not owner_id:
         raise OwnerNotReady()
-    found = STREAM.find_for(client, kind, owner_id, stream.url, taken=_taken(stream))
+    found = STREAM.find_for(client, kind, owner_id, stream.url, taken=STREAM.taken_ids(stream))
     if found is not None:
         logger.info("stream %s: its earlier create was found in SignalWire", stream.pk)
         return found
@@ -382,10 +298,9 @@ def stream_push(
     with _acting(AuditEntry.Source.PUSH, None):
         with row_lock(STREAM.kind, pk, wait=TASK_LOCK_WAIT):
             client = _client(client)
-            if not intents.replay_row(kind=STREAM.kind, model=Stream, pk=pk):
-                raise RowBusyError("an edit of this stream is still on its way to SignalWire")
+            _replay_row_intents(STREAM, pk)
             for _ in range(PUSH_ROUNDS):
-                row = Stream.objects.select_related("conference", "room").filter(pk=pk).first()
+                row = STREAM.rows().filter(pk=pk).first()
                 if row is None or row.sync_state != SyncState.PENDING_PUSH:
                     return "nothing to push"
                 pushed = row.local_version
@@ -393,18 +308,18 @@ def stream_push(
                 try:
                     answer = _land(row, client)
                 except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
-                    push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc, row.url))
+                    push_mark_failed(kind=STREAM.kind, pk=pk, error=STREAM.error_text(row, exc))
                     return "failed"
                 except SignalWireError as exc:
-                    Stream.objects.filter(pk=pk).update(last_error=_error_text(exc, row.url))
-                    _hide_urls(exc, row.url)
+                    Stream.objects.filter(pk=pk).update(last_error=STREAM.error_text(row, exc))
+                    STREAM.hide_secrets(row, exc)
                     raise
                 with transaction.atomic():
                     fresh = Stream.objects.select_for_update().filter(pk=pk).first()
                     if fresh is None:
                         return "deleted meanwhile"
                     if fresh.local_version == pushed:
-                        written = _absorb(fresh, answer)
+                        written = _absorb(STREAM, fresh, answer)
                         fresh.save(update_fields=[*written, "updated_at"])
                         return "pushed"
                     # Edited again while SignalWire answered: keep the identity, push again.
@@ -412,32 +327,3 @@ def stream_push(
                         remote_id=str(answer["id"])
                     )
             raise RowBusyError("the stream kept changing while it was pushed")
-
-
-def stream_push_delete(*, pk: int, client: SignalWireClient | None = None) -> str:
-    """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
-    with _acting(AuditEntry.Source.PUSH, None):
-        with row_lock(STREAM.kind, pk, wait=TASK_LOCK_WAIT):
-            row = Stream.objects.select_related("conference", "room").filter(pk=pk).first()
-            if row is None:
-                return "already gone"
-            if row.sync_state != SyncState.PENDING_DELETE:
-                return "not pending delete"
-            asked, fresh = intents.delete_asked(kind=STREAM.kind, pk=pk)
-            if fresh:
-                raise RowBusyError("a delete of this stream is still on its way to SignalWire")
-            try:
-                _delete_remote(row, _client(client))
-            except AuthenticationError as exc:
-                push_mark_failed(kind=STREAM.kind, pk=pk, error=_error_text(exc, row.url))
-                return "failed"
-            except SignalWireError as exc:
-                _hide_urls(exc, row.url)
-                raise
-            # A delete someone asked for is recorded as theirs, even when finished here.
-            with intents.acting_as(asked) if asked is not None else nullcontext():
-                with transaction.atomic():
-                    row.delete()
-                    intents.drop_row(kind=STREAM.kind, pk=pk)
-            return "deleted"
-

@@ -211,7 +211,7 @@ def intents_replay() -> list[tuple[str, int]]:
 def _replay_row_intents(spec: Resource[Any], pk: int) -> None:
     """Replay a row's stale edits first; an edit still in the air makes the row busy."""
     if not intents.replay_row(kind=spec.kind, model=spec.model, pk=pk):
-        raise RowBusyError("an edit of this row is still on its way to SignalWire")
+        raise RowBusyError(f"an edit of this {spec.row_noun} is still on its way to SignalWire")
 
 
 

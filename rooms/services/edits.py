@@ -199,7 +199,7 @@ def _delete(
     spec: Resource[Any], *, row: Any, actor: Any, source: str, client: SignalWireClient | None
 ) -> bool:
     with _acting(source, actor):
-        current = spec.model.objects.filter(pk=row.pk).first()
+        current = spec.rows().filter(pk=row.pk).first()
         if current is None:
             return True
         intent = None
@@ -217,19 +217,30 @@ def _delete(
                     intents.withdraw(
                         model=spec.model, intent=intent, previous_state=current.sync_state
                     )
+                spec.hide_secrets(current, exc)
                 raise
-            with transaction.atomic():
-                spec.model.objects.filter(pk=current.pk).update(
-                    sync_state=SyncState.PENDING_DELETE, last_error=str(exc)[:2000]
-                )
-                intents.drop(intent)
-                outbox.push_after_commit(
-                    spec.kind, current.pk, delete=True, report=_note_queued(row)
-                )
-            row.sync_state = SyncState.PENDING_DELETE
+            _keep_pending_delete(spec, row, current, exc, intent)
             return False
         _store_deleted(current, intent)
         return True
+
+
+def _keep_pending_delete(
+    spec: Resource[Any], row: Any, current: Any, exc: SignalWireError,
+    intent: RemoteIntent | None,
+) -> None:
+    """Leave a delete SignalWire could not take now pending and queue the push that ends it.
+
+    `current` is the row as read for the delete, `row` the caller's instance, which is told
+    the new state and whether the push was queued.
+    """
+    with transaction.atomic():
+        spec.model._default_manager.filter(pk=current.pk).update(
+            sync_state=SyncState.PENDING_DELETE, last_error=spec.error_text(current, exc)
+        )
+        intents.drop(intent)
+        outbox.push_after_commit(spec.kind, current.pk, delete=True, report=_note_queued(row))
+    row.sync_state = SyncState.PENDING_DELETE
 
 
 def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
@@ -244,7 +255,7 @@ def _delete_remote(spec: Resource[Any], row: Any, client: SignalWireClient) -> N
     remote_id = row.remote_id
     if not remote_id:
         # A pending create may have landed without us hearing the answer.
-        found = spec.find(client, row.name)
+        found = spec.find_lost_create(client, row)
         if found is None:
             return
         remote_id = str(found["id"])

@@ -115,19 +115,24 @@ def _push_delete(spec: Resource[Any], *, pk: int, client: SignalWireClient | Non
     """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
     with _acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
-            row = spec.model.objects.filter(pk=pk).first()
+            row = spec.rows().filter(pk=pk).first()
             if row is None:
                 return "already gone"
             if row.sync_state != SyncState.PENDING_DELETE:
                 return "not pending delete"
             asked, fresh = intents.delete_asked(kind=spec.kind, pk=pk)
             if fresh:
-                raise RowBusyError("a delete of this row is still on its way to SignalWire")
+                raise RowBusyError(
+                    f"a delete of this {spec.row_noun} is still on its way to SignalWire"
+                )
             try:
                 _delete_remote(spec, row, _client(client))
             except AuthenticationError as exc:
-                push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
+                push_mark_failed(kind=spec.kind, pk=pk, error=spec.error_text(row, exc))
                 return "failed"
+            except SignalWireError as exc:
+                spec.hide_secrets(row, exc)
+                raise
             # A delete someone asked for is recorded as theirs, even when finished here.
             with intents.acting_as(asked) if asked is not None else nullcontext():
                 with transaction.atomic():

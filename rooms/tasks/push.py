@@ -87,9 +87,7 @@ def _push_call(resource: Resource[Any], pk: int, version: int | None) -> str:
 
 
 def _delete_call(resource: Resource[Any], pk: int) -> str:
-    """Finish a row's pending delete through its resource's service."""
-    if resource.owned:
-        return streams.stream_push_delete(pk=pk)
+    """Finish a row's pending delete through the shared push, streams' too."""
     return services.mirror_push_delete(kind=resource.kind, pk=pk)
 
 
