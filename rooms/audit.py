@@ -374,6 +374,7 @@ def delete_expired_entries(
 # about the room itself, so they stay out of the audit trail.
 MIRROR_BOOKKEEPING = [
     "raw",
+    "raw_digest",
     "remote_created_at",
     "remote_updated_at",
     "last_synced_at",

@@ -8,10 +8,15 @@ agree on it: orjson on the sync's hot path, and CanonicalJSONEncoder when the OR
 row (Django's JSONField serialises with the standard library). Where they could differ
 (floats in exponent form) the comparison falls back to decoding, so a difference costs
 time, never correctness.
+
+The sync keeps a digest of that text beside each mirrored payload (raw_digest), so a
+no-change page compares 32-character digests in Python instead of sending every payload
+to the database to be compared there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -38,3 +43,16 @@ def dumps(value: Any, *, sort_keys: bool = True) -> str:
             value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
         )
 
+
+
+# Characters of a payload digest (a 128-bit BLAKE2b, in hex).
+DIGEST_LENGTH = 32
+
+
+def digest(value: Any) -> str:
+    """Digest a payload's canonical text form: equal payloads, equal digests."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        text = dumps(value).encode()
+    return hashlib.blake2b(text, digest_size=DIGEST_LENGTH // 2).hexdigest()

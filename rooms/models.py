@@ -17,6 +17,7 @@ from django.core.validators import (
 )
 from django.db import models
 
+from rooms import jsontext
 from rooms.jsontext import CanonicalJSONEncoder
 from rooms.signalwire import schema
 from rooms.stream_urls import mask_stream_url, stream_host, validate_stream_url
@@ -122,12 +123,26 @@ class RoomSettings(RemoteMirror):
     room_join_video_off = models.BooleanField(default=False)
     enable_room_previews = models.BooleanField(null=True, blank=True)
     meta = models.JSONField(null=True, blank=True, validators=[validate_meta])
+    # jsontext.digest(raw), kept with raw on every write (save() here, the sync's bulk
+    # writes): a no-change sync compares digests instead of whole payloads.
+    raw_digest = models.CharField(
+        max_length=jsontext.DIGEST_LENGTH, blank=True, default="", editable=False
+    )
 
     class Meta:
         abstract = True
 
     def __str__(self) -> str:
         return self.display_name or self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, keeping raw_digest the digest of raw whenever raw is written."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "raw" in update_fields:
+            self.raw_digest = jsontext.digest(self.raw)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "raw_digest"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         """Mirror SignalWire's cross-field rules so bad input never leaves the browser."""
