@@ -49,10 +49,19 @@ def dumps(value: Any, *, sort_keys: bool = True) -> str:
 DIGEST_LENGTH = 32
 
 
+def canonical(value: Any) -> bytes:
+    """The canonical text form of plain JSON data, as UTF-8 bytes."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return dumps(value).encode()
+
+
+def digest_text(text: bytes) -> str:
+    """Digest a payload already in its canonical text form (see canonical)."""
+    return hashlib.blake2b(text, digest_size=DIGEST_LENGTH // 2).hexdigest()
+
+
 def digest(value: Any) -> str:
     """Digest a payload's canonical text form: equal payloads, equal digests."""
-    try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        text = dumps(value).encode()
-    return hashlib.blake2b(text, digest_size=DIGEST_LENGTH // 2).hexdigest()
+    return digest_text(canonical(value))

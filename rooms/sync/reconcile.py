@@ -60,7 +60,7 @@ def mirror_run(
 class _MirrorSync:
     """One reconciliation of a model with a remote listing, page by page."""
 
-    # The hand-written inserts and the in-database text compare; bench/sync_bench.py
+    # The hand-written inserts and the payload digest compare; bench/sync_bench.py
     # --plain measures the plain Django way (bulk_create, remote_updated_at) beside them.
     fast_paths = True
 
@@ -118,6 +118,8 @@ class _MirrorSync:
         run = self.run_record
         now = timezone.now()
         incoming: dict[str, dict[str, Any]] = {}
+        digests: dict[str, str] = {}
+        canonical, digest_text = jsontext.canonical, jsontext.digest_text
         for item in page:
             remote_id = item.get("id") if isinstance(item, dict) else None
             if isinstance(remote_id, int) and not isinstance(remote_id, bool):
@@ -127,7 +129,8 @@ class _MirrorSync:
                 self.error(f"A listed {self.resource.kind} has no id; it was left out.")
                 continue
             self.seen.add(remote_id)
-            if self.refuses_nul and (held := nul_fields(item)):
+            text = canonical(item)
+            if self.refuses_nul and b"\\u0000" in text and (held := nul_fields(item)):
                 # Seen, so never marked deleted; a mirrored row keeps its last values.
                 self.error(
                     f"{remote_id}: not stored because {', '.join(held)} holds a NUL "
@@ -135,7 +138,8 @@ class _MirrorSync:
                 )
                 continue
             incoming[remote_id] = item
-        plan = self.plan(incoming, now)
+            digests[remote_id] = digest_text(text)
+        plan = self.plan(incoming, digests, now)
         if not plan.writes:
             # Nothing to write: keep the run's counts in memory, saving them now and then
             # so admin still sees a long run progress.
@@ -170,12 +174,14 @@ class _MirrorSync:
         for write in done:
             setattr(run, write.counter, getattr(run, write.counter) + 1)
 
-    def plan(self, incoming: dict[str, dict[str, Any]], now: datetime) -> _PagePlan:
+    def plan(
+        self, incoming: dict[str, dict[str, Any]], digests: dict[str, str], now: datetime
+    ) -> _PagePlan:
         """Sort the page's rows into creates, updates, restores, unchanged and skipped."""
         run = self.run_record
         run.seen += len(incoming)
         plan = _PagePlan()
-        existing = self.known_rows(incoming)
+        existing = self.known_rows(incoming, digests)
         changed: dict[int, dict[str, Any]] = {}
         new: list[dict[str, Any]] = []
         for remote_id, item in incoming.items():
@@ -192,6 +198,9 @@ class _MirrorSync:
             values = self.map(remote_id, item)
             if values is None:
                 continue
+            # The listed payload is what raw stores (a mapping that trims it digests its own).
+            raw = values.get("raw")
+            values["raw_digest"] = digests[remote_id] if raw is item else jsontext.digest(raw)
             if row is None:
                 new.append(values)
             else:
@@ -219,25 +228,29 @@ class _MirrorSync:
             plan.writes.extend(self.writer.create_or_adopt(new, now))
         return plan
 
-    def known_rows(self, incoming: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str, bool]]:
+    def known_rows(
+        self, incoming: dict[str, dict[str, Any]], digests: dict[str, str]
+    ) -> dict[str, tuple[int, str, bool]]:
         """Read (pk, sync_state, looks unchanged) of the page's rows the mirror already has.
 
-        The fast path compares the stored payload's text with the listed one in the
-        database; the plain way trusts remote_updated_at alone, so it also misses an edit
-        SignalWire makes without bumping updated_at. bench/sync_bench.py --plain, 10,000
-        conferences, three runs on a busy 2-core machine: no-op sync 1.08-1.45x faster
-        here, and with the hand-written inserts of rooms.bulk_sql (against bulk_create)
-        the first sync 1.6-2.6x faster.
+        The fast path compares each stored payload's digest (raw_digest) with the listed
+        payload's, in Python; the plain way trusts remote_updated_at alone, so it also
+        misses an edit SignalWire makes without bumping updated_at. bench/sync_bench.py
+        --plain, 10,000 conferences, three runs on a busy 2-core machine: with the
+        hand-written inserts of rooms.bulk_sql (against bulk_create) the first sync
+        1.6-2.6x faster.
         """
-        if self.fast_paths and connection.vendor == "postgresql":
-            return rows_matching_by_index(self.model, incoming)
         if self.fast_paths:
-            return selectors.mirror_rows_matching(self.model, incoming)
-        known = selectors.mirror_rows_by_remote_id(self.model, incoming)
+            known = rows_with_digest(self.model, list(incoming))
+            return {
+                remote_id: (pk, state, stored == digests[remote_id])
+                for remote_id, (pk, state, stored) in known.items()
+            }
+        by_time = selectors.mirror_rows_by_remote_id(self.model, incoming)
         return {
             remote_id: (pk, state, updated == parse_remote_datetime(incoming[remote_id].get(
                 "updated_at")))
-            for remote_id, (pk, state, updated) in known.items()
+            for remote_id, (pk, state, updated) in by_time.items()
         }
 
     def map(self, remote_id: str, item: dict[str, Any]) -> dict[str, Any] | None:
@@ -290,32 +303,26 @@ class _MirrorSync:
                 self.run_record.marked_deleted += len(rows)
 
 
-def rows_matching_by_index(
-    model: type[Any], incoming: dict[str, dict[str, Any]]
-) -> dict[str, tuple[int, str, bool]]:
-    """PostgreSQL's form of selectors.mirror_rows_matching: the page as one jsonb object.
+def rows_with_digest(model: type[Any], remote_ids: list[str]) -> dict[str, tuple[int, str, str]]:
+    """Read (pk, sync_state, raw_digest) of the listed rows the mirror has, by remote id.
 
-    Joined with a VALUES list of a thousand rows, the planner hashed it and read the
-    whole mirror table on every page, so a no-change sync grew with the square of the
-    rows (7.3 s for 100,000 conferences against 1.5 s of fetching); two text arrays cost
-    more in the driver's quoting than the query. One parameter, {remote id: payload},
-    unpacked by jsonb_each, is estimated small, so each listed row is found through the
-    remote_id index, and payloads compare as jsonb values. Same answer: (pk, sync_state,
-    payload equal).
+    One query per page through the remote_id index; only the 32-character digests come
+    back, so neither database serialises, sends or compares a payload. Before raw_digest,
+    the page's payloads were sent as parameters and compared in the database (as text on
+    SQLite, as jsonb on PostgreSQL, which parsed a thousand payloads per page).
     """
-    if not incoming:
+    if not remote_ids:
         return {}
     qn = connection.ops.quote_name
     meta = model._meta
     sql = (
-        f"SELECT c.{qn(str(meta.pk.column))}, c.remote_id, c.sync_state, c.raw = page.value "
-        "FROM jsonb_each(CAST(%s AS jsonb)) AS page "
-        f"JOIN {qn(meta.db_table)} AS c ON c.remote_id = page.key"
+        f"SELECT {qn(str(meta.pk.column))}, remote_id, sync_state, raw_digest "
+        f"FROM {qn(meta.db_table)} WHERE remote_id IN ({', '.join(['%s'] * len(remote_ids))})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [jsontext.dumps(incoming)])
+        cursor.execute(sql, remote_ids)
         rows = cursor.fetchall()
-    return {remote_id: (pk, state, bool(same)) for pk, remote_id, state, same in rows}
+    return {remote_id: (pk, state, stored) for pk, remote_id, state, stored in rows}
 
 
 def _holds_nul(value: object) -> bool:

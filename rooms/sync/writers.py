@@ -195,6 +195,8 @@ class PageWriter:
     def link(self, holder: dict[str, Any], values: dict[str, Any], now: datetime) -> RowWrite:
         """Plan linking a pending local row to its remote object, keeping its local values."""
         linked = {f: values[f] for f in payloads.MIRROR_FIELDS}
+        if "raw_digest" in values:
+            linked["raw_digest"] = values["raw_digest"]
         # Every column gets the holder's own value, since a page's bulk_update writes the
         # union of the fields its rows changed.
         merged = {k: v for k, v in holder.items() if k in self.model_columns or k == "pk"}
