@@ -18,8 +18,14 @@ class Command(BaseCommand):
 
     help = (
         "Reconcile the local mirror with the SignalWire Space now. With no option, syncs "
-        "conferences, rooms and the tokens of conferences that have none yet."
+        "conferences, rooms and the tokens of conferences that have none yet. It skips "
+        "Django's system checks (run `manage.py check`, as a deployment does) so a "
+        "frequent cron run starts quicker."
     )
+    # The system checks cost ~0.06 s of a run that may only confirm nothing changed; a
+    # deployment runs `manage.py check --deploy`, and the checks a sync depends on (the
+    # database, Redis) fail the run loudly anyway.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--conferences", action="store_true", help="Sync conferences.")
