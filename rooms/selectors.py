@@ -3,45 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.db import connection, models
 from django.utils.timesince import timesince
 
-from rooms import jsontext
 from rooms.models import RemoteIntent, SyncRun
 
 Outcome = SyncRun.Outcome
-
-
-def mirror_rows_matching(
-    model: type[models.Model], incoming: dict[str, dict[str, Any]]
-) -> dict[str, tuple[int, str, bool]]:
-    """Read (pk, sync_state, payload text equal) of a listed page's known rows in one query.
-
-    On an unchanged page this read is the sync's whole cost, so the database compares
-    each stored payload with the listed one (serialised in the canonical form, see
-    rooms.jsontext) and sends back a flag instead of the payload; a row whose text
-    differs is compared again by value before it counts as changed.
-    """
-    if not incoming:
-        return {}
-    qn = connection.ops.quote_name
-    meta = model._meta
-    listed = "page.column2"
-    if connection.vendor == "postgresql":
-        listed = f"CAST({listed} AS jsonb)"
-    sql = (
-        f"SELECT c.{qn(str(meta.pk.column))}, c.remote_id, c.sync_state, c.raw = {listed} "
-        f"FROM (VALUES {', '.join(['(%s, %s)'] * len(incoming))}) AS page "
-        f"JOIN {qn(meta.db_table)} AS c ON c.remote_id = page.column1"
-    )
-    dumps = jsontext.dumps
-    params = [part for remote_id, item in incoming.items() for part in (remote_id, dumps(item))]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return {remote_id: (pk, state, bool(same)) for pk, remote_id, state, same in rows}
 
 
 def mirror_rows_by_remote_id(
