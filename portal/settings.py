@@ -247,6 +247,9 @@ SIGNALWIRE_INTERACTIVE_RETRY_MAX_WAIT = env.float(
 SIGNALWIRE_MAX_RESPONSE_BYTES = env.int("SIGNALWIRE_MAX_RESPONSE_BYTES", default=8 * 1024 * 1024)
 # Most rows one listing may have when its first page implies no smaller bound.
 SIGNALWIRE_MAX_LIST_ROWS = env.int("SIGNALWIRE_MAX_LIST_ROWS", default=1_000_000)
+# Most members one room session's listing is read for (a session holds a few hundred);
+# a longer listing is an error of the run and the session keeps its mirrored members.
+SIGNALWIRE_MAX_SESSION_MEMBERS = env.int("SIGNALWIRE_MAX_SESSION_MEMBERS", default=1000)
 # Refuse (RemoteCallInTransactionError) to call SignalWire inside a database transaction;
 # on with DEBUG (and in the tests), so a regression fails loudly where it is made.
 SIGNALWIRE_REFUSE_IN_TRANSACTION = env.bool("SIGNALWIRE_REFUSE_IN_TRANSACTION", default=DEBUG)

@@ -39,6 +39,8 @@ class RoomSession(models.Model):
     member_seconds = models.PositiveBigIntegerField("member time (seconds)", default=0)
     remote_updated_at = models.CharField(max_length=40, blank=True)
     raw = models.JSONField(default=dict, blank=True, encoder=CanonicalJSONEncoder)
+    # Values SignalWire sent that could not be stored (kept as unknown; raw has them).
+    sync_note = models.TextField(blank=True, editable=False)
     last_synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -70,6 +72,8 @@ class SessionMember(models.Model):
     duration = models.PositiveIntegerField("duration (seconds)", null=True, blank=True)
     cost_in_dollars = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True, encoder=CanonicalJSONEncoder)
+    # Values SignalWire sent that could not be stored (kept as unknown; raw has them).
+    sync_note = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["session_id", "join_time", "id"]

@@ -54,6 +54,8 @@ class Recording(models.Model):
     remote_updated_at = models.CharField(max_length=40, blank=True)
     # The last payload without its `uri` (a secret that expires).
     raw = models.JSONField(default=dict, blank=True, encoder=CanonicalJSONEncoder)
+    # Values SignalWire sent that could not be stored (kept as unknown; raw has them).
+    sync_note = models.TextField(blank=True, editable=False)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     sync_state = models.CharField(
         max_length=20, choices=RecordingState.choices, default=RecordingState.SYNCED

@@ -13,14 +13,14 @@ before anything is stored: it is a signed link that expires.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, FloatField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from rooms import audit
@@ -28,7 +28,8 @@ from rooms.activity_models import RoomSession
 from rooms.locks import Flight
 from rooms.models import AuditEntry, SyncRun
 from rooms.recording_models import UNFINISHED, Recording, RecordingState
-from rooms.sessions import _moment, _money, _seconds, _text
+from rooms.sessions import readable_rows
+from rooms.signalwire import payloads
 from rooms.signalwire import recordings as api_recordings
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
@@ -50,9 +51,16 @@ FIELDS = (
     "remote_created_at",
     "remote_updated_at",
     "raw",
+    "sync_note",
 )
 # The fields whose changes the audit trail records (raw and bookkeeping stay out).
-AUDITED = tuple(f for f in FIELDS if f not in ("raw", "remote_updated_at"))
+AUDITED = tuple(f for f in FIELDS if f not in ("raw", "remote_updated_at", "sync_note"))
+# Payload keys read as values, and the field each fills.
+CHECKED = {
+    "started_at": "started_at", "finished_at": "finished_at", "duration": "duration",
+    "size_in_bytes": "size_in_bytes", "cost_in_dollars": "cost_in_dollars",
+    "created_at": "remote_created_at",
+}
 NOTED = frozenset((*AUDITED, "session", "sync_state"))
 
 
@@ -76,7 +84,12 @@ def recordings_sync(
         for page in api_recordings.iter_recording_pages(api, page_size=page_size):
             run.pages += 1
             rows = _readable(run, page)
-            seen.update(row["id"] for row in rows)
+            # Every listed id, stored or not: a row left out is still in SignalWire.
+            seen.update(
+                row["id"]
+                for row in page
+                if isinstance(row, dict) and isinstance(row.get("id"), str)
+            )
             known = _known(rows)
             changed = [row for row in rows if known.get(row["id"]) != _version(row)]
             _store(run, changed)
@@ -107,22 +120,17 @@ def recordings_link_sessions() -> int:
     )
 
 
-def _readable(run: SyncRun, page: Iterable[Any]) -> list[dict]:
-    """Keep the rows that have an id, without their link; count the others as errors."""
-    rows = []
-    for row in page:
-        run.seen += 1
-        if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
-            rows.append(api_recordings.without_uri(row))
-        else:
-            run.errors += 1
-            run.error = run.error or "SignalWire listed a recording without an id; skipped it."
-    return rows
+def _readable(run: SyncRun, page: list[Any]) -> list[dict]:
+    """Keep the rows the database can store, each id once, without their link."""
+    run.seen += len(page)
+    kept = readable_rows(run, page, set(), kind="recording")
+    return [api_recordings.without_uri(row) for row in kept]
 
 
 def _version(row: dict) -> tuple[str, str]:
     """What tells a changed recording from an unchanged one: its update time and status."""
-    return (_text(row.get("updated_at"))[:40], _text(row.get("status"))[:40])
+    text = payloads.remote_text
+    return (text(row.get("updated_at"))[:40], text(row.get("status"))[:40])
 
 
 def _known(rows: list[dict]) -> dict[str, tuple[str, str]]:
@@ -155,8 +163,7 @@ def _refresh_unfinished(run: SyncRun, api: SignalWireClient, seen: set[str]) -> 
             run.errors += 1
             run.error = run.error or f"Recording {remote_id}: {exc}"
             continue
-        run.seen += 1
-        rows.append(api_recordings.without_uri(row))
+        rows.extend(_readable(run, [row]))
     known = _known(rows)
     changed = [row for row in rows if known.get(row["id"]) != _version(row)]
     _store(run, changed)
@@ -212,7 +219,7 @@ def _store(run: SyncRun, rows: list[dict]) -> None:
                 remote_id__in=[row["id"] for row in rows]
             )
         }
-        session_ids = {_text(row.get("room_session_id")) for row in rows} - {""}
+        session_ids = {payloads.remote_text(row.get("room_session_id")) for row in rows} - {""}
         # Light session objects: enough for the link and the audit entry's owner, no N+1.
         sessions = {
             remote_id: RoomSession(pk=pk, room_name=name, conference_id=conf, room_id=room)
@@ -296,22 +303,21 @@ def _reload_pks(rows: list[Recording]) -> None:
 
 def map_recording(row: dict) -> dict[str, Any]:
     """Turn a recording payload into field values; odd values become None, raw keeps all."""
-    size = row.get("size_in_bytes")
-    return {
-        "remote_session_id": _text(row.get("room_session_id"))[:64],
-        "status": _text(row.get("status"))[:40],
-        "started_at": _moment(row.get("started_at")),
-        "finished_at": _moment(row.get("finished_at")),
-        "duration": _seconds(row.get("duration")),
-        "size_in_bytes": (
-            size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
-        ),
-        "format": _text(row.get("format"))[:40],
-        "cost_in_dollars": _money(row.get("cost_in_dollars")),
-        "remote_created_at": _moment(row.get("created_at")),
-        "remote_updated_at": _text(row.get("updated_at"))[:40],
+    values = {
+        "remote_session_id": payloads.remote_text(row.get("room_session_id"))[:64],
+        "status": payloads.remote_text(row.get("status"))[:40],
+        "started_at": payloads.parse_remote_datetime(row.get("started_at")),
+        "finished_at": payloads.parse_remote_datetime(row.get("finished_at")),
+        "duration": payloads.remote_seconds(row.get("duration")),
+        "size_in_bytes": payloads.remote_bytes(row.get("size_in_bytes")),
+        "format": payloads.remote_text(row.get("format"))[:40],
+        "cost_in_dollars": payloads.remote_money(row.get("cost_in_dollars")),
+        "remote_created_at": payloads.parse_remote_datetime(row.get("created_at")),
+        "remote_updated_at": payloads.remote_text(row.get("updated_at"))[:40],
         "raw": api_recordings.without_uri(row),
     }
+    values["sync_note"] = payloads.unknown_values_note(row, values, CHECKED)
+    return values
 
 
 # --- reads for admin --------------------------------------------------------------------
@@ -321,9 +327,11 @@ def recording_totals(queryset: QuerySet[Recording]) -> dict[str, Any]:
     """Count, size and cost of a set of recordings, in one aggregate query."""
     from django.db.models import Count
 
+    # Summed as floating point: a sum of 64-bit sizes can pass what a 64-bit integer holds
+    # (SQLite's SUM then fails), and a total shown in TiB needs no byte-exact figure.
     totals = queryset.order_by().aggregate(
         count=Count("pk"),
-        size=Coalesce(Sum("size_in_bytes"), 0),
+        size=Coalesce(Sum(Cast("size_in_bytes", FloatField())), 0.0),
         cost=Coalesce(Sum("cost_in_dollars"), Decimal("0")),
     )
     return {"count": totals["count"], "size": int(totals["size"]), "cost": totals["cost"]}

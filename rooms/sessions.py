@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from rooms.activity_models import COMPLETED, LIVE, RoomSession, SessionMember
 from rooms.locks import Flight
 from rooms.models import Conference, Room, SyncRun
-from rooms.signalwire import activity
+from rooms.signalwire import activity, payloads
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
+from rooms.sync.runs import add_error
 
 logger = logging.getLogger("rooms.sessions")
 
@@ -48,9 +48,21 @@ SESSION_FIELDS = (
     "cost_in_dollars",
     "remote_updated_at",
     "raw",
+    "sync_note",
 )
 MEMBER_TOTALS = ("members_now", "member_count", "member_seconds")
-MEMBER_FIELDS = ("name", "join_time", "leave_time", "duration", "cost_in_dollars", "raw")
+MEMBER_FIELDS = (
+    "name", "join_time", "leave_time", "duration", "cost_in_dollars", "raw", "sync_note",
+)
+# Payload keys of a session and of a member that are read as values, and the field each fills.
+SESSION_CHECKED = {
+    "start_time": "start_time", "end_time": "end_time", "duration": "duration",
+    "cost_in_dollars": "cost_in_dollars",
+}
+MEMBER_CHECKED = {
+    "join_time": "join_time", "leave_time": "leave_time", "duration": "duration",
+    "cost_in_dollars": "cost_in_dollars",
+}
 
 
 # --- public services --------------------------------------------------------------------
@@ -69,7 +81,8 @@ def sessions_sync_history(
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         for page in activity.iter_session_pages(api, status=COMPLETED, page_size=page_size):
             run.pages += 1
-            rows = _readable(run, page)
+            run.seen += len(page)
+            rows = readable_rows(run, page, set(), kind="session")
             known = _known(rows)
             changed = [row for row in rows if known.get(row["id"]) != _version(row)]
             members = _fetch_members(run, api, changed)
@@ -94,15 +107,19 @@ def sessions_refresh_live(
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         rows: list[dict] = []
+        # One set for every page: the rows are stored together, so a repeat on any page
+        # would be written twice.
+        listed: set[str] = set()
         for page in activity.iter_session_pages(api, status=LIVE):
             run.pages += 1
-            rows.extend(_readable(run, page))
-        live_ids = {row["id"] for row in rows}
-        ended = RoomSession.objects.filter(status=LIVE).exclude(remote_id__in=live_ids)
+            run.seen += len(page)
+            rows.extend(readable_rows(run, page, listed, kind="session"))
+        ended = RoomSession.objects.filter(status=LIVE).exclude(remote_id__in=listed)
         for remote_id, room_name in ended.values_list("remote_id", "room_name"):
             row = _ended_session(run, api, remote_id, room_name)
             if row is not None:
-                rows.append(row)
+                run.seen += 1
+                rows.extend(readable_rows(run, [row], listed, kind="session"))
         members = _fetch_members(run, api, rows)
         known = _known(rows)
         _store(run, rows, members, timezone.now())
@@ -148,16 +165,30 @@ def _run(
 # --- reading SignalWire (no transaction open) -------------------------------------------
 
 
-def _readable(run: SyncRun, page: Iterable[Any]) -> list[dict]:
-    """Keep the rows that have an id; count the others as errors."""
+def readable_rows(
+    run: SyncRun, page: Iterable[Any], listed: set[str], *, kind: str
+) -> list[dict]:
+    """Keep the rows the database can store, each id once; count the others as errors.
+
+    listed: ids already kept from this listing (a repeat is left out); updated in place.
+    """
+    refuses_nul = connection.vendor == "postgresql"
     rows = []
     for row in page:
-        run.seen += 1
-        if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
-            rows.append(row)
-        else:
-            run.errors += 1
-            run.error = run.error or "SignalWire listed a session without an id; skipped it."
+        if not (isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]):
+            add_error(run, f"SignalWire listed a {kind} without an id; skipped it.")
+            continue
+        shown = payloads.shown_id(row["id"])
+        if row["id"] in listed:
+            add_error(run, f"{kind.capitalize()} {shown}: its id is listed twice; "
+                      "the repeat was left out.")
+            continue
+        problem = payloads.listed_row_problem(row, refuses_nul=refuses_nul)
+        if problem is not None:
+            add_error(run, f"{kind.capitalize()} {shown}: not stored because {problem}.")
+            continue
+        listed.add(row["id"])
+        rows.append(row)
     return rows
 
 
@@ -173,26 +204,39 @@ def _ended_session(
                     return row
         return activity.get_session(api, remote_id)
     except NotFoundError:
-        run.errors += 1
-        run.error = run.error or f"Session {remote_id} is no longer in SignalWire."
+        add_error(run, f"Session {remote_id} is no longer in SignalWire.")
         return None
 
 
 def _fetch_members(run: SyncRun, api: SignalWireClient, rows: list[dict]) -> dict[str, list[dict]]:
-    """Fetch the members of each session; one that cannot be read keeps its old members."""
+    """Fetch the members of each session; one that cannot be read keeps its old members.
+
+    A session lists at most a few hundred members; a listing longer than
+    SIGNALWIRE_MAX_SESSION_MEMBERS is not read on (an error of the run).
+    """
+    cap = settings.SIGNALWIRE_MAX_SESSION_MEMBERS
     members: dict[str, list[dict]] = {}
     for row in rows:
+        shown = payloads.shown_id(row["id"])
         try:
-            listed = activity.list_session_members(api, row["id"])
+            listed = activity.list_session_members(api, row["id"], limit=cap + 1)
         except NotFoundError:
             continue
         except SignalWireError as exc:
             if exc.retryable:
                 raise
-            run.errors += 1
-            run.error = run.error or f"Members of session {row['id']}: {exc}"
+            add_error(run, f"Members of session {shown}: {exc}")
             continue
-        members[row["id"]] = [m for m in listed if isinstance(m, dict) and _text(m.get("id"))]
+        if len(listed) > cap:
+            add_error(
+                run,
+                f"Members of session {shown}: SignalWire lists more than {cap} "
+                "(SIGNALWIRE_MAX_SESSION_MEMBERS); stopped reading them and kept the "
+                "members mirrored before.",
+            )
+            continue
+        identified = [m for m in listed if isinstance(m, dict) and _text(m.get("id"))]
+        members[row["id"]] = readable_rows(run, identified, set(), kind="member")
     return members
 
 
@@ -322,7 +366,7 @@ def map_session(row: dict, owners: _Owners) -> dict[str, Any]:
     """Turn a session payload into field values; odd values become None, raw keeps all."""
     room_id, name = _text(row.get("room_id")), _text(row.get("name"))
     conference_pk, room_pk = owners.of(room_id, name)
-    return {
+    values = {
         "conference_id": conference_pk,
         "room_id": room_pk,
         "remote_room_id": room_id[:64],
@@ -336,11 +380,13 @@ def map_session(row: dict, owners: _Owners) -> dict[str, Any]:
         "remote_updated_at": _text(row.get("updated_at"))[:40],
         "raw": row,
     }
+    values["sync_note"] = payloads.unknown_values_note(row, values, SESSION_CHECKED)
+    return values
 
 
 def map_member(row: dict) -> dict[str, Any]:
     """Turn a member payload into field values; odd values become None, raw keeps all."""
-    return {
+    values = {
         "name": _text(row.get("name"))[:255],
         "join_time": _moment(row.get("join_time")),
         "leave_time": _moment(row.get("leave_time")),
@@ -348,46 +394,22 @@ def map_member(row: dict) -> dict[str, Any]:
         "cost_in_dollars": _money(row.get("cost_in_dollars")),
         "raw": row,
     }
+    values["sync_note"] = payloads.unknown_values_note(row, values, MEMBER_CHECKED)
+    return values
 
 
 def member_totals(members: list[dict]) -> dict[str, int]:
-    """Members present, members in all, and the seconds of those who left."""
-    present = sum(1 for m in members if m.get("leave_time") is None)
-    seconds = sum(_seconds(m.get("duration")) or 0 for m in members)
-    return {"members_now": present, "member_count": len(members), "member_seconds": seconds}
+    """Members present, members in all, and the seconds of those who left (each id once)."""
+    unique: dict[Any, dict] = {}
+    for member in members:
+        unique.setdefault(member.get("id"), member)
+    present = sum(1 for m in unique.values() if m.get("leave_time") is None)
+    seconds = sum(_seconds(m.get("duration")) or 0 for m in unique.values())
+    return {"members_now": present, "member_count": len(unique), "member_seconds": seconds}
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = parse_datetime(value)
-    except ValueError:
-        return None
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return moment
-
-
-def _seconds(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if value != value or value < 0 or value > 2**31 - 1:  # NaN or out of range
-        return None
-    return int(value)
-
-
-def _money(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        amount = Decimal(str(value)).quantize(Decimal("0.0001"))
-    except (InvalidOperation, ValueError):
-        return None
-    if not amount.is_finite() or abs(amount) >= Decimal("1e10"):
-        return None
-    return amount
+# Read as SignalWire's other payloads are (odd values become None; raw keeps them).
+_text = payloads.remote_text
+_moment = payloads.parse_remote_datetime
+_seconds = payloads.remote_seconds
+_money = payloads.remote_money

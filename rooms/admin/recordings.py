@@ -208,6 +208,7 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
         "remote_id",
         "remote_session_id",
         "last_synced_at",
+        "sync_note",
     )
     readonly_fields = fields
 

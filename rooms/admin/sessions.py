@@ -148,7 +148,7 @@ class MemberInline(admin.TabularInline):
     """The members of a session: who joined, when they left, how long, what it cost."""
 
     model = SessionMember
-    fields = ("name", "join_time", "leave_time", "length", "cost_in_dollars")
+    fields = ("name", "join_time", "leave_time", "length", "cost_in_dollars", "sync_note")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -201,6 +201,7 @@ class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
         "remote_id",
         "remote_room_id",
         "last_synced_at",
+        "sync_note",
     )
     readonly_fields = fields
 

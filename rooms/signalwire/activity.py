@@ -75,10 +75,16 @@ def get_session(client: SignalWireClient, session_id: str) -> dict[str, Any]:
 
 
 def list_session_members(
-    client: SignalWireClient, session_id: str, *, page_size: int | None = None
+    client: SignalWireClient,
+    session_id: str,
+    *,
+    page_size: int | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Fetch every member of a room session, in the order they joined."""
+    """Fetch the members of a room session in the order they joined (the first `limit`)."""
     path = f"{SESSIONS}/{quote(session_id, safe='')}/members"
+    if limit is not None:
+        return list_first(client, path, limit=limit)
     return [row for page in iter_pages(client, path, page_size=page_size) for row in page]
 
 

@@ -7,11 +7,14 @@ everything, including fields the portal does not know yet).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from rooms import jsontext
 from rooms.signalwire import schema
 
 
@@ -26,15 +29,133 @@ def format_datetime(value: datetime | None) -> str | None:
 
 
 def parse_remote_datetime(value: Any) -> datetime | None:
-    """Parse an RFC 3339 (or date-only) value from SignalWire; None when absent or unreadable."""
+    """Parse an RFC 3339 (or date-only) value from SignalWire, in UTC.
+
+    None when absent, unreadable, or not a possible time: a valid-looking value such as
+    9999-12-31T23:59:59-23:59 lies past year 9999 in UTC, which no database column holds.
+    """
     if not value or not isinstance(value, str):
         return None
     if len(value) == 10:
         value = f"{value}T00:00:00Z"
     try:
-        return parse_datetime(value)
-    except ValueError:
+        moment = parse_datetime(value)
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+
+
+# Largest values the mirror's columns hold: PositiveIntegerField, PositiveBigIntegerField
+# and DecimalField(max_digits=14, decimal_places=4).
+SECONDS_MAX = 2**31 - 1
+BYTES_MAX = 2**63 - 1
+MONEY_LIMIT = Decimal("1e10")
+# Length of the remote id columns of sessions, members, recordings, streams and tokens.
+REMOTE_ID_MAX = 64
+
+
+def remote_text(value: Any) -> str:
+    """A text value as sent, or "" for anything that is not text."""
+    return value if isinstance(value, str) else ""
+
+
+def remote_seconds(value: Any) -> int | None:
+    """A count of seconds; None when absent, not a number, negative or out of range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value != value or value < 0 or value > SECONDS_MAX:  # NaN or out of range
+        return None
+    return int(value)
+
+
+def remote_bytes(value: Any) -> int | None:
+    """A size in bytes; None when absent, not a whole number, negative or too large to store."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= BYTES_MAX else None
+
+
+def remote_money(value: Any) -> Decimal | None:
+    """An amount in dollars to four places; None when unreadable, negative or too large."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.0001"))
+    except (InvalidOperation, ValueError):
+        return None
+    # A cost is never negative: storing one would lower usage totals.
+    if not amount.is_finite() or amount < 0 or amount >= MONEY_LIMIT:
+        return None
+    return amount
+
+
+def unknown_values_note(
+    data: dict[str, Any], values: dict[str, Any], fields: Mapping[str, str]
+) -> str:
+    """Say which values SignalWire sent that are stored as unknown; "" when none were.
+
+    `fields` maps payload keys to the model fields read from them. A key that was sent
+    with a value (not null, not empty) whose field holds None could not be stored.
+    """
+    odd = [
+        f"{key} {_shown(data[key])}"
+        for key, field in fields.items()
+        if data.get(key) not in (None, "") and values.get(field) is None
+    ]
+    if not odd:
+        return ""
+    return (
+        f"SignalWire sent values the portal cannot store, kept as unknown: {'; '.join(odd)} "
+        "(the raw payload keeps them)."
+    )
+
+
+def _shown(value: Any) -> str:
+    text = jsontext.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def holds_nul(value: object) -> bool:
+    """Tell whether a JSON value holds a NUL character in any key or text."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
+def nul_fields(item: dict[str, Any]) -> list[str]:
+    """Name the top-level fields of a payload that hold a NUL character anywhere."""
+    if "\\u0000" not in jsontext.dumps(item):  # one fast scan; the walk only when needed
+        return []
+    return sorted(str(key) for key, value in item.items() if holds_nul(key) or holds_nul(value))
+
+
+def shown_id(remote_id: str) -> str:
+    """A listed id as a run's error may quote it: at most 64 characters, NUL spelt out."""
+    shown = remote_id[:REMOTE_ID_MAX].replace("\x00", "\\x00")
+    return shown if len(remote_id) <= REMOTE_ID_MAX else f"{shown}..."
+
+
+def listed_row_problem(item: dict[str, Any], *, refuses_nul: bool) -> str | None:
+    """Say why a listed row with a text id cannot be stored, naming the field; else None.
+
+    refuses_nul: the database cannot store U+0000 (PostgreSQL's text and jsonb).
+    """
+    if len(item["id"]) > REMOTE_ID_MAX:
+        return f"its id is longer than {REMOTE_ID_MAX} characters"
+    if refuses_nul and (held := nul_fields(item)):
+        return (
+            f"{', '.join(held)} holds a NUL character, which PostgreSQL cannot store; "
+            "correct it in SignalWire"
+        )
+    return None
 
 
 ENUM_FIELDS = frozenset({"quality", "layout", "size"})
@@ -170,6 +291,14 @@ _READERS = {
 }
 
 
+# Times of a conference, room or stream payload, by payload key: the model field each fills.
+_MIRROR_MOMENTS = {
+    **{f: f for f in sorted(_DATETIME_FIELDS)},
+    "created_at": "remote_created_at",
+    "updated_at": "remote_updated_at",
+}
+
+
 def _fields_from_payload(data: dict[str, Any], model_fields: tuple[str, ...]) -> dict[str, Any]:
     readers = _READERS
     values = {f: readers[f](data[f]) for f in model_fields if f in data}
@@ -177,6 +306,9 @@ def _fields_from_payload(data: dict[str, Any], model_fields: tuple[str, ...]) ->
     values["remote_created_at"] = parse_remote_datetime(data.get("created_at"))
     values["remote_updated_at"] = parse_remote_datetime(data.get("updated_at"))
     values["raw"] = data
+    note = unknown_values_note(data, values, _MIRROR_MOMENTS)
+    if note:
+        values["last_error"] = note
     return values
 
 
@@ -212,6 +344,12 @@ def _count(value: Any) -> int | None:
     return number if number is not None and 0 <= number <= 2147483647 else None
 
 
+_STREAM_CHECKED = {
+    "width": "width", "height": "height", "fps": "fps",
+    "created_at": "remote_created_at", "updated_at": "remote_updated_at",
+}
+
+
 def stream_body(stream: Any) -> dict[str, Any]:
     """The create or update body of a stream: its url, the only field the API takes."""
     return {"url": stream.url}
@@ -223,7 +361,7 @@ def stream_fields(data: dict[str, Any]) -> dict[str, Any]:
     The raw payload is kept without its url: the url holds the stream key and lives in
     the url field alone, so the raw copy shown in admin never reveals it.
     """
-    return {
+    values = {
         "remote_id": str(data["id"]),
         "url": _text(data.get("url")),
         "stream_type": _text(data.get("stream_type"))[:40],
@@ -234,3 +372,7 @@ def stream_fields(data: dict[str, Any]) -> dict[str, Any]:
         "remote_updated_at": parse_remote_datetime(data.get("updated_at")),
         "raw": {k: v for k, v in data.items() if k != "url"},
     }
+    note = unknown_values_note(data, values, _STREAM_CHECKED)
+    if note:
+        values["last_error"] = note
+    return values

@@ -18,7 +18,7 @@ from rooms.locks import Flight
 from rooms.models import UNPUSHED_STATES, AuditEntry, SyncRun, SyncState
 from rooms.registry import Resource
 from rooms.signalwire.client import SignalWireClient
-from rooms.signalwire.payloads import parse_remote_datetime
+from rooms.signalwire.payloads import nul_fields, parse_remote_datetime, shown_id
 from rooms.sync.pages import (
     PROGRESS_EVERY,
     WRITE_CHUNK,
@@ -133,7 +133,7 @@ class _MirrorSync:
             if self.refuses_nul and b"\\u0000" in text and (held := nul_fields(item)):
                 # Seen, so never marked deleted; a mirrored row keeps its last values.
                 self.error(
-                    f"{remote_id}: not stored because {', '.join(held)} holds a NUL "
+                    f"{shown_id(remote_id)}: not stored because {', '.join(held)} holds a NUL "
                     "character, which PostgreSQL cannot store; correct it in SignalWire."
                 )
                 continue
@@ -323,20 +323,3 @@ def rows_with_digest(model: type[Any], remote_ids: list[str]) -> dict[str, tuple
         cursor.execute(sql, remote_ids)
         rows = cursor.fetchall()
     return {remote_id: (pk, state, stored) for pk, remote_id, state, stored in rows}
-
-
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
-
-
-def nul_fields(item: dict[str, Any]) -> list[str]:
-    """Name the top-level fields of a payload that hold a NUL character anywhere."""
-    if "\\u0000" not in jsontext.dumps(item):  # one fast scan; the walk only when needed
-        return []
-    return sorted(str(key) for key, value in item.items() if _holds_nul(key) or _holds_nul(value))

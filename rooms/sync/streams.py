@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from rooms.audit import NormalisedChanges, bulk_record, normalise_changes
@@ -28,7 +28,7 @@ from rooms.models import (
     SyncState,
 )
 from rooms.registry import STREAM
-from rooms.signalwire import schema
+from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError
 from rooms.stream_urls import mask_stream_url
@@ -91,6 +91,10 @@ class _StreamSync:
         self.client = client
         self.progress = progress
         self.reasons: list[str] = []
+        # PostgreSQL's text and jsonb cannot hold U+0000; SQLite keeps it as SignalWire does.
+        self.refuses_nul = connection.vendor == "postgresql"
+        # Listed streams that could not be stored: not gone, whatever the batch.
+        self.refused: set[str] = set()
 
     def error(self, reason: str) -> None:
         note_error(self.run_record, self.reasons, reason)
@@ -146,8 +150,19 @@ class _StreamSync:
                 except Exception as exc:  # one odd stream must not stop the batch
                     self.error(f"A stream is not readable ({type(exc).__name__}).")
                     continue
-                if len(values["remote_id"]) > 64 or len(values["url"]) > schema.STREAM_URL_MAX:
-                    self.error(f"Stream {values['remote_id'][:64]} is too long to store.")
+                problem = payloads.listed_row_problem(
+                    {**item, "id": values["remote_id"]}, refuses_nul=self.refuses_nul
+                )
+                if problem is None and len(values["url"]) > schema.STREAM_URL_MAX:
+                    problem = f"url is longer than {schema.STREAM_URL_MAX} characters"
+                if problem is not None:
+                    # Listed, so never marked deleted; a mirrored row keeps its last values.
+                    self.refused.add(values["remote_id"])
+                    # Named by id and field only: the url holds the stream key.
+                    self.error(
+                        f"Stream {payloads.shown_id(values['remote_id'])}: not stored "
+                        f"because {problem}."
+                    )
                     continue
                 incoming[values["remote_id"]] = (owner_pk, values)
         return incoming
@@ -205,7 +220,7 @@ class _StreamSync:
             row.room_id = owner_pk if kind == Stream.OwnerKind.ROOM else None
             row.sync_state = SyncState.SYNCED
             row.last_synced_at = now
-            row.last_error = ""
+            row.last_error = values.get("last_error", "")
             row.updated_at = now
             updates.append(row)
             if diff:
@@ -216,7 +231,7 @@ class _StreamSync:
                 run.updated += 1
         gone = [
             s for s in local
-            if s.remote_id and s.remote_id not in incoming
+            if s.remote_id and s.remote_id not in incoming and s.remote_id not in self.refused
             and getattr(s, owner_field) in fetched and s.sync_state in MARKABLE_STATES
         ]
         if creates:

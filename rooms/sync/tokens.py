@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -34,6 +34,8 @@ class _TokenSync:
         self.client = client
         self.progress = progress
         self.reasons: list[str] = []
+        # PostgreSQL's text and jsonb cannot hold U+0000; SQLite keeps it as SignalWire does.
+        self.refuses_nul = connection.vendor == "postgresql"
 
     def run(self, *, missing_only: bool) -> None:
         """Walk the live conferences in pk order and mirror each one's tokens."""
@@ -90,6 +92,7 @@ class _TokenSync:
         run = self.run_record
         now = timezone.now()
         incoming: dict[str, tuple[int, dict[str, Any]]] = {}
+        refused: set[str] = set()
         for conference_pk, tokens in fetched.items():
             for answer in tokens:
                 try:
@@ -97,8 +100,18 @@ class _TokenSync:
                 except Exception as exc:  # one odd token must not stop the batch
                     self.error(f"A token of {names[conference_pk]} is not readable ({exc}).")
                     continue
-                if len(values["remote_id"]) > 64 or len(values["token"]) > 255:
-                    self.error(f"Token {values['remote_id'][:64]} is too long to store.")
+                problem = payloads.listed_row_problem(
+                    {**answer, "id": values["remote_id"]}, refuses_nul=self.refuses_nul
+                )
+                if problem is None and len(values["token"]) > 255:
+                    problem = "token is longer than 255 characters"
+                if problem is not None:
+                    # Listed, so never dropped; a mirrored token keeps its last values.
+                    refused.add(values["remote_id"])
+                    self.error(
+                        f"Token {payloads.shown_id(values['remote_id'])}: not stored "
+                        f"because {problem}."
+                    )
                     continue
                 incoming[values["remote_id"]] = (conference_pk, values)
         run.seen += len(incoming)
@@ -156,7 +169,10 @@ class _TokenSync:
             )
         if entries:
             bulk_record(model=ConferenceToken, entries=entries)
-        stale = [t.pk for t in existing.values() if t.conference_id in fetched]
+        stale = [
+            t.pk for t in existing.values()
+            if t.conference_id in fetched and t.remote_id not in refused
+        ]
         if stale:
             # Tokens are not pushed anywhere, so auditlog's own delete entries (masked)
             # are the record here.

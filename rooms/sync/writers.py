@@ -230,7 +230,11 @@ class PageWriter:
             changes = self.raw_changes(old.get("raw"), values["raw"])
         merged = {k: v for k, v in old.items() if k in self.model_columns or k == "pk"}
         merged.update(values)
-        merged.update(sync_state=SyncState.SYNCED, last_error="", last_synced_at=now)
+        # A note of values stored as unknown stays on the row; any other error is cleared.
+        merged.update(
+            sync_state=SyncState.SYNCED, last_error=values.get("last_error", ""),
+            last_synced_at=now,
+        )
         merged["updated_at"] = now
         obj = self.model(**merged)
         fields.update(("last_synced_at", "updated_at"))
