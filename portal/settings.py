@@ -304,7 +304,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
     },
     # The frequent recordings sync stops at the first page already mirrored, so only a
-    # full read of the listing sees recordings deleted in SignalWire (DESIGN 8).
+    # full read of the listing sees recordings deleted in SignalWire, to mark them deleted remotely.
     "sync-recordings-full": {
         "task": "rooms.tasks.sync_recordings_full",
         "schedule": 86400.0,

@@ -214,7 +214,8 @@ def room_token_mint(
         "permissions": scopes,
         "join_as": join_as,
         "media_allowed": media_allowed,
-        # A token must never create a room SignalWire does not have (DESIGN 16).
+        # Sent false explicitly so a join with this token can never create a room the Space
+        # does not have: such a room would be one nobody here asked for or could manage.
         "auto_create_room": False,
         "join_audio_muted": bool(join_audio_muted),
         "join_video_muted": bool(join_video_muted),

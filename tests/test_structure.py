@@ -1,6 +1,8 @@
 """The shape of the code: the sandbox stands apart, and rooms' modules import no cycle."""
 
 import ast
+import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,3 +145,56 @@ def test_the_outbox_sends_tasks_by_name_and_imports_no_task_module():
         assert outbox.push_task_name(kind, delete=True) == push.DELETE_TASKS[kind].name
     assert outbox.push_task_name("room") == push.push_room.name
     assert outbox.DELETE_REMOTE_TASK == push.delete_remote.name
+
+
+# Directories that are not the project's own text: tools' caches, the virtualenv, build output.
+NOT_THE_PROJECT = {
+    ".git", ".venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    ".hypothesis", "staticfiles", "artifacts", ".run", "node_modules",
+}
+# A design document outside the repository, cited by name or by its numbered sections.
+OUTSIDE_DOCUMENT = re.compile(r"\bdesign\.md\b|\bDESIGN\s+(?:behaviou?r\s+)?\d", re.IGNORECASE)
+
+
+def _project_text_files(root: Path):
+    """Yield every text file of the project under root (code, templates, docs, config)."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if d not in NOT_THE_PROJECT)
+        for name in sorted(files):
+            path = Path(folder) / name
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:  # a binary file (an image, a database) cites nothing
+                continue
+
+
+def _citations_of_an_outside_document(root: Path) -> list[str]:
+    """Return file:line for each citation of a design document the repository does not hold."""
+    found = []
+    for path, text in _project_text_files(root):
+        for number, line in enumerate(text.splitlines(), 1):
+            if OUTSIDE_DOCUMENT.search(line):
+                found.append(f"{path.relative_to(root)}:{number}")
+    return found
+
+
+def test_no_file_cites_a_design_document_the_repository_does_not_hold():
+    assert (ROOT / "rooms" / "intents.py") in {p for p, _ in _project_text_files(ROOT)}
+    assert (ROOT / "README.md") in {p for p, _ in _project_text_files(ROOT)}
+
+    assert _citations_of_an_outside_document(ROOT) == []
+
+
+def test_the_citation_finder_sees_code_comments_templates_and_prose(tmp_path):
+    word = "DESIGN"  # spelt apart, so this file does not cite it itself
+    (tmp_path / "rooms").mkdir()
+    (tmp_path / "rooms" / "a.py").write_text(f"x = 1  # see {word} 9\n")
+    (tmp_path / "rooms" / "b.html").write_text(f"{{# as {word} behaviour 2 says #}}\n")
+    (tmp_path / "README.md").write_text(f"Intro.\n\nRead {word.lower()}.md first.\n")
+    (tmp_path / "rooms" / "c.py").write_text(f"# A design of 8 parts; {word}ER 4.\n")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "d.py").write_text(f"# {word} 1\n")
+
+    assert _citations_of_an_outside_document(tmp_path) == [
+        "README.md:3", "rooms/a.py:1", "rooms/b.html:1"
+    ]

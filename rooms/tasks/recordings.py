@@ -1,7 +1,8 @@
 """Celery tasks of room recordings: the syncs, finishing pending deletes, daily retention.
 
 The frequent sync is incremental; a daily full one reads the whole listing, the only way
-to see recordings deleted in SignalWire (DESIGN 8).
+to see recordings deleted in SignalWire: a deleted recording just drops out of the listing,
+so only a read to its end can tell that it is gone.
 
 All thin over rooms.recordings and rooms.services.recordings; they take ids and retry
 only what can heal (SignalWire unavailable or rate limiting).
