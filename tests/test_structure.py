@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PORTAL_PACKAGES = ("rooms", "portal")
+PORTAL_PACKAGES = ("rooms", "staff", "portal")
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -37,6 +37,28 @@ def test_the_sandbox_is_its_own_app_with_its_command():
     assert apps.get_app_config("sandbox").path == str(ROOT / "sandbox")
     assert (ROOT / "sandbox" / "management" / "commands" / "sandbox_space.py").exists()
     assert not (ROOT / "rooms" / "signalwire" / "sandbox").exists()
+
+
+def test_staff_accounts_are_their_own_app_with_no_models_of_its_own():
+    from axes.models import AccessAttempt, AccessLog
+    from django.apps import apps
+    from django.contrib import admin
+    from django.urls import reverse
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    staff = apps.get_app_config("staff")
+    assert staff.path == str(ROOT / "staff")
+    assert list(staff.get_models()) == []
+    assert not (ROOT / "staff" / "migrations").exists()
+    assert (ROOT / "staff" / "management" / "commands" / "ensure_local_superuser.py").exists()
+    assert not {"accounts.py", "account_apps.py"} & {p.name for p in (ROOT / "rooms").iterdir()}
+    assert not (ROOT / "rooms" / "admin" / "accounts.py").exists()
+    # Login records, lockouts and TOTP devices keep their own apps' labels and admin pages.
+    for model in (AccessAttempt, AccessLog, TOTPDevice):
+        assert type(admin.site.get_model_admin(model)).__module__ == "staff.admin"
+    assert reverse("admin:otp_totp_totpdevice_changelist").endswith("/otp_totp/totpdevice/")
+    assert reverse("portal_otp_enrol") == "/admin/account/two-factor/"
+    assert reverse("portal_otp_verify") == "/admin/account/two-factor/verify/"
 
 
 def _rooms_modules() -> dict[str, Path]:
