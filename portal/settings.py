@@ -38,9 +38,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "auditlog",
     # Staff accounts: login lockout, TOTP second factor, Content-Security-Policy.
-    "rooms.account_apps.LoginLockoutsConfig",  # django-axes
+    "staff.account_apps.LoginLockoutsConfig",  # django-axes
     "django_otp",
-    "rooms.account_apps.TwoFactorConfig",  # django_otp.plugins.otp_totp
+    "staff.account_apps.TwoFactorConfig",  # django_otp.plugins.otp_totp
+    # After the TOTP app: staff's admin replaces the one otp_totp registers.
+    "staff",
     "csp",
     "rooms",
     "sandbox",
@@ -57,7 +59,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     # Staff with a second factor enter its code (and, when it is required, enrol one)
     # before any other admin page.
-    "rooms.accounts.SecondFactorMiddleware",
+    "staff.second_factor.SecondFactorMiddleware",
     # Staff admin requests: audit actor, source "admin" and a request id (X-Request-Id).
     "rooms.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -146,7 +148,7 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 
-# --- Staff accounts: login lockout, second factor, idle sessions (rooms.accounts) -------
+# --- Staff accounts: login lockout, second factor, idle sessions (the staff app) -------
 # django-axes watches every login; its backend refuses a locked-out account or address.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -160,11 +162,11 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # Minutes a lockout lasts after the last failure; a superuser can clear it sooner.
 PORTAL_LOGIN_COOLOFF_MINUTES = env.int("PORTAL_LOGIN_COOLOFF_MINUTES", default=15)
 AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOGIN_COOLOFF_MINUTES)
-AXES_LOCKOUT_CALLABLE = "rooms.accounts.lockout_response"
+AXES_LOCKOUT_CALLABLE = "staff.lockout.lockout_response"
 # Proxies in front of the portal that append to X-Forwarded-For (0: use REMOTE_ADDR).
 PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
-AXES_CLIENT_IP_CALLABLE = "rooms.accounts.client_ip"
-# The portal registers its own, superuser-only admin for lockouts (rooms.admin.accounts).
+AXES_CLIENT_IP_CALLABLE = "staff.lockout.client_ip"
+# The portal registers its own, superuser-only admin for lockouts (staff.admin).
 AXES_ENABLE_ADMIN = False
 # A second factor (TOTP) for the admin: required unless DEBUG, or this setting, says not.
 PORTAL_REQUIRE_OTP = env.bool("PORTAL_REQUIRE_OTP", default=not DEBUG)
@@ -307,7 +309,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
     },
     # The frequent recordings sync stops at the first page already mirrored, so only a
-    # full read of the listing sees recordings deleted in SignalWire (DESIGN 8).
+    # full read of the listing sees recordings deleted in SignalWire, to mark them deleted remotely.
     "sync-recordings-full": {
         "task": "rooms.tasks.sync_recordings_full",
         "schedule": 86400.0,

@@ -1,7 +1,7 @@
 """System checks that tell an operator when the SignalWire settings cannot work."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, register
 
 from rooms.signalwire.urls import SpaceURLError, normalise_space_url
 
@@ -77,20 +77,5 @@ def check_not_on_sandbox(app_configs=None, **kwargs) -> list:
             hint="Set SIGNALWIRE_SPACE_URL, SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN "
             "in the environment or .env.",
             id="rooms.E006",
-        )
-    ]
-
-
-@register(Tags.security, deploy=True)
-def check_second_factor_required(app_configs=None, **kwargs) -> list:
-    """A deployed admin should ask every staff user for a second factor."""
-    if settings.PORTAL_REQUIRE_OTP:
-        return []
-    return [
-        Warning(
-            "PORTAL_REQUIRE_OTP is off: staff can use the admin with a password alone.",
-            hint="Unset PORTAL_REQUIRE_OTP (it defaults to on when DEBUG is off) or set it "
-            "to true; each staff user then enrols an authenticator app at first log-in.",
-            id="rooms.W001",
         )
     ]

@@ -53,8 +53,9 @@ def record(
     with transaction.atomic():
         intent.save()
         if row.pk is not None:
-            # The sync leaves a row alone while its edit is in the air (DESIGN 9); the
-            # stored values do not change, so updated_at and the audit trail do not either.
+            # The sync leaves a row alone while its edit is in the air, so a listing read
+            # before the push landed cannot undo the edit; the stored values do not change,
+            # so updated_at and the audit trail do not either.
             model._default_manager.filter(pk=row.pk).update(sync_state=waiting)
     return intent
 

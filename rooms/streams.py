@@ -35,14 +35,14 @@ from rooms.services import (
     PUSH_ROUNDS,
     TASK_LOCK_WAIT,
     RowBusyError,
-    _acting,
-    _client,
-    _form_error,
+    acting,
+    api_client,
+    form_error,
     push_mark_failed,
     row_lock,
 )
-from rooms.services.common import _absorb, _note_queued, _replay_row_intents
-from rooms.services.edits import _delete_remote, _keep_pending_delete
+from rooms.services.common import absorb_answer, note_queued, replay_row_intents
+from rooms.services.edits import delete_remote_object, keep_pending_delete
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
     AuthenticationError,
@@ -103,8 +103,8 @@ def stream_create(
         SyncState.PENDING_DELETE, SyncState.DELETED_REMOTELY
     ):
         raise DjangoValidationError(NOT_IN_SIGNALWIRE.format(kind=kind))
-    with _acting(source, actor):
-        client = _client(client)
+    with acting(source, actor):
+        client = api_client(client)
         # Stored first (quietly: the create is recorded once its outcome is known), so the
         # intent names the row and a lost answer is replayed onto it, never onto a new one.
         stream.sync_state = SyncState.PENDING_PUSH
@@ -121,7 +121,7 @@ def stream_create(
             answer = STREAM.create_for(client, kind, owner.remote_id, STREAM.create_body(stream))
         except RemoteValidationError as exc:
             _forget(stream, intent)
-            raise _form_error(exc, Stream) from exc
+            raise form_error(exc, Stream) from exc
         except NotFoundError as exc:
             _forget(stream, intent)
             raise DjangoValidationError(
@@ -142,9 +142,9 @@ def stream_create(
                     stream.save(update_fields=["last_error", "updated_at"])
                 audit.bulk_record(model=Stream, entries=[(stream, AuditEntry.Action.CREATE, None)])
                 intents.drop(intent)
-                outbox.push_after_commit(STREAM.kind, stream.pk, report=_note_queued(stream))
+                outbox.push_after_commit(STREAM.kind, stream.pk, report=note_queued(stream))
             return stream
-        written = _absorb(STREAM, stream, answer)
+        written = absorb_answer(STREAM, stream, answer)
         with transaction.atomic():
             with disable_auditlog():
                 stream.save(update_fields=[*written, "updated_at"])
@@ -162,7 +162,7 @@ def stream_update(
     client: SignalWireClient | None = None,
 ) -> Stream:
     """Change a stream's url in SignalWire, then locally; the result's sync_state tells which."""
-    with _acting(source, actor):
+    with acting(source, actor):
         current = STREAM.rows().get(pk=stream.pk)
         if current.sync_state == SyncState.PENDING_DELETE:
             raise DjangoValidationError(
@@ -181,7 +181,7 @@ def stream_update(
                 before = {"url": fresh.url}
                 fresh.url = url
                 current = fresh
-                client = _client(client)
+                client = api_client(client)
                 intent = intents.record(
                     kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.UPDATE,
                     row=current, data={"url": url}, before=before,
@@ -193,7 +193,7 @@ def stream_update(
         except RemoteValidationError as exc:
             if intent is not None:
                 intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
-            raise _form_error(exc, Stream) from exc
+            raise form_error(exc, Stream) from exc
         except NotFoundError as exc:
             intents.drop(intent)
             Stream.objects.filter(pk=current.pk).update(
@@ -216,9 +216,9 @@ def stream_update(
                     "url", "sync_state", "last_error", "local_version", "updated_at"
                 ])
                 intents.drop(intent)
-                outbox.push_after_commit(STREAM.kind, current.pk, report=_note_queued(current))
+                outbox.push_after_commit(STREAM.kind, current.pk, report=note_queued(current))
             return current
-        written = _absorb(STREAM, current, answer)
+        written = absorb_answer(STREAM, current, answer)
         current.local_version += 1
         with transaction.atomic():
             current.save(update_fields=["url", *written, "local_version", "updated_at"])
@@ -234,7 +234,7 @@ def stream_delete(
     client: SignalWireClient | None = None,
 ) -> bool:
     """Delete a stream in SignalWire, then locally; False when left pending delete."""
-    with _acting(source, actor):
+    with acting(source, actor):
         current = STREAM.rows().filter(pk=stream.pk).first()
         if current is None:
             return True
@@ -242,19 +242,19 @@ def stream_delete(
         intent = None
         try:
             with row_lock(STREAM.kind, current.pk, wait=wait):
-                client = _client(client)
+                client = api_client(client)
                 intent = intents.record(
                     kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.DELETE,
                     row=current, data={},
                 )
-                _delete_remote(STREAM, current, client)
+                delete_remote_object(STREAM, current, client)
         except SignalWireError as exc:
             if not exc.retryable:
                 if intent is not None:
                     intents.withdraw(model=Stream, intent=intent, previous_state=current.sync_state)
                 STREAM.hide_secrets(current, exc)
                 raise
-            _keep_pending_delete(STREAM, stream, current, exc, intent)
+            keep_pending_delete(STREAM, stream, current, exc, intent)
             return False
         pk = current.pk
         with transaction.atomic():
@@ -269,7 +269,7 @@ def stream_url_reveal(
     *, stream: Stream, actor: audit.Actor = None, source: str = AuditEntry.Source.ADMIN
 ) -> str:
     """Return a stream's url and record who saw it (never the url itself)."""
-    with _acting(source, actor), transaction.atomic():
+    with acting(source, actor), transaction.atomic():
         audit.record_event(obj=stream, event="reveal")
     return stream.url
 
@@ -295,10 +295,10 @@ def stream_push(
     *, pk: int, version: int | None = None, client: SignalWireClient | None = None
 ) -> str:
     """Land a pending stream; the newest local version wins. Retryable errors propagate."""
-    with _acting(AuditEntry.Source.PUSH, None):
+    with acting(AuditEntry.Source.PUSH, None):
         with row_lock(STREAM.kind, pk, wait=TASK_LOCK_WAIT):
-            client = _client(client)
-            _replay_row_intents(STREAM, pk)
+            client = api_client(client)
+            replay_row_intents(STREAM, pk)
             for _ in range(PUSH_ROUNDS):
                 row = STREAM.rows().filter(pk=pk).first()
                 if row is None or row.sync_state != SyncState.PENDING_PUSH:
@@ -319,7 +319,7 @@ def stream_push(
                     if fresh is None:
                         return "deleted meanwhile"
                     if fresh.local_version == pushed:
-                        written = _absorb(STREAM, fresh, answer)
+                        written = absorb_answer(STREAM, fresh, answer)
                         fresh.save(update_fields=[*written, "updated_at"])
                         return "pushed"
                     # Edited again while SignalWire answered: keep the identity, push again.

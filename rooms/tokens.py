@@ -28,7 +28,7 @@ from rooms.models import (
     SyncState,
     validate_meta,
 )
-from rooms.services import _acting, _client, _form_error, _store_tokens
+from rooms.services import acting, api_client, form_error, store_tokens
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError, UnavailableError
@@ -57,10 +57,10 @@ def conference_tokens_refresh(
     """Mirror a conference's moderator and guest tokens as SignalWire has them now."""
     if not conference.remote_id:
         return []
-    with _acting(source, actor):
-        answers = _client(client).list_conference_tokens(conference.remote_id)
+    with acting(source, actor):
+        answers = api_client(client).list_conference_tokens(conference.remote_id)
         with transaction.atomic():
-            return _store_tokens(conference, answers)
+            return store_tokens(conference, answers)
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,8 @@ def conference_token_reset(
     When the answer is lost after SignalWire may have acted, the token is read back: a new
     value is stored as the reset it was; an unchanged one raises TokenResetNotApplied.
     """
-    with _acting(source, actor):
-        api = _client(client)
+    with acting(source, actor):
+        api = api_client(client)
         try:
             answer = api.reset_conference_token(token.remote_id)
         except UnavailableError as exc:
@@ -140,7 +140,7 @@ def conference_token_reveal(
     *, token: ConferenceToken, actor: audit.Actor = None, source: str = AuditEntry.Source.ADMIN
 ) -> str:
     """Return a token's value and record who saw it (never the value itself)."""
-    with _acting(source, actor), transaction.atomic():
+    with acting(source, actor), transaction.atomic():
         audit.record_event(obj=token, event="reveal")
     return token.token
 
@@ -214,7 +214,8 @@ def room_token_mint(
         "permissions": scopes,
         "join_as": join_as,
         "media_allowed": media_allowed,
-        # A token must never create a room SignalWire does not have (DESIGN 16).
+        # Sent false explicitly so a join with this token can never create a room the Space
+        # does not have: such a room would be one nobody here asked for or could manage.
         "auto_create_room": False,
         "join_audio_muted": bool(join_audio_muted),
         "join_video_muted": bool(join_video_muted),
@@ -233,8 +234,8 @@ def room_token_mint(
     if remove_after_seconds_elapsed is not None:
         body["remove_after_seconds_elapsed"] = remove_after_seconds_elapsed
     assert room.remote_id  # mint_refusal refused a room SignalWire does not have
-    with _acting(source, actor):
-        api = _client(client)
+    with acting(source, actor):
+        api = api_client(client)
         try:
             # The mirror may lag behind: ask SignalWire whether the room is still there.
             api.get_room(room.remote_id)
@@ -247,7 +248,7 @@ def room_token_mint(
         try:
             token = api.create_room_token(body)
         except RemoteValidationError as exc:
-            raise _form_error(exc, IssuedRoomToken) from exc
+            raise form_error(exc, IssuedRoomToken) from exc
         options = {
             "join_as": join_as,
             "media_allowed": media_allowed,

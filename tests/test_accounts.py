@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from rooms.checks import check_second_factor_required
+from staff.checks import check_second_factor_required
 from tests.browser_helpers import totp_code
 
 pytestmark = pytest.mark.django_db

@@ -6,6 +6,7 @@ reached the Space, so a retry that did not happen (or one too many) shows.
 
 import logging
 import time
+from urllib.parse import quote_plus, urlencode
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
 
 CONFERENCES = "/api/video/conferences"
 ROOMS = "/api/video/rooms"
+SESSIONS = "/api/video/room_sessions"
 
 
 @pytest.fixture
@@ -141,6 +143,39 @@ def test_listing_is_lazy(client, sandbox):
     next(conferences)
     assert sent(sandbox, "GET") == 1
     conferences.close()
+
+
+def test_a_filtered_listing_sends_its_filters_once_and_reads_every_matching_page(
+    client, sandbox
+):
+    sandbox.seed(rooms=6, sessions=80, seed=4)
+    name = max(
+        {s["name"] for s in sandbox.room_sessions.values()},
+        key=lambda n: sum(s["name"] == n for s in sandbox.room_sessions.values()),
+    )
+    expected = {i for i, s in sandbox.room_sessions.items() if s["name"] == name}
+    assert len(expected) > 4  # enough for several pages of two
+    sandbox.clear_requests()
+
+    pages = list(client.iter_pages(SESSIONS, params={"room_name": name}, page_size=2))
+
+    assert {row["id"] for page in pages for row in page} == expected
+    assert all(row["name"] == name for page in pages for row in page)
+    asked = [entry["query"] for entry in sandbox.requests if entry["path"] == SESSIONS]
+    assert len(asked) == len(pages) == -(-len(expected) // 2)
+    assert asked[0] == urlencode({"room_name": name, "page_size": 2})
+    assert all(f"room_name={quote_plus(name)}" in query for query in asked[1:])
+
+
+def test_any_object_can_be_read_and_deleted_by_its_path(client, sandbox):
+    room = client.create_room({"name": "portal-by-path"})
+    path = f"{ROOMS}/{room['id']}"
+
+    assert client.get_object(path) == client.get_room(room["id"])
+    assert client.delete_object(path) is None
+    assert room["id"] not in sandbox.rooms
+    with pytest.raises(NotFoundError):
+        client.get_object(path)
 
 
 # --- errors that must not be retried -----------------------------------------------

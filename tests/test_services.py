@@ -136,7 +136,7 @@ def test_update_rejected_by_signalwire_changes_nothing_anywhere(sandbox, monkeyp
 def test_unknown_attribute_goes_to_non_field_errors():
     from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
-    error = services._form_error(
+    error = services.form_error(
         RemoteValidationError(field_errors={"colour_scheme": ["is odd"]}, non_field_errors=["no"]),
         Room,
     )

@@ -12,7 +12,7 @@ from rooms import sync
 from rooms.models import Conference, SyncRun
 from rooms.signalwire.client import build_client
 from rooms.sync.pages import read_ahead
-from rooms.sync.reconcile import _MirrorSync
+from rooms.sync.reconcile import MirrorSync
 
 
 def read_ahead_threads() -> list[threading.Thread]:
@@ -89,13 +89,13 @@ def test_a_lost_lock_stops_the_run_and_leaves_no_thread(sandbox, redis_client, m
             closed.append(True)
 
     monkeypatch.setattr(client, "iter_conference_pages", pages)
-    applied = _MirrorSync.apply_page
+    applied = MirrorSync.apply_page
 
-    def apply_then_lose(self: _MirrorSync, page: list[dict[str, Any]]) -> None:
+    def apply_then_lose(self: MirrorSync, page: list[dict[str, Any]]) -> None:
         applied(self, page)
         self.flight.lost = True  # as the renewal thread marks it when another run took over
 
-    monkeypatch.setattr(_MirrorSync, "apply_page", apply_then_lose)
+    monkeypatch.setattr(MirrorSync, "apply_page", apply_then_lose)
 
     with pytest.raises(sync.SyncAborted):
         sync.sync_conferences(client=client, page_size=3)

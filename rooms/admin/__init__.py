@@ -3,7 +3,6 @@
 from django.contrib import admin  # noqa: E402
 
 from rooms.admin import (  # noqa: F401
-    accounts,
     audit,
     conferences,
     recordings,
@@ -16,3 +15,5 @@ from rooms.admin import (  # noqa: F401
 admin.site.site_header = "Room portal"
 admin.site.site_title = "Room portal"
 admin.site.index_title = "SignalWire Video rooms"
+# The portal has no public site, so admin's "View site" link would lead to a 404.
+admin.site.site_url = None

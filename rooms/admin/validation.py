@@ -2,7 +2,7 @@
 
 - A change PUT cannot express (clearing a schedule, remove_at, remove_after_seconds_elapsed
   or meta: PUT keeps what it is not sent and takes no nulls) is refused on its field, with
-  what can be done instead (DESIGN behaviour 2).
+  what can be done instead: saying "saved" while the old value comes back would mislead.
 - meta must be a JSON object, as the API's schema says; `[]` is not "no meta".
 - A value the sync took in that the form would refuse (a NUL character, a description
   longer than the API now allows) does not block the rest of the form: the field says what

@@ -57,7 +57,7 @@ def mirror_for(model_or_kind: str | models.Model | type[models.Model]) -> Resour
 
 
 @contextmanager
-def _acting(source: str, actor: Any) -> Iterator[None]:
+def acting(source: str, actor: Any) -> Iterator[None]:
     """Open an audit context unless the caller (a task, an admin request) already has one."""
     ctx = audit.current_context()
     same_actor = actor is None or ctx.actor == actor
@@ -104,12 +104,12 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
         flight.release()
 
 
-def _client(client: SignalWireClient | None, profile: str = "background") -> SignalWireClient:
+def api_client(client: SignalWireClient | None, profile: str = "background") -> SignalWireClient:
     """Use the caller's client, or the process's client of that profile."""
     return client if client is not None else build_client(profile=profile)
 
 
-def _form_error(exc: RemoteValidationError, model: type[models.Model]) -> DjangoValidationError:
+def form_error(exc: RemoteValidationError, model: type[models.Model]) -> DjangoValidationError:
     """Turn SignalWire's 422 into a Django error keyed by the model's field names."""
     known = {f.name for f in model._meta.get_fields()}
     errors: dict[str, list[str]] = {}
@@ -125,7 +125,7 @@ def _form_error(exc: RemoteValidationError, model: type[models.Model]) -> Django
     return DjangoValidationError(errors)
 
 
-def _absorb(spec: Resource[Any], row: Any, answer: dict[str, Any]) -> list[str]:
+def absorb_answer(spec: Resource[Any], row: Any, answer: dict[str, Any]) -> list[str]:
     """Copy SignalWire's answer onto the row as synced; return the fields written."""
     values = spec.fields(answer)
     for field, value in values.items():
@@ -137,7 +137,7 @@ def _absorb(spec: Resource[Any], row: Any, answer: dict[str, Any]) -> list[str]:
     return [*values, *_SYNCED_BOOKKEEPING]
 
 
-def _land(
+def land_row(
     spec: Resource[Any], row: Any, client: SignalWireClient, *, look_up: bool
 ) -> dict[str, Any]:
     """Send a row's managed fields to SignalWire (replace or create); return the answer.
@@ -167,7 +167,7 @@ def push_enqueue(kind: str, pk: int, *, delete: bool = False) -> bool:
     return outbox.push_enqueue(kind, pk, delete=delete)
 
 
-def _note_queued(row: Any) -> Callable[[bool], None]:
+def note_queued(row: Any) -> Callable[[bool], None]:
     """Remember on the instance whether its push was queued, for the caller to report."""
 
     def note(queued: bool) -> None:
@@ -177,7 +177,7 @@ def _note_queued(row: Any) -> Callable[[bool], None]:
     return note
 
 
-def _keep_pending(
+def keep_pending(
     row: Any,
     exc: SignalWireError,
     *,
@@ -195,7 +195,7 @@ def _keep_pending(
             row.save(update_fields=[*fields, "remote_id", "sync_state", "last_error",
                                     "local_version", "updated_at"])
         intents.drop(intent)
-        outbox.push_after_commit(mirror_for(row).kind, row.pk, report=_note_queued(row))
+        outbox.push_after_commit(mirror_for(row).kind, row.pk, report=note_queued(row))
 
 
 def intents_replay() -> list[tuple[str, int]]:
@@ -208,7 +208,7 @@ def intents_replay() -> list[tuple[str, int]]:
     return replayed
 
 
-def _replay_row_intents(spec: Resource[Any], pk: int) -> None:
+def replay_row_intents(spec: Resource[Any], pk: int) -> None:
     """Replay a row's stale edits first; an edit still in the air makes the row busy."""
     if not intents.replay_row(kind=spec.kind, model=spec.model, pk=pk):
         raise RowBusyError(f"an edit of this {spec.row_noun} is still on its way to SignalWire")
@@ -218,7 +218,7 @@ def _replay_row_intents(spec: Resource[Any], pk: int) -> None:
 # --- conference tokens, shared with rooms.tokens ---------------------------------------
 
 
-def _fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict[str, Any]] | None:
+def fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict[str, Any]] | None:
     """Read a conference's tokens now if SignalWire answers; the background fetch retries."""
     try:
         return client.list_conference_tokens(conference.remote_id)
@@ -227,7 +227,7 @@ def _fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict
         return None
 
 
-def _store_tokens(conference: Conference, answers: list[dict[str, Any]]) -> list[ConferenceToken]:
+def store_tokens(conference: Conference, answers: list[dict[str, Any]]) -> list[ConferenceToken]:
     """Upsert the conference's token rows from SignalWire's list; drop the ones it lost."""
     now = timezone.now()
     existing = {t.remote_id: t for t in conference.tokens.all()}

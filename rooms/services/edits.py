@@ -21,18 +21,18 @@ from rooms.registry import Resource
 from rooms.services.common import (
     TASK_LOCK_WAIT,
     RowBusyError,
-    _absorb,
-    _acting,
-    _client,
-    _fetch_tokens,
-    _form_error,
-    _keep_pending,
-    _land,
-    _note_queued,
-    _replay_row_intents,
-    _store_tokens,
+    absorb_answer,
+    acting,
+    api_client,
+    fetch_tokens,
+    form_error,
+    keep_pending,
+    land_row,
     mirror_for,
+    note_queued,
+    replay_row_intents,
     row_lock,
+    store_tokens,
 )
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
@@ -54,28 +54,28 @@ def _create(
 ) -> Any:
     row = spec.model(**data)
     row.full_clean()
-    with _acting(source, actor):
-        client = _client(client)
+    with acting(source, actor):
+        client = api_client(client)
         intent = intents.record(
             kind=spec.kind, model=spec.model, action=RemoteIntent.Action.CREATE, row=row,
             data=data,
         )
         try:
-            answer = _land(spec, row, client, look_up=False)
+            answer = land_row(spec, row, client, look_up=False)
         except RemoteValidationError as exc:
             intents.drop(intent)
-            raise _form_error(exc, spec.model) from exc
+            raise form_error(exc, spec.model) from exc
         except SignalWireError as exc:
             if not exc.retryable:
                 intents.drop(intent)
                 raise
             # The client already retried; the push task finishes the job later. A create
             # whose answer was lost is looked up by name there, never repeated blindly.
-            _keep_pending(row, exc, intent=intent)
+            keep_pending(row, exc, intent=intent)
             return row
-        _absorb(spec, row, answer)
+        absorb_answer(spec, row, answer)
         row.local_version = 1
-        tokens = _fetch_tokens(row, client) if spec.has_tokens else None
+        tokens = fetch_tokens(row, client) if spec.has_tokens else None
         _store_created(row, tokens, intent)
         return row
 
@@ -85,7 +85,7 @@ def _store_created(row: Any, tokens: list[dict[str, Any]] | None, intent: Remote
     with transaction.atomic():
         row.save()
         if tokens is not None:
-            _store_tokens(row, tokens)
+            store_tokens(row, tokens)
         intents.drop(intent)
 
 
@@ -98,7 +98,7 @@ def _update(
     source: str,
     client: SignalWireClient | None,
 ) -> Any:
-    with _acting(source, actor):
+    with acting(source, actor):
         current = spec.model.objects.get(pk=row.pk)
         if current.sync_state == SyncState.PENDING_DELETE:
             raise DjangoValidationError(
@@ -107,7 +107,7 @@ def _update(
         if RemoteIntent.objects.filter(kind=spec.kind, object_pk=current.pk).exists():
             # An earlier edit whose answer was never stored comes first.
             try:
-                _replay_row_intents(spec, current.pk)
+                replay_row_intents(spec, current.pk)
             except RowBusyError:
                 pass  # still in the air: the row lock below decides
             current = spec.model.objects.get(pk=row.pk)
@@ -130,16 +130,16 @@ def _update(
                 if not changed and current.sync_state == SyncState.SYNCED:
                     return current
                 previous_state = current.sync_state
-                client = _client(client)
+                client = api_client(client)
                 intent = intents.record(
                     kind=spec.kind, model=spec.model, action=RemoteIntent.Action.UPDATE,
                     row=current, data={f: data[f] for f in changed}, before=before,
                 )
-                answer = _land(spec, current, client, look_up=current.remote_id is None)
+                answer = land_row(spec, current, client, look_up=current.remote_id is None)
         except RemoteValidationError as exc:
             if intent is not None:
                 intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
-            raise _form_error(exc, spec.model) from exc
+            raise form_error(exc, spec.model) from exc
         except NotFoundError as exc:
             intents.drop(intent)
             spec.model.objects.filter(pk=current.pk).update(
@@ -153,9 +153,9 @@ def _update(
                 if intent is not None:
                     intents.withdraw(model=spec.model, intent=intent, previous_state=previous_state)
                 raise
-            _keep_pending(current, exc, fields=changed, intent=intent)
+            keep_pending(current, exc, fields=changed, intent=intent)
             return current
-        written = _absorb(spec, current, answer)
+        written = absorb_answer(spec, current, answer)
         current.local_version += 1
         _store_answer(current, [*changed, *written, "local_version", "updated_at"], intent)
         return current
@@ -195,22 +195,23 @@ def _lock_wait(client: SignalWireClient | None) -> float:
     return wait
 
 
-def _delete(
+def delete_row(
     spec: Resource[Any], *, row: Any, actor: Any, source: str, client: SignalWireClient | None
 ) -> bool:
-    with _acting(source, actor):
+    """Delete a row in SignalWire, then locally; False when it is left pending delete."""
+    with acting(source, actor):
         current = spec.rows().filter(pk=row.pk).first()
         if current is None:
             return True
         intent = None
         try:
             with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
-                client = _client(client)
+                client = api_client(client)
                 intent = intents.record(
                     kind=spec.kind, model=spec.model, action=RemoteIntent.Action.DELETE,
                     row=current, data={},
                 )
-                _delete_remote(spec, current, client)
+                delete_remote_object(spec, current, client)
         except SignalWireError as exc:
             if not exc.retryable:
                 if intent is not None:
@@ -219,13 +220,13 @@ def _delete(
                     )
                 spec.hide_secrets(current, exc)
                 raise
-            _keep_pending_delete(spec, row, current, exc, intent)
+            keep_pending_delete(spec, row, current, exc, intent)
             return False
         _store_deleted(current, intent)
         return True
 
 
-def _keep_pending_delete(
+def keep_pending_delete(
     spec: Resource[Any], row: Any, current: Any, exc: SignalWireError,
     intent: RemoteIntent | None,
 ) -> None:
@@ -239,7 +240,7 @@ def _keep_pending_delete(
             sync_state=SyncState.PENDING_DELETE, last_error=spec.error_text(current, exc)
         )
         intents.drop(intent)
-        outbox.push_after_commit(spec.kind, current.pk, delete=True, report=_note_queued(row))
+        outbox.push_after_commit(spec.kind, current.pk, delete=True, report=note_queued(row))
     row.sync_state = SyncState.PENDING_DELETE
 
 
@@ -250,7 +251,7 @@ def _store_deleted(row: Any, intent: RemoteIntent | None) -> None:
         intents.drop(intent)
 
 
-def _delete_remote(spec: Resource[Any], row: Any, client: SignalWireClient) -> None:
+def delete_remote_object(spec: Resource[Any], row: Any, client: SignalWireClient) -> None:
     """Delete a row's remote object; already gone counts as done."""
     remote_id = row.remote_id
     if not remote_id:
@@ -300,7 +301,9 @@ def conference_delete(
     client: SignalWireClient | None = None,
 ) -> bool:
     """Delete a conference in SignalWire, then locally; False when left pending delete."""
-    return _delete(registry.CONFERENCE, row=conference, actor=actor, source=source, client=client)
+    return delete_row(
+        registry.CONFERENCE, row=conference, actor=actor, source=source, client=client
+    )
 
 
 def room_create(
@@ -336,7 +339,7 @@ def room_delete(
     client: SignalWireClient | None = None,
 ) -> bool:
     """Delete a room in SignalWire, then locally; False when left pending delete."""
-    return _delete(registry.ROOM, row=room, actor=actor, source=source, client=client)
+    return delete_row(registry.ROOM, row=room, actor=actor, source=source, client=client)
 
 
 def mirror_refresh(
@@ -348,12 +351,12 @@ def mirror_refresh(
 ) -> str:
     """Reload one row from SignalWire unless local changes wait; return what happened."""
     spec = mirror_for(row)
-    with _acting(source, actor):
+    with acting(source, actor):
         current = spec.model.objects.get(pk=row.pk)
         if current.is_unpushed or not current.remote_id:
             return "skipped"
         try:
-            answer = spec.get(_client(client), current.remote_id)
+            answer = spec.get(api_client(client), current.remote_id)
         except NotFoundError:
             spec.model.objects.filter(pk=current.pk).update(
                 sync_state=SyncState.DELETED_REMOTELY
@@ -366,7 +369,7 @@ def mirror_refresh(
             # Nothing changed: no row write and no audit entry, only the time of the check.
             spec.model.objects.filter(pk=current.pk).update(last_synced_at=timezone.now())
             return "unchanged"
-        written = _absorb(spec, current, answer)
+        written = absorb_answer(spec, current, answer)
         with transaction.atomic():
             # A local edit made while SignalWire answered wins: it is pushed, not overwritten.
             now = spec.model.objects.select_for_update().get(pk=current.pk)

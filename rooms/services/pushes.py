@@ -22,19 +22,19 @@ from rooms.services.common import (
     PUSH_ROUNDS,
     TASK_LOCK_WAIT,
     RowBusyError,
-    _absorb,
-    _acting,
-    _client,
-    _fetch_tokens,
-    _land,
-    _replay_row_intents,
-    _store_tokens,
+    absorb_answer,
+    acting,
+    api_client,
+    fetch_tokens,
+    land_row,
     mirror_for,
+    replay_row_intents,
     row_lock,
+    store_tokens,
 )
 from rooms.services.edits import (
-    _delete,
-    _delete_remote,
+    delete_remote_object,
+    delete_row,
 )
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
@@ -54,10 +54,10 @@ def _push(
     spec: Resource[Any], *, pk: int, version: int | None, client: SignalWireClient | None
 ) -> str:
     """Land a pending row; the newest local version wins. Retryable errors propagate."""
-    with _acting(AuditEntry.Source.PUSH, None):
+    with acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
-            client = _client(client)
-            _replay_row_intents(spec, pk)
+            client = api_client(client)
+            replay_row_intents(spec, pk)
             # A local edit made while a push is in the air is pushed right after it.
             for _ in range(PUSH_ROUNDS):
                 row = spec.model.objects.filter(pk=pk).first()
@@ -71,7 +71,7 @@ def _push(
                     push_attempts=models.F("push_attempts") + 1
                 )
                 try:
-                    answer = _land(spec, row, client, look_up=row.remote_id is None)
+                    answer = land_row(spec, row, client, look_up=row.remote_id is None)
                 except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
                     push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
                     return "failed"
@@ -84,7 +84,7 @@ def _push(
                         return "deleted meanwhile"
                     if fresh.local_version == pushed:
                         # Only the answer is written: it holds the values just pushed.
-                        written = _absorb(spec, fresh, answer)
+                        written = absorb_answer(spec, fresh, answer)
                         fresh.save(update_fields=[*written, "updated_at"])
                         landed = fresh
                     else:
@@ -92,10 +92,10 @@ def _push(
                         landed = None
                 if landed is not None:
                     if spec.has_tokens and not landed.tokens.exists():
-                        tokens = _fetch_tokens(landed, client)
+                        tokens = fetch_tokens(landed, client)
                         if tokens is not None:
                             with transaction.atomic():
-                                _store_tokens(landed, tokens)
+                                store_tokens(landed, tokens)
                     return "pushed"
             raise RowBusyError("the row kept changing while it was pushed")
 
@@ -113,7 +113,7 @@ def _keep_identity(
 
 def _push_delete(spec: Resource[Any], *, pk: int, client: SignalWireClient | None) -> str:
     """Finish a pending delete: remote first, then the local row. Retryable errors propagate."""
-    with _acting(AuditEntry.Source.PUSH, None):
+    with acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
             row = spec.rows().filter(pk=pk).first()
             if row is None:
@@ -126,7 +126,7 @@ def _push_delete(spec: Resource[Any], *, pk: int, client: SignalWireClient | Non
                     f"a delete of this {spec.row_noun} is still on its way to SignalWire"
                 )
             try:
-                _delete_remote(spec, row, _client(client))
+                delete_remote_object(spec, row, api_client(client))
             except AuthenticationError as exc:
                 push_mark_failed(kind=spec.kind, pk=pk, error=spec.error_text(row, exc))
                 return "failed"
@@ -161,7 +161,7 @@ def mirror_delete(
     client: SignalWireClient | None = None,
 ) -> bool:
     """Delete a row of either kind, SignalWire first; False when left pending delete."""
-    return _delete(mirror_for(row), row=row, actor=actor, source=source, client=client)
+    return delete_row(mirror_for(row), row=row, actor=actor, source=source, client=client)
 
 
 def conference_push(
@@ -192,7 +192,7 @@ def remote_delete(*, kind: str, remote_id: str, client: SignalWireClient | None 
     """Delete an object in SignalWire whose local row is already gone; gone counts as done."""
     spec = mirror_for(kind)
     try:
-        spec.delete(_client(client), remote_id)
+        spec.delete(api_client(client), remote_id)
     except NotFoundError:
         pass
 

@@ -30,7 +30,7 @@ from rooms.locks import single_flight
 from rooms.models import ActionRun, AuditEntry, RemoteIntent
 from rooms.recording_models import COMPLETED, Recording, RecordingState
 from rooms.recordings import map_recording, recordings_mark_deleted
-from rooms.services.common import _acting
+from rooms.services.common import acting
 from rooms.signalwire import recordings as api_recordings
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import NotFoundError, SignalWireError
@@ -76,7 +76,7 @@ def recording_link(
     try:
         answer = api_recordings.get_recording(api, recording.remote_id)
     except NotFoundError as exc:
-        with _acting(source, actor), transaction.atomic():
+        with acting(source, actor), transaction.atomic():
             recordings_mark_deleted(Recording.objects.filter(pk=recording.pk))
         raise RecordingLinkUnavailable(
             f"SignalWire no longer has the recording {recording}: it was deleted there."
@@ -89,7 +89,7 @@ def recording_link(
             f"The recording {recording} is {status} in SignalWire, so it has no download link "
             "yet. Try again once it is completed."
         )
-    with _acting(source, actor), transaction.atomic():
+    with acting(source, actor), transaction.atomic():
         audit.record_event(
             obj=recording,
             event="download",
@@ -141,7 +141,7 @@ def recording_delete(
     Returns "deleted", "pending_delete" (a background task finishes it) or "already_gone".
     Raises SignalWireError when SignalWire refuses the delete (nothing changes then).
     """
-    with _acting(source, actor):
+    with acting(source, actor):
         previous = recording.sync_state
         intent = intents.record(
             kind=KIND,

@@ -1,13 +1,13 @@
 """SignalWire calls for what happens in rooms: room sessions, their members and events.
 
-The client's paging (links.next only on the Space, loop and size bounds) is reused as is;
+The client's paging (links.next only on the Space, loop and size bounds) is used as is;
 the filters of a listing go on its first request and SignalWire carries them in links.next.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 from rooms.signalwire.client import SignalWireClient
@@ -15,23 +15,6 @@ from rooms.signalwire.client import SignalWireClient
 SESSIONS = "/api/video/room_sessions"
 LIVE = "in-progress"
 COMPLETED = "completed"
-
-
-class _FilteredListing:
-    """Lend a client's paging to a listing whose first request carries query filters."""
-
-    def __init__(self, client: SignalWireClient, filters: dict[str, str]) -> None:
-        self._client = client
-        self._filters = filters
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def _send(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
-        params = kwargs.get("params")
-        if params is not None:  # only the first page: later ones follow links.next
-            kwargs["params"] = {**self._filters, **params}
-        return self._client._send(method, path_or_url, **kwargs)
 
 
 def iter_pages(
@@ -42,14 +25,7 @@ def iter_pages(
     page_size: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield each page of a listing with optional filters, through the client's own paging."""
-    public = getattr(client, "iter_pages", None)
-    if public is not None:  # the client's public hook, once it has one
-        return cast(
-            Iterator[list[dict[str, Any]]], public(path, params=filters or {}, page_size=page_size)
-        )
-    if not filters:
-        return client._iter_pages(path, page_size)
-    return SignalWireClient._iter_pages(_FilteredListing(client, filters), path, page_size)  # type: ignore[arg-type]
+    return client.iter_pages(path, params=filters, page_size=page_size)
 
 
 def iter_session_pages(
@@ -71,7 +47,7 @@ def iter_session_pages(
 
 def get_session(client: SignalWireClient, session_id: str) -> dict[str, Any]:
     """Fetch one room session's summary by id."""
-    return client._object("GET", f"{SESSIONS}/{quote(session_id, safe='')}")
+    return client.get_object(f"{SESSIONS}/{quote(session_id, safe='')}")
 
 
 def list_session_members(

@@ -32,11 +32,21 @@ STREAM_OWNERS = {"room": "rooms", "conference": "conferences"}
 class SignalWireClient(PagedSession):
     """Talk to one SignalWire Space's Video API; plain data in and out, typed errors."""
 
+    # --- any resource, by its path under the Space (listings: iter_pages) -------------
+
+    def get_object(self, path: str) -> dict[str, Any]:
+        """Fetch one object of any resource by its path, e.g. /api/video/room_sessions/ID."""
+        return self._object("GET", path)
+
+    def delete_object(self, path: str) -> None:
+        """Delete one object of any resource by its path."""
+        self._delete(path)
+
     # --- conferences ------------------------------------------------------------------
 
     def iter_conference_pages(self, page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """Yield the Space's conferences one page at a time, following links.next."""
-        return self._iter_pages(f"{API}/conferences", page_size)
+        return self.iter_pages(f"{API}/conferences", page_size=page_size)
 
     def list_conferences(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every conference, fetching pages lazily so memory stays at one page."""
@@ -74,7 +84,7 @@ class SignalWireClient(PagedSession):
     def list_conference_tokens(self, conference_id: str) -> list[dict[str, Any]]:
         """Return every token (moderator, guest) of a conference, all pages read."""
         path = f"{API}/conferences/{quote_segment(conference_id)}/conference_tokens"
-        return [token for page in self._iter_pages(path, None) for token in page]
+        return [token for page in self.iter_pages(path) for token in page]
 
     def get_conference_token(self, token_id: str) -> dict[str, Any]:
         """Fetch one conference token by id."""
@@ -88,7 +98,7 @@ class SignalWireClient(PagedSession):
 
     def iter_room_pages(self, page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """Yield the Space's rooms one page at a time, following links.next."""
-        return self._iter_pages(f"{API}/rooms", page_size)
+        return self.iter_pages(f"{API}/rooms", page_size=page_size)
 
     def list_rooms(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every room, fetching pages lazily so memory stays at one page."""
@@ -141,7 +151,7 @@ class SignalWireClient(PagedSession):
     def list_streams(self, owner_kind: str, owner_id: str) -> list[dict[str, Any]]:
         """Return every stream of a room or conference, all pages read."""
         path = self._streams_path(owner_kind, owner_id)
-        return [stream for page in self._iter_pages(path, None) for stream in page]
+        return [stream for page in self.iter_pages(path) for stream in page]
 
     def create_stream(self, owner_kind: str, owner_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Add a stream to a room (answers 201) or a conference (200); never repeated blindly.

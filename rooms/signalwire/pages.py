@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from rooms.signalwire.errors import (
     UnexpectedResponseError,
@@ -67,23 +67,31 @@ def _declared_count(body: dict[str, Any]) -> int | None:
 class PagedSession(SpaceSession):
     """A Space session that also reads listings page by page."""
 
-    def _iter_pages(self, path: str, page_size: int | None) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(
+        self,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield the data of each page of a list, following links.next within the Space.
 
-        A listing ends when links.next is absent. It fails, before the page that says so
-        is handed over, when a link leaves the listing or the Space, when it leads to a
-        page already read (a loop), or when the listing runs past what its first page
-        implies (see `_bounds`).
+        `params` filter the listing: they go on the first request only, and SignalWire
+        carries them in links.next. A listing ends when links.next is absent. It fails,
+        before the page that says so is handed over, when a link leaves the listing or the
+        Space, when it leads to a page already read (a loop), or when the listing runs past
+        what its first page implies (see `_bounds`).
         """
         listing = path
         size = self.page_size if page_size is None else self._checked_page_size(page_size)
         url: str | None = self.space_url + path
-        params: dict[str, Any] | None = {"page_size": size}
-        seen = {_page_key(path, f"page_size={size}")}
+        first: dict[str, Any] = {**(params or {}), "page_size": size}
+        query: dict[str, Any] | None = first
+        seen = {_page_key(path, urlencode(first))}
         pages = rows = 0
         max_pages = max_rows = 0
         while url is not None:
-            body = self._json("GET", listing, self._send("GET", url, params=params))
+            body = self._json("GET", listing, self._send("GET", url, params=query))
             data = body.get("data") if isinstance(body, dict) else None
             links = body.get("links") if isinstance(body, dict) else None
             if not isinstance(data, list) or not isinstance(links, dict):
@@ -119,7 +127,7 @@ class PagedSession(SpaceSession):
                 seen.update(keys)
             yield data
             del data
-            url, params = following, None
+            url, query = following, None
 
     def _bounds(self, body: dict[str, Any], first_rows: int, size: int) -> tuple[int, int]:
         """Bound a listing's pages and rows by what its first page implies.

@@ -30,9 +30,9 @@ def iter_recording_pages(
 
 def get_recording(client: SignalWireClient, recording_id: str) -> dict[str, Any]:
     """Fetch one recording; a completed one carries a link SignalWire signed just now."""
-    return client._object("GET", f"{RECORDINGS}/{quote_segment(recording_id)}")
+    return client.get_object(f"{RECORDINGS}/{quote_segment(recording_id)}")
 
 
 def delete_recording(client: SignalWireClient, recording_id: str) -> None:
     """Delete a recording (and its file) in SignalWire."""
-    client._delete(f"{RECORDINGS}/{quote_segment(recording_id)}")
+    client.delete_object(f"{RECORDINGS}/{quote_segment(recording_id)}")

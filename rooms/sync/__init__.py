@@ -15,10 +15,10 @@ from rooms.locks import Flight
 from rooms.models import SyncRun
 from rooms.selectors import latest_sync_run, latest_sync_summary
 from rooms.signalwire.client import SignalWireClient
-from rooms.sync.reconcile import _MirrorSync, mirror_run
+from rooms.sync.reconcile import MirrorSync, mirror_run
 from rooms.sync.runs import COUNTERS, Progress, SyncAborted, locked_run
 from rooms.sync.streams import sync_streams
-from rooms.sync.tokens import _TokenSync
+from rooms.sync.tokens import TokenSync
 
 __all__ = [
     "COUNTERS",
@@ -30,7 +30,7 @@ __all__ = [
     "sync_resource",
     "sync_rooms",
     "sync_streams",
-    "_MirrorSync",
+    "MirrorSync",
 ]
 
 
@@ -82,6 +82,6 @@ def sync_conference_tokens(
     """Mirror the moderator and guest tokens of conferences (only those without any, if asked)."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        _TokenSync(run, flight, api, progress).run(missing_only=missing_only)
+        TokenSync(run, flight, api, progress).run(missing_only=missing_only)
 
     return locked_run(SyncRun.Kind.TOKENS, trigger, client, work)

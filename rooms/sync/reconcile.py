@@ -52,12 +52,12 @@ def mirror_run(
     progress: Progress | None,
 ) -> SyncRun:
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        _MirrorSync(resource, run, flight, progress).run(resource.list_pages(api, page_size))
+        MirrorSync(resource, run, flight, progress).run(resource.list_pages(api, page_size))
 
     return locked_run(resource.sync_kind, trigger, client, work)
 
 
-class _MirrorSync:
+class MirrorSync:
     """One reconciliation of a model with a remote listing, page by page."""
 
     # The hand-written inserts and the payload digest compare; bench/sync_bench.py

@@ -23,7 +23,7 @@ Action = AuditEntry.Action
 TOKEN_BATCH = 100
 
 
-class _TokenSync:
+class TokenSync:
     """Mirror conference tokens, a batch of conferences at a time."""
 
     def __init__(

@@ -20,18 +20,18 @@ logger = logging.getLogger("rooms.tasks.activity")
 def refresh_live_sessions(self: Task, trigger: str = "schedule") -> str:
     """Refresh the sessions in progress and their members; close those that ended."""
     from rooms import sessions
-    from rooms.tasks.sync import _run
+    from rooms.tasks.sync import run_sync_task
 
-    return _run(self, sessions.sessions_refresh_live, trigger=trigger)
+    return run_sync_task(self, sessions.sessions_refresh_live, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.sync_session_history", ignore_result=True)
 def sync_session_history(self: Task, trigger: str = "schedule") -> str:
     """Mirror the completed sessions that are new or changed since the last run."""
     from rooms import sessions
-    from rooms.tasks.sync import _run
+    from rooms.tasks.sync import run_sync_task
 
-    return _run(self, sessions.sessions_sync_history, trigger=trigger)
+    return run_sync_task(self, sessions.sessions_sync_history, trigger=trigger)
 
 
 @worker_ready.connect(dispatch_uid="rooms.tasks.activity.sessions_on_start")

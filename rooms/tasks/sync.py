@@ -30,7 +30,7 @@ RETRY_BASE = 30
 GC_THRESHOLD = 50_000
 
 
-def _run(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
+def run_sync_task(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
     """Call a sync service; retry later when SignalWire failed in a way that can heal."""
     try:
         run = service(**kwargs)
@@ -53,7 +53,7 @@ def _register(resource: Resource[Any]) -> Task:
     @shared_task(bind=True, name=resource.sync_task, ignore_result=True)
     def sync_listing(self: Task, trigger: str = "schedule") -> str:
         """Reconcile the local rows of one resource with the Space's."""
-        return _run(self, sync.sync_resource, kind=resource.kind, trigger=trigger)
+        return run_sync_task(self, sync.sync_resource, kind=resource.kind, trigger=trigger)
 
     return sync_listing
 
@@ -77,19 +77,19 @@ def sync_owner_streams(self: Task, kind: str, pk: int, trigger: str = "owner_edi
     owner = model.objects.filter(pk=pk, remote_id__isnull=False).first()
     if owner is None:
         return "no owner in SignalWire"
-    return _run(self, sync.sync_streams, owner=owner, trigger=trigger)
+    return run_sync_task(self, sync.sync_streams, owner=owner, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.fetch_missing_tokens", ignore_result=True)
 def fetch_missing_tokens(self: Task, trigger: str = "schedule") -> str:
     """Mirror the tokens of conferences that have none locally yet (new ones)."""
-    return _run(self, sync.sync_conference_tokens, trigger=trigger, missing_only=True)
+    return run_sync_task(self, sync.sync_conference_tokens, trigger=trigger, missing_only=True)
 
 
 @shared_task(bind=True, name="rooms.tasks.refresh_all_tokens", ignore_result=True)
 def refresh_all_tokens(self: Task, trigger: str = "schedule") -> str:
     """Refresh every conference's tokens, catching resets made outside the portal."""
-    return _run(self, sync.sync_conference_tokens, trigger=trigger, missing_only=False)
+    return run_sync_task(self, sync.sync_conference_tokens, trigger=trigger, missing_only=False)
 
 
 def queue_full_sync(trigger: str) -> None:

@@ -13,9 +13,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-# The portal has no public site, so admin's "View site" link would lead to a 404.
-admin.site.site_url = None
-
 
 class SuperusersOnly:
     """Let only active superusers see these rows, and delete (clear) them; nobody edits."""

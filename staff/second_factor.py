@@ -1,8 +1,7 @@
-"""Staff accounts: login lockout page, client address, and the TOTP second factor."""
+"""Staff accounts' second factor (TOTP, django-otp): the guard middleware, enrol and verify."""
 
 from __future__ import annotations
 
-import ipaddress
 from base64 import b32encode
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,6 @@ import qrcode.image.svg
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -27,62 +25,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 ENROL_URL_NAME = "portal_otp_enrol"
 VERIFY_URL_NAME = "portal_otp_verify"
 DEVICE_NAME = "Authenticator app"
-
-
-# --- lockout (django-axes) -------------------------------------------------------------
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """Return the client's address: REMOTE_ADDR, or the one the trusted proxies saw."""
-    proxies = settings.PORTAL_TRUSTED_PROXY_COUNT
-    if proxies > 0:
-        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        hops = [h for h in hops if h]
-        # Each trusted proxy appends the address it received from: read from the right,
-        # so a client cannot choose its address by sending the header itself.
-        if len(hops) >= proxies and _is_address(hops[-proxies]):
-            return hops[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def _is_address(text: str) -> bool:
-    """Tell whether text is a plain IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def lockout_message() -> str:
-    """Tell a locked-out person what happened and what they can do."""
-    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-    return (
-        "Too many failed log-in attempts: this account, or this address, is locked out "
-        f"for {minutes} minute{'s' if minutes != 1 else ''} after the last attempt. "
-        "Try again later, or ask a superuser to clear the lockout."
-    )
-
-
-def lockout_response(
-    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
-) -> HttpResponse:
-    """Answer a locked-out login with the login page and the lockout message (429)."""
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    context = {
-        **admin.site.each_context(request),
-        "title": "Log in",
-        "subtitle": None,
-        "app_path": request.get_full_path(),
-        "form": AdminAuthenticationForm(request),
-        "next": next_url,
-        "username": request.user.get_username() if request.user.is_authenticated else "",
-        "lockout_message": lockout_message(),
-    }
-    return render(request, "admin/login.html", context, status=429)
-
-
-# --- second factor (django-otp, TOTP) ---------------------------------------------------
 
 
 def confirmed_device(user: Any) -> TOTPDevice | None:
@@ -233,7 +175,7 @@ def _render_enrol(
         "next": _safe_next(request),
     }
     # admin_view marks the page never-cache: the key is not kept by the browser either.
-    return render(request, "admin/otp_enrol.html", context)
+    return render(request, "staff/otp_enrol.html", context)
 
 
 def otp_verify(request: HttpRequest) -> HttpResponse:
@@ -255,4 +197,4 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         "form": form,
         "next": _safe_next(request),
     }
-    return render(request, "admin/otp_verify.html", context)
+    return render(request, "staff/otp_verify.html", context)
