@@ -671,3 +671,22 @@ def test_an_error_stored_with_the_bare_key_is_masked_in_the_badge_and_on_the_pag
     assert "Stream key •••••••• was refused" in page
     assert_no_key_in(listing)
     assert_no_key_in(page)
+
+
+def test_an_error_echoing_a_conference_token_is_stored_masked(sandbox, staff_client):
+    conference = services.conference_create(data={"name": "tokened"})
+    token = conference.tokens.get(name="guest").token
+    stream = streams.stream_create(owner=conference, url=URL)
+    # Both wait for a push that SignalWire then refuses, echoing the token.
+    type(conference).objects.filter(pk=conference.pk).update(sync_state=SyncState.PENDING_PUSH)
+    Stream.objects.filter(pk=stream.pk).update(sync_state=SyncState.PENDING_PUSH)
+
+    services.push_mark_failed(
+        kind="conference", pk=conference.pk, error=f"token {token} is not valid here"
+    )
+    services.push_mark_failed(kind="stream", pk=stream.pk, error=f"join with {token} refused")
+
+    conference.refresh_from_db()
+    stream.refresh_from_db()
+    assert conference.last_error == "token •••••••• is not valid here"
+    assert stream.last_error == "join with •••••••• refused"
