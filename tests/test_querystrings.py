@@ -285,3 +285,7 @@ def test_a_viewer_cannot_read_a_stream_key_by_filtering_the_list(world, client, 
     # A POST to the list (an action form) is filtered by its query string too.
     response = client.post(f"{streams_url}?url__startswith={quote(right, safe='')}", {})
     assert response.status_code == 400
+    # Outsiders still get the login page.
+    client.logout()
+    response = client.get(f"{streams_url}?url__startswith=x")
+    assert response.status_code == 302 and "login" in response["Location"]

@@ -78,7 +78,12 @@ class AdminQueryStringMiddleware:
     ) -> HttpResponse | None:
         """Run a steered admin view inside a savepoint when it has a query string."""
         model_admin = getattr(view_func, "model_admin", None)
-        if model_admin is None or not request.GET:
+        if (
+            model_admin is None
+            or not request.GET
+            # Outsiders are sent to the login page by the view, whatever the query.
+            or not model_admin.admin_site.has_permission(request)
+        ):
             return None
         # Whatever the method: a POST to a list (an action) filters it by the query too.
         secret = secret_lookups(model_admin, request.GET)
