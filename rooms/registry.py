@@ -16,15 +16,37 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from django.db import models
 
 from rooms import outbox
-from rooms.models import Conference, Room, Stream, SyncRun
+from rooms.models import Conference, ConferenceToken, Room, Stream, SyncRun
+from rooms.secrets import mask_secrets_in
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.errors import NotFoundError, SignalWireError
+from rooms.signalwire.errors import ValidationError as RemoteValidationError
 from rooms.stream_urls import mask_stream_urls_in
 
 if TYPE_CHECKING:
     from rooms.signalwire.client import SignalWireClient
 
 M = TypeVar("M", bound=models.Model)
+
+
+def conference_token_values(conference_id: int | None) -> list[str]:
+    """The token values of a conference, to mask in what SignalWire answered about it."""
+    if not conference_id:
+        return []
+    return list(
+        ConferenceToken.objects.filter(conference_id=conference_id).values_list("token", flat=True)
+    )
+
+
+def mask_error(exc: SignalWireError, mask: Any) -> None:
+    """Apply a masking function to an error's message and to each 422 message it carries."""
+    exc.message = mask(exc.message)
+    exc.args = (exc.message, *exc.args[1:])
+    if isinstance(exc, RemoteValidationError):
+        exc.field_errors = {
+            field: [mask(m) for m in messages] for field, messages in exc.field_errors.items()
+        }
+        exc.non_field_errors = [mask(m) for m in exc.non_field_errors]
 
 
 class Resource(ABC, Generic[M]):
@@ -136,6 +158,16 @@ class ConferenceResource(Resource[Conference]):
     managed_fields = payloads.CONFERENCE_MODEL_FIELDS
     has_tokens = True
 
+    def error_text(self, row_or_pk: Conference | int, exc: BaseException | str) -> str:
+        """An error's text with the conference's token values masked."""
+        pk = row_or_pk.pk if isinstance(row_or_pk, Conference) else row_or_pk
+        return mask_secrets_in(str(exc), conference_token_values(pk))[:2000]
+
+    def hide_secrets(self, row: Conference, exc: SignalWireError) -> None:
+        """Mask the conference's token values the error echoed."""
+        tokens = conference_token_values(row.pk)
+        mask_error(exc, lambda text: mask_secrets_in(text, tokens))
+
     def create_body(self, row: Conference) -> dict[str, Any]:
         return payloads.conference_create_body(row)
 
@@ -244,18 +276,28 @@ class StreamResource(Resource[Stream]):
         """Streams with their owner joined: its kind and remote id route the stream calls."""
         return Stream.objects.select_related("conference", "room")
 
-    def error_text(self, row_or_pk: Stream | int, exc: BaseException | str) -> str:
-        """An error's text with the row's URL, and any other stream URL in it, masked."""
-        if isinstance(row_or_pk, Stream):
-            url: str | None = row_or_pk.url
-        else:
-            url = Stream.objects.filter(pk=row_or_pk).values_list("url", flat=True).first()
-        return mask_stream_urls_in(str(exc), url or "")[:2000]
+    def error_text(
+        self, row_or_pk: Stream | int, exc: BaseException | str, *also: str
+    ) -> str:
+        """An error's text with the stream's key in any form, and other secrets, masked.
 
-    def hide_secrets(self, row: Stream, exc: SignalWireError) -> None:
-        """Mask the row's URL, and any other stream URL, that the error echoed."""
-        exc.message = mask_stream_urls_in(exc.message, row.url)
-        exc.args = (exc.message, *exc.args[1:])
+        `also`: other URLs of the stream to mask (the one an edit replaces).
+        """
+        row = row_or_pk if isinstance(row_or_pk, Stream) else (
+            Stream.objects.filter(pk=row_or_pk).only("url", "conference_id").first()
+        )
+        if row is None:
+            return mask_stream_urls_in(str(exc), *also)[:2000]
+        return self._mask(row, also)(str(exc))[:2000]
+
+    def hide_secrets(self, row: Stream, exc: SignalWireError, *also: str) -> None:
+        """Mask in the error the stream's key in any form, other stream URLs, owner tokens."""
+        mask_error(exc, self._mask(row, also))
+
+    @staticmethod
+    def _mask(row: Stream, also: tuple[str, ...]) -> Any:
+        tokens = tuple(conference_token_values(row.conference_id))
+        return lambda text: mask_stream_urls_in(text, row.url, *also, secrets=tokens)
 
     def create_body(self, row: Stream) -> dict[str, Any]:
         return payloads.stream_body(row)

@@ -121,6 +121,8 @@ def stream_create(
             answer = STREAM.create_for(client, kind, owner.remote_id, STREAM.create_body(stream))
         except RemoteValidationError as exc:
             _forget(stream, intent)
+            # Its messages go on the form: SignalWire may echo the key without the URL.
+            STREAM.hide_secrets(stream, exc)
             raise form_error(exc, Stream) from exc
         except NotFoundError as exc:
             _forget(stream, intent)
@@ -170,6 +172,7 @@ def stream_update(
             )
         if current.url == url and current.sync_state == SyncState.SYNCED:
             return current
+        replaced = current.url  # a secret too: masked in what SignalWire answers
         current.url = url
         current.full_clean(exclude=["conference", "room"])
         wait = INTERACTIVE_LOCK_WAIT if getattr(client, "profile", None) == "interactive" else None
@@ -177,6 +180,7 @@ def stream_update(
         try:
             with row_lock(STREAM.kind, current.pk, wait=wait):
                 fresh = STREAM.rows().get(pk=current.pk)
+                replaced = fresh.url
                 previous_state = fresh.sync_state
                 before = {"url": fresh.url}
                 fresh.url = url
@@ -193,11 +197,13 @@ def stream_update(
         except RemoteValidationError as exc:
             if intent is not None:
                 intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
+            STREAM.hide_secrets(current, exc, replaced)
             raise form_error(exc, Stream) from exc
         except NotFoundError as exc:
             intents.drop(intent)
             Stream.objects.filter(pk=current.pk).update(
-                sync_state=SyncState.DELETED_REMOTELY, last_error=STREAM.error_text(current, exc)
+                sync_state=SyncState.DELETED_REMOTELY,
+                last_error=STREAM.error_text(current, exc, replaced),
             )
             raise DjangoValidationError(
                 "This stream no longer exists in SignalWire; nothing was changed."
@@ -206,10 +212,10 @@ def stream_update(
             if not exc.retryable:
                 if intent is not None:
                     intents.withdraw(model=Stream, intent=intent, previous_state=previous_state)
-                STREAM.hide_secrets(current, exc)
+                STREAM.hide_secrets(current, exc, replaced)
                 raise
             current.sync_state = SyncState.PENDING_PUSH
-            current.last_error = STREAM.error_text(current, exc)
+            current.last_error = STREAM.error_text(current, exc, replaced)
             current.local_version += 1
             with transaction.atomic():
                 current.save(update_fields=[

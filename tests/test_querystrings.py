@@ -9,10 +9,14 @@ from django.contrib import admin
 from django.db import connection
 from django.urls import reverse
 
-from rooms import services, sync, tokens
-from rooms.models import AuditEntry, Room
+from rooms import services, streams, sync, tokens
+from rooms.models import AuditEntry, Room, Stream
+from rooms.secrets import SECRET_COLUMNS, is_secret_column
 
 pytestmark = pytest.mark.django_db
+
+STREAM_KEY = "live_4f2a-querystring-key"
+STREAM_URL = f"rtmp://live.twitch.tv/app/{STREAM_KEY}"
 
 # Query strings aimed at every changelist: bad lookups and regexes, wrong types for
 # filters, unknown parameters, huge values, impossible dates, non-numeric ids, ordering
@@ -97,7 +101,9 @@ def world(sandbox, admin_user):
     room = services.room_create(data={"name": "studio", "max_members": 5})
     tokens.room_token_mint(room=room, role="guest", actor=admin_user)
     sync.sync_rooms()
-    return {"conference": conference, "room": room}
+    stream = streams.stream_create(owner=conference, url=STREAM_URL)
+    streams.stream_create(owner=room, url=STREAM_URL + "-2")
+    return {"conference": conference, "room": room, "stream": stream}
 
 
 def changelist_urls() -> dict[str, str]:
@@ -190,3 +196,96 @@ def test_hostile_query_strings_on_object_pages_never_answer_5xx(world, admin_cli
             if response.status_code >= 500:
                 failures.append((label, url, query[:60], response.status_code))
     assert failures == [], f"{connection.vendor}: {failures}"
+
+
+# --- lookups on secret columns ------------------------------------------------------------
+
+# Relations followed from each list to find secret columns: all suffixes up to this many
+# hops, a few beyond (the admin's own relational check refuses most of those already).
+FULL_DEPTH = 2
+DEEP = 3
+DEEP_SUFFIXES = ("startswith", "regex", "gt")
+
+
+def secret_paths(model, depth: int, prefix: str = ""):
+    """Every (lookup path, field) from a model to a secret column, within `depth` relations."""
+    for field in model._meta.get_fields():
+        if is_secret_column(model, field.name):
+            yield prefix + field.name, field
+        elif field.is_relation and field.related_model is not None and depth > 0:
+            yield from secret_paths(field.related_model, depth - 1, f"{prefix}{field.name}__")
+
+
+def secret_lookups() -> list[tuple[str, str, str]]:
+    """(list label, its URL, query) for every suffix on every secret column of every list."""
+    found = []
+    for label, url in changelist_urls().items():
+        model = next(m for m in admin.site._registry if m._meta.label == label)
+        for path, field in secret_paths(model, DEEP):
+            hops = path.count("__")
+            suffixes = sorted(field.get_lookups()) if hops <= FULL_DEPTH else DEEP_SUFFIXES
+            for suffix in ("", *suffixes):
+                lookup = f"{path}__{suffix}" if suffix else path
+                found.append((label, url, f"{lookup}=x"))
+    return found
+
+
+def test_the_secret_columns_are_defined_once_and_exist():
+    from django.apps import apps
+
+    for label, columns in SECRET_COLUMNS.items():
+        model = apps.get_model(*label.split("."))
+        assert all(is_secret_column(model, name) for name in columns)
+    assert is_secret_column(Stream, "url")
+
+
+def test_every_lookup_on_every_secret_column_of_every_list_is_a_400(world, admin_client):
+    queries = secret_lookups()
+    lists = {label for label, _, _ in queries}
+    # Directly and through relations: streams, tokens, passwords, TOTP keys.
+    assert {"rooms.Stream", "rooms.Conference", "rooms.Room", "rooms.RoomSession",
+            "rooms.Recording", "auth.User", "otp_totp.TOTPDevice"} <= lists
+    for expected in ("url__startswith=x", "streams__url__regex=x",
+                     "conference__tokens__token__gt=x", "totpdevice__key__contains=x"):
+        assert any(q == expected for _, _, q in queries), expected
+    wrong = []
+    for label, url, query in queries:
+        response = admin_client.get(f"{url}?{query}")
+        if response.status_code != 400 or b"not valid here" not in response.content:
+            wrong.append((label, query, response.status_code))
+    assert wrong == [], f"{len(wrong)} of {len(queries)}: {wrong[:20]}"
+
+
+def test_a_viewer_cannot_read_a_stream_key_by_filtering_the_list(world, client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_stream", "view_conference", "view_room"])
+    )
+    client.force_login(viewer)
+    streams_url = reverse("admin:rooms_stream_changelist")
+    right = "rtmp://live.twitch.tv/app/" + STREAM_KEY[:5]
+    attempts = [
+        f"{streams_url}?url__startswith={quote(right, safe='')}",
+        f"{streams_url}?url__regex=" + quote(f"^{right}", safe=""),
+        f"{streams_url}?url__gt={quote(right, safe='')}",
+        f"{streams_url}?url={quote(STREAM_URL, safe='')}",
+        f"{streams_url}?conference__streams__url__contains={STREAM_KEY[:5]}",
+        reverse("admin:rooms_conference_changelist") + f"?streams__url__contains={STREAM_KEY[:5]}",
+        reverse("admin:rooms_room_changelist") + f"?streams__url__endswith={STREAM_KEY[-5:]}",
+        reverse("admin:rooms_stream_change", args=[world["stream"].pk])
+        + "?_changelist_filters=" + quote(f"url__startswith={right}", safe=""),
+    ]
+    for url in attempts:
+        response = client.get(url)
+        assert response.status_code == 400, url
+        text = response.content.decode()
+        assert "not valid here" in text and STREAM_KEY not in text
+    # A POST to the list (an action form) is filtered by its query string too.
+    response = client.post(f"{streams_url}?url__startswith={quote(right, safe='')}", {})
+    assert response.status_code == 400
+    # Outsiders still get the login page.
+    client.logout()
+    response = client.get(f"{streams_url}?url__startswith=x")
+    assert response.status_code == 302 and "login" in response["Location"]

@@ -227,6 +227,69 @@ def test_session_and_room_pages_list_their_recordings(recorded, admin_client):
     assert recording_url in room_page and recordings.size_text(recorded.size_in_bytes) in room_page
 
 
+@pytest.mark.parametrize(
+    ("perms", "sessions_shown", "recordings_shown"),
+    [
+        ((), False, False),
+        (("rooms.view_roomsession",), True, False),
+        (("rooms.view_recording",), False, True),
+        (("rooms.view_roomsession", "rooms.view_recording"), True, True),
+    ],
+)
+def test_a_rooms_page_shows_sessions_and_recordings_only_to_who_may_view_them(
+    recorded, client, perms, sessions_shown, recordings_shown
+):
+    client.force_login(make_staff("roomviewer", "rooms.view_room", *perms))
+    room = Room.objects.get()
+
+    page = client.get(reverse("admin:rooms_room_change", args=[room.pk]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    session_url = reverse("admin:rooms_roomsession_change", args=[recorded.session_id])
+    recording_url = reverse("admin:rooms_recording_change", args=[recorded.pk])
+    assert ('id="session-history"' in html) is sessions_shown
+    assert (session_url in html) is sessions_shown
+    assert ('id="recordings"' in html) is recordings_shown
+    assert (recording_url in html) is recordings_shown
+    assert (recordings.size_text(recorded.size_in_bytes) in html) is recordings_shown
+
+
+def test_a_conferences_page_hides_its_sessions_and_recordings_without_their_view_permissions(
+    sandbox, sandbox_server, client
+):
+    sandbox.create_conference({"name": "allhands", "display_name": "All hands"})
+    sync.sync_conferences()
+    record_session(sandbox_server, "allhands")
+    mirror()
+    recording = Recording.objects.get()
+    conference = recording.session.conference
+    assert conference is not None and conference.name == "allhands"
+    url = reverse("admin:rooms_conference_change", args=[conference.pk])
+    client.force_login(make_staff("confviewer", "rooms.view_conference"))
+
+    html = client.get(url).content.decode()
+
+    assert 'id="session-history"' not in html and 'id="recordings"' not in html
+    assert reverse("admin:rooms_recording_change", args=[recording.pk]) not in html
+    client.force_login(make_staff("confall", "rooms.view_conference", "rooms.view_roomsession",
+                                  "rooms.view_recording"))
+    html = client.get(url).content.decode()
+    assert 'id="session-history"' in html and 'id="recordings"' in html
+    assert reverse("admin:rooms_recording_change", args=[recording.pk]) in html
+
+
+def test_a_sessions_page_lists_its_recordings_only_to_who_may_view_them(recorded, client):
+    client.force_login(make_staff("sessionviewer", "rooms.view_roomsession"))
+
+    page = client.get(reverse("admin:rooms_roomsession_change", args=[recorded.session_id]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="recordings"' not in html
+    assert reverse("admin:rooms_recording_change", args=[recorded.pk]) not in html
+
+
 # --- download -----------------------------------------------------------------------------
 
 

@@ -444,3 +444,249 @@ def test_a_push_task_whose_retries_ran_out_keeps_the_url_out_of_everything(
     stream.refresh_from_db()
     assert stream.sync_state == SyncState.PENDING_PUSH
     _assert_masked_everywhere(staff_client(), stream, room, caplog)
+
+
+# --- view-only staff, owners, escaping, SignalWire's messages (issue 22, items 1-6) -------
+
+
+@pytest.fixture
+def staff_with(client, django_user_model):
+    """Log in staff holding exactly these rooms permissions (codenames)."""
+
+    def login(*codenames: str):
+        user = django_user_model.objects.create_user(
+            f"only-{len(codenames)}-{'-'.join(codenames)}"[:150], password="pw", is_staff=True
+        )
+        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.mark.parametrize(
+    "codenames",
+    [
+        ("view_stream",),
+        ("view_stream", "add_stream", "delete_stream", "view_room", "change_room"),
+    ],
+)
+def test_staff_who_may_not_change_a_stream_see_its_url_masked_never_whole(
+    sandbox, room, staff_with, codenames
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    client = staff_with(*codenames)
+
+    page = client.get(change_url(stream))
+
+    assert page.status_code == 200
+    assert_no_secret(page)
+    assert "rtmp://live.twitch.tv/••••••••" in page.content.decode()
+    assert "Reveal URL" not in page.content.decode()
+
+
+@pytest.mark.parametrize(("kind", "change_perm"), [("room", "change_room"),
+                                                    ("conference", "change_conference")])
+def test_adding_a_stream_needs_the_right_to_change_its_owner(
+    sandbox, staff_with, kind, change_perm
+):
+    if kind == "room":
+        owner = services.room_create(data={"name": "guarded"})
+    else:
+        owner = services.conference_create(data={"name": "guarded"})
+    perms = ("view_stream", "add_stream", f"view_{kind}")
+    client = staff_with(*perms)
+    owner_page = client.get(reverse(f"admin:rooms_{kind}_change", args=[owner.pk]))
+    assert "Add a stream" not in owner_page.content.decode()
+    sandbox.clear_requests()
+
+    refused = client.post(add_url(kind, owner.pk), {kind: owner.pk, "url": URL})
+
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "You may not change this" in errors[kind][0]
+    assert not Stream.objects.exists() and stream_requests(sandbox) == []
+
+    client = staff_with(*perms, change_perm)
+    assert "Add a stream" in client.get(
+        reverse(f"admin:rooms_{kind}_change", args=[owner.pk])
+    ).content.decode()
+    added = client.post(add_url(kind, owner.pk), {kind: owner.pk, "url": URL})
+    assert added.status_code == 302
+    assert Stream.objects.get().owner == owner
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["rtmp://h..example/app/k", "rtmp://-h-/app/k", "rtmps://live-.example.com/k",
+     "rtmp://<script>alert(1)</script>/k", f"rtmp://{'a' * 64}.example.com/k"],
+)
+def test_a_url_whose_host_is_no_host_name_is_refused_on_the_field(
+    sandbox, room, staff_client, url
+):
+    client = staff_client()
+    sandbox.clear_requests()
+
+    response = client.post(add_url("room", room.pk), {"room": room.pk, "url": url})
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "not a valid host name" in errors["url"][0]
+    assert stream_requests(sandbox) == [] and not Stream.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["rtmp://[::1]:1935/app/k", "rtmp://10.0.0.7/app/k",
+                                 "rtmps://live-1.example.com./app/k"])
+def test_ip_literals_and_host_names_are_accepted(sandbox, room, staff_client, url):
+    response = staff_client().post(add_url("room", room.pk), {"room": room.pk, "url": url})
+
+    assert response.status_code == 302
+    assert Stream.objects.get().url == url
+
+
+def test_markup_in_a_url_from_the_space_stays_escaped_on_every_page(
+    sandbox, api, room, staff_client
+):
+    hostile = f"rtmp://<b>x</b>/{KEY}"
+    assert api.post(f"/api/video/rooms/{room.remote_id}/streams", json={"url": hostile}).ok
+    sync_streams()
+    stream = Stream.objects.get()
+    assert stream.url == hostile
+    client = staff_client()
+
+    for page in (change_url(stream), reverse("admin:rooms_stream_changelist"),
+                 reverse("admin:rooms_room_change", args=[room.pk]),
+                 reverse("admin:rooms_stream_history", args=[stream.pk])):
+        response = client.get(page)
+        assert response.status_code == 200, page
+        html = response.content.decode()
+        assert "<b>" not in html, page
+        assert KEY not in html and KEY not in unescape(html)
+    help_text = client.get(change_url(stream)).content.decode()
+    assert "&lt;b&gt;x" in help_text and "is not shown here (rtmp://&lt;b&gt;x" in help_text
+
+
+# SignalWire's 422 may echo the key without its scheme, or percent-encoded.
+ECHOES = (
+    f"Stream key /app/{KEY} was refused",
+    f"rtmp%3A%2F%2Flive.twitch.tv%2Fapp%2F{KEY} is not reachable",
+)
+
+
+def refusing_space(stream_list: list | None = None):
+    """A Space that lists no streams and answers every stream POST or PUT with our 422."""
+    from tests.hostile_space import HostileSpace
+
+    def answer(handler):
+        if handler.command == "GET":
+            handler.send_page(stream_list or [])
+            return
+        handler.send_json({"errors": [
+            {"code": "invalid_parameter", "attribute": "url", "message": ECHOES[0]},
+            {"code": "unreachable", "message": ECHOES[1]},
+        ]}, status=422)
+
+    return HostileSpace(answer).start()
+
+
+def assert_no_key_in(text: str) -> None:
+    from urllib.parse import quote
+
+    for form in (KEY, quote(KEY, safe=""), f"app/{KEY}", f"app%2F{KEY}"):
+        assert form.lower() not in unescape(text).lower()
+
+
+@pytest.mark.parametrize("change", [False, True])
+def test_signalwire_refusing_a_stream_form_never_shows_the_key(
+    sandbox, room, staff_client, settings, change
+):
+    stream = streams.stream_create(owner=room, url=SPACE_URL) if change else None
+    client = staff_client()
+    space = refusing_space()
+    settings.SIGNALWIRE_SPACE_URL = space.url
+    try:
+        if change:
+            response = client.post(change_url(stream), {"url": URL, "_save": "Save"})
+        else:
+            response = client.post(add_url("room", room.pk), {"room": room.pk, "url": URL})
+    finally:
+        space.stop()
+
+    assert response.status_code == 200
+    assert [r["method"] for r in space.requests][-1] in ("POST", "PUT")
+    html = response.content.decode()
+    assert "was refused" in html and "is not reachable" in html
+    assert_no_key_in(html)
+    if change:
+        stream.refresh_from_db()
+        assert stream.url == SPACE_URL
+    else:
+        assert not Stream.objects.exists()
+
+
+def test_a_push_refused_with_the_key_in_the_message_stores_and_shows_it_masked(
+    sandbox, room, staff_client, queued, run_queued, settings, caplog,
+    django_capture_on_commit_callbacks,
+):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    sandbox.inject_fault(503, methods=["POST"])
+    with django_capture_on_commit_callbacks(execute=True):
+        stream = streams.stream_create(owner=room, url=URL)
+    assert stream.sync_state == SyncState.PENDING_PUSH
+    space = refusing_space()
+    settings.SIGNALWIRE_SPACE_URL = space.url
+    try:
+        run_queued()
+    finally:
+        space.stop()
+
+    stream.refresh_from_db()
+    assert stream.sync_state == SyncState.PUSH_FAILED
+    assert "was refused" in stream.last_error
+    assert_no_key_in(stream.last_error)
+    assert_no_key_in(caplog.text)
+    client = staff_client()
+    for page in (change_url(stream), reverse("admin:rooms_stream_changelist"),
+                 reverse("admin:rooms_room_change", args=[room.pk])):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert_no_key_in(response.content.decode())
+
+
+def test_an_error_stored_with_the_bare_key_is_masked_in_the_badge_and_on_the_page(
+    sandbox, room, staff_client
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    Stream.objects.filter(pk=stream.pk).update(
+        sync_state=SyncState.PUSH_FAILED, last_error=" / ".join(ECHOES)
+    )
+    client = staff_client()
+
+    listing = client.get(reverse("admin:rooms_stream_changelist")).content.decode()
+    page = client.get(change_url(stream)).content.decode()
+
+    assert 'title="Stream key •••••••• was refused' in listing
+    assert "Stream key •••••••• was refused" in page
+    assert_no_key_in(listing)
+    assert_no_key_in(page)
+
+
+def test_an_error_echoing_a_conference_token_is_stored_masked(sandbox, staff_client):
+    conference = services.conference_create(data={"name": "tokened"})
+    token = conference.tokens.get(name="guest").token
+    stream = streams.stream_create(owner=conference, url=URL)
+    # Both wait for a push that SignalWire then refuses, echoing the token.
+    type(conference).objects.filter(pk=conference.pk).update(sync_state=SyncState.PENDING_PUSH)
+    Stream.objects.filter(pk=stream.pk).update(sync_state=SyncState.PENDING_PUSH)
+
+    services.push_mark_failed(
+        kind="conference", pk=conference.pk, error=f"token {token} is not valid here"
+    )
+    services.push_mark_failed(kind="stream", pk=stream.pk, error=f"join with {token} refused")
+
+    conference.refresh_from_db()
+    stream.refresh_from_db()
+    assert conference.last_error == "token •••••••• is not valid here"
+    assert stream.last_error == "join with •••••••• refused"

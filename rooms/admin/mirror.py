@@ -234,7 +234,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_per_page = 100
     save_on_top = True
     actions: tuple[Any, ...] = ("push_selected", "refresh_from_signalwire", edit_selected)
-    mirror_readonly = (
+    mirror_readonly: tuple[Any, ...] = (
         "remote_id",
         sync_badge,
         "last_error",

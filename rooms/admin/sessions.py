@@ -108,10 +108,22 @@ class LiveActivityMixin:
         form_url: str = "",
         extra_context: dict | None = None,
     ) -> HttpResponse:
-        """Show on the page whether it is live now and its newest sessions."""
+        """Show its live state and newest sessions, and their recordings, to who may view them."""
         context = dict(extra_context or {})
         if object_id.isdigit():
-            context["activity"] = owner_activity(self.model, int(object_id))  # type: ignore[attr-defined]
+            model = self.model  # type: ignore[attr-defined]
+            site = self.admin_site  # type: ignore[attr-defined]
+            pk = int(object_id)
+            if site.get_model_admin(RoomSession).has_view_permission(request):
+                context["activity"] = owner_activity(model, pk)
+            from rooms.admin.recordings import owner_recordings
+            from rooms.recording_models import Recording
+
+            if site.get_model_admin(Recording).has_view_permission(request):
+                name = model._default_manager.filter(pk=pk).values_list("name", flat=True)
+                context["recordings"] = owner_recordings(
+                    _owner_field(model), pk, name.first() or ""
+                )
         return super().change_view(request, object_id, form_url, context)  # type: ignore[misc]
 
 
@@ -123,11 +135,7 @@ def owner_activity(model: type[Model], pk: int) -> dict[str, Any]:
     totals = owned.filter(status=LIVE).aggregate(
         live=Count("id"), present=Coalesce(Sum("members_now"), 0)
     )
-    from rooms.admin.recordings import owner_recordings
-
-    name = model._default_manager.filter(pk=pk).values_list("name", flat=True).first() or ""
     return {
-        "recordings": owner_recordings(field, pk, name),
         "live": bool(totals["live"]),
         "present": totals["present"],
         "sessions": [
@@ -239,12 +247,15 @@ class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict | None = None,
     ) -> HttpResponse:
-        """List the session's recordings on its page."""
+        """List the session's recordings on its page, to staff who may view recordings."""
         from rooms.admin.recordings import session_recordings
+        from rooms.recording_models import Recording
 
         context = dict(extra_context or {})
         session = self.get_object(request, object_id)
-        if session is not None:
+        if session is not None and self.admin_site.get_model_admin(
+            Recording
+        ).has_view_permission(request):
             context["recordings"] = session_recordings(session)
         return super().change_view(request, object_id, form_url, context)
 

@@ -23,9 +23,15 @@ from django.utils.html import format_html
 
 from rooms import outbox, streams
 from rooms.admin import once
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, interactive_client, sync_badge
+from rooms.admin.mirror import (
+    DeletedRemotelyFilter,
+    MirrorAdmin,
+    interactive_client,
+    sync_badge,
+)
 from rooms.audit import audit_context
 from rooms.models import AuditEntry, Conference, Room, Stream, SyncState
+from rooms.registry import STREAM
 from rooms.signalwire import schema
 from rooms.signalwire.errors import SignalWireError
 from rooms.stream_urls import mask_stream_urls_in, validate_stream_url
@@ -36,9 +42,15 @@ EVERY_SESSION_WARNING = (
     "A stream starts in every session of its conference or room: whenever anyone joins, "
     "the meeting is broadcast to this destination, to everyone who can watch it there."
 )
+# Help text is rendered as HTML: the masked URL (its host may come from a Space listing)
+# is escaped by format_html.
 KEEP_URL_HELP = (
-    "The current URL is a secret and is not shown here ({masked}). Leave this empty to "
+    "The current URL is a secret and is not shown here ({}). Leave this empty to "
     "keep it, or enter a new rtmp:// or rtmps:// URL to replace it."
+)
+OWNER_NOT_CHANGEABLE = (
+    "You may not change this {kind}, so you cannot add a stream to it: a stream starts "
+    "in every session of its {kind}."
 )
 
 
@@ -77,7 +89,7 @@ class StreamForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["url"].required = False
-            self.fields["url"].help_text = KEEP_URL_HELP.format(masked=self.instance.masked_url)
+            self.fields["url"].help_text = format_html(KEEP_URL_HELP, self.instance.masked_url)
         for name in ("conference", "room"):
             if name in self.fields:
                 self.fields[name].required = False
@@ -90,7 +102,18 @@ class StreamForm(forms.ModelForm):
                 raise DjangoValidationError(
                     "Choose the conference or the room the stream belongs to (one of them)."
                 )
+            for kind in ("conference", "room"):
+                owner = cleaned.get(kind)
+                if owner is not None and not self._may_change(owner):
+                    self.add_error(kind, OWNER_NOT_CHANGEABLE.format(kind=kind))
         return cleaned
+
+    def _may_change(self, owner: Conference | Room) -> bool:
+        """Tell whether this staff member may change the stream's conference or room."""
+        if self.request is None or self.model_admin is None:
+            return False
+        owner_admin = self.model_admin.admin_site.get_model_admin(type(owner))
+        return bool(owner_admin.has_change_permission(self.request, owner))
 
     def _post_clean(self) -> None:
         # The model's own checks run in the service, on the values it sends.
@@ -105,8 +128,9 @@ class StreamForm(forms.ModelForm):
                 errors = errors if isinstance(errors, list) else [errors]
                 self.add_error(field if field in self.fields else None, errors)
         except SignalWireError as exc:
-            refused = mask_stream_urls_in(str(exc), self.instance.url)
-            self.add_error(None, f"SignalWire refused the change: {refused}")
+            urls = (self.instance.url, self.cleaned_data.get("url") or "")
+            STREAM.hide_secrets(self.instance, exc, *urls)
+            self.add_error(None, f"SignalWire refused the change: {exc}")
 
 
 class OwnerKindFilter(admin.SimpleListFilter):
@@ -143,6 +167,22 @@ def masked_url(obj: Stream) -> str:
     return format_html('<code class="sw-stream-url">{}</code>', obj.masked_url)
 
 
+def shown_error(obj: Stream) -> str:
+    """The stream's last error with its key masked (rows may predate masking by key)."""
+    return mask_stream_urls_in(obj.last_error or "", obj.url)
+
+
+@admin.display(description="state", ordering="sync_state")
+def stream_badge(obj: Stream) -> str:
+    """The sync state badge; its tooltip, the last error, never shows the key."""
+    return format_html(
+        '<span class="sw-badge sw-badge--{}" title="{}">{}</span>',
+        obj.sync_state,
+        shown_error(obj),
+        obj.get_sync_state_display(),
+    )
+
+
 @admin.display(description="video")
 def video(obj: Stream) -> str:
     """Width × height at fps, as SignalWire reported them."""
@@ -156,7 +196,7 @@ class StreamAdmin(MirrorAdmin):
     """Streams: remote-first adds, URL changes and deletes; the URL masked everywhere."""
 
     form = StreamForm  # type: ignore[assignment]
-    list_display = ("__str__", "owner", masked_url, "stream_type", video, sync_badge,
+    list_display = ("__str__", "owner", masked_url, "stream_type", video, stream_badge,
                     "last_synced_at")
     list_filter = (OwnerKindFilter, "sync_state", DeletedRemotelyFilter)
     list_select_related = ("conference", "room")
@@ -166,6 +206,20 @@ class StreamAdmin(MirrorAdmin):
     actions: tuple[Any, ...] = ()
     fixed_after_create = ()
     stream_readonly = ("owner", masked_url, "stream_type", video)
+    # The mirror's fields, with the badge and the last error masked by the stream's key.
+    mirror_readonly = tuple(
+        stream_badge if f is sync_badge else "error_masked" if f == "last_error" else f
+        for f in MirrorAdmin.mirror_readonly
+    )
+    mirror_fieldsets = (
+        ("SignalWire", {"fields": tuple(f for f in mirror_readonly if f != "raw_payload")}),
+        ("Last payload from SignalWire", {"classes": ("collapse",), "fields": ("raw_payload",)}),
+    )
+
+    @admin.display(description="last error")
+    def error_masked(self, obj: Stream) -> str:
+        """SignalWire's last error about the stream, its key masked."""
+        return shown_error(obj)
 
     @admin.display(description="belongs to")
     def owner(self, obj: Stream) -> str:
@@ -183,7 +237,11 @@ class StreamAdmin(MirrorAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """The owner (chosen once), the URL with the every-session warning, then SignalWire's."""
         owner = ("conference", "room") if obj is None else ("owner",)
-        stream = {"fields": (*owner, "url"), "description": EVERY_SESSION_WARNING}
+        # Without the right to change it, the URL field would be shown read-only, as it is
+        # stored: the masked URL below is all such a staff member sees.
+        editable = obj is None or self.has_change_permission(request, obj)
+        url = ("url",) if editable else ()
+        stream = {"fields": (*owner, *url), "description": EVERY_SESSION_WARNING}
         fieldsets: list = [("Stream", stream)]
         if obj is not None:
             fieldsets.append(("What SignalWire reports", {"fields": (masked_url, "stream_type",
@@ -321,7 +379,7 @@ class StreamInline(admin.TabularInline):
     @admin.display(description="state")
     def state(self, obj: Stream) -> str:
         """The sync state badge."""
-        return sync_badge(obj)
+        return stream_badge(obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Streams are added on their own page, which asks SignalWire first."""
