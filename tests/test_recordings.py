@@ -501,6 +501,27 @@ def test_a_negative_retention_is_refused_clearly(settings):
         call_command("apply_recording_retention", "--dry-run")
 
 
+@pytest.mark.parametrize("days", [800000, 99999999999])
+def test_a_retention_too_long_to_date_is_refused_clearly(settings, days):
+    from rooms.checks import check_signalwire_settings
+
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("apply_recording_retention", "--days", str(days), "--dry-run")
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("apply_recording_retention", "--days", str(days))
+    settings.RECORDING_RETENTION_DAYS = days
+    problems = [p for p in check_signalwire_settings() if p.id == "rooms.E007"]
+    assert problems and "at most 36500" in problems[0].msg
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("apply_recording_retention", "--dry-run")
+
+
+def test_the_longest_retention_runs(history, settings):
+    out = io.StringIO()
+    call_command("apply_recording_retention", "--days", "36500", "--dry-run", stdout=out)
+    assert "0 completed recording(s)" in out.getvalue()
+
+
 def test_the_retention_run_page_shows_what_was_freed(history, settings, admin_client):
     settings.RECORDING_RETENTION_DAYS = 30
     result = recording_services.recordings_apply_retention()
