@@ -536,6 +536,36 @@ def test_rooms_too_and_the_preview_posts_back_exactly_the_values_it_showed(
     assert 'value="42"' in back
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("[" * 5000, "nested more than 32 levels"),
+        ('{"a": NaN}', "Only finite numbers"),
+        ('{"a": 1e999}', "Only finite numbers"),
+    ],
+)
+def test_the_preview_refuses_meta_that_is_not_strict_json_and_nothing_can_be_confirmed(
+    sandbox, admin_client, room_data, meta, message
+):
+    rooms = [services.room_create(data=room_data(f"team-{n}")) for n in range(2)]
+    changelist = reverse("admin:rooms_room_changelist")
+    sandbox.clear_requests()
+    post = {
+        "action": "edit_selected", "_selected_action": [r.pk for r in rooms],
+        "change_meta": "on", "meta": meta,
+    }
+
+    preview = admin_client.post(changelist, {**post, "bulk_step": "preview"})
+    confirm = admin_client.post(changelist, {**post, "bulk_step": "confirm", "nonce": "x"})
+
+    for response in (preview, confirm):
+        assert response.status_code == 200
+        assert message in response.content.decode()
+        assert response.context["editor"].errors["meta"]
+    assert not ActionRun.objects.exists() and sandbox.requests == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seeded, admin_client):
     from portal.celery import app

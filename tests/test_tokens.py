@@ -385,6 +385,29 @@ def test_mint_form_refuses_meta_that_is_not_an_object(sandbox, admin_client, roo
     assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
 
 
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("[" * 5000, "nested more than 32 levels"),
+        ('{"seat": NaN}', "Only finite numbers"),
+        ('{"seat": 1e999}', "Only finite numbers"),
+    ],
+)
+def test_mint_form_refuses_meta_that_is_not_strict_json(
+    sandbox, admin_client, room, meta, message
+):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+
+    response = admin_client.post(
+        url, {"nonce": nonce, "role": "guest", "media_allowed": "all", "meta": meta}
+    )
+
+    assert response.status_code == 200
+    assert message in str(response.context["form"].errors["meta"])
+    assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
+
+
 def test_mint_sends_auto_create_room_false_and_the_session_options(sandbox, room, admin_user):
     token, record = tokens.room_token_mint(
         room=room,

@@ -27,6 +27,7 @@ from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
+from rooms.strictjson import StrictJSONField
 
 MINT = "rooms.mint_room_token"
 
@@ -104,7 +105,7 @@ class MintTokenForm(forms.Form):
         help_text="SignalWire uses it only for a room the token itself creates; the portal "
         "never lets a token create a room, so it changes nothing for an existing room.",
     )
-    meta = forms.JSONField(
+    meta = StrictJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
         help_text='Member meta: a JSON object, such as {"seat": 12}.',
