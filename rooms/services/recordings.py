@@ -396,7 +396,7 @@ def retention_days() -> int:
     problem = retention_days_problem(days)
     if problem:
         raise ImproperlyConfigured(f"RECORDING_RETENTION_DAYS {problem}.")
-    return days
+    return int(days)
 
 
 def retention_candidates(*, days: int, now: datetime | None = None) -> QuerySet[Recording]:
