@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
+from rooms.services.recordings import RETENTION_DAYS_MAX, retention_days_problem
 from rooms.signalwire.urls import SpaceURLError, normalise_space_url
 
 
@@ -45,13 +46,13 @@ def check_signalwire_settings(app_configs=None, **kwargs) -> list:
             problems.append(
                 Error(f"{name} must be a positive number of seconds.", id="rooms.E004")
             )
-    days = getattr(settings, "RECORDING_RETENTION_DAYS", 0)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+    problem = retention_days_problem(getattr(settings, "RECORDING_RETENTION_DAYS", 0))
+    if problem:
         problems.append(
             Error(
-                f"RECORDING_RETENTION_DAYS must be 0 or a positive number of days, not {days!r}.",
+                f"RECORDING_RETENTION_DAYS {problem}.",
                 hint="0 (the default) keeps every recording; N deletes completed recordings "
-                "N days after they ended.",
+                f"N days after they ended, N at most {RETENTION_DAYS_MAX}.",
                 id="rooms.E007",
             )
         )

@@ -49,10 +49,16 @@ def validate_meta(value) -> None:
     """Reject meta that is not a JSON object or is too long for SignalWire."""
     import json
 
+    from rooms.strictjson import problem
+
     if value is None:
         return
     if not isinstance(value, dict):
         raise ValidationError("Meta must be a JSON object.")
+    # Before it is measured as JSON: deep nesting would exhaust the encoder's recursion.
+    strict_problem = problem(value)
+    if strict_problem:
+        raise ValidationError(strict_problem)
     # Measured as compact JSON, as SignalWire (and the sandbox) measure it.
     if len(json.dumps(value, separators=(",", ":"))) > schema.META_MAX_JSON_CHARS:
         raise ValidationError(

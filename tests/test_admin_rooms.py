@@ -64,6 +64,52 @@ def test_out_of_range_input_is_refused_locally(sandbox, admin_client, form_post_
     assert sandbox.requests == [] and not Room.objects.exists()
 
 
+HOSTILE_META = {
+    "deep": ("[" * 5000, "nested more than 32 levels"),
+    "deep_object": ('{"a":' * 40 + "1" + "}" * 40, "nested more than 32 levels"),
+    "nan": ('{"a": NaN}', "Only finite numbers"),
+    "infinity": ('{"a": -Infinity}', "Only finite numbers"),
+    "huge": ('{"a": 1e999}', "Only finite numbers"),
+}
+
+
+@pytest.mark.parametrize("meta", HOSTILE_META, ids=list(HOSTILE_META))
+def test_meta_that_is_not_strict_json_is_refused_on_its_field(
+    sandbox, admin_client, form_post_data, meta
+):
+    text, message = HOSTILE_META[meta]
+    room = services.room_create(data={"name": "kept", "meta": {"team": "blue"}})
+    sandbox.clear_requests()
+
+    added = admin_client.post(ADD, form_post_data(admin_client.get(ADD), name="new", meta=text))
+    page = admin_client.get(change_url(room))
+    changed = admin_client.post(change_url(room), form_post_data(page, meta=text))
+
+    for response in (added, changed):
+        assert response.status_code == 200
+        assert message in " ".join(response.context["adminform"].form.errors["meta"])
+    assert sandbox.requests == [] and not Room.objects.filter(name="new").exists()
+    room.refresh_from_db()
+    assert room.meta == {"team": "blue"} and room.sync_state == SyncState.SYNCED
+
+
+@pytest.mark.parametrize("meta", [{"a": float("nan")}, {"a": float("inf")}])
+def test_a_script_saving_a_non_finite_meta_is_refused_before_anything_is_stored(sandbox, meta):
+    from django.core.exceptions import ValidationError
+
+    from rooms.models import RemoteIntent
+
+    room = services.room_create(data={"name": "kept", "meta": {"team": "blue"}})
+    sandbox.clear_requests()
+
+    with pytest.raises(ValidationError) as caught:
+        services.room_update(room=room, data={"meta": meta})
+
+    assert "Only finite numbers" in str(caught.value.message_dict["meta"])
+    assert sandbox.requests == [] and not RemoteIntent.objects.exists()
+    assert Room.objects.get(pk=room.pk).meta == {"team": "blue"}
+
+
 def test_fields_the_api_cannot_change_are_read_only(sandbox, admin_client):
     room = services.room_create(data={"name": "fixed", "max_members": 5})
     page = admin_client.get(change_url(room))

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from rooms import bulk, services, sync
 from rooms.models import ActionRun, AuditEntry, Conference, Room, SyncState
+from tests.concurrent import post_together
 
 CHANGELIST = reverse("admin:rooms_conference_changelist")
 
@@ -458,7 +459,7 @@ def test_restore_from_the_run_page_asks_first_then_undoes_the_edit(
     assert all(sandbox.conferences[r.remote_id]["description"] == "Temporary" for r in rows)
 
     with django_capture_on_commit_callbacks(execute=True):
-        done = admin_client.post(url)
+        done = admin_client.post(url, {"nonce": ask.context["nonce"]})
 
     undo = ActionRun.objects.get(action=ActionRun.Action.RESTORE)
     assert done["Location"] == reverse("admin:rooms_actionrun_change", args=[undo.pk])
@@ -536,6 +537,36 @@ def test_rooms_too_and_the_preview_posts_back_exactly_the_values_it_showed(
     assert 'value="42"' in back
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("[" * 5000, "nested more than 32 levels"),
+        ('{"a": NaN}', "Only finite numbers"),
+        ('{"a": 1e999}', "Only finite numbers"),
+    ],
+)
+def test_the_preview_refuses_meta_that_is_not_strict_json_and_nothing_can_be_confirmed(
+    sandbox, admin_client, room_data, meta, message
+):
+    rooms = [services.room_create(data=room_data(f"team-{n}")) for n in range(2)]
+    changelist = reverse("admin:rooms_room_changelist")
+    sandbox.clear_requests()
+    post = {
+        "action": "edit_selected", "_selected_action": [r.pk for r in rooms],
+        "change_meta": "on", "meta": meta,
+    }
+
+    preview = admin_client.post(changelist, {**post, "bulk_step": "preview"})
+    confirm = admin_client.post(changelist, {**post, "bulk_step": "confirm", "nonce": "x"})
+
+    for response in (preview, confirm):
+        assert response.status_code == 200
+        assert message in response.content.decode()
+        assert response.context["editor"].errors["meta"]
+    assert not ActionRun.objects.exists() and sandbox.requests == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seeded, admin_client):
     from portal.celery import app
@@ -561,6 +592,37 @@ def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seed
     assert ActionRun.objects.get().state == ActionRun.State.NOT_QUEUED
     assert not Conference.objects.filter(description="Never sent").exists()
     assert all(sandbox.conferences[r.remote_id]["description"] != "Never sent" for r in rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_sent_four_times_at_once_starts_one_run(sandbox, seeded, admin_client):
+    rows = seeded(2)
+    confirmation = _confirm_post(admin_client, rows, change_description="on", description="Once")
+
+    post_together(admin_client, CHANGELIST, confirmation)
+
+    assert ActionRun.objects.filter(action=ActionRun.Action.BULK_EDIT).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_sent_four_times_at_once_starts_one_run(sandbox, seeded, admin_client):
+    rows = seeded(2)
+    edit = bulk.bulk_edit_start(model=Conference, pks=[r.pk for r in rows],
+                                changes={"description": "Temporary"})
+    # Its batches, as a worker carries them out: a restore is offered once it ended.
+    offset: int | None = 0
+    while offset is not None:
+        offset = bulk.action_run_batch(run_id=edit.pk, offset=offset)
+    url = reverse("admin:rooms_actionrun_restore", args=[edit.pk])
+    ask = admin_client.get(url)
+    assert "Yes, restore 2 rows" in ask.content.decode()
+
+    post_together(admin_client, url, {"nonce": ask.context["nonce"]})
+
+    assert ActionRun.objects.filter(action=ActionRun.Action.RESTORE).count() == 1
+    again = admin_client.post(url, follow=True)
+    assert "confirmed already" in again.content.decode()
+    assert ActionRun.objects.filter(action=ActionRun.Action.RESTORE).count() == 1
 
 
 @pytest.mark.django_db

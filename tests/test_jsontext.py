@@ -110,3 +110,12 @@ def test_the_migration_rewrites_stored_payloads_in_the_canonical_form():
     conference.refresh_from_db()
     assert conference.raw == PAYLOAD
     assert_stored_canonically(conference, PAYLOAD)
+
+
+def test_strict_json_takes_brackets_in_strings_and_32_levels_but_not_33():
+    from rooms import strictjson
+
+    assert strictjson.loads('{"a": "[[[[' + "[" * 100 + '\\"]"}') == {"a": "[" * 104 + '"]'}
+    assert strictjson.loads("[" * 32 + "]" * 32) is not None
+    with pytest.raises(ValueError, match="nested more than 32"):
+        strictjson.loads("[" * 33 + "]" * 33)

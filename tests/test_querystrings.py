@@ -289,3 +289,43 @@ def test_a_viewer_cannot_read_a_stream_key_by_filtering_the_list(world, client, 
     client.logout()
     response = client.get(f"{streams_url}?url__startswith=x")
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+# Action posts aimed at every changelist: selections that are not ids of the model, ids
+# beyond what the database holds, and an action index that is not a number.
+POST_HOSTILE = [
+    {"_selected_action": ["abc"]},
+    {"_selected_action": ["1", "%00"]},
+    {"_selected_action": ["1e999"]},
+    {"_selected_action": ["9" * 40]},
+    {"_selected_action": ["-99999999999999999999999"]},
+    {"_selected_action": ["1"], "index": "abc"},
+]
+
+
+def test_hostile_action_posts_get_the_bad_request_page_never_5xx(world, admin_client):
+    failures = []
+    for label, url in changelist_urls().items():
+        model_admin = next(a for m, a in admin.site._registry.items() if m._meta.label == label)
+        action = next(iter(model_admin.get_actions(admin_client.get(url).wsgi_request)), "")
+        for data in POST_HOSTILE:
+            response = admin_client.post(url, {"action": action, **data})
+            if response.status_code >= 500:
+                failures.append((label, data, response.status_code))
+            assert Room.objects.exists()
+    assert failures == [], f"{connection.vendor}: {failures}"
+
+
+def test_a_selection_that_is_no_id_is_answered_with_the_400_page(world, admin_client):
+    url = reverse("admin:rooms_room_changelist")
+    rooms = list(Room.objects.values_list("name", flat=True))
+
+    response = admin_client.post(
+        url, {"action": "delete_selected", "_selected_action": ["abc"], "post": "yes"}
+    )
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "not valid here" in text and f'href="{url}"' in text
+    assert "<code>_selected_action</code>" in text
+    assert list(Room.objects.values_list("name", flat=True)) == rooms

@@ -21,6 +21,7 @@ from rooms.models import ActionRun, AuditEntry, Recording, Room, RoomSession, Sy
 from rooms.recording_models import RecordingState
 from rooms.services import recordings as recording_services
 from tests.browser_helpers import make_staff
+from tests.concurrent import post_together
 
 pytestmark = pytest.mark.django_db
 
@@ -399,18 +400,42 @@ def deleter(client):
     return user
 
 
+def delete_form(client, recording: Recording) -> dict:
+    """Open a recording's delete confirmation; return the form it posts (its nonce)."""
+    import re
+
+    page = client.get(reverse("admin:rooms_recording_delete", args=[recording.pk]))
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.content.decode())
+    assert nonce, "the confirmation carries a one-time nonce"
+    return {"nonce": nonce.group(1)}
+
+
 def test_delete_asks_first_then_goes_to_signalwire_first(recorded, deleter, client, sandbox):
     url = reverse("admin:rooms_recording_delete", args=[recorded.pk])
     confirm = client.get(url)
     assert confirm.status_code == 200 and "Yes, delete it in SignalWire" in confirm.content.decode()
     assert recorded.remote_id in sandbox.room_recordings
-    answer = client.post(url)
+    answer = client.post(url, delete_form(client, recorded))
     assert answer.status_code == 302
     assert recorded.remote_id not in sandbox.room_recordings
     assert not Recording.objects.exists()
     entry = AuditEntry.objects.get(action=AuditEntry.Action.DELETE)
     assert entry.actor == deleter and entry.additional_data["event"] == "delete"
     assert entry.additional_data["details"]["size_in_bytes"] == recorded.size_in_bytes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_confirmation_sent_four_times_at_once_deletes_once(
+    recorded, deleter, client, sandbox
+):
+    url = reverse("admin:rooms_recording_delete", args=[recorded.pk])
+
+    answers = post_together(client, url, delete_form(client, recorded))
+
+    assert [a.status_code for a in answers] == [302] * 4
+    assert not Recording.objects.exists()
+    assert len(recording_requests(sandbox, "DELETE")) == 1
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.DELETE).count() == 1
 
 
 def test_delete_needs_the_permission(recorded, client):
@@ -426,8 +451,9 @@ def test_delete_during_an_outage_is_pending_and_lands_later(
 ):
     settings.SIGNALWIRE_INTERACTIVE_RETRIES = 0
     sandbox.inject_fault(503, methods=["DELETE"], path_prefix=RECORDINGS_PATH)
+    form = delete_form(client, recorded)
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+        answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]), form)
     assert answer.status_code == 302
     recorded.refresh_from_db()
     assert recorded.sync_state == RecordingState.PENDING_DELETE
@@ -474,7 +500,8 @@ def test_a_refused_delete_changes_nothing_and_says_why(
     recorded, deleter, client, sandbox, settings
 ):
     settings.SIGNALWIRE_API_TOKEN = "not-the-token"  # SignalWire answers 401: no retry heals it
-    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    form = delete_form(client, recorded)
+    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]), form)
     recorded.refresh_from_db()
     assert recorded.sync_state == RecordingState.SYNCED
     assert recorded.remote_id in sandbox.room_recordings
@@ -562,6 +589,27 @@ def test_a_negative_retention_is_refused_clearly(settings):
     assert "rooms.E007" in [p.id for p in check_signalwire_settings()]
     with pytest.raises(CommandError, match="RECORDING_RETENTION_DAYS must be 0"):
         call_command("apply_recording_retention", "--dry-run")
+
+
+@pytest.mark.parametrize("days", [800000, 99999999999])
+def test_a_retention_too_long_to_date_is_refused_clearly(settings, days):
+    from rooms.checks import check_signalwire_settings
+
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("apply_recording_retention", "--days", str(days), "--dry-run")
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("apply_recording_retention", "--days", str(days))
+    settings.RECORDING_RETENTION_DAYS = days
+    problems = [p for p in check_signalwire_settings() if p.id == "rooms.E007"]
+    assert problems and "at most 36500" in problems[0].msg
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("apply_recording_retention", "--dry-run")
+
+
+def test_the_longest_retention_runs(history, settings):
+    out = io.StringIO()
+    call_command("apply_recording_retention", "--days", "36500", "--dry-run", stdout=out)
+    assert "0 completed recording(s)" in out.getvalue()
 
 
 def test_the_retention_run_page_shows_what_was_freed(history, settings, admin_client):
@@ -749,7 +797,9 @@ def test_a_pending_delete_signalwire_refuses_is_no_longer_pending_and_can_be_ret
     # The admin shows the error, and staff can try the delete again.
     page = client.get(reverse("admin:rooms_recording_changelist")).content.decode()
     assert "Delete failed" in page
-    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    answer = client.post(
+        reverse("admin:rooms_recording_delete", args=[recorded.pk]), delete_form(client, recorded)
+    )
     assert answer.status_code == 302
     assert not Recording.objects.filter(pk=recorded.pk).exists()
     assert recorded.remote_id not in sandbox.room_recordings
@@ -760,7 +810,9 @@ def test_a_refused_staff_retry_of_a_pending_delete_leaves_it_not_pending(
 ):
     pending(recorded)
     sandbox.inject_fault(403, methods=["DELETE"], path_prefix=RECORDINGS_PATH, count=1)
-    answer = client.post(reverse("admin:rooms_recording_delete", args=[recorded.pk]))
+    answer = client.post(
+        reverse("admin:rooms_recording_delete", args=[recorded.pk]), delete_form(client, recorded)
+    )
     assert "SignalWire refused to delete" in client.get(answer["Location"]).content.decode()
     recorded.refresh_from_db()
     assert recorded.sync_state == RecordingState.SYNCED
@@ -824,6 +876,17 @@ def test_a_bulk_delete_confirmation_posted_twice_starts_one_run(recorded, admin_
     assert "confirmed already" in second.content.decode()
     # Without a nonce nothing starts either.
     admin_client.post(url, {k: v for k, v in form.items() if k != "nonce"})
+    assert ActionRun.objects.filter(kind="recording").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_delete_confirmation_sent_four_times_at_once_starts_one_run(
+    recorded, admin_client
+):
+    form = confirm_bulk_delete(admin_client, [recorded.pk])
+
+    post_together(admin_client, reverse("admin:rooms_recording_changelist"), form)
+
     assert ActionRun.objects.filter(kind="recording").count() == 1
 
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from rooms import services, streams
 from rooms.models import AuditEntry, Stream, SyncRun, SyncState
 from rooms.sync import sync_streams
+from tests.concurrent import post_together
 
 pytestmark = pytest.mark.django_db
 
@@ -267,6 +268,22 @@ def test_the_reveal_shows_the_url_once_audited_and_never_in_the_session(
     # A re-sent POST (a reload) shows nothing and records nothing more.
     again = client.post(reveal, {"nonce": nonce})
     assert again.status_code == 302 and KEY not in again.content.decode()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reveal_sent_four_times_at_once_shows_the_url_once_with_one_audit_row(
+    sandbox, room, staff_client
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    client = staff_client("reveal_stream_url")
+    reveal = reverse("admin:rooms_stream_reveal", args=[stream.pk])
+    confirm = client.get(reveal).content.decode()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm).group(1)
+
+    answers = post_together(client, reveal, {"nonce": nonce})
+
+    assert sum(KEY in a.content.decode() for a in answers) == 1
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).count() == 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from django.utils import timezone
 from rooms import services, tokens
 from rooms.models import AuditEntry, ConferenceToken, IssuedRoomToken, Room, SyncState
 from rooms.signalwire import schema
+from tests.concurrent import post_together
 
 pytestmark = pytest.mark.django_db
 
@@ -174,15 +176,42 @@ def test_reset_asks_first_and_needs_its_permission(
     confirm = admin_client.get(url)
     assert confirm.status_code == 200 and b"Yes, reset the token" in confirm.content
     assert ConferenceToken.objects.get(pk=token.pk).token == old
-    response = admin_client.post(url)
+    response = admin_client.post(url, {"nonce": confirm.context["nonce"]})
     assert response.status_code == 302
     assert ConferenceToken.objects.get(pk=token.pk).token != old
 
 
+def reset_form(admin_client, conference, token) -> tuple[str, dict]:
+    """Open a token's reset confirmation; return its URL and the form it posts."""
+    url = reverse("admin:rooms_conference_token_reset", args=[conference.pk, token.pk])
+    return url, {"nonce": admin_client.get(url).context["nonce"]}
+
+
 def reset_page(admin_client, conference, token):
     """POST the reset of one token through admin; return the page it lands on."""
-    url = reverse("admin:rooms_conference_token_reset", args=[conference.pk, token.pk])
-    return admin_client.post(url, follow=True)
+    url, form = reset_form(admin_client, conference, token)
+    return admin_client.post(url, form, follow=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reset_confirmation_sent_four_times_at_once_rotates_the_token_once(
+    sandbox, admin_client, conference
+):
+    token = conference.tokens.get(name="guest")
+    url, form = reset_form(admin_client, conference, token)
+    sandbox.clear_requests()
+
+    post_together(admin_client, url, form)
+
+    resets = [r for r in sandbox.requests if r["method"] == "POST" and "reset" in r["path"]]
+    assert len(resets) == 1
+    token.refresh_from_db()
+    assert token.token == sandbox.conference_tokens[token.remote_id]["token"]
+    updates = AuditEntry.objects.filter(object_pk=str(token.pk), action=AuditEntry.Action.UPDATE)
+    assert updates.count() == 1
+    # Without its nonce a reset does nothing either.
+    again = admin_client.post(url, follow=True)
+    assert "not reset again" in again.content.decode() and len(resets) == 1
 
 
 def test_a_reset_whose_answer_was_lost_stores_the_rotated_value(
@@ -342,6 +371,55 @@ def room_token_requests(space, room) -> list[dict]:
     ]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_same_mint_form_sent_four_times_at_once_mints_one_token(
+    sandbox, admin_client, room
+):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+    data = {"nonce": nonce, "role": "guest", "user_name": "Ada", "media_allowed": "all"}
+
+    answers = post_together(admin_client, url, data)
+
+    assert sorted(a.status_code for a in answers) == [200, 302, 302, 302]
+    assert IssuedRoomToken.objects.count() == 1
+    assert len(room_token_requests(sandbox, room)) == 1
+
+
+def test_another_users_nonce_mints_nothing(sandbox, client, admin_client, room, staff):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+    client.force_login(staff("view_room", "mint_room_token"))
+
+    answer = client.post(url, {"nonce": nonce, "role": "guest", "media_allowed": "all"})
+
+    assert answer.status_code == 302
+    assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
+    # The nonce still works for the user it was issued to.
+    mine = admin_client.post(url, {"nonce": nonce, "role": "guest", "media_allowed": "all"})
+    assert mine.status_code == 200 and IssuedRoomToken.objects.count() == 1
+
+
+def test_with_redis_down_the_mint_form_says_so_and_mints_nothing(
+    sandbox, admin_client, room, settings
+):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+
+    page = admin_client.get(url).content.decode()
+    answer = admin_client.post(
+        url, {"nonce": nonce, "role": "guest", "media_allowed": "all"}, follow=True
+    )
+
+    assert "cannot be sent now" in page and "Redis cannot be reached" in page
+    assert "Nothing was done" in answer.content.decode()
+    assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
+
+
 def test_a_post_without_a_nonce_mints_nothing(sandbox, admin_client, room):
     url = reverse("admin:rooms_room_mint_token", args=[room.pk])
 
@@ -382,6 +460,29 @@ def test_mint_form_refuses_meta_that_is_not_an_object(sandbox, admin_client, roo
     )
 
     assert "JSON object" in str(response.context["form"].errors["meta"])
+    assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("[" * 5000, "nested more than 32 levels"),
+        ('{"seat": NaN}', "Only finite numbers"),
+        ('{"seat": 1e999}', "Only finite numbers"),
+    ],
+)
+def test_mint_form_refuses_meta_that_is_not_strict_json(
+    sandbox, admin_client, room, meta, message
+):
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+
+    response = admin_client.post(
+        url, {"nonce": nonce, "role": "guest", "media_allowed": "all", "meta": meta}
+    )
+
+    assert response.status_code == 200
+    assert message in str(response.context["form"].errors["meta"])
     assert not IssuedRoomToken.objects.exists() and room_token_requests(sandbox, room) == []
 
 

@@ -109,6 +109,18 @@ def test_a_room_name_that_looks_like_a_formula_is_escaped_in_csv(admin_client):
     assert "room,'=cmd," in text
 
 
+@pytest.mark.parametrize("name", ["\tcmd", "\rcmd", "+1+cmd", "-1-cmd", "@SUM(A1)"])
+def test_every_room_name_a_spreadsheet_reads_as_a_formula_is_prefixed_in_csv(
+    admin_client, name
+):
+    RoomSession.objects.create(
+        remote_id="f", room_name=name, status="completed", start_time=timezone.now()
+    )
+    text = admin_client.get(reverse("admin:rooms_usage_csv")).content.decode()
+    rooms = [r for r in csv.reader(io.StringIO(text)) if r[0] == "room"]
+    assert [r[1] for r in rooms] == [f"'{name}"]
+
+
 def test_usage_page_queries_do_not_grow_with_sessions(admin_client):
     make_sessions(5)
     with CaptureQueriesContext(connection) as few:

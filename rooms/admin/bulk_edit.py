@@ -27,6 +27,10 @@ from rooms.admin.validation import CLEAR_REASON, NOT_CLEARABLE
 
 TICK_PREFIX = "change_"
 NO_FIELD_TICKED = "Tick “change this” beside at least one field."
+ALREADY_CONFIRMED = (
+    "This edit was confirmed already (a second click or a reload of the page), so "
+    "nothing more was queued. Its run is listed below."
+)
 
 
 def bulk_fields(model_admin: Any) -> list[str]:
@@ -147,8 +151,8 @@ def edit_selected(
     if step in ("preview", "confirm") and editor.is_valid():
         purpose = f"bulk-edit:{opts.label_lower}"
         if step == "confirm":
-            if not once.consume(request, purpose, request.POST.get("nonce", "")):
-                return _already_confirmed(modeladmin, request)
+            if not once.spend(request, purpose, ALREADY_CONFIRMED):
+                return HttpResponseRedirect(reverse("admin:rooms_actionrun_changelist"))
             pks = list(queryset.order_by("pk").values_list("pk", flat=True))
             run = bulk.bulk_edit_start(
                 model=modeladmin.model, pks=pks, changes=editor.changes, actor=request.user
@@ -174,17 +178,6 @@ def edit_selected(
         title=f"Edit selected {opts.verbose_name_plural}",
         editor=editor,
     )
-
-
-def _already_confirmed(modeladmin: Any, request: HttpRequest) -> HttpResponse:
-    """Answer a confirmation posted twice (a double click, a reload) without a second run."""
-    modeladmin.message_user(
-        request,
-        "This edit was confirmed already (a second click or a reload of the page), so "
-        "nothing more was queued. Its run is listed below.",
-        messages.WARNING,
-    )
-    return HttpResponseRedirect(reverse("admin:rooms_actionrun_changelist"))
 
 
 def _started(modeladmin: Any, request: HttpRequest, run: Any) -> HttpResponse:

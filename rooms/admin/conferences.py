@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from rooms import services, tokens
+from rooms.admin import once
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
@@ -244,12 +245,20 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         return JsonResponse({"token": value, "name": token.name})
 
     def reset_view(self, request: HttpRequest, object_id: str, token_id: int) -> HttpResponse:
-        """Confirm, then rotate one token in SignalWire."""
+        """Confirm, then rotate one token in SignalWire (once per confirmation page)."""
         if not request.user.has_perm(RESET):
             raise PermissionDenied
         token = self._token(request, object_id, token_id)
         change_url = reverse("admin:rooms_conference_change", args=[token.conference_id])
+        purpose = f"reset-token:{token.pk}"
         if request.method == "POST":
+            if not once.spend(
+                request,
+                purpose,
+                f"That reset was sent already (a second click or a reload of the page), so "
+                f"the {token.name} token was not reset again.",
+            ):
+                return HttpResponseRedirect(change_url)
             try:
                 reset = tokens.conference_token_reset(
                     token=token, actor=request.user, client=build_client(profile="interactive")
@@ -294,6 +303,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                 "opts": self.model._meta,
                 "token": token,
                 "change_url": change_url,
+                "nonce": once.issue(request, purpose),
             },
         )
 

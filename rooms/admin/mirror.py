@@ -21,7 +21,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, JSONField, QuerySet
 from django.forms.formsets import all_valid
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -38,6 +38,7 @@ from rooms.models import ActionRun, AuditEntry, SyncState
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
+from rooms.strictjson import StrictJSONField
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -229,6 +230,8 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
     """Admin of a mirrored SignalWire object; every write goes through rooms.services."""
 
     form = MirrorForm
+    # meta is typed by staff: NaN, 1e999 or deep nesting are refused on the field.
+    formfield_overrides = {JSONField: {"form_class": StrictJSONField}}
     search_fields = ("name", "display_name", "=remote_id")
     show_full_result_count = False
     list_per_page = 100

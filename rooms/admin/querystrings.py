@@ -1,4 +1,4 @@
-"""Crafted query strings on admin pages get a plain 400, never a 500.
+"""Crafted query strings (and action posts) on admin pages get a plain 400, never a 500.
 
 Django's changelist turns most bad lookups into a redirect to `?e=1` and then a page that
 blames "your database installation"; others (a filter given a value of the wrong type, a
@@ -6,7 +6,8 @@ regex the database cannot compile, a number too large for it) escape as a 500. T
 middleware runs each ModelAdmin page asked for with a query string inside a savepoint,
 renders it there, and answers a 400 that names the parameters when the query string is
 what broke it. The savepoint keeps the connection usable after a failed query (PostgreSQL
-aborts the whole transaction otherwise).
+aborts the whole transaction otherwise). An action post to a list whose selected ids or
+action index the list cannot use gets the same 400 before the view runs.
 
 A lookup on a secret column (rooms.secrets), directly or through a relation, gets the same
 400 before the view runs: a list filtered by a secret's value would give the secret away.
@@ -19,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import FieldError, ValidationError
@@ -56,6 +58,8 @@ QUERY_ERRORS = (
 TEMPLATE = "admin/bad_query_string.html"
 # The change form carries the list's filters along in this parameter, to go back to them.
 PRESERVED_FILTERS = "_changelist_filters"
+# Fields every admin form posts that say nothing about what was wrong.
+POST_PLUMBING = frozenset({"csrfmiddlewaretoken"})
 SHOWN_PARAMETERS = 10
 
 
@@ -78,6 +82,13 @@ class AdminQueryStringMiddleware:
     ) -> HttpResponse | None:
         """Run a steered admin view inside a savepoint when it has a query string."""
         model_admin = getattr(view_func, "model_admin", None)
+        if (
+            model_admin is not None
+            and request.method == "POST"
+            and getattr(view_func, "__name__", "") == "changelist_view"
+            and _bad_action_post(request, model_admin)
+        ):
+            return bad_query_string(request, model_admin, posted=True)
         if (
             model_admin is None
             or not request.GET
@@ -139,17 +150,53 @@ def _is_error_redirect(request: HttpRequest, response: HttpResponse) -> bool:
     )
 
 
-def bad_query_string(request: HttpRequest, model_admin: Any) -> HttpResponse:
+def _bad_action_post(request: HttpRequest, model_admin: Any) -> bool:
+    """Tell an action post whose index or selected ids the changelist cannot use.
+
+    Only the selection is tried, in a savepoint, before the view runs: the action itself
+    may ask SignalWire, which must never happen inside a transaction.
+    """
+    try:
+        int(request.POST.get("index", 0))
+    except (TypeError, ValueError):
+        return True
+    selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+    if not selected:
+        return False
+    database = router.db_for_read(model_admin.model)
+    try:
+        with transaction.atomic(using=database):
+            model_admin.model._default_manager.using(database).filter(pk__in=selected).exists()
+    except QUERY_ERRORS as exc:
+        logger.warning(
+            "admin %s: action post refused (%s: %s)",
+            request.path,
+            type(exc).__name__,
+            Truncator(str(exc)).chars(200),
+        )
+        return True
+    return False
+
+
+def bad_query_string(
+    request: HttpRequest, model_admin: Any, *, posted: bool = False
+) -> HttpResponse:
     """The 400 page: which parameters were not understood, and a link without them."""
-    names = sorted({Truncator(name).chars(40) for name in request.GET})
+    sent = request.POST if posted else request.GET
+    names = sorted({Truncator(name).chars(40) for name in sent if name not in POST_PLUMBING})
     opts = model_admin.model._meta
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": "This page cannot be shown with that address",
+        "title": (
+            "That form cannot be used here"
+            if posted
+            else "This page cannot be shown with that address"
+        ),
         "opts": opts,
         "parameters": names[:SHOWN_PARAMETERS],
         "more": max(0, len(names) - SHOWN_PARAMETERS),
         "plain_url": request.path,
+        "posted": posted,
         "model_name": opts.verbose_name_plural,
     }
     response = TemplateResponse(request, TEMPLATE, context, status=400)

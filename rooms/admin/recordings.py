@@ -333,7 +333,15 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
         if not self.has_delete_permission(request, obj):
             raise PermissionDenied
         page = reverse("admin:rooms_recording_change", args=[obj.pk])
+        purpose = f"delete-recording:{obj.pk}"
         if request.method == "POST":
+            if not once.spend(
+                request,
+                purpose,
+                f"That delete was sent already (a second click or a reload of the page), "
+                f"so {obj} was not deleted again.",
+            ):
+                return HttpResponseRedirect(page)
             try:
                 outcome = recording_services.recording_delete(
                     recording=obj, actor=request.user, source=AuditEntry.Source.ADMIN
@@ -365,6 +373,7 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
             "object": obj,
             "size": recordings.size_text(obj.size_in_bytes),
             "page_url": page,
+            "nonce": once.issue(request, purpose),
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/rooms/recording/delete_confirmation.html", context)
@@ -377,13 +386,12 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
     ) -> HttpResponse | None:
         """Ask first; then the worker deletes each in SignalWire, then here, in batches."""
         if request.POST.get("confirm") == "yes":
-            if not once.consume(request, BULK_DELETE, request.POST.get("nonce", "")):
-                self.message_user(
-                    request,
-                    "This delete was confirmed already (a second click or a reload of the "
-                    "page), so nothing more was queued. Its run is listed below.",
-                    messages.WARNING,
-                )
+            if not once.spend(
+                request,
+                BULK_DELETE,
+                "This delete was confirmed already (a second click or a reload of the "
+                "page), so nothing more was queued. Its run is listed below.",
+            ):
                 return HttpResponseRedirect(reverse("admin:rooms_actionrun_changelist"))
             run = bulk.action_run_start(
                 action=ActionRun.Action.DELETE, rows=queryset, actor=request.user

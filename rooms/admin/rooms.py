@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import PermissionDenied
@@ -27,6 +27,7 @@ from rooms.models import IssuedRoomToken, Room
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
+from rooms.strictjson import StrictJSONField
 
 MINT = "rooms.mint_room_token"
 
@@ -104,7 +105,7 @@ class MintTokenForm(forms.Form):
         help_text="SignalWire uses it only for a room the token itself creates; the portal "
         "never lets a token create a room, so it changes nothing for an existing room.",
     )
-    meta = forms.JSONField(
+    meta = StrictJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
         help_text='Member meta: a JSON object, such as {"seat": 12}.',
@@ -277,8 +278,9 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         """Mint a join token and show it once, in the answer to the POST itself.
 
         The token is kept nowhere on the server: not in the session, not in a message.
-        A one-time nonce in the form makes a reload (a re-sent POST) or a double click
-        mint nothing and show nothing; the answer is marked no-store by admin_view.
+        A one-time nonce in the form makes a reload (a re-sent POST), a double click or
+        the same form sent twice at once mint one token only; the answer is marked
+        no-store by admin_view.
         """
         if not request.user.has_perm(MINT):
             raise PermissionDenied
@@ -290,13 +292,12 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         refusal = tokens.mint_refusal(room)
         form = MintTokenForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and not refusal:
-            if not once.consume(request, purpose, request.POST.get("nonce", "")):
-                self.message_user(
-                    request,
-                    "That mint form was already sent: the token it made was shown once and "
-                    "is not kept anywhere. Mint a new token if you need one.",
-                    messages.WARNING,
-                )
+            if not once.spend(
+                request,
+                purpose,
+                "That mint form was already sent (or was open too long): the token it made "
+                "was shown once and is not kept anywhere. Mint a new token if you need one.",
+            ):
                 return HttpResponseRedirect(request.path)
             if form.is_valid():
                 try:

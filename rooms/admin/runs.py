@@ -18,6 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from rooms import bulk
+from rooms.admin import once
 from rooms.admin.audit_display import changelog_url
 from rooms.admin.records import RecordAdminMixin
 from rooms.models import ActionRun
@@ -142,7 +143,15 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         page = reverse("admin:rooms_actionrun_change", args=[run.pk])
         rows = bulk.bulk_restore_rows(run=run)
+        purpose = f"restore:{run.pk}"
         if request.method == "POST":
+            if not once.spend(
+                request,
+                purpose,
+                "This restore was confirmed already (a second click or a reload of the "
+                "page), so nothing more was queued. Its runs are listed on this page.",
+            ):
+                return HttpResponseRedirect(page)
             try:
                 undo = bulk.bulk_restore_start(run=run, actor=request.user)
             except ValidationError as exc:
@@ -174,6 +183,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
                 "count": len(rows),
                 "changes": bulk.decoded_changes(run),
                 "run_url": page,
+                "nonce": once.issue(request, purpose),
             },
         )
 

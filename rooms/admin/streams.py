@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
@@ -316,8 +316,8 @@ class StreamAdmin(MirrorAdmin):
     def reveal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Confirm, then show the URL once in the answer to the POST (audited, no-store).
 
-        The session keeps only the form's one-time nonce, never the URL; a re-sent POST (a
-        reload) finds the nonce used and shows nothing.
+        The URL is kept nowhere; the form's one-time nonce lets one POST show it: a
+        re-sent POST (a reload) or a second one sent at once finds it used and shows nothing.
         """
         if not request.user.has_perm(REVEAL):
             raise PermissionDenied
@@ -327,13 +327,12 @@ class StreamAdmin(MirrorAdmin):
         purpose = f"reveal-stream:{stream.pk}"
         url = None
         if request.method == "POST":
-            if not once.consume(request, purpose, request.POST.get("nonce", "")):
-                self.message_user(
-                    request,
-                    "That reveal form was already sent; the URL was shown once. Reveal it "
-                    "again if you need it.",
-                    messages.WARNING,
-                )
+            if not once.spend(
+                request,
+                purpose,
+                "That reveal form was already sent (or was open too long); the URL was "
+                "shown once. Reveal it again if you need it.",
+            ):
                 return HttpResponseRedirect(request.path)
             url = streams.stream_url_reveal(stream=stream, actor=request.user)
         response = TemplateResponse(

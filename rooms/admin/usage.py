@@ -104,15 +104,24 @@ def usage_csv_view(request: HttpRequest) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(["kind", "day_or_room", "sessions", "member_minutes", "cost_in_dollars"])
     for row in usage.usage_by_day(days=days):
-        writer.writerow(["day", row.label, row.sessions, row.minutes, row.cost])
+        writer.writerow(_safe_row(["day", row.label, row.sessions, row.minutes, row.cost]))
     for row in usage.usage_by_room(days=days, limit=None):
-        writer.writerow(["room", _safe_cell(row.label), row.sessions, row.minutes, row.cost])
+        writer.writerow(_safe_row(["room", row.label, row.sessions, row.minutes, row.cost]))
     return response
 
 
+# A text cell starting with one of these is read as a formula by some spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_row(cells: list[Any]) -> list[Any]:
+    """Keep a spreadsheet from reading any text cell (a room name) as a formula."""
+    return [_safe_cell(c) if isinstance(c, str) else c for c in cells]
+
+
 def _safe_cell(value: str) -> str:
-    """Keep a spreadsheet from reading a room name as a formula."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+    """Prefix a text cell that a spreadsheet would read as a formula with a quote."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 @csp_replace({"style-src": ["'unsafe-inline'"], "script-src": ["'none'"]})  # type: ignore[arg-type]

@@ -377,15 +377,26 @@ def run_freed(run: ActionRun) -> Freed:
 # --- retention --------------------------------------------------------------------------
 
 
-def retention_days() -> int:
-    """Return RECORDING_RETENTION_DAYS; refuse a negative value with a clear error."""
-    days = settings.RECORDING_RETENTION_DAYS
+# A hundred years: far beyond any recording, and a cutoff date that can always be computed.
+RETENTION_DAYS_MAX = 36500
+
+
+def retention_days_problem(days: Any) -> str | None:
+    """Say what is wrong with a retention period in days, or None when it can be used."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise ImproperlyConfigured(
-            f"RECORDING_RETENTION_DAYS must be 0 (keep every recording) or a positive number "
-            f"of days, not {days!r}."
-        )
-    return days
+        return f"must be 0 (keep every recording) or a positive number of days, not {days!r}"
+    if days > RETENTION_DAYS_MAX:
+        return f"must be at most {RETENTION_DAYS_MAX} days (100 years), not {days}"
+    return None
+
+
+def retention_days() -> int:
+    """Return RECORDING_RETENTION_DAYS; refuse a negative or huge value with a clear error."""
+    days = settings.RECORDING_RETENTION_DAYS
+    problem = retention_days_problem(days)
+    if problem:
+        raise ImproperlyConfigured(f"RECORDING_RETENTION_DAYS {problem}.")
+    return int(days)
 
 
 def retention_candidates(*, days: int, now: datetime | None = None) -> QuerySet[Recording]:
@@ -440,8 +451,9 @@ def recordings_apply_retention(
     processing, and those pending delete, are never touched.
     """
     days = retention_days() if days is None else days
-    if days < 0:
-        raise ImproperlyConfigured("RECORDING_RETENTION_DAYS must not be negative.")
+    problem = retention_days_problem(days)
+    if problem:
+        raise ImproperlyConfigured(f"The retention period {problem}.")
     now = now or timezone.now()
     if days == 0:
         return RetentionResult(days=0, cutoff=None, dry_run=dry_run)

@@ -37,8 +37,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         days = options["days"]
-        if days is not None and days < 0:
-            raise CommandError("--days must be 0 (keep everything) or a positive number.")
+        if days is not None and recordings.retention_days_problem(days):
+            raise CommandError(
+                "--days must be 0 (keep everything) or a positive number of days, at most "
+                f"{recordings.RETENTION_DAYS_MAX} (100 years)."
+            )
         try:
             result = recordings.recordings_apply_retention(
                 dry_run=options["dry_run"], days=days, source=AuditEntry.Source.COMMAND
