@@ -37,8 +37,10 @@ from schemathesis.core.parameters import ParameterLocation
 
 from sandbox.server import API_ROUTES, CONTROL_ROUTES
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
-from tests.spec_validation import SPEC_PATH, find_operation, is_operation, load_spec
+from tests.spec_validation import find_operation, is_operation, load_spec, spec_available, spec_path
 from tests.spec_validation import validate_response as validate_against_spec
+
+pytestmark = pytest.mark.needs_spec
 
 FUZZ_EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "25"))
 # On top of the profile tests/conftest.py loaded ("ci": derandomized, no example database;
@@ -91,7 +93,7 @@ def served_operations() -> list[tuple[str, str]]:
 @functools.cache
 def openapi() -> Any:
     """The spec loaded by schemathesis."""
-    return schemathesis.openapi.from_path(str(SPEC_PATH))
+    return schemathesis.openapi.from_path(str(spec_path()))
 
 
 # --- the request oracle: what the spec says of a request ------------------------------
@@ -391,8 +393,24 @@ def test_the_sandbox_serves_the_specs_operations_on_its_routes():
     assert served == every
 
 
+def spec_operations() -> list[tuple[str, str]]:
+    """(path template, method) of every operation of the spec, served or not."""
+    return sorted(
+        (template, method.upper())
+        for template, operations in load_spec()["paths"].items()
+        for method in operations
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Fuzz every operation of the spec (read at collection, only when it is there)."""
+    if {"template", "method"} <= set(metafunc.fixturenames):
+        # Without the spec the module is skipped (needs_spec); one placeholder carries it.
+        operations = spec_operations() if spec_available() else [("no-spec", "GET")]
+        metafunc.parametrize(("template", "method"), operations)
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
-@pytest.mark.parametrize(("template", "method"), served_operations())
 def test_generated_requests_get_answers_per_the_spec(
     sandbox, sandbox_server, template, method, mode
 ):
@@ -533,7 +551,7 @@ MEDIA_TYPES = st.sampled_from(
         "garbage",
     ]
 )
-TEMPLATES = sorted({template for template, _ in served_operations()}) + [
+OFF_SPEC_TEMPLATES = [
     "/api/video/nothing",
     "/api/video/rooms/{id}/nothing",
     "/api/video",
@@ -541,6 +559,12 @@ TEMPLATES = sorted({template for template, _ in served_operations()}) + [
     "/__sandbox__/state",
     "/__sandbox__/nothing",
 ]
+
+
+@functools.cache
+def raw_templates() -> list[str]:
+    """The templates raw requests are sent to: the served ones and some off the spec."""
+    return sorted({template for template, _ in served_operations()}) + OFF_SPEC_TEMPLATES
 QUERY_VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "50", "1000", "1001", "-1", "+5", " 5", "５", "1_0", "1e3"]),
     st.sampled_from(["2147483648", "9" * 30, "true", "false", "True", "null", "%00", "%FF"]),
@@ -566,7 +590,7 @@ QUERY_NAMES = st.sampled_from(
 @st.composite
 def raw_requests(draw: st.DrawFn) -> dict[str, Any]:
     """A request the spec does not describe, or one far off what it describes."""
-    template = draw(st.sampled_from(TEMPLATES))
+    template = draw(st.sampled_from(raw_templates()))
     path = template
     for placeholder in re.findall(r"\{[^}]+\}", template):
         segment = draw(
