@@ -201,11 +201,10 @@ def test_validator_catches_non_conforming_bodies(api):
         validate_response("GET", "/api/video/rooms", 429, {"message": "slow down"})
     with pytest.raises(AssertionError):
         validate_response("GET", "/api/video/rooms", 401, {"error": "Nope"})
-    # The stream operations list no 400: one is still checked against the spec's 400 body.
+    # The stream operations list no 400, so none is let through.
     stream_path = f"/api/video/streams/{conference['id']}"
-    validate_response("PUT", stream_path, 400, {"error": "Bad Request"})
-    with pytest.raises(AssertionError):
-        validate_response("PUT", stream_path, 400, {"error": "Bad Request", "x": 1})
+    with pytest.raises(AssertionError, match="does not list"):
+        validate_response("PUT", stream_path, 400, {"error": "Bad Request"})
 
 
 @needs_spec
