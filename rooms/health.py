@@ -1,8 +1,8 @@
 """Health figures for operators and load balancers."""
 
-import redis
-from django.conf import settings
 from django.db import connection
+
+from rooms.locks import redis_client
 
 
 def health_report() -> dict:
@@ -14,7 +14,8 @@ def health_report() -> dict:
     except Exception as exc:  # noqa: BLE001 - any failure means "down"
         report.update(ok=False, database=f"error: {type(exc).__name__}")
     try:
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).ping()
+        # The locks' client: one connection pool per process, not one per request.
+        redis_client().ping()
     except Exception as exc:  # noqa: BLE001
         report.update(ok=False, redis=f"error: {type(exc).__name__}")
     try:

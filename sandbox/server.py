@@ -21,7 +21,15 @@ from urllib.parse import unquote, urlsplit
 from rooms.signalwire.urls import is_loopback
 from sandbox.control import ACTIVITY_CONTROL_ROUTES, MEDIA_PATH, SESSION_CONTROL, session_control
 from sandbox.errors import SandboxNotFound
-from sandbox.routes import ACTIVITY_BODY_REQUIRED, ACTIVITY_ROUTES, HANDLERS, Request
+from sandbox.routes import (
+    ACTIVITY_BODY_REQUIRED,
+    ACTIVITY_ROUTES,
+    HANDLERS,
+    STREAM_ACTIONS,
+    Request,
+    check_parent_id,
+    stream_body_refused,
+)
 from sandbox.state import (
     Fault,
     SandboxBadRequest,
@@ -68,7 +76,8 @@ CONTROL_ROUTES: dict[str, frozenset[str]] = {
     "/__sandbox__/state": frozenset({"GET"}),
     **ACTIVITY_CONTROL_ROUTES,
 }
-# Actions whose request body the API requires (a JSON object): without one, a 400.
+# Actions whose request body the API requires (a JSON object): without one, a 400 (a 422
+# for the stream operations, which describe no 400: see sandbox.routes).
 BODY_REQUIRED = (
     frozenset({"create_conf", "update_conf", "create_room", "update_room", "room_token"})
     | ACTIVITY_BODY_REQUIRED
@@ -357,8 +366,11 @@ class _Handler(BaseHTTPRequestHandler):
         args = [unquote(group) for group in match.groups()]
         action = methods[method]
         if isinstance(parsed, Exception):
+            if action in STREAM_ACTIONS:
+                refused = stream_body_refused()
+                return _Reply(refused.status, refused.body())
             return _Reply(400, {"error": "Bad Request"})
-        if action in BODY_REQUIRED and parsed is _NO_BODY:
+        if action in BODY_REQUIRED and parsed is _NO_BODY and action not in STREAM_ACTIONS:
             return _Reply(400, {"error": "Bad Request"})
         body = {} if parsed is _NO_BODY else parsed
         host = self.headers.get("Host") or self.server.sandbox.url.split("://", 1)[1]
@@ -366,6 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         space = self.space
         try:
             if action in HANDLERS:
+                check_parent_id(action, args)
                 request = Request(args, base_url, f"http://{host}", query, body)
                 status, answer = HANDLERS[action](space, request)
                 return _Reply(status, answer)

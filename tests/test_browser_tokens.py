@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.contrib.sessions.models import Session
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from rooms import services
@@ -86,6 +87,36 @@ def test_reveal_and_copy_need_the_reveal_permission(sandbox, live_server, page, 
     html = page.content()
     assert value not in html and moderator_value not in html
     screenshot("no-permission")
+
+
+def test_the_moderator_embed_snippet_copies_the_moderator_token(
+    sandbox, live_server, page, screenshot
+):
+    conference = services.conference_create(data={"name": "town", "display_name": "Town"})
+    moderator = conference.tokens.get(name="moderator")
+    value = remote_token(sandbox, conference, "moderator")
+    make_staff(
+        "embedder",
+        "rooms.change_conference",
+        "rooms.view_conferencetoken",
+        "rooms.reveal_conferencetoken",
+    )
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    login(page, live_server.url, "embedder")
+    page.goto(admin_url(live_server.url, "rooms_conference_change", conference.pk))
+    assert value not in page.content()
+
+    reveal_url = reverse("admin:rooms_conference_token_reveal", args=[conference.pk, moderator.pk])
+    button = page.locator(f"button.sw-embed[data-reveal-url='{reveal_url}']")
+    expect(button).to_have_text("Copy moderator embed snippet")
+    button.click()
+    expect(button).to_have_text("Copied")
+    snippet = page.evaluate("navigator.clipboard.readText()")
+    assert f"token: {json.dumps(value)}" in snippet
+    expect(button.locator("xpath=..").locator(".sw-embed-preview")).to_contain_text(value)
+    screenshot("moderator-embed")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
+    assert entry.object_pk == str(moderator.pk) and value not in json.dumps(entry.changes or {})
 
 
 def test_mint_a_guest_join_token_shown_once(sandbox, live_server, page, screenshot):

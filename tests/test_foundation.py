@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,46 @@ def test_health_reports_database_and_redis_without_secrets(client, settings, red
     body = response.json()
     assert body["ok"] is True and body["database"] == "ok" and body["redis"] == "ok"
     assert settings.SIGNALWIRE_API_TOKEN not in response.content.decode()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of the test's own, on a Unix socket: its counters see only this test."""
+    import redis
+
+    socket_path = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", ""],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(unix_socket_path=str(socket_path))
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until the server answers on its socket
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert server.poll() is None, "redis-server exited"
+                assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
+                time.sleep(0.02)
+        yield f"unix://{socket_path}", client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.django_db
+def test_health_reuses_one_redis_connection(client, settings, private_redis):
+    url, admin = private_redis
+    settings.REDIS_URL = url
+    before = admin.info("stats")["total_connections_received"]
+    for _ in range(5):
+        assert client.get("/health/").json()["redis"] == "ok"
+    # One new connection for all five checks (the admin client's own is counted before).
+    assert admin.info("stats")["total_connections_received"] - before == 1
 
 
 @pytest.mark.django_db

@@ -236,3 +236,17 @@ def test_include_active_session_shows_the_live_session(api, kind):
     control(api, f"sessions/{session['id']}/end")
     shown = api.get(f"/api/video/{kind}/{owner['id']}?include_active_session=true").json()
     assert "active_session" not in shown
+
+
+@pytest.mark.parametrize("listing", ["members", "events", "recordings"])
+@pytest.mark.parametrize("malformed", ["null,null", "not-a-uuid", "1234", "%20"])
+def test_session_listings_refuse_an_id_that_is_not_a_uuid(api, listing, malformed):
+    response = api.get(f"/api/video/room_sessions/{malformed}/{listing}")
+    assert errors_by_attribute(response) == {"id": "Id must be a valid UUID"}
+
+
+@pytest.mark.parametrize("listing", ["members", "events", "recordings"])
+def test_session_listings_of_an_unknown_session_are_empty(api, listing):
+    missing = "4d7f1c9e-2b3a-4c5d-8e9f-0a1b2c3d4e5f"
+    response = api.get(f"/api/video/room_sessions/{missing}/{listing}")
+    assert response.status_code == 200 and response.json()["data"] == []

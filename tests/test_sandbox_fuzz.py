@@ -22,9 +22,12 @@ import http.client
 import json
 import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import jsonschema
 import pytest
@@ -37,8 +40,10 @@ from schemathesis.core.parameters import ParameterLocation
 
 from sandbox.server import API_ROUTES, CONTROL_ROUTES
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
-from tests.spec_validation import SPEC_PATH, find_operation, is_operation, load_spec
+from tests.spec_validation import find_operation, is_operation, load_spec, spec_available, spec_path
 from tests.spec_validation import validate_response as validate_against_spec
+
+pytestmark = pytest.mark.needs_spec
 
 FUZZ_EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "25"))
 # On top of the profile tests/conftest.py loaded ("ci": derandomized, no example database;
@@ -91,7 +96,7 @@ def served_operations() -> list[tuple[str, str]]:
 @functools.cache
 def openapi() -> Any:
     """The spec loaded by schemathesis."""
-    return schemathesis.openapi.from_path(str(SPEC_PATH))
+    return schemathesis.openapi.from_path(str(spec_path()))
 
 
 # --- the request oracle: what the spec says of a request ------------------------------
@@ -140,6 +145,15 @@ def _request_datetime(value: object) -> bool:
     return True
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", re.ASCII)
+
+
+@_REQUEST_FORMATS.checks("uuid")
+def _request_uuid(value: object) -> bool:
+    """RFC 4122's string form only (no braces, no urn: prefix, no stray hyphens)."""
+    return not isinstance(value, str) or bool(_CANONICAL_UUID.fullmatch(value))
+
+
 def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
     # JSON Schema patterns are ECMA-262: "$" ends the input, a trailing newline included.
     if isinstance(instance, str) and not re.search(pattern.replace("$", r"\Z"), instance):
@@ -175,12 +189,39 @@ def _valid(schema: dict[str, Any], value: Any) -> bool:
     return _RequestValidator(schema, format_checker=_REQUEST_FORMATS).is_valid(value)
 
 
-def invalid_inputs(template: str, method: str, query: str, body: Any) -> set[str] | None:
+@functools.cache
+def _path_schemas(template: str, method: str) -> dict[str, dict[str, Any]]:
+    parameters = load_spec()["paths"][template][method.lower()].get("parameters", [])
+    found = {}
+    for parameter in parameters:
+        if "$ref" in parameter:
+            parameter = load_spec()["components"]["parameters"][parameter["$ref"].split("/")[-1]]
+        if parameter["in"] == "path":
+            found[parameter["name"]] = _resolve(parameter["schema"])
+    return found
+
+
+def _path_values(template: str, path: str) -> dict[str, str]:
+    names = re.findall(r"\{([^}]+)\}", template)
+    pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "([^/]+)", re.escape(template)) + "/?$"
+    match = re.match(pattern, path)
+    if match is None:
+        return {}
+    return dict(zip(names, (unquote(value) for value in match.groups()), strict=True))
+
+
+def invalid_inputs(
+    template: str, method: str, query: str, body: Any, path: str = ""
+) -> set[str] | None:
     """Names of the inputs the spec refuses ("<body>" for the body as a whole).
 
-    None when the body is not JSON at all (a 400 is then the only right answer).
+    None when the body is not JSON at all (a 400, or a 422 where no 400 is listed).
     """
     wrong: set[str] = set()
+    values = _path_values(template, path)
+    for name, schema in _path_schemas(template, method).items():
+        if name in values and not _valid(schema, values[name]):
+            wrong.add(name)
     for name, schema in _query_schemas(template, method).items():
         values = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == name]
         if values and not _valid_query_value(schema, values[-1]):
@@ -297,19 +338,21 @@ def check_answer(
         assert status == 401, where
         return
     assert status != 401, where
-    template, _ = find_operation(method, path)
+    template, operation = find_operation(method, path)
     parsed = read_sent_body(sent_body)
     declared = (media_type or "application/json").split(";")[0].strip().lower()
     if parsed is not _ABSENT and not (declared == "application/json" or declared.endswith("+json")):
         parsed = _NOT_JSON  # a body, on any operation, is JSON or refused
-    wrong = invalid_inputs(template, method, query, parsed)
+    wrong = invalid_inputs(template, method, query, parsed, path)
     if status == 404:
         return  # an unknown id is answered before the body is looked at
+    # A refused body gets the 400 the operation lists, or its 422 when it lists none.
+    refused = 400 if "400" in operation["responses"] else 422
     if wrong is None:
-        assert status == 400, f"{where}: a body that is not JSON must be a 400"
+        assert status == refused, f"{where}: a body that is not JSON must be a {refused}"
         return
     if "<body>" in wrong:
-        assert status == 400, f"{where}: a missing or non-object body must be a 400"
+        assert status == refused, f"{where}: a missing or non-object body must be a {refused}"
         return
     if wrong:
         assert status in (400, 422), f"{where}: accepted {sorted(wrong)}: {data[:300]!r}"
@@ -391,8 +434,58 @@ def test_the_sandbox_serves_the_specs_operations_on_its_routes():
     assert served == every
 
 
+def spec_operations() -> list[tuple[str, str]]:
+    """(path template, method) of every operation of the spec, served or not."""
+    return sorted(
+        (template, method.upper())
+        for template, operations in load_spec()["paths"].items()
+        for method in operations
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Fuzz every operation of the spec (read at collection, only when it is there)."""
+    if {"template", "method"} <= set(metafunc.fixturenames):
+        # Without the spec the module is skipped (needs_spec); one placeholder carries it.
+        operations = spec_operations() if spec_available() else [("no-spec", "GET")]
+        metafunc.parametrize(("template", "method"), operations)
+
+
+def test_every_operation_of_the_spec_is_fuzzed_both_ways():
+    # Collected as pytest collects it, whatever this run selected.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            f"{__file__}::test_generated_requests_get_answers_per_the_spec",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    fuzzed = {
+        line.partition("[")[2].removesuffix("]")
+        for line in result.stdout.splitlines()
+        if "::test_generated_requests_get_answers_per_the_spec[" in line
+    }
+    expected = {
+        f"{template}-{method.upper()}-{mode}"
+        for template, operations in load_spec()["paths"].items()
+        for method in operations
+        for mode in ("positive", "negative")
+    }
+    assert len(expected) == 66  # the 33 operations of the description, both ways
+    assert sorted(expected - fuzzed) == [] and sorted(fuzzed - expected) == []
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
-@pytest.mark.parametrize(("template", "method"), served_operations())
 def test_generated_requests_get_answers_per_the_spec(
     sandbox, sandbox_server, template, method, mode
 ):
@@ -434,7 +527,13 @@ def test_generated_requests_get_answers_per_the_spec(
         run()
     finally:
         session.close()
-    answered = [entry["status"] for entry in sandbox.requests if entry["method"] == method]
+    answered = [
+        entry["status"]
+        for entry in sandbox.requests
+        if entry["method"] == method
+        and is_operation(method, entry["path"])
+        and find_operation(method, entry["path"])[0] == template
+    ]
     if mode == GenerationMode.POSITIVE:  # valid requests must mostly get through
         assert any(200 <= status < 300 for status in answered), sorted(set(answered))
     else:  # and invalid ones must be refused
@@ -533,7 +632,7 @@ MEDIA_TYPES = st.sampled_from(
         "garbage",
     ]
 )
-TEMPLATES = sorted({template for template, _ in served_operations()}) + [
+OFF_SPEC_TEMPLATES = [
     "/api/video/nothing",
     "/api/video/rooms/{id}/nothing",
     "/api/video",
@@ -541,6 +640,12 @@ TEMPLATES = sorted({template for template, _ in served_operations()}) + [
     "/__sandbox__/state",
     "/__sandbox__/nothing",
 ]
+
+
+@functools.cache
+def raw_templates() -> list[str]:
+    """The templates raw requests are sent to: the served ones and some off the spec."""
+    return sorted({template for template, _ in served_operations()}) + OFF_SPEC_TEMPLATES
 QUERY_VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "50", "1000", "1001", "-1", "+5", " 5", "５", "1_0", "1e3"]),
     st.sampled_from(["2147483648", "9" * 30, "true", "false", "True", "null", "%00", "%FF"]),
@@ -566,7 +671,7 @@ QUERY_NAMES = st.sampled_from(
 @st.composite
 def raw_requests(draw: st.DrawFn) -> dict[str, Any]:
     """A request the spec does not describe, or one far off what it describes."""
-    template = draw(st.sampled_from(TEMPLATES))
+    template = draw(st.sampled_from(raw_templates()))
     path = template
     for placeholder in re.findall(r"\{[^}]+\}", template):
         segment = draw(

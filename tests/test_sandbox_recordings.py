@@ -143,3 +143,12 @@ def test_media_links_stay_out_of_the_log(caplog):
         server.stop()
     signature = recording["uri"].split("signature=")[1]
     assert "media/recordings" in caplog.text and signature not in caplog.text
+
+
+def test_recording_events_refuse_an_id_that_is_not_a_uuid_and_list_nothing_for_unknown_ones(api):
+    response = api.get("/api/video/room_recordings/null,null/events")
+    assert errors_by_attribute(response) == {"id": "Id must be a valid UUID"}
+    missing = api.get("/api/video/room_recordings/4d7f1c9e-2b3a-4c5d-8e9f-0a1b2c3d4e5f/events")
+    assert missing.status_code == 200 and missing.json()["data"] == []
+    # A single recording, whose operation lists a 404, answers it for any id that names none.
+    assert api.get("/api/video/room_recordings/null,null").status_code == 404

@@ -81,8 +81,17 @@ def test_upper_case_schemes_and_missing_bodies(api):
     room = make_owner(api, "rooms")
     response = api.post(f"/api/video/rooms/{room['id']}/streams", json={"url": "RTMPS://x.tv/a"})
     assert response.status_code == 201 and response.json()["stream_type"] == "rtmps"
-    assert api.post(f"/api/video/rooms/{room['id']}/streams").status_code == 400
-    assert api.put(f"/api/video/streams/{response.json()['id']}", data="{").status_code == 400
+    # The stream operations list 422, not 400, for a body that is missing or not an object.
+    missing = {"url": "Url must be present"}
+    assert errors_by_attribute(api.post(f"/api/video/rooms/{room['id']}/streams")) == missing
+    stream = f"/api/video/streams/{response.json()['id']}"
+    assert errors_by_attribute(api.put(stream)) == missing
+    for body in ("{", "[]", "null"):
+        refused = {None: "Body must be a JSON object"}
+        assert errors_by_attribute(api.put(stream, data=body)) == refused, body
+        conference = make_owner(api, "conferences")
+        created = api.post(f"/api/video/conferences/{conference['id']}/streams", data=body)
+        assert errors_by_attribute(created) == refused, body
 
 
 def test_unknown_owners(api):
@@ -93,6 +102,11 @@ def test_unknown_owners(api):
     for kind in ("rooms", "conferences"):
         listed = api.get(f"/api/video/{kind}/{missing}/streams")
         assert listed.status_code == 200 and listed.json()["data"] == []
+    # A room's streams take a UUID; a conference's any string (so nothing is listed).
+    malformed = api.get("/api/video/rooms/null,null/streams")
+    assert errors_by_attribute(malformed) == {"id": "Id must be a valid UUID"}
+    listed = api.get("/api/video/conferences/null,null/streams")
+    assert listed.status_code == 200 and listed.json()["data"] == []
 
 
 @pytest.mark.parametrize("kind", ["rooms", "conferences"])

@@ -3,6 +3,7 @@
 import ast
 import os
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -402,3 +403,50 @@ def test_the_client_private_finder_sees_an_object_a_class_and_getattr(tmp_path):
         "3: SignalWireClient._object",
         "4: getattr(client, '_delete')",
     ]
+
+
+def _pinned(requirements: str) -> set[str]:
+    """The lower-cased names a requirements file pins (not the files it includes)."""
+    names = set()
+    for line in (ROOT / requirements).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(line.split("==", 1)[0].split("[", 1)[0].strip().lower())
+    return names
+
+
+def _code_imports(*packages: str) -> set[str]:
+    """The top-level modules that the project's code under these folders imports."""
+    found = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            found.update(module.split(".", 1)[0] for module in _imported_modules(path))
+    return found
+
+
+def test_yaml_is_a_test_requirement_that_no_runtime_code_imports():
+    runtime = _code_imports("rooms", "portal", "sandbox", "scripts", "bench")
+    assert "yaml" not in runtime
+    assert "pyyaml" not in _pinned("requirements.txt")
+    assert "pyyaml" in _pinned("requirements-dev.txt")
+    assert "yaml" in _code_imports("tests")
+
+
+def test_every_library_pinned_for_development_only_is_used():
+    # Tools, type stubs and pytest's Django plugin are run or loaded, never imported.
+    tools = {"ruff", "mypy", "django-stubs", "django-stubs-ext", "celery-types", "pytest-django"}
+    modules = {"pyyaml": "yaml"}
+    imported = _code_imports("rooms", "portal", "sandbox", "scripts", "bench", "tests")
+    unused = [
+        name
+        for name in _pinned("requirements-dev.txt") - tools
+        if not name.startswith("types-") and modules.get(name, name) not in imported
+    ]
+    assert unused == []
+
+
+def test_schemathesis_cache_is_ignored_by_git():
+    result = subprocess.run(
+        ["git", "check-ignore", "-q", ".schemathesis/examples"], cwd=ROOT, check=False
+    )
+    assert result.returncode == 0

@@ -163,6 +163,35 @@ def test_with_reveal_permission_the_value_comes_only_from_an_audited_post(
     assert entry.actor == user and entry.object_pk == str(guest.pk)
 
 
+def test_the_moderator_embed_snippet_reveals_the_moderator_token_audited(
+    client, conference, staff
+):
+    moderator = conference.tokens.get(name="moderator")
+    url = reverse("admin:rooms_conference_token_reveal", args=[conference.pk, moderator.pk])
+    # Without the reveal permission there is no embed snippet at all (test above).
+    user = staff("view_conference", "view_conferencetoken", "reveal_conferencetoken")
+    client.force_login(user)
+    page = client.get(reverse("admin:rooms_conference_change", args=[conference.pk]))
+    html = page.content.decode()
+    assert f'class="button sw-embed" data-reveal-url="{url}"' in html
+    assert "Copy moderator embed snippet" in html and moderator.token not in html
+    assert client.post(url).json()["token"] == moderator.token
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
+    assert entry.actor == user and entry.object_pk == str(moderator.pk)
+
+
+def test_a_missing_object_on_the_token_pages_is_a_404(admin_client, conference, room):
+    guest = conference.tokens.get(name="guest")
+    missing = Room.objects.order_by("-pk").first().pk + 1000
+    mint = reverse("admin:rooms_room_mint_token", args=[missing])
+    assert admin_client.get(mint).status_code == 404
+    assert admin_client.post(mint, {"role": "guest"}).status_code == 404
+    reveal = reverse("admin:rooms_conference_token_reveal", args=[missing, guest.pk])
+    assert admin_client.post(reveal).status_code == 404
+    assert not IssuedRoomToken.objects.exists()
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).exists()
+
+
 def test_reset_asks_first_and_needs_its_permission(
     sandbox, client, admin_client, conference, staff
 ):

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseNotAllowed,
@@ -33,6 +34,21 @@ RESET = "rooms.reset_conferencetoken"
 
 def _token_url(name: str, token: ConferenceToken) -> str:
     return reverse(f"admin:rooms_conference_token_{name}", args=[token.conference_id, token.pk])
+
+
+def _embed_button(conference: Conference, name: str) -> str:
+    """A copy button that reveals one of the conference's tokens (audited) into a snippet."""
+    token = next((t for t in conference.tokens.all() if t.name == name), None)
+    if token is None:
+        return f"No {name} token yet."
+    return format_html(
+        '<button type="button" class="button sw-embed" data-reveal-url="{}" '
+        'data-room="{}">Copy {} embed snippet</button> '
+        '<pre class="sw-json sw-embed-preview" hidden></pre>',
+        _token_url("reveal", token),
+        conference.name,
+        name,
+    )
 
 
 class ConferenceTokenInline(admin.TabularInline):
@@ -174,7 +190,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         if obj is None:
             return fieldsets
         if request.user.has_perm(REVEAL):
-            fieldsets.append(("Embed", {"fields": ("embed_snippet",)}))
+            fieldsets.append(("Embed", {"fields": ("embed_snippet", "moderator_embed_snippet")}))
         fieldsets.append(("Advanced", {"classes": ("collapse",), "fields": ("meta",)}))
         fieldsets.extend(self.mirror_fieldsets)
         return fieldsets
@@ -183,7 +199,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         """Add the embed snippet (only ever offered with the reveal permission)."""
         fields = super().get_readonly_fields(request, obj)
         if obj is not None and request.user.has_perm(REVEAL):
-            fields.append("embed_snippet")
+            fields.extend(["embed_snippet", "moderator_embed_snippet"])
         return fields
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
@@ -198,16 +214,12 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     @admin.display(description="guest embed snippet")
     def embed_snippet(self, obj: Conference) -> str:
         """A copy button that reveals the guest token (audited) and builds the snippet."""
-        guest = next((t for t in obj.tokens.all() if t.name == "guest"), None)
-        if guest is None:
-            return "No guest token yet."
-        return format_html(
-            '<button type="button" class="button sw-embed" data-reveal-url="{}" '
-            'data-room="{}">Copy embed snippet</button> '
-            '<pre class="sw-json sw-embed-preview" hidden></pre>',
-            _token_url("reveal", guest),
-            obj.name,
-        )
+        return _embed_button(obj, "guest")
+
+    @admin.display(description="moderator embed snippet")
+    def moderator_embed_snippet(self, obj: Conference) -> str:
+        """A copy button that reveals the moderator token (audited) and builds the snippet."""
+        return _embed_button(obj, "moderator")
 
     # --- token views -----------------------------------------------------------------
 
@@ -229,7 +241,9 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
     def _token(self, request: HttpRequest, object_id: str, token_id: int) -> ConferenceToken:
         conference = self.get_object(request, object_id)
-        if conference is None or not self.has_view_permission(request, conference):
+        if conference is None:
+            raise Http404(f"No conference with id “{object_id}”.")
+        if not self.has_view_permission(request, conference):
             raise PermissionDenied
         return get_object_or_404(ConferenceToken, pk=token_id, conference=conference)
 

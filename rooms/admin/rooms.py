@@ -10,7 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AdminRadioSelect
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -285,7 +285,9 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         if not request.user.has_perm(MINT):
             raise PermissionDenied
         room = self.get_object(request, object_id)
-        if room is None or not self.has_view_permission(request, room):
+        if room is None:
+            raise Http404(f"No room with id “{object_id}”.")
+        if not self.has_view_permission(request, room):
             raise PermissionDenied
         purpose = f"mint:{room.pk}"
         token = record = None
