@@ -24,10 +24,9 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from rooms import audit
-from rooms.activity_models import RoomSession
 from rooms.locks import Flight
-from rooms.models import AuditEntry, SyncRun
-from rooms.recording_models import UNFINISHED, Recording, RecordingState
+from rooms.models import AuditEntry, Recording, RecordingState, RoomSession, SyncRun
+from rooms.models.recordings import UNFINISHED
 from rooms.sessions import readable_rows
 from rooms.signalwire import payloads
 from rooms.signalwire import recordings as api_recordings

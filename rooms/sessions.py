@@ -21,9 +21,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from rooms.activity_models import COMPLETED, LIVE, RoomSession, SessionMember
 from rooms.locks import Flight
-from rooms.models import Conference, Room, SyncRun
+from rooms.models import Conference, Room, RoomSession, SessionMember, SyncRun
+from rooms.models.sessions import COMPLETED, LIVE
 from rooms.signalwire import activity, payloads
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError

@@ -16,8 +16,8 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from rooms.activity_models import LIVE, RoomSession
-from rooms.models import Conference, Room, SyncRun, SyncState
+from rooms.models import Conference, Room, RoomSession, SyncRun, SyncState
+from rooms.models.sessions import LIVE
 
 PERIODS = (30, 90)
 TOP_ROOMS = 10

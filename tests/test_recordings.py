@@ -17,8 +17,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import recordings, sessions, sync
-from rooms.models import ActionRun, AuditEntry, Recording, Room, RoomSession, SyncRun
-from rooms.recording_models import RecordingState
+from rooms.models import (
+    ActionRun,
+    AuditEntry,
+    Recording,
+    RecordingState,
+    Room,
+    RoomSession,
+    SyncRun,
+)
 from rooms.services import recordings as recording_services
 from tests.browser_helpers import make_staff
 from tests.concurrent import post_together

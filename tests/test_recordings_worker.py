@@ -9,8 +9,7 @@ from django.contrib.admin import helpers
 from django.urls import reverse
 
 from rooms import recordings
-from rooms.models import ActionRun, AuditEntry, Recording
-from rooms.recording_models import RecordingState
+from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
 from rooms.services import recordings as recording_services
 from tests.browser_helpers import wait_until
 from tests.test_recordings import RECORDINGS_PATH, mirror, record_session

@@ -143,6 +143,38 @@ def test_the_rooms_modules_import_each_other_without_a_cycle():
     assert _cycles(graph) == []
 
 
+def test_every_rooms_model_lives_in_a_feature_module_and_is_re_exported_by_name():
+    from django.apps import apps
+
+    import rooms.models
+
+    package = ROOT / "rooms" / "models"
+    assert (package / "__init__.py").exists()
+    tree = ast.parse((package / "__init__.py").read_text())
+    body = tree.body[1:] if ast.get_docstring(tree) else tree.body
+    # The package's __init__ defines nothing: only `from rooms.models.x import Y as Y` lines.
+    assert all(isinstance(node, ast.ImportFrom) for node in body)
+    exported = {}
+    for node in body:
+        assert node.module and node.module.startswith("rooms.models.") and not node.level
+        for alias in node.names:
+            assert alias.asname == alias.name, f"{alias.name} is not re-exported by its name"
+            exported[alias.name] = node.module
+
+    models = list(apps.get_app_config("rooms").get_models())
+    assert len(models) >= 12
+    for model in models:
+        assert model._meta.app_label == "rooms"
+        assert model.__module__.startswith("rooms.models."), model
+        assert exported.get(model.__name__) == model.__module__, model
+        assert getattr(rooms.models, model.__name__) is model
+    assert not {"models.py", "activity_models.py", "recording_models.py"} & {
+        p.name for p in (ROOT / "rooms").iterdir()
+    }
+    for path in package.glob("*.py"):
+        assert len(path.read_text().splitlines()) < 600, path.name
+
+
 def test_the_cycle_finder_sees_a_cycle_through_a_function_level_import(tmp_path):
     package = tmp_path / "rooms"
     package.mkdir()

@@ -18,10 +18,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from rooms import recordings, sessions, sync, usage
-from rooms.activity_models import RoomSession, SessionMember
 from rooms.bulk_sql import insert_rows
-from rooms.models import AuditEntry, Conference, ConferenceToken, Stream, SyncRun, SyncState
-from rooms.recording_models import Recording
+from rooms.models import (
+    AuditEntry,
+    Conference,
+    ConferenceToken,
+    Recording,
+    RoomSession,
+    SessionMember,
+    Stream,
+    SyncRun,
+    SyncState,
+)
 from rooms.signalwire import payloads
 from rooms.signalwire.errors import UnexpectedResponseError
 from rooms.tasks import sync as sync_tasks

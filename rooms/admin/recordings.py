@@ -32,8 +32,7 @@ from django.utils.html import format_html
 from rooms import bulk, recordings
 from rooms.admin import once
 from rooms.admin.history import AuditHistoryMixin
-from rooms.models import ActionRun, AuditEntry
-from rooms.recording_models import Recording, RecordingState
+from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
 from rooms.services import recordings as recording_services
 from rooms.signalwire.errors import SignalWireError
 

@@ -13,8 +13,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from rooms.activity_models import LIVE, RoomSession, SessionMember
 from rooms.admin.records import RecordAdminMixin
+from rooms.models import Recording, RoomSession, SessionMember
+from rooms.models.sessions import LIVE
 from rooms.signalwire import activity
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
@@ -117,7 +118,6 @@ class LiveActivityMixin:
             if site.get_model_admin(RoomSession).has_view_permission(request):
                 context["activity"] = owner_activity(model, pk)
             from rooms.admin.recordings import owner_recordings
-            from rooms.recording_models import Recording
 
             if site.get_model_admin(Recording).has_view_permission(request):
                 name = model._default_manager.filter(pk=pk).values_list("name", flat=True)
@@ -249,7 +249,6 @@ class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         """List the session's recordings on its page, to staff who may view recordings."""
         from rooms.admin.recordings import session_recordings
-        from rooms.recording_models import Recording
 
         context = dict(extra_context or {})
         session = self.get_object(request, object_id)

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from pygal.style import Style  # type: ignore[import-untyped]
 
 from rooms import usage
-from rooms.activity_models import RoomSession
+from rooms.models import RoomSession
 
 CHARTS = {
     "minutes": ("Member minutes per day", "minutes"),

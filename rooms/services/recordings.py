@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from rooms import audit, intents, outbox
 from rooms.locks import single_flight
-from rooms.models import ActionRun, AuditEntry, RemoteIntent
-from rooms.recording_models import COMPLETED, Recording, RecordingState
+from rooms.models import ActionRun, AuditEntry, Recording, RecordingState, RemoteIntent
+from rooms.models.recordings import COMPLETED
 from rooms.recordings import map_recording, recordings_mark_deleted
 from rooms.services.common import acting
 from rooms.signalwire import recordings as api_recordings

@@ -10,6 +10,9 @@ from __future__ import annotations
 from django.db import models
 
 from rooms.jsontext import CanonicalJSONEncoder
+from rooms.models.conferences import Conference
+from rooms.models.rooms import Room
+from rooms.models.sessions import RoomSession
 
 RECORDING = "recording"
 PAUSED = "paused"
@@ -32,7 +35,7 @@ class Recording(models.Model):
 
     remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
     session = models.ForeignKey(
-        "rooms.RoomSession",
+        RoomSession,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -86,13 +89,12 @@ class Recording(models.Model):
 
     def audit_related_object(self) -> tuple[type[models.Model], int | None]:
         """Name the conference or room (else the session) whose history shows this entry."""
-        model = self._meta.apps.get_model  # by name: rooms.models imports this module
         session = self.session if self.session_id else None
         if session is not None and session.conference_id:
-            return model("rooms", "Conference"), session.conference_id
+            return Conference, session.conference_id
         if session is not None and session.room_id:
-            return model("rooms", "Room"), session.room_id
-        return model("rooms", "RoomSession"), self.session_id
+            return Room, session.room_id
+        return RoomSession, self.session_id
 
     @property
     def name(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 
 from rooms.jsontext import CanonicalJSONEncoder
+from rooms.models.conferences import Conference
+from rooms.models.rooms import Room
 
 LIVE = "in-progress"
 COMPLETED = "completed"
@@ -15,14 +17,14 @@ class RoomSession(models.Model):
 
     remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
     conference = models.ForeignKey(
-        "rooms.Conference",
+        Conference,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="sessions",
     )
     room = models.ForeignKey(
-        "rooms.Room", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+        Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
     )
     # SignalWire's room_id: null for rooms made on the fly by a token.
     remote_room_id = models.CharField(max_length=64, blank=True, db_index=True)
