@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import bisect
-import math
 import re
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rooms.signalwire import schema
+from sandbox.activity_seed import build_history, seeded_members
 from sandbox.errors import SandboxNotFound
 from sandbox.events import EventsMixin
-from sandbox.paging import Collection, Key
+from sandbox.paging import Collection, Key, micros, newest_first
+from sandbox.session_records import member_cost, new_session
 from sandbox.validation import error_item, format_stamp, query_values
 
 SESSION_LIST_FIELDS = (
@@ -86,30 +87,8 @@ MEMBER_FIELDS = (
     "cost_in_dollars",
 )
 SESSION_STATUSES = ("in-progress", "completed")
-MEMBER_MINUTE_RATE = 0.0035  # the sandbox's own price of one member-minute, in dollars
-LOCKED_COVER = "https://sandbox.signalwire.invalid/images/locked-cover.png"
-_MAX_MICROS = 10**17
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME_RE = re.compile(schema.NAME_PATTERN)
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly."""
-    return (moment - _EPOCH) // _ONE_MICRO
-
-
-_ONE_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
-
-
-def newest_first(moment_micros: int, object_id: str) -> Key:
-    """A sort key that puts later moments first (lists of history are newest first)."""
-    return (f"{_MAX_MICROS - moment_micros:017d}", object_id)
-
-
-def member_cost(seconds: int) -> float:
-    """What a member's time costs: every started minute (one at least) at the member-minute rate."""
-    return round(max(1, math.ceil(seconds / 60)) * MEMBER_MINUTE_RATE, 4)
 
 
 def public_member(member: dict[str, Any]) -> dict[str, Any]:
@@ -334,8 +313,6 @@ class SessionsMixin(EventsMixin):
         session = self._sessions.get(session_id)
         if session is None or "_member_seed" not in session:
             return []
-        from sandbox.activity_seed import seeded_members
-
         return seeded_members(session)
 
     def _live_session(self, session_id: str) -> dict[str, Any]:
@@ -419,8 +396,6 @@ class SessionsMixin(EventsMixin):
             return _list_shape(session)
 
     def _seed_sessions(self, count: int, seed: int, until: datetime) -> None:
-        from sandbox.activity_seed import build_history
-
         with self._lock:
             owners = [("room", room) for room in self._rooms.objects.values()]
             owners += [("conference", c) for c in self._conferences.objects.values()]
@@ -443,54 +418,6 @@ class SessionsMixin(EventsMixin):
             self._session_keys.sort()
             self._add_recordings(history.recordings)
             self._add_logs(history.logs)
-
-
-def new_session(
-    session_id: str, kind: str | None, owner: dict[str, Any] | None, name: str, stamp: str
-) -> dict[str, Any]:
-    """A session record for a room, a conference, or a room made on the fly (owner None)."""
-    settings = owner or {}
-    started = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    is_room = kind == "room" or owner is None
-    defaults = {"max_members": 20, "fps": 20} if owner is None else {}
-    session = {
-        "id": session_id,
-        "room_id": owner["id"] if owner else None,
-        "name": name,
-        "display_name": settings.get("display_name", name),
-        "max_members": settings.get("max_members", defaults.get("max_members"))
-        if is_room
-        else None,
-        "quality": settings.get("quality", "720p"),
-        "fps": settings.get("fps", defaults.get("fps")) if is_room else 20,
-        "join_from": settings.get("join_from"),
-        "join_until": settings.get("join_until"),
-        "remove_at": settings.get("remove_at"),
-        "remove_after_seconds_elapsed": settings.get("remove_after_seconds_elapsed"),
-        "layout": settings.get("layout", "grid-responsive"),
-        "record_on_start": bool(settings.get("record_on_start")),
-        "tone_on_entry_and_exit": bool(settings.get("tone_on_entry_and_exit", True)),
-        "room_join_video_off": bool(settings.get("room_join_video_off")),
-        "user_join_video_off": bool(settings.get("user_join_video_off")),
-        "locked": False,
-        "start_time": stamp,
-        "end_time": None,
-        "duration": None,
-        "status": "in-progress",
-        "created_at": stamp,
-        "updated_at": stamp,
-        "preview_url": None,
-        "prioritize_handraise": settings.get("prioritize_handraise") if is_room else None,
-        "sync_audio_video": settings.get("sync_audio_video"),
-        "cost_in_dollars": 0.0,
-        "enable_room_previews": bool(settings.get("enable_room_previews")),
-        "locked_cover": LOCKED_COVER,
-        "_kind": kind,
-        "_room_uuid": owner["id"] if owner else str(uuid.uuid4()),
-        "_record": bool(settings.get("record_on_start")),
-        "_started": started,
-    }
-    return session
 
 
 def _list_shape(session: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.activity import Key, member_cost, new_session, newest_first
 from sandbox.logs import build_log
+from sandbox.paging import Key, newest_first
 from sandbox.recordings import recording_cost, recording_size
+from sandbox.session_records import member_cost, new_session
 
 HISTORY_DAYS = 90
 FIRST_NAMES = (

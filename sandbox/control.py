@@ -1,12 +1,21 @@
-"""The sandbox's loopback control routes that drive sessions, its clock and media links."""
+"""The sandbox's loopback control API: reset, seed, latency, faults, the request log, sessions."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from rooms.signalwire.urls import is_loopback
+from sandbox.errors import SandboxNotFound
 from sandbox.recordings import MEDIA_PREFIX
 from sandbox.state import SandboxSpace
+from sandbox.wire import Reply, method_not_allowed, parse_json
+
+CONTROL_PREFIX = "/__sandbox__/"
+MAX_SEED_OBJECTS = 1_000_000
+FAULT_OPTIONS = frozenset(
+    {"status", "count", "fraction", "retry_after", "methods", "path_prefix", "after_processing"}
+)
 
 SESSION_CONTROL = re.compile(r"^/__sandbox__/sessions/([^/]+)/(join|leave|end)$")
 MEDIA_PATH = re.compile("^" + re.escape(MEDIA_PREFIX) + r"([0-9a-fA-F-]{36})\.mp4$")
@@ -14,6 +23,15 @@ MEDIA_PATH = re.compile("^" + re.escape(MEDIA_PREFIX) + r"([0-9a-fA-F-]{36})\.mp
 ACTIVITY_CONTROL_ROUTES: dict[str, frozenset[str]] = {
     "/__sandbox__/sessions": frozenset({"GET", "POST"}),
     "/__sandbox__/clock": frozenset({"POST"}),
+}
+CONTROL_ROUTES: dict[str, frozenset[str]] = {
+    "/__sandbox__/reset": frozenset({"POST"}),
+    "/__sandbox__/seed": frozenset({"POST"}),
+    "/__sandbox__/latency": frozenset({"POST"}),
+    "/__sandbox__/faults": frozenset({"POST", "DELETE"}),
+    "/__sandbox__/requests": frozenset({"GET", "DELETE"}),
+    "/__sandbox__/state": frozenset({"GET"}),
+    **ACTIVITY_CONTROL_ROUTES,
 }
 
 
@@ -54,3 +72,92 @@ def session_control(
         return 200, space.leave_session(session_id, body.get("name"), body.get("member_id"))
     _only(body, {"recording_status"})
     return 200, space.end_session(session_id, body.get("recording_status", "completed"))
+
+
+def is_control_path(path: str) -> bool:
+    """Tell whether a request path belongs to the control API rather than the Video API."""
+    return path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX.rstrip("/")
+
+
+def control_reply(
+    space: SandboxSpace, client_host: str, method: str, path: str, raw: bytes, query: str = ""
+) -> Reply:
+    """Answer a control API request; a client that is not on the loopback gets a 403."""
+    if not is_loopback(client_host):
+        return Reply(403, {"error": "Forbidden"})
+    media = MEDIA_PATH.match(path)
+    if media is not None:
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed(("GET",))
+        status, payload = space.download(media.group(1).lower(), query)
+        if payload is None:
+            return Reply(status, {"error": "Forbidden" if status == 403 else "Not Found"})
+        return Reply.media(payload, "video/mp4")
+    allowed = CONTROL_ROUTES.get(path.rstrip("/"))
+    if allowed is None and SESSION_CONTROL.match(path.rstrip("/")):
+        allowed = frozenset({"POST"})
+    if allowed is None:
+        return Reply(404, {"error": "Not Found"})
+    if method not in allowed:
+        return method_not_allowed(allowed)
+    # Whatever its Content-Type (curl -d says a form): the control API reads only JSON.
+    body: Any = parse_json(raw) if raw.strip(b" \t\r\n") else {}
+    if not isinstance(body, dict):
+        return Reply(400, {"error": "the body must be a JSON object"})
+    try:
+        return _answer(space, method, path.rstrip("/"), body)
+    except SandboxNotFound:
+        return Reply(404, {"error": "Not Found"})
+    except (TypeError, ValueError) as exc:
+        return Reply(400, {"error": str(exc)})
+
+
+def _answer(space: SandboxSpace, method: str, path: str, body: dict[str, Any]) -> Reply:
+    route = (method, path)
+    if route == ("POST", "/__sandbox__/reset"):
+        space.reset()
+        return Reply(200, space.state())
+    if route == ("POST", "/__sandbox__/seed"):
+        counts = [body.get(name, 0) for name in ("conferences", "rooms", "sessions")]
+        if any(isinstance(n, int) and n > MAX_SEED_OBJECTS for n in counts):
+            raise ValueError(f"at most {MAX_SEED_OBJECTS} objects of a kind per seed")
+        space.seed(
+            conferences=body.get("conferences", 0),
+            rooms=body.get("rooms", 0),
+            seed=body.get("seed", 0),
+            sessions=body.get("sessions", 0),
+        )
+        return Reply(200, space.state())
+    if route == ("POST", "/__sandbox__/latency"):
+        seconds = body.get("seconds", 0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValueError("seconds must be a number")
+        space.set_latency(seconds)
+        return Reply(200, {"seconds": space.latency})
+    if route == ("POST", "/__sandbox__/faults"):
+        unknown = set(body) - FAULT_OPTIONS
+        if unknown:
+            raise ValueError(f"unknown fault options: {sorted(unknown)}")
+        if "status" not in body:
+            raise ValueError("status is required")
+        methods = body.get("methods")
+        if methods is not None and not (
+            isinstance(methods, list) and all(isinstance(m, str) for m in methods)
+        ):
+            raise ValueError("methods must be a list of strings")
+        space.inject_fault(**body)
+        return Reply(200, {"faults": len(space.faults)})
+    if route == ("DELETE", "/__sandbox__/faults"):
+        space.clear_faults()
+        return Reply(200, {"faults": 0})
+    if route == ("GET", "/__sandbox__/requests"):
+        return Reply(200, {"requests": space.requests})
+    if route == ("DELETE", "/__sandbox__/requests"):
+        space.clear_requests()
+        return Reply(200, {"requests": []})
+    if route == ("GET", "/__sandbox__/state"):
+        return Reply(200, space.state())
+    answered = session_control(space, method, path, body)
+    if answered is not None:
+        return Reply(*answered)
+    return Reply(404, {"error": "Not Found"})

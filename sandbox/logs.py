@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.activity import Key, micros, newest_first
 from sandbox.errors import SandboxNotFound
+from sandbox.paging import Key, micros, newest_first
 from sandbox.validation import error_item, format_stamp, parse_datetime, query_values
 
 LOG_FIELDS = (

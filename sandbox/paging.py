@@ -24,6 +24,19 @@ from sandbox.validation import (
 )
 
 Key = tuple[str, str]
+_MAX_MICROS = 10**17
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    return (moment - _EPOCH) // _ONE_MICRO
+
+
+def newest_first(moment_micros: int, object_id: str) -> Key:
+    """A sort key that puts later moments first (lists of history are newest first)."""
+    return (f"{_MAX_MICROS - moment_micros:017d}", object_id)
 
 
 class Collection:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sandbox.activity import Key, micros, newest_first
 from sandbox.errors import SandboxNotFound, SandboxValidationError
+from sandbox.paging import Key, micros, newest_first
 from sandbox.validation import INT32_MAX, error_item, parse_query_integer, query_values
 
 RECORDING_FIELDS = (

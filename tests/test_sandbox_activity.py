@@ -120,15 +120,15 @@ def test_control_refuses_what_cannot_happen(api):
 def test_the_control_api_is_loopback_only(sandbox, sandbox_server):
     from http.server import BaseHTTPRequestHandler
 
-    from sandbox.server import _Handler
+    from sandbox.handler import SandboxHandler
 
-    assert issubclass(_Handler, BaseHTTPRequestHandler)
-    handler = _Handler.__new__(_Handler)
+    assert issubclass(SandboxHandler, BaseHTTPRequestHandler)
+    handler = SandboxHandler.__new__(SandboxHandler)
     handler.client_address = ("203.0.113.9", 5000)
     handler.server = type("S", (), {"sandbox": sandbox_server})()
-    reply = handler._control("POST", "/__sandbox__/sessions/x/end", b"{}")
+    reply = handler.control("POST", "/__sandbox__/sessions/x/end", b"{}")
     assert reply.status == 403
-    reply = handler._control("GET", "/__sandbox__/media/recordings/x.mp4", b"")
+    reply = handler.control("GET", "/__sandbox__/media/recordings/x.mp4", b"")
     assert reply.status == 403
 
 

@@ -38,7 +38,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 
-from sandbox.server import API_ROUTES, CONTROL_ROUTES
+from sandbox.control import CONTROL_ROUTES
+from sandbox.handler import API_ROUTES
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
 from tests.spec_validation import find_operation, is_operation, load_spec, spec_available, spec_path
 from tests.spec_validation import validate_response as validate_against_spec
