@@ -367,6 +367,23 @@ def test_the_action_offers_each_editable_field_with_a_tick_box(sandbox, seeded, 
 
 
 @pytest.mark.django_db
+def test_a_scripted_bulk_edit_that_clears_a_field_is_refused_with_what_to_do_instead(
+    sandbox, seeded
+):
+    rows = seeded(2)
+
+    with pytest.raises(ValidationError) as caught:
+        bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows],
+            changes={"join_until": None, "display_name": "Kept"},
+        )
+
+    assert list(caught.value.message_dict) == ["join_until"]
+    assert "set a time far in the future instead" in caught.value.message_dict["join_until"][0]
+    assert ActionRun.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_the_form_refuses_bad_values_on_their_field_and_keeps_the_input(
     sandbox, seeded, admin_client
 ):
