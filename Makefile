@@ -33,6 +33,7 @@ bench: dev-deps
 	$(PY) bench/admin_bench.py --conferences $(ADMIN_N) --audit $(ADMIN_AUDIT)
 	$(PY) bench/bulk_edit_bench.py
 	$(PY) bench/activity_bench.py
+	$(PY) bench/sandbox_bench.py
 
 # The same benchmarks once at a small size, so they cannot rot (CI runs it on both databases).
 bench-smoke: dev-deps
@@ -42,6 +43,7 @@ bench-smoke: dev-deps
 	$(PY) bench/admin_bench.py --conferences 2000 --audit 20000 --repeat 2
 	$(PY) bench/bulk_edit_bench.py --rows 50
 	$(PY) bench/activity_bench.py --rooms 50 --sessions 200 --live 5 --new 10
+	$(PY) bench/sandbox_bench.py --rooms 50 --sessions 2000 --repeat 2
 
 lint: dev-deps
 	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run

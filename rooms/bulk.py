@@ -45,8 +45,6 @@ BULK_EDITABLE: dict[type[models.Model], tuple[str, ...]] = {
     model: tuple(f for f in fields if model._meta.get_field(f).editable)
     for model, fields in restore.RESTORABLE_FIELDS.items()
 }
-# Fields PUT cannot clear (it keeps what it is not sent and takes no nulls).
-NOT_CLEARABLE = ("join_from", "join_until", "remove_at", "remove_after_seconds_elapsed", "meta")
 # A row in one of these states holds changes SignalWire does not have yet: a bulk edit
 # would send them along, so it leaves the row alone.
 UNPUSHED_OR_REFUSED = (SyncState.PENDING_PUSH, SyncState.PENDING_DELETE, SyncState.PUSH_FAILED)
@@ -266,6 +264,7 @@ def bulk_edit_clean(*, model: type[models.Model], changes: Mapping[str, Any]) ->
         raise ValidationError("Choose at least one field to change.")
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
+    refused_clears = schema.update_clear_errors(changes)
     for name, value in changes.items():
         if name not in allowed:
             errors.setdefault(NON_FIELD_ERRORS, []).append(
@@ -274,11 +273,8 @@ def bulk_edit_clean(*, model: type[models.Model], changes: Mapping[str, Any]) ->
             continue
         field = model._meta.get_field(name)
         assert isinstance(field, models.Field)
-        if value is None and name in NOT_CLEARABLE:
-            errors.setdefault(name, []).append(
-                "SignalWire cannot clear this: an update keeps every value it is not sent, "
-                "so the old value would come back."
-            )
+        if name in refused_clears:
+            errors.setdefault(name, []).append(refused_clears[name])
             continue
         try:
             cleaned[name] = field.clean(value, None)

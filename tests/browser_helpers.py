@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -106,18 +104,6 @@ def login(page: Page, base_url: str, username: str) -> None:
 def admin_url(base_url: str, name: str, *args: Any) -> str:
     """Return the absolute URL of a named admin view on the live server."""
     return f"{base_url}{reverse(f'admin:{name}', args=args)}"
-
-
-def wait_until(check: Callable[[], Any], *, timeout: float = 20.0, step: float = 0.2) -> Any:
-    """Call check until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {check.__doc__ or check}")
-        time.sleep(step)
 
 
 def puts(space: Any, remote_id: str) -> list[dict]:

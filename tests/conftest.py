@@ -7,6 +7,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from sandbox import SandboxServer
+from tests.waiting import wait_until
 
 # Model and admin fixtures shared by the service, hook, admin and drill tests, and the
 # sandbox tests' client and spec check.
@@ -110,15 +111,16 @@ def redis_client():
 def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, redis_client):
     """Run a real Celery worker process against the test database, Redis and the sandbox."""
     import os
+    import socket
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from django.db import connection
 
     from portal.celery import app
 
+    name = f"test-worker-{os.getpid()}@{socket.gethostname()}"
     with django_db_blocker.unblock():
         db_url = _database_url(connection.settings_dict)
     root = Path(__file__).resolve().parents[1]
@@ -152,22 +154,23 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, re
                 "--include",
                 "tests.worker_setup",
                 "--hostname",
-                f"test-worker-{os.getpid()}@%h",
+                name,
             ],
             cwd=root,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    proc.name = name  # type: ignore[attr-defined]
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"the Celery worker exited; see {log_path}")
-            if app.control.ping(timeout=0.5):
-                break
-        else:
-            pytest.fail(f"the Celery worker did not answer within 30 s; see {log_path}")
+            # Only this session's worker: other sessions' workers share the broker.
+            return bool(app.control.ping(destination=[name], timeout=0.5))
+
+        wait_until(answers, timeout=30, interval=0, message=f"the Celery worker; see {log_path}")
         yield proc
     finally:
         proc.terminate()
@@ -175,6 +178,58 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, re
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _worker_idle(app, name: str) -> bool:
+    """Drop what is queued for the worker and tell whether it has nothing left to run.
+
+    Tasks it already holds (prefetched, or waiting for a retry's countdown) are revoked, so
+    they are dropped when their turn comes; a busy solo worker does not answer at all.
+    """
+    purged = app.control.purge()
+    inspect = app.control.inspect(destination=[name], timeout=1.0)
+    active = (inspect.active() or {}).get(name)
+    reserved = (inspect.reserved() or {}).get(name)
+    scheduled = (inspect.scheduled() or {}).get(name)
+    if active is None or reserved is None or scheduled is None:
+        return False
+    held = {t["id"] for t in reserved} | {t["request"]["id"] for t in scheduled}
+    revoked = set((inspect.revoked() or {}).get(name) or ())
+    if held - revoked:
+        app.control.revoke(sorted(held - revoked), destination=[name])
+        return False
+    return not purged and not active and not reserved
+
+
+def worker_settle(proc) -> None:
+    """Wait until the session's worker is idle with nothing queued (or fail saying so)."""
+    from portal.celery import app
+
+    wait_until(
+        lambda: _worker_idle(app, proc.name),
+        timeout=120,
+        interval=0.1,
+        message="the Celery worker to finish its tasks (see .run/test-worker.log)",
+    )
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process):
+    """The session's real Celery worker, for one test that starts with it idle and ends so.
+
+    Before and after the test the queue is purged and the worker's remaining tasks are
+    finished or revoked, so no task (a drill's retried push) runs during a later test.
+    """
+    worker_settle(celery_worker_process)
+    yield celery_worker_process
+    worker_settle(celery_worker_process)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that uses the real worker as such (`-m "not worker"` skips them)."""
+    for item in items:
+        if "celery_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.worker)
 
 
 CHROMIUM = "/usr/bin/chromium"

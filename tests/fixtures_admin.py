@@ -8,18 +8,6 @@ from rooms import outbox
 
 
 @pytest.fixture
-def eager_tasks():
-    """Run queued Celery tasks in this process, so a test sees their effect at once."""
-    from portal.celery import app
-
-    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = False
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = before
-
-
-@pytest.fixture
 def queued(monkeypatch):
     """Record the pushes the outbox would queue instead of sending them to the broker."""
     calls: list[tuple] = []

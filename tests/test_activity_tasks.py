@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from django.conf import settings
 
 from portal.celery import app
 from rooms.models import RoomSession, SyncRun
+from tests.waiting import wait_until
 
 
 def by_task() -> dict[str, dict]:
@@ -30,20 +29,17 @@ def test_live_sessions_refresh_about_every_minute_and_history_with_the_sync():
 
 
 def wait_for_run(kind: str, trigger: str) -> SyncRun:
-    deadline = time.monotonic() + 30
-    run = None
-    while time.monotonic() < deadline:
-        run = SyncRun.objects.filter(kind=kind, trigger=trigger).first()
-        if run is not None and run.outcome != SyncRun.Outcome.RUNNING:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"no finished {kind} run: {run}")
+    """Wait for the worker to finish the run of that kind and trigger; return it."""
+    runs = SyncRun.objects.filter(kind=kind, trigger=trigger).exclude(
+        outcome=SyncRun.Outcome.RUNNING
+    )
+    return wait_until(runs.first, timeout=30, message=f"a finished {kind} run")
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_shows_a_started_session_live_then_ended(
-    celery_worker_process, sandbox, sandbox_server, redis_client
+    celery_worker, sandbox, sandbox_server, redis_client
 ):
     from rooms.tasks.activity import refresh_live_sessions
 

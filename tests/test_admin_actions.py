@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from rooms import services, sync
 from rooms.models import ActionRun, AuditEntry, Conference, ConferenceToken, SyncState
+from tests.waiting import run_ended, wait_until
 
 CHANGELIST = reverse("admin:rooms_conference_changelist")
 # A page that only records a run answers at once, whatever the selection's size.
@@ -42,36 +43,32 @@ def broker_down():
     app.amqp._producer_pool = None
 
 
-@pytest.mark.django_db
-def test_refresh_tokens_action(
-    sandbox, admin_client, admin_user, eager_tasks, django_capture_on_commit_callbacks
-):
+@pytest.mark.django_db(transaction=True)
+def test_refresh_tokens_action(sandbox, admin_client, admin_user, celery_worker):
     conference = services.conference_create(data={"name": "tokens", "display_name": "T"})
     guest = conference.tokens.get(name="guest")
     rotated = sandbox.reset_conference_token(guest.remote_id)
     selected = {"action": "refresh_tokens", "_selected_action": [conference.pk]}
 
     assert b"Yes, go ahead" in admin_client.post(CHANGELIST, selected).content
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
+    admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
 
+    run = run_ended(ActionRun.objects.get())
     assert ConferenceToken.objects.get(pk=guest.pk).token == rotated["token"]
-    run = ActionRun.objects.get()
     assert (run.action, run.requested_by, run.counts) == (
         ActionRun.Action.REFRESH_TOKENS, admin_user, {"refreshed": 1}
     )
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_refresh_run_names_the_staff_member_in_the_audit_trail(
-    sandbox, admin_client, admin_user, eager_tasks, django_capture_on_commit_callbacks
+    sandbox, admin_client, admin_user, celery_worker
 ):
     conference = services.conference_create(data={"name": "again", "display_name": "Again"})
     sandbox.update_conference(conference.remote_id, {"display_name": "Changed remotely"})
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(CHANGELIST, _select_all("refresh_from_signalwire"))
+    response = admin_client.post(CHANGELIST, _select_all("refresh_from_signalwire"))
 
-    run = ActionRun.objects.get()
+    run = run_ended(ActionRun.objects.get())
     assert any("Queued the refresh from SignalWire of 1 conference" in m
                for m in _messages(response))
     entry = AuditEntry.objects.filter(object_pk=str(conference.pk)).latest("timestamp")
@@ -159,7 +156,7 @@ def test_a_pending_save_does_not_also_say_changed_successfully(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_refresh_of_5000_rows_answers_at_once_and_the_worker_does_it_in_batches(
-    sandbox, admin_client, celery_worker_process
+    sandbox, admin_client, celery_worker
 ):
     sandbox.seed(conferences=5000, seed=5)
     sync.sync_conferences()
@@ -177,13 +174,13 @@ def test_refresh_of_5000_rows_answers_at_once_and_the_worker_does_it_in_batches(
                for m in _messages(response))
     run = ActionRun.objects.get()
     seen_progress = set()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
+
+    def ended() -> bool:
         run.refresh_from_db()
         seen_progress.add(run.done)
-        if run.finished_at is not None:
-            break
-        time.sleep(0.2)
+        return run.finished_at is not None
+
+    wait_until(ended, timeout=240, interval=0.2, message=lambda: f"{run.done} of 5000 done")
     assert (run.state, run.done, run.counts) == (
         ActionRun.State.SUCCEEDED, 5000, {"refreshed": 1, "unchanged": 4999}
     ), run.error
@@ -192,26 +189,32 @@ def test_refresh_of_5000_rows_answers_at_once_and_the_worker_does_it_in_batches(
     assert Conference.objects.get(pk=edited.pk).display_name == "Edited in SignalWire"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_run_is_carried_out_batch_by_batch_and_counts_each_outcome(
-    sandbox, admin_user, settings, eager_tasks, django_capture_on_commit_callbacks
+    sandbox, admin_user, celery_worker
 ):
+    from django.conf import settings
+
     from rooms import bulk
 
-    settings.ROOMS_ACTION_BATCH_SIZE = 2
-    rows = [services.conference_create(data={"name": f"batch-{n}"}) for n in range(5)]
+    # One row more than two batches hold: the worker queues each next batch itself.
+    total = 2 * settings.ROOMS_ACTION_BATCH_SIZE + 1
+    sandbox.seed(conferences=total, seed=7)
+    sync.sync_conferences()
+    rows = list(Conference.objects.order_by("pk"))
+    assert len(rows) == total
     sandbox.delete_conference(rows[0].remote_id)
-    Conference.objects.filter(pk=rows[1].pk).update(sync_state=SyncState.PENDING_PUSH)
+    Conference.objects.filter(pk=rows[-1].pk).update(sync_state=SyncState.PENDING_PUSH)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.action_run_start(
-            action=ActionRun.Action.REFRESH, rows=Conference.objects.all(), actor=admin_user
-        )
+    run = bulk.action_run_start(
+        action=ActionRun.Action.REFRESH, rows=Conference.objects.all(), actor=admin_user
+    )
 
-    run.refresh_from_db()
-    assert (run.state, run.total, run.done) == (ActionRun.State.SUCCEEDED, 5, 5)
-    assert run.counts == {"deleted_remotely": 1, "skipped": 1, "unchanged": 3}
+    run_ended(run)
+    assert (run.state, run.total, run.done) == (ActionRun.State.SUCCEEDED, total, total)
+    assert run.counts == {"deleted_remotely": 1, "skipped": 1, "unchanged": total - 2}
     assert run.started_at <= run.finished_at
+    assert Conference.objects.get(pk=rows[0].pk).sync_state == SyncState.DELETED_REMOTELY
 
 
 @pytest.mark.django_db

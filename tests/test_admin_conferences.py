@@ -12,6 +12,7 @@ from django.urls import reverse
 from rooms import services
 from rooms.models import ActionRun, Conference, SyncState
 from rooms.signalwire import schema
+from tests.waiting import run_ended
 
 pytestmark = pytest.mark.django_db
 
@@ -137,9 +138,8 @@ def test_delete_while_down_is_marked_pending(
     assert queued == [("delete", "conference", conference.pk)]
 
 
-def test_bulk_delete_reports_each_outcome(
-    sandbox, admin_client, eager_tasks, django_capture_on_commit_callbacks
-):
+@pytest.mark.django_db(transaction=True)
+def test_bulk_delete_reports_each_outcome(sandbox, admin_client, celery_worker):
     first = services.conference_create(data={"name": "one", "display_name": "One"})
     second = services.conference_create(data={"name": "two", "display_name": "Two"})
     sandbox.delete_conference(second.remote_id)  # already gone remotely: counts as done
@@ -147,12 +147,11 @@ def test_bulk_delete_reports_each_outcome(
 
     confirm = admin_client.post(CHANGELIST, selected)
     assert confirm.status_code == 200 and b"Are you sure" in confirm.content
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(CHANGELIST, {**selected, "post": "yes"})
+    response = admin_client.post(CHANGELIST, {**selected, "post": "yes"})
 
     assert response.status_code == 302
     assert any("Queued the deletion of 2 conferences" in m for m in _messages(response))
-    run = ActionRun.objects.get()
+    run = run_ended(ActionRun.objects.get())
     assert (run.state, run.counts, run.done) == (ActionRun.State.SUCCEEDED, {"deleted": 2}, 2)
     assert not Conference.objects.exists() and sandbox.conferences == {}
 
@@ -170,18 +169,16 @@ def test_push_selected_asks_first_then_queues(sandbox, admin_client, queued):
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.PENDING_PUSH
 
 
-def test_refresh_from_signalwire_takes_remote_edits(
-    sandbox, admin_client, eager_tasks, django_capture_on_commit_callbacks
-):
+@pytest.mark.django_db(transaction=True)
+def test_refresh_from_signalwire_takes_remote_edits(sandbox, admin_client, celery_worker):
     conference = services.conference_create(data={"name": "edited", "display_name": "Old"})
     sandbox.update_conference(conference.remote_id, {"display_name": "Edited in SignalWire"})
     selected = {"action": "refresh_from_signalwire", "_selected_action": [conference.pk]}
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
+    response = admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
 
     assert response.status_code == 302
-    assert ActionRun.objects.get().counts == {"refreshed": 1}
+    assert run_ended(ActionRun.objects.get()).counts == {"refreshed": 1}
     assert Conference.objects.get(pk=conference.pk).display_name == "Edited in SignalWire"
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.conf import settings
 
 from portal.celery import app
 from rooms.models import Conference, SyncRun
+from tests.waiting import wait_until
 
 SYNC_TASKS = (
     "rooms.tasks.sync_conferences",
@@ -57,18 +56,19 @@ def test_the_worker_start_hook_queues_a_sync_only_when_enabled(settings, monkeyp
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_runs_the_queued_sync(celery_worker_process, sandbox, redis_client):
+def test_a_real_worker_runs_the_queued_sync(celery_worker, sandbox, redis_client):
     from rooms.tasks.sync import sync_conferences
 
     sandbox.seed(conferences=4, seed=21)
     sync_conferences.delay(trigger="test")
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        run = SyncRun.objects.filter(kind=SyncRun.Kind.CONFERENCES, trigger="test").first()
-        if run is not None and run.outcome != SyncRun.Outcome.RUNNING:
-            break
-        time.sleep(0.2)
-    assert run is not None and run.outcome == SyncRun.Outcome.SUCCEEDED
+    run = wait_until(
+        SyncRun.objects.filter(kind=SyncRun.Kind.CONFERENCES, trigger="test")
+        .exclude(outcome=SyncRun.Outcome.RUNNING)
+        .first,
+        timeout=30,
+        message="the worker to finish the queued sync",
+    )
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED
     assert run.created == 4
     assert Conference.objects.count() == 4

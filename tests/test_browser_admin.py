@@ -10,7 +10,8 @@ from playwright.sync_api import Page, expect
 from rooms import services
 from rooms.models import AuditEntry, Conference, SyncState
 from rooms.tasks import push
-from tests.browser_helpers import admin_url, login, make_superuser, puts, wait_until
+from tests.browser_helpers import admin_url, login, make_superuser, puts
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,14 +9,15 @@ from playwright.sync_api import expect
 
 from rooms import sync
 from rooms.models import ActionRun, Conference
-from tests.browser_helpers import admin_url, login, make_superuser, wait_until
+from tests.browser_helpers import admin_url, login, make_superuser
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROWS = 450
 
 
 def test_a_bulk_edit_driven_from_the_change_list_to_its_progress_page_and_back(
-    sandbox, live_server, page, screenshot, celery_worker_process
+    sandbox, live_server, page, screenshot, celery_worker
 ):
     sandbox.seed(conferences=ROWS, seed=21)
     sync.sync_conferences()

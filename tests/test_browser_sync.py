@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import expect
 
 from rooms.models import Conference, Room, SyncRun
 from tests.browser_helpers import admin_url, login, make_superuser
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_sync_now_records_a_succeeded_run(
-    sandbox, live_server, page, screenshot, celery_worker_process
+    sandbox, live_server, page, screenshot, celery_worker
 ):
     sandbox.seed(conferences=3, rooms=2)
     make_superuser("boss")
@@ -27,17 +26,16 @@ def test_sync_now_records_a_succeeded_run(
     expect(page.locator(".messagelist .success")).to_contain_text("Sync queued")
 
     succeeded = page.locator("#result_list tbody tr").filter(has_text="Succeeded")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        page.reload()
+
+    def both_synced() -> bool:
         kinds = set(
             SyncRun.objects.filter(outcome=SyncRun.Outcome.SUCCEEDED).values_list(
                 "kind", flat=True
             )
         )
-        if {SyncRun.Kind.CONFERENCES, SyncRun.Kind.ROOMS} <= kinds:
-            break
-        page.wait_for_timeout(300)
+        return {SyncRun.Kind.CONFERENCES, SyncRun.Kind.ROOMS} <= kinds
+
+    wait_until(both_synced, timeout=20, message="a succeeded conference and room sync")
     page.reload()
     expect(succeeded.first).to_be_visible()
     expect(succeeded.filter(has_text="Conferences")).to_have_count(1)

@@ -12,6 +12,7 @@ from django.urls import reverse
 from rooms import bulk, services, sync
 from rooms.models import ActionRun, AuditEntry, Conference, Room, SyncState
 from tests.concurrent import post_together
+from tests.waiting import run_ended, wait_until
 
 CHANGELIST = reverse("admin:rooms_conference_changelist")
 
@@ -27,6 +28,11 @@ def _edit_entries(run: ActionRun) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(cid=run.run_id.hex, action=AuditEntry.Action.UPDATE))
 
 
+def _all_synced() -> bool:
+    """Tell whether no conference waits for a push any more."""
+    return not Conference.objects.exclude(sync_state=SyncState.SYNCED).exists()
+
+
 @pytest.fixture
 def seeded(sandbox):
     """Seed the sandbox with conferences and mirror them, as a first sync would."""
@@ -39,22 +45,19 @@ def seeded(sandbox):
     return seed
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_bulk_edit_changes_every_row_in_signalwire_and_here_under_one_run_id(
-    sandbox, seeded, admin_user, settings, eager_tasks, queued,
-    django_capture_on_commit_callbacks,
+    sandbox, seeded, admin_user, celery_worker
 ):
-    settings.ROOMS_ACTION_BATCH_SIZE = 2
     rows = seeded(5)
     sandbox.clear_requests()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.bulk_edit_start(
-            model=Conference, pks=[r.pk for r in rows],
-            changes={"layout": "5up", "dark_primary": "#112233"}, actor=admin_user,
-        )
+    run = bulk.bulk_edit_start(
+        model=Conference, pks=[r.pk for r in rows],
+        changes={"layout": "5up", "dark_primary": "#112233"}, actor=admin_user,
+    )
 
-    run.refresh_from_db()
+    run_ended(run)
     assert (run.action, run.state, run.total, run.done) == (
         ActionRun.Action.BULK_EDIT, ActionRun.State.SUCCEEDED, 5, 5
     )
@@ -72,12 +75,13 @@ def test_a_bulk_edit_changes_every_row_in_signalwire_and_here_under_one_run_id(
     for entry in entries:
         assert entry.changes["dark_primary"][1] == "#112233"
         assert set(entry.changes) <= {"layout", "dark_primary"}
-    assert queued == []
+    # Nothing was left for a push task: no other request reached SignalWire.
+    assert [r["method"] for r in sandbox.requests] == ["PUT"] * 5
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_rows_with_unpushed_changes_or_deleted_remotely_are_skipped_and_counted(
-    sandbox, seeded, admin_user, eager_tasks, queued, django_capture_on_commit_callbacks
+    sandbox, seeded, admin_user, celery_worker
 ):
     rows = seeded(5)
     Conference.objects.filter(pk=rows[0].pk).update(sync_state=SyncState.PENDING_PUSH,
@@ -90,13 +94,12 @@ def test_rows_with_unpushed_changes_or_deleted_remotely_are_skipped_and_counted(
     sandbox.update_conference(already.remote_id, {"description": "Bulk edited"})
     sandbox.clear_requests()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.bulk_edit_start(
-            model=Conference, pks=[r.pk for r in rows], changes={"description": "Bulk edited"},
-            actor=admin_user,
-        )
+    run = bulk.bulk_edit_start(
+        model=Conference, pks=[r.pk for r in rows], changes={"description": "Bulk edited"},
+        actor=admin_user,
+    )
 
-    run.refresh_from_db()
+    run_ended(run)
     assert run.counts == {
         "skipped_unpushed": 1, "skipped_deleted_remotely": 2, "unchanged": 1, "changed": 1
     }
@@ -115,10 +118,9 @@ def test_rows_with_unpushed_changes_or_deleted_remotely_are_skipped_and_counted(
     assert [int(e.object_pk) for e in _edit_entries(run)] == [rows[4].pk]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_row_signalwire_refuses_is_marked_failed_with_its_message_and_the_rest_land(
-    sandbox, seeded, admin_user, admin_client, eager_tasks, queued,
-    django_capture_on_commit_callbacks,
+    sandbox, seeded, admin_user, admin_client, celery_worker
 ):
     rows = seeded(3)
     refused = rows[1]
@@ -126,13 +128,12 @@ def test_a_row_signalwire_refuses_is_marked_failed_with_its_message_and_the_rest
     # before it, which only SignalWire can tell.
     sandbox.update_conference(refused.remote_id, {"join_from": "2031-01-01T00:00:00Z"})
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.bulk_edit_start(
-            model=Conference, pks=[r.pk for r in rows],
-            changes={"join_until": "2030-06-01T12:00:00Z"}, actor=admin_user,
-        )
+    run = bulk.bulk_edit_start(
+        model=Conference, pks=[r.pk for r in rows],
+        changes={"join_until": "2030-06-01T12:00:00Z"}, actor=admin_user,
+    )
 
-    run.refresh_from_db()
+    run_ended(run)
     assert run.counts == {"changed": 2, "failed": 1}
     assert run.state == ActionRun.State.FINISHED_WITH_ERRORS
     assert run.failures == [{
@@ -149,38 +150,38 @@ def test_a_row_signalwire_refuses_is_marked_failed_with_its_message_and_the_rest
     assert sandbox.conferences[rows[0].remote_id]["join_until"].startswith("2030-06-01T12:00:00")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_rows_signalwire_cannot_take_now_are_left_pending_and_pushed_later(
-    sandbox, seeded, admin_user, eager_tasks, run_queued, queued, fast_push,
-    django_capture_on_commit_callbacks,
+    sandbox, seeded, admin_user, celery_worker
 ):
     rows = seeded(3)
     down = rows[0]
-    sandbox.inject_fault(
-        503, methods=["PUT"], path_prefix=f"/api/video/conferences/{down.remote_id}"
+    down_path = f"/api/video/conferences/{down.remote_id}"
+    sandbox.inject_fault(503, methods=["PUT"], path_prefix=down_path)
+
+    run = bulk.bulk_edit_start(
+        model=Conference, pks=[r.pk for r in rows], changes={"description": "Bulk edited"},
+        actor=admin_user,
     )
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run = bulk.bulk_edit_start(
-            model=Conference, pks=[r.pk for r in rows], changes={"description": "Bulk edited"},
-            actor=admin_user,
-        )
-
-    run.refresh_from_db()
+    run_ended(run)
     assert run.counts == {"changed": 2, "left_pending": 1} and run.errors == 0
     pending = Conference.objects.get(pk=down.pk)
     assert (pending.description, pending.sync_state) == ("Bulk edited", SyncState.PENDING_PUSH)
-    assert queued == [("push", "conference", down.pk)]
     # The edit is already in the change log under the run, and the later push adds none.
     assert sorted(int(e.object_pk) for e in _edit_entries(run)) == sorted(r.pk for r in rows)
-
-    sandbox.clear_faults()
     conference_entries = AuditEntry.objects.filter(content_type__model="conference")
     entries = conference_entries.count()
-    run_queued()
+    # The row's own push task keeps trying while SignalWire refuses it.
+    wait_until(
+        lambda: sum(r["path"] == down_path for r in sandbox.requests) > 1,
+        message="the push task to try the pending row again",
+    )
 
+    sandbox.clear_faults()
+
+    wait_until(_all_synced, timeout=60, message="the pending row to be pushed")
     assert sandbox.conferences[down.remote_id]["description"] == "Bulk edited"
-    assert Conference.objects.get(pk=down.pk).sync_state == SyncState.SYNCED
     assert conference_entries.count() == entries
 
 
@@ -205,28 +206,24 @@ def test_a_bulk_edit_is_validated_once_before_anything_is_recorded(sandbox, admi
     assert ActionRun.objects.count() == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_restore_puts_the_rows_back_through_the_same_path_and_keeps_later_edits(
-    sandbox, seeded, admin_user, eager_tasks, queued, django_capture_on_commit_callbacks
+    sandbox, seeded, admin_user, celery_worker
 ):
     rows = seeded(4)
     before = {r.pk: (r.layout, r.display_name) for r in rows}
-    with django_capture_on_commit_callbacks(execute=True):
-        edit = bulk.bulk_edit_start(
-            model=Conference, pks=[r.pk for r in rows],
-            changes={"layout": "8x8", "display_name": "Rebranded"}, actor=admin_user,
-        )
-    edit.refresh_from_db()
+    edit = run_ended(bulk.bulk_edit_start(
+        model=Conference, pks=[r.pk for r in rows],
+        changes={"layout": "8x8", "display_name": "Rebranded"}, actor=admin_user,
+    ))
     # Someone renames one room after the bulk edit: the restore keeps that name.
     later = services.conference_update(
         conference=Conference.objects.get(pk=rows[0].pk), data={"display_name": "Mine now"},
         actor=admin_user,
     )
 
-    with django_capture_on_commit_callbacks(execute=True):
-        undo = bulk.bulk_restore_start(run=edit, actor=admin_user)
+    undo = run_ended(bulk.bulk_restore_start(run=edit, actor=admin_user))
 
-    undo.refresh_from_db()
     assert (undo.action, undo.undoes, undo.state) == (
         ActionRun.Action.RESTORE, edit, ActionRun.State.SUCCEEDED
     )
@@ -242,9 +239,7 @@ def test_restore_puts_the_rows_back_through_the_same_path_and_keeps_later_edits(
 
     # Restoring again finds every row already back: nothing is sent.
     sandbox.clear_requests()
-    with django_capture_on_commit_callbacks(execute=True):
-        again = bulk.bulk_restore_start(run=edit, actor=admin_user)
-    again.refresh_from_db()
+    again = run_ended(bulk.bulk_restore_start(run=edit, actor=admin_user))
     assert again.counts == {"unchanged": 3, "skipped_changed_since": 1}
     assert [r for r in sandbox.requests if r["method"] == "PUT"] == []
 
@@ -263,7 +258,7 @@ def test_only_a_finished_bulk_edit_can_be_restored(sandbox, admin_user):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_1000_conferences_with_5_percent_failing_answers_end_edited_once_and_undo_restores(
-    sandbox, admin_user, celery_worker_process, settings
+    sandbox, admin_user, celery_worker
 ):
     sandbox.seed(conferences=1000, seed=1000)
     sync.sync_conferences()
@@ -281,8 +276,8 @@ def test_1000_conferences_with_5_percent_failing_answers_end_edited_once_and_und
         model=Conference, pks=[r.pk for r in rows],
         changes={"quality": "1080p", "light_primary": "#abcdef"}, actor=admin_user,
     )
-    _wait_for(run, lambda r: r.finished_at is not None, 240)
-    _wait_for_rows(lambda: not Conference.objects.exclude(sync_state=SyncState.SYNCED).exists())
+    run_ended(run, timeout=240)
+    wait_until(_all_synced, timeout=120, message="the pending rows to be pushed")
     print(f"\nbulk edit of 1,000 conferences, 5 % failing: {time.monotonic() - started:.1f} s")
 
     run.refresh_from_db()
@@ -306,33 +301,14 @@ def test_1000_conferences_with_5_percent_failing_answers_end_edited_once_and_und
 
     sandbox.clear_faults()
     undo = bulk.bulk_restore_start(run=run, actor=admin_user)
-    _wait_for(undo, lambda r: r.finished_at is not None, 240)
-    _wait_for_rows(lambda: not Conference.objects.exclude(sync_state=SyncState.SYNCED).exists())
+    run_ended(undo, timeout=240)
+    wait_until(_all_synced, timeout=120, message="the pending rows to be pushed")
     undo.refresh_from_db()
     assert undo.counts == {"changed": 1000}, undo.counts
     for row in rows:
         remote = sandbox.conferences[row.remote_id]
         assert (remote["quality"], remote["light_primary"]) == before[row.remote_id]
     assert len(_edit_entries(undo)) == 1000
-
-
-def _wait_for(run: ActionRun, done, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if done(run):
-            return
-        time.sleep(0.2)
-    pytest.fail(f"run {run.pk} did not end in {seconds} s: {run.done} of {run.total}")
-
-
-def _wait_for_rows(condition, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail("rows were still pending")
 
 
 # --- the admin pages ---------------------------------------------------------------------
@@ -365,6 +341,23 @@ def test_the_action_offers_each_editable_field_with_a_tick_box(sandbox, seeded, 
         assert f'name="change_{field}"' in html
     # Fixed after creation, or not editable here: no tick box.
     assert 'name="change_name"' not in html and 'name="change_meta"' not in html
+
+
+@pytest.mark.django_db
+def test_a_scripted_bulk_edit_that_clears_a_field_is_refused_with_what_to_do_instead(
+    sandbox, seeded
+):
+    rows = seeded(2)
+
+    with pytest.raises(ValidationError) as caught:
+        bulk.bulk_edit_start(
+            model=Conference, pks=[r.pk for r in rows],
+            changes={"join_until": None, "display_name": "Kept"},
+        )
+
+    assert list(caught.value.message_dict) == ["join_until"]
+    assert "set a time far in the future instead" in caught.value.message_dict["join_until"][0]
+    assert ActionRun.objects.count() == 0
 
 
 @pytest.mark.django_db
@@ -410,20 +403,18 @@ def test_preview_counts_the_rows_that_change_and_shows_examples_before_and_after
     assert sandbox.requests == [] and ActionRun.objects.count() == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_confirming_queues_the_run_and_shows_its_page_with_outcomes_and_change_log(
-    sandbox, seeded, admin_client, admin_user, eager_tasks, queued,
-    django_capture_on_commit_callbacks,
+    sandbox, seeded, admin_client, admin_user, celery_worker
 ):
     rows = seeded(3)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(CHANGELIST, _confirm_post(
-            admin_client, rows, change_layout="on", layout="3x3",
-            change_record_on_start="on", record_on_start="True",
-        ))
+    response = admin_client.post(CHANGELIST, _confirm_post(
+        admin_client, rows, change_layout="on", layout="3x3",
+        change_record_on_start="on", record_on_start="True",
+    ))
 
-    run = ActionRun.objects.get()
+    run = run_ended(ActionRun.objects.get())
     page_url = reverse("admin:rooms_actionrun_change", args=[run.pk])
     assert response.status_code == 302 and response["Location"] == page_url
     assert run.changes == {"layout": "3x3", "record_on_start": True}
@@ -443,25 +434,22 @@ def test_confirming_queues_the_run_and_shows_its_page_with_outcomes_and_change_l
                         "summary": "3 changed", "finished": True}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_restore_from_the_run_page_asks_first_then_undoes_the_edit(
-    sandbox, seeded, admin_client, admin_user, eager_tasks, queued,
-    django_capture_on_commit_callbacks,
+    sandbox, seeded, admin_client, admin_user, celery_worker
 ):
     rows = seeded(2)
-    with django_capture_on_commit_callbacks(execute=True):
-        edit = bulk.bulk_edit_start(model=Conference, pks=[r.pk for r in rows],
-                                    changes={"description": "Temporary"}, actor=admin_user)
+    edit = run_ended(bulk.bulk_edit_start(model=Conference, pks=[r.pk for r in rows],
+                                       changes={"description": "Temporary"}, actor=admin_user))
     url = reverse("admin:rooms_actionrun_restore", args=[edit.pk])
 
     ask = admin_client.get(url)
     assert "Yes, restore 2 rows" in ask.content.decode()
     assert all(sandbox.conferences[r.remote_id]["description"] == "Temporary" for r in rows)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        done = admin_client.post(url, {"nonce": ask.context["nonce"]})
+    done = admin_client.post(url, {"nonce": ask.context["nonce"]})
 
-    undo = ActionRun.objects.get(action=ActionRun.Action.RESTORE)
+    undo = run_ended(ActionRun.objects.get(action=ActionRun.Action.RESTORE))
     assert done["Location"] == reverse("admin:rooms_actionrun_change", args=[undo.pk])
     assert undo.undoes == edit and undo.requested_by == admin_user
     for row in rows:
@@ -500,10 +488,9 @@ def _hidden_inputs(html: str) -> list[tuple[str, str]]:
         r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html)]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_rooms_too_and_the_preview_posts_back_exactly_the_values_it_showed(
-    sandbox, admin_client, admin_user, room_data, eager_tasks, queued,
-    django_capture_on_commit_callbacks,
+    sandbox, admin_client, admin_user, room_data, celery_worker
 ):
     rooms = [services.room_create(data=room_data(f"team-{n}")) for n in range(3)]
     changelist = reverse("admin:rooms_room_changelist")
@@ -521,10 +508,9 @@ def test_rooms_too_and_the_preview_posts_back_exactly_the_values_it_showed(
     for name, value in _hidden_inputs(html):
         posted.setdefault(name, []).append(value)
     posted["bulk_step"] = ["confirm"]
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(changelist, posted)
+    admin_client.post(changelist, posted)
 
-    run = ActionRun.objects.get()
+    run = run_ended(ActionRun.objects.get())
     assert run.kind == "room" and run.counts == {"changed": 3}
     for room in rooms:
         remote = sandbox.rooms[room.remote_id]
@@ -595,17 +581,26 @@ def test_with_the_task_queue_down_confirming_says_nothing_was_done(sandbox, seed
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_confirmation_sent_four_times_at_once_starts_one_run(sandbox, seeded, admin_client):
+def test_a_confirmation_sent_four_times_at_once_starts_one_run(
+    sandbox, seeded, admin_client, celery_worker
+):
     rows = seeded(2)
     confirmation = _confirm_post(admin_client, rows, change_description="on", description="Once")
+    sandbox.clear_requests()
 
     post_together(admin_client, CHANGELIST, confirmation)
 
-    assert ActionRun.objects.filter(action=ActionRun.Action.BULK_EDIT).count() == 1
+    run = run_ended(ActionRun.objects.get(action=ActionRun.Action.BULK_EDIT))
+    assert run.state == ActionRun.State.SUCCEEDED
+    # One run, so each row was sent to SignalWire once.
+    puts = [r["path"] for r in sandbox.requests if r["method"] == "PUT"]
+    assert sorted(puts) == sorted(f"/api/video/conferences/{r.remote_id}" for r in rows)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_restore_sent_four_times_at_once_starts_one_run(sandbox, seeded, admin_client):
+def test_a_restore_sent_four_times_at_once_starts_one_run(
+    sandbox, seeded, admin_client, celery_worker
+):
     rows = seeded(2)
     edit = bulk.bulk_edit_start(model=Conference, pks=[r.pk for r in rows],
                                 changes={"description": "Temporary"})

@@ -109,7 +109,8 @@ def test_the_interactive_profile_gives_up_at_its_deadline(space, settings):
     with pytest.raises(UnavailableError) as caught:
         build_client(profile="interactive").update_conference("c1", {"display_name": "x"})
     elapsed = time.monotonic() - started
-    assert 1.4 <= elapsed < 2.5, elapsed
+    # A busy machine may answer late, but never anywhere near the 10 s stall.
+    assert 1.4 <= elapsed < 1.5 + 3, elapsed
     assert "1.5s deadline" in str(caught.value)
 
 

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +32,7 @@ from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
 from sandbox.validation import conference_defaults
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, _database_url
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOMS_PATH = "/api/video/rooms"
@@ -40,16 +40,6 @@ CONFERENCES_PATH = "/api/video/conferences"
 Outcome = SyncRun.Outcome
 
 worker_drill = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 45.0, every: float = 0.2) -> bool:
-    """Poll `check` until it holds or the time runs out; return its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return check()
 
 
 def all_synced(*models) -> bool:
@@ -81,13 +71,44 @@ def drop_sync_locks() -> None:
 
 @pytest.fixture
 def settled(sandbox):
-    """Leave no fault or latency behind, and let the worker drain before the next test."""
+    """Leave no fault, latency or sync lock behind (the worker fixture drains the worker)."""
     drop_sync_locks()
     yield sandbox
     sandbox.clear_faults()
     sandbox.set_latency(0)
-    wait_until(lambda: all_synced(Conference, Room), timeout=20)
     drop_sync_locks()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_push_a_test_leaves_waiting_in_the_worker_never_reaches_signalwire_later(
+    settled, celery_worker
+):
+    from portal.celery import app
+    from tests.conftest import _worker_idle, worker_settle
+
+    sandbox = settled
+    room = services.room_create(data={"name": "drill-left-behind", "max_members": 4})
+    Room.objects.filter(pk=room.pk).update(max_members=8, sync_state=SyncState.PENDING_PUSH)
+    # As a retry would: the worker holds the push until its countdown ends.
+    task = push_tasks.PUSH_TASKS["room"].apply_async(args=[room.pk], countdown=3)
+    wait_until(
+        lambda: (app.control.inspect(destination=[celery_worker.name], timeout=1).scheduled()
+                 or {}).get(celery_worker.name),
+        timeout=15, message="the worker to hold the push",
+    )
+
+    worker_settle(celery_worker)  # what the end of every worker test does
+
+    assert _worker_idle(app, celery_worker.name)
+    log = ROOT / ".run" / "test-worker.log"
+    wait_until(
+        lambda: f"Discarding revoked task: {push_tasks.PUSH_TASKS['room'].name}[{task.id}]"
+        in log.read_text(errors="replace"),
+        timeout=15, message="the worker to drop the held push when its countdown ended",
+    )
+    assert [r for r in sandbox.requests if r["method"] == "PUT"] == []
+    assert sandbox.rooms[room.remote_id]["max_members"] == 4
 
 
 # --- 1. SignalWire down while staff and scripts edit ----------------------------------
@@ -96,7 +117,7 @@ def settled(sandbox):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_edits_made_while_signalwire_is_down_all_land_once_and_in_order(
-    settled, celery_worker_process, admin_client, form_post_data
+    settled, celery_worker, admin_client, form_post_data
 ):
     sandbox = settled
     room = services.room_create(data={"name": "drill-room", "display_name": "Original"})
@@ -137,16 +158,18 @@ def test_edits_made_while_signalwire_is_down_all_land_once_and_in_order(
         writes = [r for r in list(sandbox.requests) if r["method"] in ("PUT", "POST")]
         return sum(1 for r in writes if r["status"] == 503)
 
-    assert wait_until(lambda: refused_writes() > 0, 15)
+    wait_until(lambda: refused_writes() > 0, timeout=15, message="a refused write")
     seen = refused_writes()
-    assert wait_until(lambda: refused_writes() > seen, 30)  # and tries again later
+    # And it tries again later.
+    wait_until(lambda: refused_writes() > seen, timeout=30, message="another refused write")
     assert creates_by_name(sandbox, ROOMS_PATH) == Counter({"drill-room": 1})
 
     sandbox.clear_faults()
     # The on-commit push tasks land everything through their own backoff.
-    assert wait_until(lambda: all_synced(Conference, Room), timeout=60), [
-        (r.name, r.sync_state, r.last_error) for r in Room.objects.all()
-    ]
+    wait_until(
+        lambda: all_synced(Conference, Room), timeout=60,
+        message=lambda: str([(r.name, r.sync_state, r.last_error) for r in Room.objects.all()]),
+    )
 
     rooms = remote_by_name(sandbox.rooms)
     assert set(rooms) == {"drill-room", "drill-admin-new", "drill-shell-new"}
@@ -168,7 +191,7 @@ def test_edits_made_while_signalwire_is_down_all_land_once_and_in_order(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_creates_whose_answer_was_lost_are_adopted_never_repeated(
-    settled, celery_worker_process
+    settled, celery_worker
 ):
     sandbox = settled
     # SignalWire acts on every request but the connection drops before the answer.
@@ -178,16 +201,17 @@ def test_creates_whose_answer_was_lost_are_adopted_never_repeated(
     assert set(Room.objects.values_list("sync_state", flat=True)) == {SyncState.PENDING_PUSH}
     # The worker's push (queued after commit) cannot hear an answer either: wait until it
     # has tried and failed once.
-    assert wait_until(
-        lambda: Room.objects.filter(name="drill-lost-answer", push_attempts__gte=1)
+    wait_until(
+        Room.objects.filter(name="drill-lost-answer", push_attempts__gte=1)
         .exclude(last_error="")
-        .exists(),
-        45,
+        .exists,
+        timeout=45,
+        message="the worker's push to fail once",
     )
 
     sandbox.clear_faults()
     push_tasks.push_pending.delay()  # the periodic safety net, queued now
-    assert wait_until(lambda: all_synced(Room), timeout=60)
+    wait_until(lambda: all_synced(Room), timeout=60, message="every room to be pushed")
 
     rooms = remote_by_name(sandbox.rooms)
     assert set(rooms) == {"drill-lost-answer", "drill-lost-admin"}
@@ -215,7 +239,7 @@ def test_creates_whose_answer_was_lost_are_adopted_never_repeated(
     ids=["no-retry-after", "retry-after-within-the-cap", "retry-after-beyond-the-cap"],
 )
 def test_a_429_storm_is_retried_within_the_caps_and_loses_no_edit(
-    settled, celery_worker_process, settings, retry_after, attempts
+    settled, celery_worker, settings, retry_after, attempts
 ):
     sandbox = settled
     settings.SIGNALWIRE_RETRIES = 3
@@ -247,11 +271,12 @@ def test_a_429_storm_is_retried_within_the_caps_and_loses_no_edit(
 
     # The worker's push meets the storm, then the storm passes.
     refused = len([r for r in sandbox.requests if r["status"] == 429])
-    assert wait_until(
-        lambda: len([r for r in list(sandbox.requests) if r["status"] == 429]) > refused, 15
+    wait_until(
+        lambda: len([r for r in list(sandbox.requests) if r["status"] == 429]) > refused,
+        timeout=15, message="another 429",
     )
     sandbox.clear_faults()
-    assert wait_until(lambda: all_synced(Room), timeout=60)
+    wait_until(lambda: all_synced(Room), timeout=60, message="the room to be pushed")
     assert sandbox.rooms[room.remote_id]["max_members"] == 11
     landed = [r for r in sandbox.requests if r["path"] == path and r["status"] == 200]
     assert [r["method"] for r in landed] == ["PUT"]  # landed exactly once
@@ -301,12 +326,13 @@ def test_a_sync_killed_mid_run_is_taken_over_by_the_next_run_at_once(
         stderr=subprocess.DEVNULL,
     )
     try:
-        assert wait_until(
-            lambda: SyncRun.objects.filter(outcome=Outcome.RUNNING, trigger="command").exists(),
-            timeout=30,
+        wait_until(
+            SyncRun.objects.filter(outcome=Outcome.RUNNING, trigger="command").exists,
+            timeout=30, message="the command's run to start",
         )
-        assert wait_until(
-            lambda: SyncRun.objects.get(trigger="command").pages >= 2, timeout=30, every=0.05
+        wait_until(
+            lambda: SyncRun.objects.get(trigger="command").pages >= 2,
+            timeout=30, interval=0.05, message="the command's second page",
         )
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -344,7 +370,10 @@ def test_an_abandoned_lock_and_running_record_do_not_mark_rooms_deleted(settled,
     dead = SyncRun.objects.create(kind=SyncRun.Kind.ROOMS, trigger="schedule")
 
     assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "skipped"
-    assert wait_until(lambda: not redis_client().exists(lock_key("sync:rooms")), 10)
+    wait_until(
+        lambda: not redis_client().exists(lock_key("sync:rooms")), timeout=10,
+        message="the dead run's lock to expire",
+    )
     assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "succeeded"
 
     dead.refresh_from_db()
@@ -367,13 +396,13 @@ def _worker_run_started() -> bool:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("second", ["manual command", "second scheduler"])
 def test_overlapping_syncs_run_once_and_the_other_exits(
-    settled, celery_worker_process, second
+    settled, celery_worker, second
 ):
     sandbox = settled
     sandbox.seed(rooms=3, seed=73)
     sandbox.set_latency(1.5)  # the worker's run stays in its listing for a while
     sync_tasks.sync_rooms.delay(trigger="schedule")
-    assert wait_until(_worker_run_started, timeout=20, every=0.05)
+    wait_until(_worker_run_started, timeout=20, interval=0.05)
 
     if second == "manual command":
         with pytest.raises(CommandError, match="another sync of rooms is running"):
@@ -385,9 +414,9 @@ def test_overlapping_syncs_run_once_and_the_other_exits(
         trigger = "beat-2"
     sandbox.set_latency(0)
 
-    assert wait_until(
-        lambda: SyncRun.objects.filter(trigger="schedule", outcome=Outcome.SUCCEEDED).exists(),
-        timeout=30,
+    wait_until(
+        SyncRun.objects.filter(trigger="schedule", outcome=Outcome.SUCCEEDED).exists,
+        timeout=30, message="the worker's run to succeed",
     )
     runs = list(SyncRun.objects.filter(kind=SyncRun.Kind.ROOMS).values_list("trigger", "outcome"))
     assert sorted(runs) == sorted([("schedule", Outcome.SUCCEEDED), (trigger, Outcome.SKIPPED)])
@@ -659,7 +688,7 @@ def _save_conference_in_browser(browser, base_url: str, username: str, conferenc
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_slow_signalwire_blocks_neither_other_staff_nor_the_sync(
-    settled, celery_worker_process, browser, live_server, sandbox_server, settings
+    settled, celery_worker, browser, live_server, sandbox_server, settings
 ):
     from tests.browser_helpers import make_superuser
 
@@ -693,9 +722,11 @@ def test_slow_signalwire_blocks_neither_other_staff_nor_the_sync(
                 )
         # Poll both pages (the browser's event loop runs while a page waits) until each
         # answered with a loaded page.
-        deadline = time.monotonic() + 60
-        while not all(loads for _, _, loads in staff) and time.monotonic() < deadline:
+        def both_loaded() -> bool:
             staff[0][1].wait_for_timeout(100)
+            return all(loads for _, _, loads in staff)
+
+        wait_until(both_loaded, timeout=60, interval=0, message="both pages to answer")
         answers = [loads[0] - start if loads else None for (_, _, loads), start in
                    zip(staff, clicked, strict=True)]
         print(f"\ndrill page answers (s): {answers}")
@@ -718,8 +749,11 @@ def test_slow_signalwire_blocks_neither_other_staff_nor_the_sync(
     assert sync_proc.returncode == 0, output.decode()[-2000:]
     run = SyncRun.objects.filter(kind=SyncRun.Kind.CONFERENCES, trigger="command").get()
     assert run.outcome == Outcome.SUCCEEDED, run.error
-    assert wait_until(lambda: all_synced(Conference), timeout=90), list(
-        Conference.objects.values_list("name", "sync_state", "last_error")
+    wait_until(
+        lambda: all_synced(Conference), timeout=90,
+        message=lambda: str(list(
+            Conference.objects.values_list("name", "sync_state", "last_error")
+        )),
     )
     assert sandbox.conferences[first.remote_id]["display_name"] == "A edited"
     assert sandbox.conferences[second.remote_id]["display_name"] == "B edited"

@@ -401,23 +401,20 @@ def test_the_api_token_is_in_no_log_and_no_audit_row(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_workers_log_holds_no_api_token(celery_worker_process, sandbox):
-    import time
-
+def test_the_workers_log_holds_no_api_token(celery_worker, sandbox):
     from rooms.tasks import sync as sync_tasks
+    from tests.waiting import wait_until
 
     sandbox.seed(conferences=3, rooms=2, seed=5)
     sync_tasks.sync_conferences.delay(trigger="hardening")
     sync_tasks.fetch_missing_tokens.delay(trigger="hardening")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if SyncRun.objects.filter(
+    wait_until(
+        SyncRun.objects.filter(
             kind=SyncRun.Kind.TOKENS, outcome=SyncRun.Outcome.SUCCEEDED
-        ).exists():
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the worker did not finish the sync and token fetch within 30 s")
+        ).exists,
+        timeout=30,
+        message="the worker to finish the sync and token fetch",
+    )
     assert ConferenceToken.objects.count() == 6
 
     text = (ROOT / ".run" / "test-worker.log").read_bytes()

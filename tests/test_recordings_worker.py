@@ -11,8 +11,8 @@ from django.urls import reverse
 from rooms import recordings
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
 from rooms.services import recordings as recording_services
-from tests.browser_helpers import wait_until
 from tests.test_recordings import RECORDINGS_PATH, mirror, record_session
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +29,7 @@ def three(sandbox, sandbox_server, redis_client) -> list[Recording]:
 
 
 def test_bulk_delete_runs_in_the_worker_and_its_page_says_what_was_freed(
-    three, sandbox, admin_client, celery_worker_process
+    three, sandbox, admin_client, celery_worker
 ):
     stuck = three[0]
     sandbox.inject_fault(
@@ -80,7 +80,7 @@ def test_bulk_delete_runs_in_the_worker_and_its_page_says_what_was_freed(
 
 
 def test_the_periodic_push_finishes_a_pending_recording_delete(
-    three, sandbox, celery_worker_process
+    three, sandbox, celery_worker
 ):
     from rooms.tasks.push import push_pending
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -174,7 +173,7 @@ def test_seeded_history_pages_newest_first_and_filters_by_room(api, sandbox):
     assert all(sessions[0]["start_time"] <= m["join_time"] <= m["leave_time"] for m in members)
 
 
-def test_seeded_history_is_deterministic_and_fast():
+def test_seeded_history_is_deterministic():
     until = datetime(2026, 6, 1, tzinfo=UTC)
     spaces = [SandboxSpace(), SandboxSpace(), SandboxSpace()]
     for space, seed in zip(spaces, (5, 5, 6), strict=True):
@@ -188,14 +187,9 @@ def test_seeded_history_is_deterministic_and_fast():
     assert [first.list_members(i, base) for i in some] == [
         second.list_members(i, base) for i in some
     ]
-    big = SandboxSpace()
-    big.seed(rooms=500, seed=1)
-    started = time.perf_counter()
-    big.seed(sessions=100_000, seed=1)
-    assert time.perf_counter() - started < 6
-    started = time.perf_counter()
-    page = big.list_sessions(base, "page_size=1000")
-    assert len(page["data"]) == 1000 and time.perf_counter() - started < 0.25
+    # How fast a large history seeds and lists is measured by bench/sandbox_bench.py.
+    page = first.list_sessions(base, "page_size=1000")
+    assert len(page["data"]) == 300
 
 
 def test_seed_and_clock_through_the_control_api(api, sandbox):

@@ -151,6 +151,60 @@ def test_local_validation_rejects_bad_input_before_any_request(sandbox, room_dat
     assert sandbox.requests == [] and not Room.objects.exists()
 
 
+def test_clearing_a_join_window_from_a_shell_is_refused_naming_the_fields(
+    sandbox, conference_data
+):
+    now = timezone.now().replace(microsecond=0)
+    window = {"join_from": now - timedelta(hours=1), "join_until": now + timedelta(days=1)}
+    conference = services.conference_create(data=conference_data("windowed", **window))
+    remote_before = dict(sandbox.conferences[conference.remote_id])
+    local_before = Conference.objects.filter(pk=conference.pk).values().get()
+    sandbox.clear_requests()
+
+    with pytest.raises(ValidationError) as caught:
+        services.conference_update(
+            conference=conference, data={"join_from": None, "join_until": None}
+        )
+
+    assert set(caught.value.message_dict) == {"join_from", "join_until"}
+    assert "cannot clear" in caught.value.message_dict["join_from"][0]
+    assert sandbox.requests == []
+    assert sandbox.conferences[conference.remote_id] == remote_before
+    assert Conference.objects.filter(pk=conference.pk).values().get() == local_before
+    assert not RemoteIntent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("remove_at", timezone.now() + timedelta(days=3)),
+        ("remove_after_seconds_elapsed", 600),
+        ("meta", {"topic": "demo"}),
+    ],
+)
+def test_clearing_a_room_field_an_update_cannot_clear_is_refused(
+    sandbox, room_data, field, value
+):
+    room = services.room_create(data=room_data("kept", **{field: value}))
+    sandbox.clear_requests()
+
+    with pytest.raises(ValidationError) as caught:
+        services.room_update(room=room, data={field: None, "display_name": "Renamed"})
+
+    assert list(caught.value.message_dict) == [field]
+    assert sandbox.requests == []
+    assert Room.objects.get(pk=room.pk).display_name == "Kept"
+
+
+def test_clearing_a_field_that_holds_nothing_is_no_change(sandbox, room_data):
+    room = services.room_create(data=room_data("bare"))
+    sandbox.clear_requests()
+
+    services.room_update(room=room, data={"remove_at": None, "meta": None})
+
+    assert sandbox.requests == []
+
+
 # --- SignalWire unreachable: kept as pending, landed later -----------------------------
 
 

@@ -31,11 +31,6 @@ def conference(sandbox):
     return services.conference_create(data={"name": "townhall", "display_name": "Town hall"})
 
 
-def stream_requests(sandbox) -> list[dict]:
-    """The requests SignalWire got about streams (a worker may still push other tests' rows)."""
-    return [r for r in list(sandbox.requests) if "/streams" in r["path"]]
-
-
 def remote_streams(sandbox, owner) -> list[dict]:
     return [s for s in sandbox.streams.values() if s["owner"][1] == owner.remote_id]
 
@@ -106,7 +101,7 @@ def test_only_rtmp_and_rtmps_urls_are_accepted_before_signalwire_is_asked(sandbo
         streams.stream_create(owner=room, url=url)
 
     assert "url" in caught.value.message_dict
-    assert stream_requests(sandbox) == [] and not Stream.objects.exists()
+    assert sandbox.requests == [] and not Stream.objects.exists()
 
 
 def test_a_stream_cannot_be_added_to_a_room_not_in_signalwire_yet(sandbox):
@@ -127,7 +122,7 @@ def test_an_update_replaces_the_url_in_signalwire_and_is_audited_masked(sandbox,
 
     assert updated.sync_state == SyncState.SYNCED and updated.stream_type == "rtmps"
     assert sandbox.streams[stream.remote_id]["url"] == OTHER_URL
-    assert [r["method"] for r in stream_requests(sandbox)] == ["PUT"]
+    assert [r["method"] for r in sandbox.requests] == ["PUT"]
     entry = AuditEntry.objects.filter(content_type__model="stream").latest("timestamp")
     assert entry.changes["url"] == [
         "rtmp://live.twitch.tv/••••••••", "rtmps://a.rtmps.youtube.com:443/••••••••"
@@ -141,7 +136,7 @@ def test_an_unchanged_update_sends_nothing(sandbox, room):
 
     streams.stream_update(stream=stream, url=URL)
 
-    assert stream_requests(sandbox) == []
+    assert sandbox.requests == []
 
 
 def test_a_delete_removes_the_stream_in_signalwire_first(sandbox, room):

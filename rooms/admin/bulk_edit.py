@@ -23,7 +23,7 @@ from django.utils.html import format_html
 
 from rooms import bulk
 from rooms.admin import once
-from rooms.admin.validation import CLEAR_REASON, NOT_CLEARABLE
+from rooms.signalwire import schema
 
 TICK_PREFIX = "change_"
 NO_FIELD_TICKED = "Tick “change this” beside at least one field."
@@ -84,9 +84,9 @@ class BulkEditor:
             else:
                 self.non_field_errors.extend(errors)
         changes = {f: self._validated.cleaned_data.get(f) for f in self.ticked}
-        for name in self.ticked:
-            if name in NOT_CLEARABLE and changes.get(name) is None and name not in self.errors:
-                self.errors[name] = [CLEAR_REASON.format(hint=NOT_CLEARABLE[name])]
+        for name, message in schema.update_clear_errors(changes).items():
+            if name not in self.errors:
+                self.errors[name] = [message]
         if not valid or self.errors or self.non_field_errors:
             return False
         try:

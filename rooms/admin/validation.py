@@ -18,20 +18,6 @@ from django.core.exceptions import FieldDoesNotExist
 
 from rooms.signalwire import schema
 
-# What to do instead of clearing each field PUT cannot clear.
-NOT_CLEARABLE = {
-    "join_from": "set a time in the past instead: anyone may join from then on",
-    "join_until": "set a time far in the future instead",
-    "remove_at": "set a time far in the future instead",
-    "remove_after_seconds_elapsed": (
-        f"set the largest value SignalWire takes, {schema.REMOVE_AFTER_MAX}, instead"
-    ),
-    "meta": "enter {} (an empty object) instead",
-}
-CLEAR_REASON = (
-    "SignalWire cannot clear this: an update keeps every value it is not sent and takes no "
-    "empty value, so the old value would come back. To lift it, {hint}."
-)
 META_TYPE_ERROR = (
     'Meta must be a JSON object, such as {{"topic": "demo"}}; SignalWire refuses {kind}.'
 )
@@ -115,11 +101,17 @@ def check_mirror_form(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:
     meta = cleaned.get("meta")
     if "meta" in form.fields and meta is not None and not isinstance(meta, dict):
         form.add_error("meta", META_TYPE_ERROR.format(kind=_json_kind(meta)))
-    for name, hint in NOT_CLEARABLE.items():
-        if name not in form.fields or form.fields[name].disabled or name in form.errors:
-            continue
-        if _stored(form, name) is not None and cleaned.get(name) is None:
-            form.add_error(name, CLEAR_REASON.format(hint=hint))
+    checked = [
+        name
+        for name in schema.UPDATE_NOT_CLEARABLE
+        if name in form.fields and not form.fields[name].disabled and name not in form.errors
+    ]
+    refused = schema.update_clear_errors(
+        {name: cleaned.get(name) for name in checked},
+        {name: _stored(form, name) for name in checked},
+    )
+    for name, message in refused.items():
+        form.add_error(name, message)
 
 
 def _keep_odd_values(form: forms.ModelForm, cleaned: dict[str, Any]) -> None:

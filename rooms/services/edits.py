@@ -34,6 +34,7 @@ from rooms.services.common import (
     row_lock,
     store_tokens,
 )
+from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
     NotFoundError,
@@ -112,6 +113,7 @@ def _update(
                 pass  # still in the air: the row lock below decides
             current = spec.model.objects.get(pk=row.pk)
         changed = [f for f, v in data.items() if getattr(current, f) != v]
+        _refuse_clears(current, data, changed)
         if not changed and current.sync_state == SyncState.SYNCED:
             return current
         previous_state = current.sync_state
@@ -159,6 +161,15 @@ def _update(
         current.local_version += 1
         _store_answer(current, [*changed, *written, "local_version", "updated_at"], intent)
         return current
+
+
+def _refuse_clears(current: Any, data: dict[str, Any], changed: list[str]) -> None:
+    """Refuse clearing a field SignalWire's update cannot clear; the Space would keep it."""
+    refused = schema.update_clear_errors(
+        {f: data[f] for f in changed}, {f: getattr(current, f) for f in changed}
+    )
+    if refused:
+        raise DjangoValidationError({f: [message] for f, message in refused.items()})
 
 
 def _rebase(

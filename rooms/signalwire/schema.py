@@ -4,6 +4,9 @@ Taken from SignalWire's OpenAPI description of /api/video; one place, so the por
 local validation, the sandbox's validation and the payload mapping cannot drift apart.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 NAME_MAX = 100
 DISPLAY_NAME_MAX = 200
@@ -14,6 +17,38 @@ COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 MAX_MEMBERS_MIN, MAX_MEMBERS_MAX = 1, 300
 REMOVE_AFTER_MIN, REMOVE_AFTER_MAX = 1, 200000
 PAGE_SIZE_MIN, PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT = 1, 1000, 50
+
+# Fields an update cannot clear: PUT keeps every field it is not sent and takes no nulls,
+# so a cleared value would come back. Each with what to send instead to lift it.
+UPDATE_NOT_CLEARABLE = {
+    "join_from": "set a time in the past instead: anyone may join from then on",
+    "join_until": "set a time far in the future instead",
+    "remove_at": "set a time far in the future instead",
+    "remove_after_seconds_elapsed": (
+        f"set the largest value SignalWire takes, {REMOVE_AFTER_MAX}, instead"
+    ),
+    "meta": "set {} (an empty object) instead",
+}
+CLEAR_REFUSED = (
+    "SignalWire cannot clear this: an update keeps every value it is not sent and takes no "
+    "empty value, so the old value would come back. To lift it, {hint}."
+)
+
+
+def update_clear_errors(
+    changes: Mapping[str, Any], stored: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Map each field a change would clear that an update cannot clear to why it is refused.
+
+    Without stored values (a bulk edit over many rows) every clear of such a field counts.
+    """
+    return {
+        name: CLEAR_REFUSED.format(hint=UPDATE_NOT_CLEARABLE[name])
+        for name, value in changes.items()
+        if name in UPDATE_NOT_CLEARABLE
+        and value is None
+        and (stored is None or stored.get(name) is not None)
+    }
 
 QUALITIES = ("720p", "1080p")
 SIZES = ("small", "medium", "large")
