@@ -517,7 +517,7 @@ def test_adding_a_stream_needs_the_right_to_change_its_owner(
     assert refused.status_code == 200
     errors = refused.context["adminform"].form.errors
     assert "You may not change this" in errors[kind][0]
-    assert not Stream.objects.exists() and stream_requests(sandbox) == []
+    assert not Stream.objects.exists() and sandbox.requests == []
 
     client = staff_with(*perms, change_perm)
     assert "Add a stream" in client.get(
@@ -544,7 +544,7 @@ def test_a_url_whose_host_is_no_host_name_is_refused_on_the_field(
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "not a valid host name" in errors["url"][0]
-    assert stream_requests(sandbox) == [] and not Stream.objects.exists()
+    assert sandbox.requests == [] and not Stream.objects.exists()
 
 
 @pytest.mark.parametrize("url", ["rtmp://[::1]:1935/app/k", "rtmp://10.0.0.7/app/k",
