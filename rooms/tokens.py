@@ -28,6 +28,8 @@ from rooms.models import (
     SyncState,
     validate_meta,
 )
+from rooms.registry import conference_token_values, mask_error
+from rooms.secrets import mask_secrets_in
 from rooms.services import acting, api_client, form_error, store_tokens
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient
@@ -119,21 +121,31 @@ def conference_token_reset(
     value is stored as the reset it was; an unchanged one raises TokenResetNotApplied.
     """
     with acting(source, actor):
-        api = api_client(client)
         try:
-            answer = api.reset_conference_token(token.remote_id)
-        except UnavailableError as exc:
-            if not _maybe_applied(exc):
-                raise
-            logger.info("reset of conference token %s: answer lost, reading it back", token.pk)
-            try:
-                current = api.get_conference_token(token.remote_id)
-            except SignalWireError as reread:
-                raise TokenResetUnknown(method=exc.method, path=exc.path) from reread
-            if payloads.token_fields(current)["token"] == token.token:
-                raise TokenResetNotApplied(method=exc.method, path=exc.path) from exc
-            return TokenReset(token=_store_rotation(token, current), answer_lost=True)
-        return TokenReset(token=_store_rotation(token, answer))
+            return _reset(token, api_client(client))
+        except SignalWireError as exc:
+            # Its message reaches the page and the logs: SignalWire may echo a token value.
+            secrets = [token.token, *conference_token_values(token.conference_id)]
+            mask_error(exc, lambda text: mask_secrets_in(text, secrets))
+            raise
+
+
+def _reset(token: ConferenceToken, api: SignalWireClient) -> TokenReset:
+    """Ask SignalWire for the reset; read the token back when the answer was lost."""
+    try:
+        answer = api.reset_conference_token(token.remote_id)
+    except UnavailableError as exc:
+        if not _maybe_applied(exc):
+            raise
+        logger.info("reset of conference token %s: answer lost, reading it back", token.pk)
+        try:
+            current = api.get_conference_token(token.remote_id)
+        except SignalWireError as reread:
+            raise TokenResetUnknown(method=exc.method, path=exc.path) from reread
+        if payloads.token_fields(current)["token"] == token.token:
+            raise TokenResetNotApplied(method=exc.method, path=exc.path) from exc
+        return TokenReset(token=_store_rotation(token, current), answer_lost=True)
+    return TokenReset(token=_store_rotation(token, answer))
 
 
 def conference_token_reveal(

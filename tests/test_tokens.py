@@ -240,7 +240,41 @@ def test_a_reset_confirmation_sent_four_times_at_once_rotates_the_token_once(
     assert updates.count() == 1
     # Without its nonce a reset does nothing either.
     again = admin_client.post(url, follow=True)
+    resets = [r for r in sandbox.requests if r["method"] == "POST" and "reset" in r["path"]]
     assert "not reset again" in again.content.decode() and len(resets) == 1
+
+
+def test_a_refused_reset_never_shows_or_logs_the_token_values_signalwire_echoed(
+    sandbox, staff, conference, settings, caplog, client
+):
+    from tests.hostile_space import HostileSpace
+
+    guest = conference.tokens.get(name="guest")
+    moderator = conference.tokens.get(name="moderator")
+    client.force_login(staff("view_conference", "reset_conferencetoken"))
+    url = reverse("admin:rooms_conference_token_reset", args=[conference.pk, guest.pk])
+    form = {"nonce": client.get(url).context["nonce"]}
+
+    def refuse(handler):
+        handler.send_json({"errors": [{
+            "code": "invalid", "attribute": "token",
+            "message": f"token {guest.token} (moderator {moderator.token}) cannot be reset",
+        }]}, status=422)
+
+    space = HostileSpace(refuse).start()
+    settings.SIGNALWIRE_SPACE_URL = space.url
+    try:
+        page = client.post(url, form, follow=True)
+    finally:
+        space.stop()
+
+    assert [r["method"] for r in space.requests] == ["POST"]
+    html = page.content.decode()
+    assert "The token was not reset" in html and "cannot be reset" in html
+    for value in (guest.token, moderator.token):
+        assert value not in html and value not in caplog.text
+    guest.refresh_from_db()
+    assert guest.token == sandbox.conference_tokens[guest.remote_id]["token"]
 
 
 def test_a_reset_whose_answer_was_lost_stores_the_rotated_value(
