@@ -20,6 +20,7 @@ from typing import Any
 from auditlog.context import disable_auditlog
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
+from django.db.models import QuerySet
 
 from rooms import audit, intents, outbox
 from rooms.models import (
@@ -62,10 +63,23 @@ NOT_IN_SIGNALWIRE = (
 )
 
 
+ALREADY_STREAMS = (
+    "This {kind} already has a stream to this URL (a form sent twice adds it once); "
+    "nothing was added."
+)
+
+
 class OwnerNotReady(RowBusyError):
     """The stream's owner has no SignalWire id yet; its push waits for the owner's."""
 
     default_message = "the stream's conference or room is not in SignalWire yet"
+
+
+def _streams_to(owner: Owner, kind: str, url: str) -> QuerySet[Stream]:
+    """The owner's streams (not deleted in SignalWire) that send to this URL."""
+    return Stream.objects.filter(**{kind: owner}, url=url).exclude(
+        sync_state=SyncState.DELETED_REMOTELY
+    )
 
 
 def owner_kind_of(owner: Owner) -> str:
@@ -110,6 +124,10 @@ def stream_create(
         stream.sync_state = SyncState.PENDING_PUSH
         stream.local_version = 1
         with disable_auditlog(), transaction.atomic():
+            # The owner's row lock makes two concurrent adds of one URL check in turn.
+            type(owner).objects.select_for_update().filter(pk=owner.pk).exists()
+            if _streams_to(owner, kind, url).exists():
+                raise DjangoValidationError({"url": ALREADY_STREAMS.format(kind=kind)})
             stream.save()
             intent = intents.record(
                 kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.CREATE,

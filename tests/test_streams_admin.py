@@ -702,3 +702,62 @@ def test_an_error_echoing_a_conference_token_is_stored_masked(sandbox, staff_cli
     stream.refresh_from_db()
     assert conference.last_error == "token •••••••• is not valid here"
     assert stream.last_error == "join with •••••••• refused"
+
+
+def test_changing_where_a_stream_sends_needs_the_right_to_change_its_owner(
+    sandbox, room, staff_with
+):
+    stream = streams.stream_create(owner=room, url=URL)
+    perms = ("view_stream", "change_stream", "view_room")
+    client = staff_with(*perms)
+    sandbox.clear_requests()
+
+    refused = client.post(change_url(stream), {"url": SPACE_URL, "_save": "Save"})
+
+    assert refused.status_code == 200
+    assert "You may not change this stream's room" in (
+        refused.context["adminform"].form.errors["url"][0]
+    )
+    stream.refresh_from_db()
+    assert stream.url == URL and sandbox.requests == []
+
+    client = staff_with(*perms, "change_room")
+    changed = client.post(change_url(stream), {"url": SPACE_URL, "_save": "Save"})
+    assert changed.status_code == 302
+    stream.refresh_from_db()
+    assert stream.url == SPACE_URL
+    assert sandbox.streams[stream.remote_id]["url"] == SPACE_URL
+
+
+def stream_posts(sandbox, room) -> list[dict]:
+    path = f"/api/video/rooms/{room.remote_id}/streams"
+    return [r for r in sandbox.requests if r["method"] == "POST" and r["path"] == path]
+
+
+def test_an_add_stream_form_sent_twice_adds_one_stream(sandbox, room, staff_client):
+    client = staff_client()
+    form = {"room": room.pk, "url": URL}
+
+    first = client.post(add_url("room", room.pk), form)
+    again = client.post(add_url("room", room.pk), form)
+
+    assert first.status_code == 302 and again.status_code == 200
+    assert "already has a stream to this URL" in again.content.decode()
+    assert Stream.objects.count() == 1 and len(sandbox.streams) == 1
+    assert len(stream_posts(sandbox, room)) == 1
+    assert_no_secret(again)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_add_stream_form_sent_four_times_at_once_adds_one_stream(
+    sandbox, room, staff_client
+):
+    from tests.concurrent import post_together
+
+    client = staff_client()
+
+    answers = post_together(client, add_url("room", room.pk), {"room": room.pk, "url": URL})
+
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 302]
+    assert Stream.objects.count() == 1 and len(sandbox.streams) == 1
+    assert len(stream_posts(sandbox, room)) == 1

@@ -48,6 +48,10 @@ KEEP_URL_HELP = (
     "The current URL is a secret and is not shown here ({}). Leave this empty to "
     "keep it, or enter a new rtmp:// or rtmps:// URL to replace it."
 )
+URL_NOT_CHANGEABLE = (
+    "You may not change this stream's {kind}, so you cannot change where the stream "
+    "sends: it starts in every session of its {kind}."
+)
 OWNER_NOT_CHANGEABLE = (
     "You may not change this {kind}, so you cannot add a stream to it: a stream starts "
     "in every session of its {kind}."
@@ -106,6 +110,12 @@ class StreamForm(forms.ModelForm):
                 owner = cleaned.get(kind)
                 if owner is not None and not self._may_change(owner):
                     self.add_error(kind, OWNER_NOT_CHANGEABLE.format(kind=kind))
+        elif self.instance.pk and cleaned.get("url") and cleaned["url"] != self.instance.url:
+            # A new URL sends every session of the owner somewhere else: the same right.
+            owner = self.instance.owner
+            if owner is not None and not self._may_change(owner):
+                kind = owner._meta.model_name
+                self.add_error("url", URL_NOT_CHANGEABLE.format(kind=kind))
         return cleaned
 
     def _may_change(self, owner: Conference | Room) -> bool:
