@@ -119,10 +119,13 @@ def recordings_link_sessions() -> int:
     )
 
 
-def _readable(run: SyncRun, page: list[Any]) -> list[dict]:
-    """Keep the rows the database can store, each id once, without their link."""
+def _readable(run: SyncRun, page: list[Any], listed: set[str] | None = None) -> list[dict]:
+    """Keep the rows the database can store, each id once, without their link.
+
+    listed: ids already kept from the same read (a repeat is left out); updated in place.
+    """
     run.seen += len(page)
-    kept = readable_rows(run, page, set(), kind="recording")
+    kept = readable_rows(run, page, set() if listed is None else listed, kind="recording")
     return [api_recordings.without_uri(row) for row in kept]
 
 
@@ -150,6 +153,8 @@ def _refresh_unfinished(run: SyncRun, api: SignalWireClient, seen: set[str]) -> 
     )
     rows: list[dict] = []
     gone: list[str] = []
+    # Each read answers one recording, but a broken Space may answer two with one id.
+    listed: set[str] = set()
     for remote_id in waiting:
         try:
             row = api_recordings.get_recording(api, remote_id)
@@ -162,7 +167,7 @@ def _refresh_unfinished(run: SyncRun, api: SignalWireClient, seen: set[str]) -> 
             run.errors += 1
             run.error = run.error or f"Recording {remote_id}: {exc}"
             continue
-        rows.extend(_readable(run, [row]))
+        rows.extend(_readable(run, [row], listed))
     known = _known(rows)
     changed = [row for row in rows if known.get(row["id"]) != _version(row)]
     _store(run, changed)

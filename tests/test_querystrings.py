@@ -329,3 +329,12 @@ def test_a_selection_that_is_no_id_is_answered_with_the_400_page(world, admin_cl
     assert "not valid here" in text and f'href="{url}"' in text
     assert "<code>_selected_action</code>" in text
     assert list(Room.objects.values_list("name", flat=True)) == rooms
+
+
+def test_outsiders_posting_a_bad_action_get_the_login_page_not_the_list(world, client):
+    url = reverse("admin:rooms_room_changelist")
+
+    response = client.post(url, {"action": "delete_selected", "index": "abc"})
+
+    assert response.status_code == 302 and "login" in response["Location"]
+    assert "Room" not in response.content.decode()

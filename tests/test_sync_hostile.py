@@ -281,6 +281,8 @@ class FakeSpace:
         self.members: dict[str, list[dict]] = {}
         self.endless_members: set[str] = set()
         self.recordings: list[dict] = []
+        # Answers to reads of one recording by id.
+        self.recording: dict[str, dict] = {}
 
     def answer(self, h) -> None:
         path = h.path_only
@@ -303,6 +305,8 @@ class FakeSpace:
                 h.send_page(self.members.get(session_id, []))
         elif path == RECORDINGS:
             h.send_page(self.recordings)
+        elif path.startswith(RECORDINGS) and path.split("/")[4] in self.recording:
+            h.send_json(self.recording[path.split("/")[4]])
         else:
             h.send_json({"error": "not here"}, status=404)
 
@@ -413,6 +417,26 @@ def test_the_same_recording_twice_on_one_page_is_stored_once(fake):
     assert (run.outcome, run.created, run.errors) == (Outcome.SUCCEEDED, 2, 1)
     assert "r1" in run.error and "listed twice" in run.error
     assert Recording.objects.get(remote_id="r1").format == "mp4"
+
+
+def test_two_recordings_read_back_with_one_id_are_stored_once(fake):
+    fake.recordings = [
+        {"id": "r-a", "status": "processing"}, {"id": "r-b", "status": "processing"}
+    ]
+    assert recordings.recordings_sync().created == 2
+    # Neither is listed any more; read back by id, a broken Space answers both as one.
+    fake.recordings = []
+    fake.recording = {
+        "r-a": {"id": "r-c", "status": "completed", "format": "mp4"},
+        "r-b": {"id": "r-c", "status": "completed", "format": "webm"},
+    }
+
+    runs = [recordings.recordings_sync(), recordings.recordings_sync()]
+
+    for run in runs:
+        assert run.outcome == Outcome.SUCCEEDED, run.error
+    assert runs[0].errors == 1 and "r-c" in runs[0].error and "listed twice" in runs[0].error
+    assert Recording.objects.get(remote_id="r-c").format == "mp4"
 
 
 def long_id(prefix: str) -> str:

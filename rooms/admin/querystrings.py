@@ -82,19 +82,16 @@ class AdminQueryStringMiddleware:
     ) -> HttpResponse | None:
         """Run a steered admin view inside a savepoint when it has a query string."""
         model_admin = getattr(view_func, "model_admin", None)
+        # Outsiders are sent to the login page by the view, whatever they sent.
+        if model_admin is None or not model_admin.admin_site.has_permission(request):
+            return None
         if (
-            model_admin is not None
-            and request.method == "POST"
+            request.method == "POST"
             and getattr(view_func, "__name__", "") == "changelist_view"
             and _bad_action_post(request, model_admin)
         ):
             return bad_query_string(request, model_admin, posted=True)
-        if (
-            model_admin is None
-            or not request.GET
-            # Outsiders are sent to the login page by the view, whatever the query.
-            or not model_admin.admin_site.has_permission(request)
-        ):
+        if not request.GET:
             return None
         # Whatever the method: a POST to a list (an action) filters it by the query too.
         secret = secret_lookups(model_admin, request.GET)
