@@ -207,20 +207,15 @@ def test_a_create_whose_answer_was_lost_is_found_again_not_posted_twice(
     assert Stream.objects.count() == 1
 
 
-def test_two_pending_creates_of_the_same_url_make_two_streams_not_one(
-    sandbox, room, queued, django_capture_on_commit_callbacks, run_queued
-):
-    first = streams.stream_create(owner=room, url=URL)
-    sandbox.inject_fault(503, methods=["POST"])
-    with django_capture_on_commit_callbacks(execute=True):
-        second = streams.stream_create(owner=room, url=URL)
-    sandbox.clear_faults()
+def test_a_second_stream_of_one_owner_to_the_same_url_is_refused(sandbox, room):
+    streams.stream_create(owner=room, url=URL)
+    sandbox.clear_requests()
 
-    run_queued()
+    with pytest.raises(ValidationError) as refused:
+        streams.stream_create(owner=room, url=URL)
 
-    second.refresh_from_db()
-    assert second.remote_id and second.remote_id != first.remote_id
-    assert len(remote_streams(sandbox, room)) == 2
+    assert "already has a stream to this URL" in str(refused.value.message_dict["url"])
+    assert sandbox.requests == [] and Stream.objects.count() == 1
 
 
 def test_a_delete_during_an_outage_is_kept_pending_and_finished_later(
