@@ -52,7 +52,7 @@ from rooms.signalwire.errors import (
 )
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
-logger = logging.getLogger("rooms.streams")
+logger = logging.getLogger("rooms.services.streams")
 
 Owner = Conference | Room
 # A web request waits this long at most for another push of the same stream.
