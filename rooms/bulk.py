@@ -23,11 +23,11 @@ from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, Validati
 from django.db import models, transaction
 from django.utils import timezone
 
-from rooms import outbox, restore, services
+from rooms import outbox, services
 from rooms.audit import audit_context, json_value
 from rooms.models import ActionRun, AuditEntry, Conference, Recording, Room, SyncState
 from rooms.services import recordings as recording_services
-from rooms.services import tokens
+from rooms.services import restore, tokens
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
