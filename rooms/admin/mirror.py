@@ -28,13 +28,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from rooms import bulk
 from rooms.admin import runs  # noqa: F401 - registers the action runs' pages linked below
 from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.history import AuditHistoryMixin
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, SyncState
+from rooms.services import bulk
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
