@@ -180,7 +180,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, re
             proc.kill()
 
 
-def _worker_idle(app, name: str) -> bool:
+def worker_idle(app, name: str) -> bool:
     """Drop what is queued for the worker and tell whether it has nothing left to run.
 
     Tasks it already holds (prefetched, or waiting for a retry's countdown) are revoked, so
@@ -206,7 +206,7 @@ def worker_settle(proc) -> None:
     from portal.celery import app
 
     wait_until(
-        lambda: _worker_idle(app, proc.name),
+        lambda: worker_idle(app, proc.name),
         timeout=120,
         interval=0.1,
         message="the Celery worker to finish its tasks (see .run/test-worker.log)",

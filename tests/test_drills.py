@@ -85,7 +85,7 @@ def test_a_push_a_test_leaves_waiting_in_the_worker_never_reaches_signalwire_lat
     settled, celery_worker
 ):
     from portal.celery import app
-    from tests.conftest import _worker_idle, worker_settle
+    from tests.conftest import worker_idle, worker_settle
 
     sandbox = settled
     room = services.room_create(data={"name": "drill-left-behind", "max_members": 4})
@@ -100,7 +100,7 @@ def test_a_push_a_test_leaves_waiting_in_the_worker_never_reaches_signalwire_lat
 
     worker_settle(celery_worker)  # what the end of every worker test does
 
-    assert _worker_idle(app, celery_worker.name)
+    assert worker_idle(app, celery_worker.name)
     log = ROOT / ".run" / "test-worker.log"
     wait_until(
         lambda: f"Discarding revoked task: {push_tasks.PUSH_TASKS['room'].name}[{task.id}]"

@@ -76,12 +76,32 @@ def _package_modules(packages: tuple[str, ...], root: Path = ROOT) -> dict[str, 
     return modules
 
 
-def _import_edges(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """Return the rooms modules one module imports, at module level or inside functions."""
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Return the ids of the import nodes under `if TYPE_CHECKING:` (types only, never run)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in (
+            "TYPE_CHECKING", "typing.TYPE_CHECKING"
+        ):
+            for stmt in node.body:
+                skipped.update(id(inner) for inner in ast.walk(stmt))
+    return skipped
+
+
+def _import_edges(
+    name: str, path: Path, modules: dict[str, Path], *, for_types: bool = True
+) -> set[str]:
+    """Return the rooms modules one module imports, at module level or inside functions.
+
+    With for_types=False the imports under `if TYPE_CHECKING:` (never run) are left out.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
+    skipped = set() if for_types else _type_checking_only(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -205,6 +225,119 @@ def test_the_cycle_finder_sees_a_cycle_through_two_packages(tmp_path):
     graph = {name: _import_edges(name, path, modules) for name, path in modules.items()}
 
     assert _cycles(graph) == [["rooms.b", "sandbox.a"]]
+
+
+# --- imports run one way, down the layers ------------------------------------------------
+
+# Each module of the portal's apps sits in one layer (the longest matching prefix wins); a
+# module may import its own layer and the layers below, never one above. docs/architecture.md
+# draws the same map. A module that matches no prefix fails the rule, so a new one is placed
+# on purpose.
+VALUES, CLIENT, MODELS, CORE, FEATURES, ENTRY = range(6)
+LAYERS = {
+    # Plain value helpers that import nothing of the project: everything may use them.
+    "rooms": VALUES,  # the package itself: an empty __init__
+    "rooms.jsontext": VALUES,
+    "rooms.strictjson": VALUES,
+    "rooms.secrets": VALUES,
+    # The SignalWire client: HTTP, pages, payload shapes and errors.
+    "rooms.signalwire": CLIENT,
+    # The models, and the validator one of their fields carries.
+    "rooms.models": MODELS,
+    "rooms.stream_urls": MODELS,
+    # The shared core below services, sync and selectors.
+    "rooms.audit": CORE,
+    "rooms.bulk_sql": CORE,
+    "rooms.health": CORE,
+    "rooms.intents": CORE,
+    "rooms.locks": CORE,
+    "rooms.outbox": CORE,
+    "rooms.registry": CORE,
+    "rooms.signals": CORE,
+    # Services (writes that reach SignalWire), the sync engine and selectors (reads).
+    "rooms.services": FEATURES,
+    "rooms.sync": FEATURES,
+    "rooms.selectors": FEATURES,
+    "rooms.sessions": FEATURES,
+    "rooms.recordings": FEATURES,
+    # What Django, Celery and people call: admin, tasks, commands, views and app wiring.
+    "rooms.admin": ENTRY,
+    "rooms.tasks": ENTRY,
+    "rooms.management": ENTRY,
+    "rooms.templatetags": ENTRY,
+    "rooms.views": ENTRY,
+    "rooms.middleware": ENTRY,
+    "rooms.checks": ENTRY,
+    "rooms.apps": ENTRY,
+    "staff": ENTRY,
+}
+# Debt: "importer -> imported" edges that still run up the layers. A new one fails the rule,
+# and an entry goes once it is fixed (none left today).
+UPWARD_IMPORTS_TO_FIX: set[str] = set()
+
+
+def _layer(module: str, layers: dict[str, int]) -> int | None:
+    """Return the layer of a module by its longest prefix in the map, None when unmapped."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in layers:
+            return layers[prefix]
+    return None
+
+
+def _upward_imports(
+    root: Path = ROOT, layers: dict[str, int] = LAYERS
+) -> tuple[set[str], list[str]]:
+    """Return the edges that import a higher layer, and the modules no layer covers."""
+    modules = {
+        name: path
+        for name, path in _package_modules(("rooms", "staff"), root).items()
+        if ".migrations" not in name
+    }
+    upward: set[str] = set()
+    unmapped = sorted(name for name in modules if _layer(name, layers) is None)
+    for name, path in modules.items():
+        own = _layer(name, layers)
+        for target in _import_edges(name, path, modules, for_types=False):
+            theirs = _layer(target, layers)
+            if own is not None and theirs is not None and theirs > own:
+                upward.add(f"{name} -> {target}")
+    return upward, unmapped
+
+
+def test_imports_run_down_the_layers_beyond_the_listed_debt():
+    upward, unmapped = _upward_imports()
+
+    assert unmapped == []
+    assert sorted(upward - UPWARD_IMPORTS_TO_FIX) == []
+    # A debt paid off leaves the list too, so the list only ever shrinks.
+    assert sorted(UPWARD_IMPORTS_TO_FIX - upward) == []
+
+
+def test_the_layer_rule_sees_upward_imports_at_any_depth_but_not_for_types_only(tmp_path):
+    package = tmp_path / "rooms"
+    (package / "admin").mkdir(parents=True)
+    (tmp_path / "staff").mkdir()
+    (tmp_path / "staff" / "__init__.py").write_text("")
+    for folder in (package, package / "admin"):
+        (folder / "__init__.py").write_text("")
+    (package / "models.py").write_text("def later():\n    from rooms.admin import site\n")
+    (package / "core.py").write_text(
+        "from typing import TYPE_CHECKING\n\nfrom rooms import models\n\n"
+        "if TYPE_CHECKING:\n    from rooms.admin import site\n"
+    )
+    (package / "admin" / "site.py").write_text("from rooms import core, models\n")
+    (package / "loose.py").write_text("")
+    layers = {"rooms": VALUES, "rooms.models": MODELS, "rooms.core": CORE,
+              "rooms.admin": ENTRY, "staff": ENTRY}
+
+    upward, unmapped = _upward_imports(tmp_path, layers)
+
+    assert upward == {"rooms.models -> rooms.admin.site"}
+    assert unmapped == []
+    del layers["rooms"]
+    assert _upward_imports(tmp_path, layers)[1] == ["rooms", "rooms.loose"]
 
 
 # --- no production module grows past a size one can read ----------------------------------
