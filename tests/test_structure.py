@@ -340,6 +340,70 @@ def test_the_layer_rule_sees_upward_imports_at_any_depth_but_not_for_types_only(
     assert _upward_imports(tmp_path, layers)[1] == ["rooms", "rooms.loose"]
 
 
+# --- request state rides in a context variable or the form, not on the request ----------
+
+
+# Attributes Django itself documents for a view to set (admin views set current_app).
+DJANGO_REQUEST_ATTRIBUTES = {"current_app", "urlconf"}
+
+
+def _request_attribute_writes(path: Path) -> list[str]:
+    """Return line: target for each attribute set on a name called `request`.
+
+    Django's own documented ones (DJANGO_REQUEST_ATTRIBUTES) are left out.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        targets = (
+            node.targets if isinstance(node, ast.Assign)
+            else [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign) else []
+        )
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "request"
+                and target.attr not in DJANGO_REQUEST_ATTRIBUTES
+            ):
+                found.append(f"{node.lineno}: {ast.unparse(target)}")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == "request"
+        ):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_app_code_sticks_state_on_the_request():
+    offenders = []
+    for package in PORTAL_PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            where = path.relative_to(ROOT).as_posix()
+            offenders += [f"{where}:{w}" for w in _request_attribute_writes(path)]
+    assert offenders == []
+
+
+def test_the_request_attribute_finder_sees_assignment_and_setattr(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def view(request, response):\n"
+        "    request._state = 1\n"
+        "    setattr(request, 'seen', True)\n"
+        "    request.session['k'] = 1\n"
+        "    response.status_code = 200\n"
+        "    request.current_app = 'admin'\n"
+    )
+
+    assert _request_attribute_writes(module) == [
+        "2: request._state", "3: setattr(request, 'seen', True)"
+    ]
+
+
 # --- no production module grows past a size one can read ----------------------------------
 
 MAX_MODULE_LINES = 600
