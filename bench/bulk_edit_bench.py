@@ -5,7 +5,7 @@
 The sandbox runs in a child process seeded with the largest row count; the portal mirrors
 it into a fresh SQLite file with one sync (not timed). Each bulk edit sets two fields on
 the first N conferences and runs its batches here, one after another, exactly as the
-worker runs them (rooms.bulk.action_run_batch: one remote-first update per row, audited).
+worker runs them (rooms.services.bulk.action_run_batch: one remote-first update per row, audited).
 Figures: edit_s, the whole run; rows_per_s; floor_s, the same number of PUTs sent with bare
 requests over one session (what any edit must at least spend); ratio = edit_s / floor_s.
 """
@@ -91,7 +91,7 @@ def put_floor(url: str, pks: list[int]) -> float:
 
 def timed_edit(pks: list[int], changes: dict) -> tuple[float, object]:
     """Run one bulk edit's batches here, as the worker would; return its time and run."""
-    from rooms import bulk
+    from rooms.services import bulk
 
     started = time.perf_counter()
     run = bulk.bulk_edit_start(model=_conference(), pks=pks, changes=changes, actor=None)

@@ -27,7 +27,6 @@ class AuditRequestMiddleware:
         if not self._audited(request):
             return self.get_response(request)
         request_id = new_correlation_id()
-        request.audit_request_id = request_id  # type: ignore[attr-defined]
         with audit_context(
             source=Source.ADMIN,
             actor=request.user,

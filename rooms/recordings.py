@@ -75,7 +75,7 @@ def recordings_sync(
     progress: Progress | None = None,
 ) -> SyncRun:
     """Mirror recordings new or changed since the last run, and refresh unfinished ones."""
-    from rooms.sync import locked_run
+    from rooms.sync.runs import locked_run
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         seen: set[str] = set()

@@ -157,7 +157,7 @@ def _run(
     work: Callable[[SyncRun, Flight, SignalWireClient], None],
 ) -> SyncRun:
     """Run under the kind's single-flight lock with a SyncRun record, as the other syncs do."""
-    from rooms.sync import locked_run
+    from rooms.sync.runs import locked_run
 
     return locked_run(kind, trigger, client, work)
 

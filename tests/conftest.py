@@ -68,7 +68,7 @@ def sandbox(sandbox_server, settings):
     sandbox_server.space.reset()
 
 
-def _database_url(settings_dict: dict) -> str:
+def database_url(settings_dict: dict) -> str:
     """Build a DATABASE_URL that points another process at the test database."""
     from urllib.parse import quote
 
@@ -122,7 +122,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, re
 
     name = f"test-worker-{os.getpid()}@{socket.gethostname()}"
     with django_db_blocker.unblock():
-        db_url = _database_url(connection.settings_dict)
+        db_url = database_url(connection.settings_dict)
     root = Path(__file__).resolve().parents[1]
     log_path = root / ".run" / "test-worker.log"
     log_path.parent.mkdir(exist_ok=True)

@@ -195,7 +195,7 @@ def test_a_run_is_carried_out_batch_by_batch_and_counts_each_outcome(
 ):
     from django.conf import settings
 
-    from rooms import bulk
+    from rooms.services import bulk
 
     # One row more than two batches hold: the worker queues each next batch itself.
     total = 2 * settings.ROOMS_ACTION_BATCH_SIZE + 1
@@ -219,7 +219,7 @@ def test_a_run_is_carried_out_batch_by_batch_and_counts_each_outcome(
 
 @pytest.mark.django_db
 def test_a_batch_delivered_twice_is_carried_out_and_counted_once(sandbox, admin_user, settings):
-    from rooms import bulk
+    from rooms.services import bulk
 
     settings.ROOMS_ACTION_BATCH_SIZE = 2
     rows = [services.conference_create(data={"name": f"twice-{n}"}) for n in range(3)]
@@ -242,7 +242,7 @@ def test_a_batch_delivered_twice_is_carried_out_and_counted_once(sandbox, admin_
 
 @pytest.mark.django_db
 def test_a_run_that_cannot_go_on_is_stopped_with_the_reason(sandbox, admin_user):
-    from rooms import bulk
+    from rooms.services import bulk
 
     run = ActionRun.objects.create(action=ActionRun.Action.PUSH, kind="conference", total=9)
 

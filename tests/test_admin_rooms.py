@@ -7,8 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from rooms import services, tokens
+from rooms import services
 from rooms.models import Room, SyncState
+from rooms.services import tokens
 
 pytestmark = pytest.mark.django_db
 

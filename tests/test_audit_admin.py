@@ -14,11 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import path, reverse
 from django.utils import timezone
 
-from rooms import services, tokens
+from rooms import services
 from rooms.admin.audit import AuditEntryAdmin
 from rooms.admin.history import AuditHistoryMixin
 from rooms.audit import audit_context, bulk_record, record_event
 from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
+from rooms.services import tokens
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 

@@ -9,8 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from rooms import bulk, services, sync
+from rooms import services, sync
 from rooms.models import ActionRun, AuditEntry, Conference, Room, SyncState
+from rooms.services import bulk
 from tests.concurrent import post_together
 from tests.waiting import run_ended, wait_until
 

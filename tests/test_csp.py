@@ -14,8 +14,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from rooms import services, sync, tokens
+from rooms import services, sync
 from rooms.models import AuditEntry
+from rooms.services import tokens
 from tests.browser_helpers import admin_url, login, make_staff, make_superuser
 
 ROOT = Path(__file__).resolve().parents[1]

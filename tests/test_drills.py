@@ -31,7 +31,7 @@ from rooms.signalwire.errors import UnexpectedResponseError
 from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
 from sandbox.validation import conference_defaults
-from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, _database_url
+from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID, database_url
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,7 +294,7 @@ def test_a_429_storm_is_retried_within_the_caps_and_loses_no_edit(
 
 
 def _subprocess_env(sandbox_url: str, **extra: str) -> dict:
-    with_db = _database_url(connection.settings_dict)
+    with_db = database_url(connection.settings_dict)
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings_test",

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import URLPattern, URLResolver, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from rooms import services, streams, sync, tokens
+from rooms import services, sync
 from rooms.models import (
     ActionRun,
     AuditEntry,
@@ -31,6 +31,7 @@ from rooms.models import (
     Stream,
     SyncRun,
 )
+from rooms.services import streams, tokens
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
 
 pytestmark = pytest.mark.django_db

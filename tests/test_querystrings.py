@@ -9,9 +9,10 @@ from django.contrib import admin
 from django.db import connection
 from django.urls import reverse
 
-from rooms import services, streams, sync, tokens
+from rooms import services, sync
 from rooms.models import AuditEntry, Room, Stream
 from rooms.secrets import SECRET_COLUMNS, is_secret_column
+from rooms.services import streams, tokens
 
 pytestmark = pytest.mark.django_db
 

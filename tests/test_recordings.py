@@ -717,7 +717,7 @@ def test_retention_during_an_outage_leaves_them_pending_never_lost(history, sett
 def test_a_bulk_delete_lists_what_signalwire_refused_with_its_message(
     recorded, sandbox, settings, admin_client, admin_user
 ):
-    from rooms import bulk
+    from rooms.services import bulk
 
     run = bulk.action_run_start(
         action=ActionRun.Action.DELETE, rows=Recording.objects.all(), actor=admin_user
@@ -911,7 +911,7 @@ def test_a_run_page_reads_what_was_freed_from_the_run_not_its_audit_entries(
 
 
 def test_a_bulk_delete_run_keeps_what_it_freed(recorded, admin_user):
-    from rooms import bulk
+    from rooms.services import bulk
 
     run = bulk.action_run_start(
         action=ActionRun.Action.DELETE, rows=Recording.objects.all(), actor=admin_user

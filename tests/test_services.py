@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from rooms import services
 from rooms.models import AuditEntry, Conference, RemoteIntent, Room, SyncState
-from rooms.services import edits
+from rooms.services import mirror
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import RateLimitedError
 from rooms.tasks import push
@@ -486,7 +486,7 @@ def test_an_update_whose_answer_was_never_stored_is_replayed_under_its_actor(
 
     room = services.room_create(data=room_data("replayed"))
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(edits, "_store_answer", _failing_write)
+        patched.setattr(mirror, "_store_answer", _failing_write)
         services.room_update(room=room, data={"display_name": "Landed remotely"},
                              actor=admin_user)
 
@@ -517,7 +517,7 @@ def test_a_create_whose_row_was_never_stored_is_adopted_never_repeated(
     sandbox, admin_user, room_data, monkeypatch, settings, queued, run_queued
 ):
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(edits, "_store_created", _failing_write)
+        patched.setattr(mirror, "_store_created", _failing_write)
         services.room_create(data=room_data("orphan", max_members=9), actor=admin_user)
     assert _room_in_sandbox(sandbox, "orphan") is not None
     assert not Room.objects.exists()
@@ -552,7 +552,7 @@ def test_a_sync_before_the_replay_leaves_an_unstored_create_to_its_actor(
     data = room_data("orphan") if kind == "room" else conference_data("orphan")
     model = RESOURCES[kind].model
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(edits, "_store_created", _failing_write)
+        patched.setattr(mirror, "_store_created", _failing_write)
         create(data=data, actor=admin_user)
 
     # The listing shows the new object before the replay ran: the sync leaves it alone.
@@ -598,7 +598,7 @@ def test_a_replayed_edit_never_undoes_a_later_edit_of_the_same_field(
     later_user = django_user_model.objects.create_user("later", is_staff=True)
     room = services.room_create(data=room_data("both", description="first"))
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(edits, "_store_answer", _failing_write)
+        patched.setattr(mirror, "_store_answer", _failing_write)
         services.room_update(
             room=room, data={"display_name": "From A", "description": "from A"},
             actor=admin_user,
@@ -629,7 +629,7 @@ def test_a_delete_whose_local_row_survived_is_finished_under_its_actor(
 ):
     room = services.room_create(data=room_data("doomed-later"))
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(edits, "_store_deleted", _failing_write)
+        patched.setattr(mirror, "_store_deleted", _failing_write)
         services.room_delete(room=room, actor=admin_user)
     assert room.remote_id not in sandbox.rooms
     # The row says it waits for its delete, so the sync does not take it for a remote loss.
@@ -651,7 +651,7 @@ def test_a_replayed_edit_keeps_a_datetime_to_the_microsecond(
     room = services.room_create(data=room_data("precise"))
     when = timezone.now().replace(microsecond=123456) + timedelta(days=3)
     with monkeypatch.context() as patched, pytest.raises(OperationalError):
-        patched.setattr(edits, "_store_answer", _failing_write)
+        patched.setattr(mirror, "_store_answer", _failing_write)
         services.room_update(room=room, data={"remove_at": when}, actor=admin_user)
 
     settings.SIGNALWIRE_INTENT_GRACE = 0
@@ -664,7 +664,7 @@ def test_an_edit_that_waited_for_the_row_lock_keeps_the_edit_that_landed_first(
     sandbox, queued, room_data, monkeypatch
 ):
     room = services.room_create(data=room_data("busy"))
-    real_row_lock = edits.row_lock
+    real_row_lock = mirror.row_lock
     landed = []
 
     def lock_after_another_edit_lands(kind, pk, **kwargs):
@@ -677,7 +677,7 @@ def test_an_edit_that_waited_for_the_row_lock_keeps_the_edit_that_landed_first(
             )
         return real_row_lock(kind, pk, **kwargs)
 
-    monkeypatch.setattr(edits, "row_lock", lock_after_another_edit_lands)
+    monkeypatch.setattr(mirror, "row_lock", lock_after_another_edit_lands)
     services.room_update(room=room, data={"max_members": 40})
 
     remote = sandbox.rooms[room.remote_id]

@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rooms import services, streams
+from rooms import services
 from rooms.models import AuditEntry, Stream, SyncRun, SyncState
+from rooms.services import streams
 from rooms.sync import sync_streams
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from rooms import services, streams
+from rooms import services
 from rooms.models import AuditEntry, Stream, SyncRun, SyncState
+from rooms.services import streams
 from rooms.sync import sync_streams
 from tests.concurrent import post_together
 

@@ -8,8 +8,9 @@ import pytest
 from django.contrib.sessions.models import Session
 from playwright.sync_api import expect
 
-from rooms import services, streams
+from rooms import services
 from rooms.models import AuditEntry, Stream
+from rooms.services import streams
 from tests.browser_helpers import admin_url, login, make_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -76,12 +76,32 @@ def _package_modules(packages: tuple[str, ...], root: Path = ROOT) -> dict[str, 
     return modules
 
 
-def _import_edges(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """Return the rooms modules one module imports, at module level or inside functions."""
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Return the ids of the import nodes under `if TYPE_CHECKING:` (types only, never run)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in (
+            "TYPE_CHECKING", "typing.TYPE_CHECKING"
+        ):
+            for stmt in node.body:
+                skipped.update(id(inner) for inner in ast.walk(stmt))
+    return skipped
+
+
+def _import_edges(
+    name: str, path: Path, modules: dict[str, Path], *, for_types: bool = True
+) -> set[str]:
+    """Return the rooms modules one module imports, at module level or inside functions.
+
+    With for_types=False the imports under `if TYPE_CHECKING:` (never run) are left out.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
+    skipped = set() if for_types else _type_checking_only(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -142,7 +162,7 @@ def test_no_module_of_the_production_packages_imports_a_cycle():
     graph = {name: _import_edges(name, path, modules) for name, path in modules.items()}
     # The walk sees imports inside functions too, and the seam modules it must.
     assert "rooms.outbox" in graph["rooms.services.common"]
-    assert "rooms.services" in graph["rooms.restore"]
+    assert "rooms.services" in graph["rooms.services.restore"]
     assert "sandbox.activity_seed" in graph["sandbox.activity"]
     assert {"staff.lockout", "portal.settings"} <= modules.keys()
 
@@ -205,6 +225,183 @@ def test_the_cycle_finder_sees_a_cycle_through_two_packages(tmp_path):
     graph = {name: _import_edges(name, path, modules) for name, path in modules.items()}
 
     assert _cycles(graph) == [["rooms.b", "sandbox.a"]]
+
+
+# --- imports run one way, down the layers ------------------------------------------------
+
+# Each module of the portal's apps sits in one layer (the longest matching prefix wins); a
+# module may import its own layer and the layers below, never one above. docs/architecture.md
+# draws the same map. A module that matches no prefix fails the rule, so a new one is placed
+# on purpose.
+VALUES, CLIENT, MODELS, CORE, FEATURES, ENTRY = range(6)
+LAYERS = {
+    # Plain value helpers that import nothing of the project: everything may use them.
+    "rooms": VALUES,  # the package itself: an empty __init__
+    "rooms.jsontext": VALUES,
+    "rooms.strictjson": VALUES,
+    "rooms.secrets": VALUES,
+    # The SignalWire client: HTTP, pages, payload shapes and errors.
+    "rooms.signalwire": CLIENT,
+    # The models, and the validator one of their fields carries.
+    "rooms.models": MODELS,
+    "rooms.stream_urls": MODELS,
+    # The shared core below services, sync and selectors.
+    "rooms.audit": CORE,
+    "rooms.bulk_sql": CORE,
+    "rooms.health": CORE,
+    "rooms.intents": CORE,
+    "rooms.locks": CORE,
+    "rooms.outbox": CORE,
+    "rooms.registry": CORE,
+    "rooms.signals": CORE,
+    # Services (writes that reach SignalWire), the sync engine and selectors (reads).
+    "rooms.services": FEATURES,
+    "rooms.sync": FEATURES,
+    "rooms.selectors": FEATURES,
+    "rooms.sessions": FEATURES,
+    "rooms.recordings": FEATURES,
+    # What Django, Celery and people call: admin, tasks, commands, views and app wiring.
+    "rooms.admin": ENTRY,
+    "rooms.tasks": ENTRY,
+    "rooms.management": ENTRY,
+    "rooms.templatetags": ENTRY,
+    "rooms.views": ENTRY,
+    "rooms.middleware": ENTRY,
+    "rooms.checks": ENTRY,
+    "rooms.apps": ENTRY,
+    "staff": ENTRY,
+}
+# Debt: "importer -> imported" edges that still run up the layers. A new one fails the rule,
+# and an entry goes once it is fixed (none left today).
+UPWARD_IMPORTS_TO_FIX: set[str] = set()
+
+
+def _layer(module: str, layers: dict[str, int]) -> int | None:
+    """Return the layer of a module by its longest prefix in the map, None when unmapped."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in layers:
+            return layers[prefix]
+    return None
+
+
+def _upward_imports(
+    root: Path = ROOT, layers: dict[str, int] = LAYERS
+) -> tuple[set[str], list[str]]:
+    """Return the edges that import a higher layer, and the modules no layer covers."""
+    modules = {
+        name: path
+        for name, path in _package_modules(("rooms", "staff"), root).items()
+        if ".migrations" not in name
+    }
+    upward: set[str] = set()
+    unmapped = sorted(name for name in modules if _layer(name, layers) is None)
+    for name, path in modules.items():
+        own = _layer(name, layers)
+        for target in _import_edges(name, path, modules, for_types=False):
+            theirs = _layer(target, layers)
+            if own is not None and theirs is not None and theirs > own:
+                upward.add(f"{name} -> {target}")
+    return upward, unmapped
+
+
+def test_imports_run_down_the_layers_beyond_the_listed_debt():
+    upward, unmapped = _upward_imports()
+
+    assert unmapped == []
+    assert sorted(upward - UPWARD_IMPORTS_TO_FIX) == []
+    # A debt paid off leaves the list too, so the list only ever shrinks.
+    assert sorted(UPWARD_IMPORTS_TO_FIX - upward) == []
+
+
+def test_the_layer_rule_sees_upward_imports_at_any_depth_but_not_for_types_only(tmp_path):
+    package = tmp_path / "rooms"
+    (package / "admin").mkdir(parents=True)
+    (tmp_path / "staff").mkdir()
+    (tmp_path / "staff" / "__init__.py").write_text("")
+    for folder in (package, package / "admin"):
+        (folder / "__init__.py").write_text("")
+    (package / "models.py").write_text("def later():\n    from rooms.admin import site\n")
+    (package / "core.py").write_text(
+        "from typing import TYPE_CHECKING\n\nfrom rooms import models\n\n"
+        "if TYPE_CHECKING:\n    from rooms.admin import site\n"
+    )
+    (package / "admin" / "site.py").write_text("from rooms import core, models\n")
+    (package / "loose.py").write_text("")
+    layers = {"rooms": VALUES, "rooms.models": MODELS, "rooms.core": CORE,
+              "rooms.admin": ENTRY, "staff": ENTRY}
+
+    upward, unmapped = _upward_imports(tmp_path, layers)
+
+    assert upward == {"rooms.models -> rooms.admin.site"}
+    assert unmapped == []
+    del layers["rooms"]
+    assert _upward_imports(tmp_path, layers)[1] == ["rooms", "rooms.loose"]
+
+
+# --- request state rides in a context variable or the form, not on the request ----------
+
+
+# Attributes Django itself documents for a view to set (admin views set current_app).
+DJANGO_REQUEST_ATTRIBUTES = {"current_app", "urlconf"}
+
+
+def _request_attribute_writes(path: Path) -> list[str]:
+    """Return line: target for each attribute set on a name called `request`.
+
+    Django's own documented ones (DJANGO_REQUEST_ATTRIBUTES) are left out.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        targets = (
+            node.targets if isinstance(node, ast.Assign)
+            else [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign) else []
+        )
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "request"
+                and target.attr not in DJANGO_REQUEST_ATTRIBUTES
+            ):
+                found.append(f"{node.lineno}: {ast.unparse(target)}")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == "request"
+        ):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_app_code_sticks_state_on_the_request():
+    offenders = []
+    for package in PORTAL_PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            where = path.relative_to(ROOT).as_posix()
+            offenders += [f"{where}:{w}" for w in _request_attribute_writes(path)]
+    assert offenders == []
+
+
+def test_the_request_attribute_finder_sees_assignment_and_setattr(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def view(request, response):\n"
+        "    request._state = 1\n"
+        "    setattr(request, 'seen', True)\n"
+        "    request.session['k'] = 1\n"
+        "    response.status_code = 200\n"
+        "    request.current_app = 'admin'\n"
+    )
+
+    assert _request_attribute_writes(module) == [
+        "2: request._state", "3: setattr(request, 'seen', True)"
+    ]
 
 
 # --- no production module grows past a size one can read ----------------------------------
@@ -325,7 +522,6 @@ CLIENT_MODULES = ("rooms/signalwire/session.py", "rooms/signalwire/pages.py",
 # "importing file: module.name"; a new one fails the rule, and an entry goes once it is fixed.
 PRIVATE_IMPORTS_TO_FIX = {
     "bench/activity_bench.py: rooms.sessions._store",
-    "tests/test_drills.py: tests.conftest._database_url",
 }
 
 

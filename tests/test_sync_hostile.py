@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from rooms import recordings, sessions, sync, usage
+from rooms import recordings, sessions, sync
 from rooms.bulk_sql import insert_rows
 from rooms.models import (
     AuditEntry,
@@ -30,6 +30,7 @@ from rooms.models import (
     SyncRun,
     SyncState,
 )
+from rooms.selectors import usage
 from rooms.signalwire import payloads
 from rooms.signalwire.errors import UnexpectedResponseError
 from rooms.tasks import sync as sync_tasks

@@ -15,8 +15,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from rooms import services, tokens
+from rooms import services
 from rooms.models import AuditEntry, ConferenceToken, IssuedRoomToken, Room, SyncState
+from rooms.services import tokens
 from rooms.signalwire import schema
 from tests.concurrent import post_together
 

@@ -4,7 +4,7 @@ The form is the single-row change form (rooms.admin.mirror.MirrorForm with its w
 the checks of rooms.admin.validation) limited to the ticked fields and bound to no row,
 so it validates the values once, locally, and never calls SignalWire. The preview counts
 what would change and shows a few rows before and after; confirming records the run
-(rooms.bulk.bulk_edit_start) and shows its progress page. The page never waits on
+(rooms.services.bulk.bulk_edit_start) and shows its progress page. The page never waits on
 SignalWire: the worker changes the rows in batches.
 """
 
@@ -21,8 +21,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from rooms import bulk
 from rooms.admin import once
+from rooms.services import bulk
 from rooms.signalwire import schema
 
 TICK_PREFIX = "change_"

@@ -19,12 +19,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from rooms import services, tokens
+from rooms import services
 from rooms.admin import once
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
+from rooms.services import tokens
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 

@@ -29,7 +29,7 @@ from rooms.admin.audit_display import (
 )
 from rooms.audit import json_value
 from rooms.models import AuditEntry
-from rooms.restore import is_restorable, restore_entry, restore_plan
+from rooms.services.restore import is_restorable, restore_entry, restore_plan
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]

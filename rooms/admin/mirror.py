@@ -28,13 +28,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from rooms import bulk
 from rooms.admin import runs  # noqa: F401 - registers the action runs' pages linked below
 from rooms.admin.bulk_edit import edit_selected
+from rooms.admin.context import current_mirror_view, mirror_view_state
 from rooms.admin.history import AuditHistoryMixin
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, SyncState
+from rooms.services import bulk
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
@@ -143,7 +144,7 @@ class MirrorForm(forms.ModelForm):
         super()._post_clean()  # type: ignore[misc]
         if self.errors or self.request is None or self.model_admin is None:
             return
-        if not all_valid(getattr(self.request, "_mirror_formsets", [])):
+        if not all_valid(current_mirror_view().formsets):
             return  # the page re-renders for the inline errors; SignalWire is not touched
         model_fields = {f.name for f in self._meta.model._meta.fields}
         data = {k: v for k, v in self.cleaned_data.items() if k in model_fields}
@@ -295,17 +296,19 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         The form's validation calls SignalWire; the services write in their own short
         transactions, so no lock is held while SignalWire is slow.
         """
-        return self._changeform_view(  # type: ignore[attr-defined]
-            request, object_id, form_url, extra_context
-        )
+        with mirror_view_state():
+            return self._changeform_view(  # type: ignore[attr-defined]
+                request, object_id, form_url, extra_context
+            )
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None
     ) -> HttpResponse:
         """Run the delete view without Django's transaction around it (see changeform_view)."""
-        return self._delete_view(  # type: ignore[attr-defined]
-            request, object_id, extra_context
-        )
+        with mirror_view_state():
+            return self._delete_view(  # type: ignore[attr-defined]
+                request, object_id, extra_context
+            )
 
     def message_user(
         self,
@@ -316,7 +319,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         fail_silently: bool = False,
     ) -> None:
         """Drop Django's "changed successfully" when the change only waits to be pushed."""
-        if level == messages.SUCCESS and getattr(request, "_mirror_pending", False):
+        if level == messages.SUCCESS and current_mirror_view().pending:
             return
         super().message_user(request, message, level, extra_tags, fail_silently)
 
@@ -342,7 +345,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         formsets, inline_instances = super()._create_formsets(  # type: ignore[misc]
             request, obj, change
         )
-        request._mirror_formsets = formsets  # type: ignore[attr-defined]
+        current_mirror_view().formsets = formsets
         return formsets, inline_instances
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
@@ -352,7 +355,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 PENDING_WARNING
             )
             self.message_user(request, text.format(obj=obj), messages.WARNING)
-            request._mirror_pending = True  # type: ignore[attr-defined]
+            current_mirror_view().pending = True
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         """Remote-managed fields are read-only, and the name once the object exists."""
@@ -377,11 +380,11 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """Delete in SignalWire first; the outcome is reported by response_delete."""
-        request._mirror_delete_outcome = self._delete_one(request, obj)  # type: ignore[attr-defined]
+        current_mirror_view().delete_outcome = self._delete_one(request, obj)
 
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
         """Report a delete that only waits, or failed, instead of Django's success text."""
-        outcome = getattr(request, "_mirror_delete_outcome", "deleted")
+        outcome = current_mirror_view().delete_outcome
         if outcome == "deleted":
             return super().response_delete(request, obj_display, obj_id)
         self._report(request, obj_display, outcome)

@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
-from rooms import services, tokens
+from rooms import services
 from rooms.admin import once
 from rooms.admin.audit_display import display_value
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
@@ -24,6 +24,7 @@ from rooms.admin.records import RecordAdminMixin
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import IssuedRoomToken, Room
+from rooms.services import tokens
 from rooms.signalwire import schema
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError

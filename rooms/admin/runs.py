@@ -17,11 +17,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from rooms import bulk
 from rooms.admin import once
 from rooms.admin.audit_display import changelog_url
 from rooms.admin.records import RecordAdminMixin
 from rooms.models import ActionRun
+from rooms.services import bulk
 
 EDIT_ACTIONS = (ActionRun.Action.BULK_EDIT, ActionRun.Action.RESTORE)
 

@@ -4,7 +4,7 @@ Pages show a stream's URL as scheme and host only. Its field on the change form 
 filled in (left empty, the URL stays as it is). Revealing it needs the reveal_stream_url
 permission: a one-time form (its nonce in the session, never the URL) is answered with
 the URL on a no-store page, and the reveal is audited. Every write goes through
-rooms.streams, remote first, with no transaction open while SignalWire is asked.
+rooms.services.streams, remote first, with no transaction open while SignalWire is asked.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from rooms import outbox, streams
+from rooms import outbox
 from rooms.admin import once
 from rooms.admin.mirror import (
     DeletedRemotelyFilter,
@@ -32,6 +32,7 @@ from rooms.admin.mirror import (
 from rooms.audit import audit_context
 from rooms.models import AuditEntry, Conference, Room, Stream, SyncState
 from rooms.registry import STREAM
+from rooms.services import streams
 from rooms.signalwire import schema
 from rooms.signalwire.errors import SignalWireError
 from rooms.stream_urls import mask_stream_urls_in, validate_stream_url
@@ -280,7 +281,7 @@ class StreamAdmin(MirrorAdmin):
     # --- the remote-first save -----------------------------------------------------
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Stream:
-        """Create or change the stream through rooms.streams; its errors become form errors."""
+        """Create or change the stream through the stream service; its errors become form errors."""
         client = interactive_client()
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:

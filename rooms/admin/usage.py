@@ -19,8 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from pygal.style import Style  # type: ignore[import-untyped]
 
-from rooms import usage
 from rooms.models import RoomSession
+from rooms.selectors import usage
 
 CHARTS = {
     "minutes": ("Member minutes per day", "minutes"),

@@ -8,9 +8,13 @@ short transaction. An intent left behind is replayed by the next push under its 
 Each service opens an audit context so the django-auditlog entries its saves write name
 the actor and the source, and keeps its own saves quiet for the hooks of rooms.signals.
 
-The modules: common (audit context, row lock, client, error mapping, landing an answer,
-conference tokens), edits (what a person or script asks for) and pushes (what the tasks
-of rooms.tasks.push run). Every function reads its resource from rooms.registry.
+The package re-exports, by name, the shared core (common: audit context, row lock, client,
+error mapping, landing an answer, conference tokens), the conference and room edits
+(mirror: what a person or script asks for) and the pushes (pushes: what the tasks of
+rooms.tasks.push run). Each other feature is its own module, imported by its path:
+streams, tokens (conference tokens and room join tokens), recordings, bulk (admin actions
+on many rows, bulk edit) and restore (putting a row back from its change log). Every
+function reads its resource from rooms.registry. docs/architecture.md draws the layers.
 """
 
 from rooms.services.common import (
@@ -26,7 +30,7 @@ from rooms.services.common import (
     row_lock,
     store_tokens,
 )
-from rooms.services.edits import (
+from rooms.services.mirror import (
     conference_create,
     conference_delete,
     conference_update,

@@ -215,7 +215,7 @@ def replay_row_intents(spec: Resource[Any], pk: int) -> None:
 
 
 
-# --- conference tokens, shared with rooms.tokens ---------------------------------------
+# --- conference tokens, shared with rooms.services.tokens ---------------------------------
 
 
 def fetch_tokens(conference: Conference, client: SignalWireClient) -> list[dict[str, Any]] | None:

@@ -32,7 +32,7 @@ from rooms.services.common import (
     row_lock,
     store_tokens,
 )
-from rooms.services.edits import (
+from rooms.services.mirror import (
     delete_remote_object,
     delete_row,
 )

@@ -140,7 +140,9 @@ class _StreamSync:
         if self.progress is not None:
             self.progress(self.run_record)
 
-    def _read(self, fetched: dict[int, list[dict[str, Any]]]) -> dict[str, tuple[int, dict]]:
+    def _read(
+        self, fetched: dict[int, list[dict[str, Any]]]
+    ) -> dict[str, tuple[int, dict[str, Any]]]:
         """Map each listed stream to (owner pk, field values); unreadable ones are errors."""
         incoming: dict[str, tuple[int, dict[str, Any]]] = {}
         for owner_pk, items in fetched.items():

@@ -140,7 +140,7 @@ class TokenSync:
             if token.rotated_at is not None and token.rotated_at >= asked[conference_pk]:
                 run.unchanged += 1
                 continue
-            changes: dict[str, list] = {}
+            changes: dict[str, list[Any]] = {}
             for name in ("name", "scopes"):
                 if getattr(token, name) != values[name]:
                     changes[name] = [getattr(token, name), values[name]]

@@ -38,7 +38,7 @@ def _plain(value: Any) -> Any:
 
 
 @functools.cache
-def column_checks(model: type[models.Model]) -> tuple[tuple[tuple[str, int], ...], tuple]:
+def column_checks(model: type[models.Model]) -> tuple[tuple[tuple[str, int], ...], tuple[Any, ...]]:
     """Length limits of text columns and ranges of integer columns, to refuse unfit rows."""
     lengths = tuple(
         (f.name, f.max_length)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from rooms import bulk, outbox
+from rooms import outbox
+from rooms.services import bulk
 
 
 @shared_task(bind=True, name=outbox.ACTION_RUN_TASK, ignore_result=True)

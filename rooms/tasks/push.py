@@ -16,10 +16,11 @@ from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from rooms import outbox, services, streams
+from rooms import outbox, services
 from rooms.audit import audit_context
 from rooms.models import AuditEntry
 from rooms.registry import RESOURCES, Resource
+from rooms.services import streams
 from rooms.signalwire.errors import RateLimitedError, UnavailableError
 
 logger = logging.getLogger("rooms.tasks.push")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from rooms import usage
+from rooms.selectors import dashboard
 
 register = template.Library()
 
@@ -12,4 +12,4 @@ register = template.Library()
 @register.simple_tag
 def dashboard_figures() -> dict:
     """Live sessions now, rows waiting or failed, the last sync of each kind, minutes today."""
-    return usage.dashboard_figures()
+    return dashboard.dashboard_figures()

@@ -30,13 +30,13 @@ from rooms.models import (
 )
 from rooms.registry import conference_token_values, mask_error
 from rooms.secrets import mask_secrets_in
-from rooms.services import acting, api_client, form_error, store_tokens
+from rooms.services.common import acting, api_client, form_error, store_tokens
 from rooms.signalwire import payloads, schema
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError, UnavailableError
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
-logger = logging.getLogger("rooms.tokens")
+logger = logging.getLogger("rooms.services.tokens")
 
 ROLE_PRESETS: dict[str, tuple[str, ...]] = {
     "moderator": schema.MODERATOR_PERMISSIONS,

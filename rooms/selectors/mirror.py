@@ -1,15 +1,12 @@
-"""Reads that are more than a filter: the sync's bulk lookups and the run summaries admin shows."""
+"""The sync's bulk lookups of the mirror: plain rows and ids, no model instances."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from django.db import connection, models
-from django.utils.timesince import timesince
 
-from rooms.models import RemoteIntent, SyncRun
-
-Outcome = SyncRun.Outcome
+from rooms.models import RemoteIntent
 
 
 def mirror_rows_by_remote_id(
@@ -48,30 +45,3 @@ def names_awaiting_create(kind: str) -> set[str]:
             kind=kind, action=RemoteIntent.Action.CREATE, object_pk__isnull=True
         ).values_list("name", flat=True)
     )
-
-
-def latest_sync_run(kind: str) -> SyncRun | None:
-    """Return the newest run of a kind that did some work (skipped runs say nothing new)."""
-    return SyncRun.objects.filter(kind=kind).exclude(outcome=Outcome.SKIPPED).first()
-
-
-def latest_sync_summary(kind: str) -> str:
-    """Say in one line how the latest sync of a kind went, for admin pages to show."""
-    run = latest_sync_run(kind)
-    if run is None:
-        return "Not synced with SignalWire yet."
-    ago = timesince(run.started_at)
-    if run.outcome == Outcome.RUNNING:
-        return f"A sync is running (started {ago} ago, {run.seen} seen so far)."
-    if run.outcome == Outcome.FAILED:
-        reason = (run.error or "unknown error").splitlines()[0][:200]
-        return f"Last sync {ago} ago failed: {reason}"
-    text = (
-        f"Last synced {ago} ago: {run.seen} seen, {run.created} new, {run.updated} updated, "
-        f"{run.marked_deleted} deleted remotely, {run.restored} restored"
-    )
-    if run.skipped_pending:
-        text += f", {run.skipped_pending} waiting to push"
-    if run.errors:
-        text += f", {run.errors} not readable"
-    return text + "."

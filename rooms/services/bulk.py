@@ -23,10 +23,11 @@ from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, Validati
 from django.db import models, transaction
 from django.utils import timezone
 
-from rooms import outbox, restore, services, tokens
+from rooms import outbox, services
 from rooms.audit import audit_context, json_value
 from rooms.models import ActionRun, AuditEntry, Conference, Recording, Room, SyncState
 from rooms.services import recordings as recording_services
+from rooms.services import restore, tokens
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
@@ -72,7 +73,7 @@ def _queue_after_commit(run: ActionRun) -> None:
     transaction.on_commit(queue)
 
 
-def action_run_start(*, action: str, rows: models.QuerySet, actor: Any = None) -> ActionRun:
+def action_run_start(*, action: str, rows: models.QuerySet[Any], actor: Any = None) -> ActionRun:
     """Record an action on the selected rows and queue its first batch; never call SignalWire.
 
     The returned run's `queued` says whether the task queue took it (None while the
@@ -381,13 +382,14 @@ def decoded_changes(run: ActionRun) -> dict[str, Any]:
     return values
 
 
-def _edit_entries(run: ActionRun, model: type[models.Model]) -> models.QuerySet:
+def _edit_entries(run: ActionRun, model: type[models.Model]) -> models.QuerySet[AuditEntry]:
     """The audit entries of the rows a bulk edit changed."""
-    return AuditEntry.objects.filter(
+    entries: models.QuerySet[AuditEntry] = AuditEntry.objects.filter(
         cid=run.run_id.hex,
         content_type=ContentType.objects.get_for_model(model),
         action=AuditEntry.Action.UPDATE,
     )
+    return entries
 
 
 def _batch_edits(
@@ -510,7 +512,7 @@ class EditPreview:
 
 
 def bulk_edit_preview(
-    *, rows: models.QuerySet, changes: Mapping[str, Any], examples: int = 5
+    *, rows: models.QuerySet[Any], changes: Mapping[str, Any], examples: int = 5
 ) -> EditPreview:
     """Count what a bulk edit would change, skip or leave as it is; read only, no SignalWire."""
     model = rows.model

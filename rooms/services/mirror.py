@@ -1,4 +1,8 @@
-"""Edits asked for by a person or a script: create, update, delete, refresh, mark pending."""
+"""Edits of conferences and rooms asked for by a person or a script, one code path for both.
+
+Create, update, delete, refresh and mark pending, each driven by the kind's registry entry;
+the per-kind functions (conference_*, room_*) only name the kind. Streams reuse its delete.
+"""
 
 from __future__ import annotations
 

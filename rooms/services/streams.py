@@ -43,7 +43,7 @@ from rooms.services import (
     row_lock,
 )
 from rooms.services.common import absorb_answer, note_queued, replay_row_intents
-from rooms.services.edits import delete_remote_object, keep_pending_delete
+from rooms.services.mirror import delete_remote_object, keep_pending_delete
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
     AuthenticationError,
@@ -52,7 +52,7 @@ from rooms.signalwire.errors import (
 )
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
-logger = logging.getLogger("rooms.streams")
+logger = logging.getLogger("rooms.services.streams")
 
 Owner = Conference | Room
 # A web request waits this long at most for another push of the same stream.

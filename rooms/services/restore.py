@@ -105,14 +105,14 @@ def restore_entry(
     web request passes profile="interactive", so it waits a few seconds at most).
     """
     model = entry.content_type.model_class()
-    obj = model._default_manager.filter(pk=entry.object_pk).first()
+    obj: Conference | Room | None = model._default_manager.filter(pk=entry.object_pk).first()
     if obj is None:
         raise ValidationError("The object of this entry no longer exists.")
     data = {step.field: step.restored for step in restore_plan(entry=entry, obj=obj)}
     if not data:
         return obj
     client = client if client is not None else build_client(profile=profile)
-    if model is Conference:
+    if isinstance(obj, Conference):
         return services.conference_update(
             conference=obj, data=data, actor=actor, source="admin", client=client
         )

@@ -12,12 +12,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from rooms.models import Conference, Room, RoomSession, SyncRun, SyncState
-from rooms.models.sessions import LIVE
+from rooms.models import RoomSession
 
 PERIODS = (30, 90)
 TOP_ROOMS = 10
@@ -107,29 +106,3 @@ def usage_total(rows: list[Usage]) -> Usage:
         sum(r.seconds for r in rows),
         sum((r.cost for r in rows), ZERO),
     )
-
-
-def dashboard_figures() -> dict:
-    """What an operator looks at first: live now, rows waiting, last syncs, minutes today."""
-    live = RoomSession.objects.filter(status=LIVE).aggregate(
-        sessions=Count("id"), members=Coalesce(Sum("members_now"), 0)
-    )
-    waiting = {}
-    for model in (Conference, Room):
-        waiting[model._meta.verbose_name_plural] = model.objects.aggregate(
-            pending=Count(
-                "id", filter=Q(sync_state__in=(SyncState.PENDING_PUSH, SyncState.PENDING_DELETE))
-            ),
-            failed=Count("id", filter=Q(sync_state=SyncState.PUSH_FAILED)),
-        )
-    last_runs = []
-    for kind, label in SyncRun.Kind.choices:
-        run = (
-            SyncRun.objects.filter(kind=kind)
-            .exclude(outcome=SyncRun.Outcome.SKIPPED)
-            .order_by("-started_at")
-            .first()
-        )
-        last_runs.append({"label": label, "run": run})
-    today = usage_by_day(days=1)[0]
-    return {"live": live, "waiting": waiting, "last_runs": last_runs, "today": today}
