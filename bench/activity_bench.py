@@ -128,8 +128,8 @@ def mirror_history(url: str, page_size: int) -> int:
     import requests
     from django.utils import timezone
 
-    from rooms import sessions
     from rooms.models import SyncRun
+    from rooms.sync.sessions import store_sessions
 
     http = requests.Session()
     http.auth = (PROJECT_ID, API_TOKEN)
@@ -137,7 +137,7 @@ def mirror_history(url: str, page_size: int) -> int:
     next_url: str | None = f"{url}/api/video/room_sessions?status=completed&page_size={page_size}"
     while next_url:
         body = http.get(next_url, timeout=60).json()
-        sessions._store(run, body["data"], {}, timezone.now())
+        store_sessions(run, body["data"], {}, timezone.now())
         next_url = body["links"].get("next")
     return run.created
 
@@ -176,7 +176,7 @@ def main() -> None:
 
 
 def run_bench(url: str, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    from rooms import sessions, sync
+    from rooms import sync
     from rooms.locks import redis_client
     from rooms.signalwire.client import SignalWireClient
 
@@ -199,8 +199,8 @@ def run_bench(url: str, names: list[str], args: argparse.Namespace) -> dict[str,
     live_floor, live_requests = bare_fetch(
         url, "/api/video/room_sessions?status=in-progress&page_size=1000", live_ids
     )
-    live_s, live_run, live_counter = timed(sessions.sessions_refresh_live, client=client)
-    again_s, again_run, again_counter = timed(sessions.sessions_refresh_live, client=client)
+    live_s, live_run, live_counter = timed(sync.sessions_refresh_live, client=client)
+    again_s, again_run, again_counter = timed(sync.sessions_refresh_live, client=client)
 
     history_floor, history_requests = bare_fetch(
         url, f"/api/video/room_sessions?status=completed&page_size={args.page_size}", []
@@ -209,7 +209,7 @@ def run_bench(url: str, names: list[str], args: argparse.Namespace) -> dict[str,
     # the first page plus the new sessions' members.
     first_floor, first_requests = bare_fetch_first(url, args.page_size, new_ids)
     history_s, history_run, history_counter = timed(
-        sessions.sessions_sync_history, client=client, page_size=args.page_size
+        sync.sessions_sync_history, client=client, page_size=args.page_size
     )
     return {
         "rooms": args.rooms,

@@ -134,21 +134,21 @@ def timed_sync(client, page_size: int) -> tuple[float, object, QueryCounter, lis
 
     counter = QueryCounter()
     per_page: list[int] = []
-    original = sync.MirrorSync.apply_page
+    original = sync.FullListingSync.apply_page
 
     def counted(self, page):
         before = counter.queries
         original(self, page)
         per_page.append(counter.queries - before)
 
-    sync.MirrorSync.apply_page = counted
+    sync.FullListingSync.apply_page = counted
     try:
         with connection.execute_wrapper(counter):
             started = time.perf_counter()
             run = sync.sync_conferences(client=client, trigger="bench", page_size=page_size)
             elapsed = time.perf_counter() - started
     finally:
-        sync.MirrorSync.apply_page = original
+        sync.FullListingSync.apply_page = original
     return elapsed, run, counter, per_page
 
 
@@ -287,7 +287,7 @@ def main() -> None:
                 variants.update({"plain": [], "gc_tuned": []})
             for _ in range(trials):
                 for variant, into in variants.items():
-                    sync.MirrorSync.fast_paths = variant != "plain"
+                    sync.FullListingSync.fast_paths = variant != "plain"
                     tuned = gc_tuned() if variant == "gc_tuned" else contextlib.nullcontext()
                     reset_database(db_path, pristine)
                     # The floor is fetched right before and after each trial, so a noisy
@@ -307,7 +307,7 @@ def main() -> None:
                             noop_pages,
                         )
                     )
-            sync.MirrorSync.fast_paths = True
+            sync.FullListingSync.fast_paths = True
             peak_rss = rss_mb("VmHWM")
             client.close()
             write_floor_s = time_write_floor(db_path, pristine, page_size)

@@ -314,6 +314,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rooms.tasks.sync_recordings_full",
         "schedule": 86400.0,
     },
+    "sync-logs": {
+        "task": "rooms.tasks.sync_logs",
+        "schedule": float(SIGNALWIRE_SYNC_INTERVAL),
+    },
+    # The frequent logs sync reads only logs made lately; the daily full one sees the rest
+    # (logs discarded long after they were made, or gone from the listing).
+    "sync-logs-full": {
+        "task": "rooms.tasks.sync_logs",
+        "schedule": 86400.0,
+        "kwargs": {"full": True},
+    },
     "recording-retention": {
         "task": "rooms.tasks.apply_recording_retention",
         "schedule": 86400.0,

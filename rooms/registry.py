@@ -1,24 +1,41 @@
 """The remote resources the portal mirrors: one typed class per kind, read by every layer.
 
-Each entry says which model mirrors the resource, how a row becomes a request body and an
-answer becomes field values, which client calls create, read, replace, delete, find by
-name and list it, and which Celery tasks push it. Services, the sync, the push tasks, the
-outbox and the tests all look resources up here, so a new resource is one new class (and
-its model), not edits in five places.
+Each entry says which model mirrors the resource, the shape of its listing (which the
+sync engine, rooms.sync.engine, follows), how an answer becomes field values, which
+client calls read it, whether its changes are audited and its SyncRun kind. An editable
+resource (a Resource) also says how a row becomes a request body, which calls create,
+replace, delete and find it, and which Celery tasks push it. Services, the sync, the push
+tasks, the outbox and the tests all look resources up here, so a new resource is one new
+class (and its model), not edits in five places.
 """
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from django.db import models
 
 from rooms import outbox
-from rooms.models import Conference, ConferenceToken, Room, Stream, SyncRun
+from rooms.models import (
+    Conference,
+    ConferenceToken,
+    Recording,
+    Room,
+    RoomSession,
+    SessionMember,
+    Stream,
+    SyncRun,
+    VideoLog,
+)
 from rooms.secrets import mask_secrets_in
+from rooms.signalwire import logs as remote_logs
 from rooms.signalwire import payloads, schema
+from rooms.signalwire import recordings as remote_recordings
+from rooms.signalwire import sessions as remote_sessions
 from rooms.signalwire.errors import NotFoundError, SignalWireError
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 from rooms.stream_urls import mask_stream_urls_in
@@ -49,14 +66,35 @@ def mask_error(exc: SignalWireError, mask: Any) -> None:
         exc.non_field_errors = [mask(m) for m in exc.non_field_errors]
 
 
-class Resource(ABC, Generic[M]):
-    """How one mirrored model maps to its SignalWire resource."""
+class Shape(enum.Enum):
+    """The three shapes of listing the Video API has, each followed by one engine class."""
+
+    FULL_LISTING = "a full listing, reconciled: new, changed, deleted remotely, restored"
+    NEWEST_FIRST = "newest first, read until mirrored; what is unfinished read again"
+    UNDER_PARENT = "listed under a parent row: a conference, a room, a session"
+
+
+class Mirror(ABC, Generic[M]):
+    """What the sync engine needs of a mirrored resource: shape, model, mapping, run kind."""
 
     kind: ClassVar[str]
     """The singular name used in intents, locks, outbox calls and audit rows."""
     sync_kind: ClassVar[str]
     """The SyncRun kind of its periodic listing."""
     model: type[M]
+    shape: ClassVar[Shape]
+    audited: ClassVar[bool] = True
+    """Whether the sync writes an audit entry for each row it creates or changes."""
+
+    @abstractmethod
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """Model field values from one of SignalWire's answers."""
+
+
+class Resource(Mirror[M]):
+    """How one mirrored model that the portal also edits maps to its SignalWire resource."""
+
+    shape: ClassVar[Shape] = Shape.FULL_LISTING
     create_fields: ClassVar[tuple[str, ...]]
     """Fields the create request accepts (the update may take more)."""
     managed_fields: ClassVar[tuple[str, ...]]
@@ -108,10 +146,6 @@ class Resource(ABC, Generic[M]):
     @abstractmethod
     def update_body(self, row: M) -> dict[str, Any]:
         """The full PUT body of the fields the portal manages."""
-
-    @abstractmethod
-    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """Model field values from one of SignalWire's answers."""
 
     # --- client calls ---
 
@@ -269,6 +303,7 @@ class StreamResource(Resource[Stream]):
     model = Stream
     create_fields = schema.STREAM_BODY_FIELDS
     managed_fields = payloads.STREAM_MODEL_FIELDS
+    shape = Shape.UNDER_PARENT
     owned = True
     row_noun = "stream"
 
@@ -387,13 +422,134 @@ class StreamResource(Resource[Stream]):
         return None
 
 
+class TokenMirror(Mirror[ConferenceToken]):
+    """A conference's moderator and guest tokens, listed under the conference."""
+
+    kind = "conference_token"
+    sync_kind = SyncRun.Kind.TOKENS
+    model = ConferenceToken
+    shape = Shape.UNDER_PARENT
+
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return payloads.token_fields(answer)
+
+    def list_for(self, client: SignalWireClient, conference_id: str) -> list[dict[str, Any]]:
+        """Every token of a conference."""
+        return client.list_conference_tokens(conference_id)
+
+
+class SessionMirror(Mirror[RoomSession]):
+    """Room sessions: newest first; the live ones read again until they end. Not audited."""
+
+    kind = "room_session"
+    sync_kind = SyncRun.Kind.SESSIONS
+    model = RoomSession
+    shape = Shape.NEWEST_FIRST
+    audited = False
+
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return remote_sessions.session_fields(answer)
+
+    def pages(
+        self,
+        client: SignalWireClient,
+        *,
+        status: str | None = None,
+        room_name: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the sessions (newest first) of a status or a room, page by page."""
+        return remote_sessions.iter_session_pages(
+            client, status=status, room_name=room_name, page_size=page_size
+        )
+
+    def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
+        """Read one session by id."""
+        return remote_sessions.get_session(client, remote_id)
+
+
+class MemberMirror(Mirror[SessionMember]):
+    """The members of a room session, listed under the session. Not audited."""
+
+    kind = "session_member"
+    sync_kind = SyncRun.Kind.SESSIONS
+    model = SessionMember
+    shape = Shape.UNDER_PARENT
+    audited = False
+
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return remote_sessions.member_fields(answer)
+
+    def list_for(
+        self, client: SignalWireClient, session_id: str, *, limit: int
+    ) -> list[dict[str, Any]]:
+        """The first `limit` members of a session, in the order they joined."""
+        return remote_sessions.list_session_members(client, session_id, limit=limit)
+
+
+class RecordingMirror(Mirror[Recording]):
+    """Room recordings: newest first; unfinished ones read again by id; a daily full pass."""
+
+    kind = "recording"
+    sync_kind = SyncRun.Kind.RECORDINGS
+    model = Recording
+    shape = Shape.NEWEST_FIRST
+
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return remote_recordings.recording_fields(answer)
+
+    def pages(
+        self, client: SignalWireClient, *, page_size: int | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the recordings (newest first), page by page."""
+        return remote_recordings.iter_recording_pages(client, page_size=page_size)
+
+    def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
+        """Read one recording by id (its signed link is dropped by the mapping)."""
+        return remote_recordings.get_recording(client, remote_id)
+
+
+class LogMirror(Mirror[VideoLog]):
+    """Video logs: newest first from the newest one mirrored; discarded ones listed too."""
+
+    kind = "video_log"
+    sync_kind = SyncRun.Kind.LOGS
+    model = VideoLog
+    shape = Shape.NEWEST_FIRST
+    audited = False
+
+    def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return remote_logs.log_fields(answer)
+
+    def pages(
+        self,
+        client: SignalWireClient,
+        *,
+        created_after: datetime | None,
+        page_size: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the logs (newest first, discarded ones too) made after a moment, if given."""
+        return remote_logs.iter_log_pages(
+            client, created_after=created_after, include_deleted=True, page_size=page_size
+        )
+
+
 CONFERENCE = ConferenceResource()
 ROOM = RoomResource()
 STREAM = StreamResource()
+TOKEN = TokenMirror()
+SESSION = SessionMirror()
+MEMBER = MemberMirror()
+RECORDING = RecordingMirror()
+LOG = LogMirror()
 
-# Every mirrored resource, by kind. A new resource: its model, one class above, one line here.
+# The resources the portal edits and pushes, by kind: its model, one class above, one line.
 RESOURCES: dict[str, Resource[Any]] = {
     resource.kind: resource for resource in (CONFERENCE, ROOM, STREAM)
+}
+# Every resource the sync mirrors, by kind (the edited ones and the read-only ones).
+MIRRORS: dict[str, Mirror[Any]] = {
+    mirror.kind: mirror for mirror in (*RESOURCES.values(), TOKEN, SESSION, MEMBER, RECORDING, LOG)
 }
 
 

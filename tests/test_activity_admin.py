@@ -10,8 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from rooms import sessions, sync
+from rooms import sync
 from rooms.models import Conference, Room, RoomSession
+from rooms.sync import sessions
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rooms import sessions, sync
+from rooms import sync
 from rooms.models import Room, RoomSession, SessionMember, SyncRun
 from rooms.signalwire.client import SignalWireClient
+from rooms.signalwire.sessions import member_fields
+from rooms.sync import sessions
 
 pytestmark = pytest.mark.django_db
 
@@ -230,7 +232,7 @@ def test_a_broken_space_keeps_unknown_fields_and_values_raw_and_skips_rows_witho
 
 
 def test_money_and_seconds_are_read_exactly():
-    assert sessions.map_member({"id": "m", "duration": 61, "cost_in_dollars": 0.0070})[
+    assert member_fields({"id": "m", "duration": 61, "cost_in_dollars": 0.0070})[
         "cost_in_dollars"
     ] == Decimal("0.0070")
 

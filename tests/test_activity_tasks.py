@@ -41,7 +41,7 @@ def wait_for_run(kind: str, trigger: str) -> SyncRun:
 def test_a_real_worker_shows_a_started_session_live_then_ended(
     celery_worker, sandbox, sandbox_server, redis_client
 ):
-    from rooms.tasks.activity import refresh_live_sessions
+    from rooms.tasks.sessions import refresh_live_sessions
 
     redis_client.flushdb()
     started = requests.post(
@@ -64,7 +64,7 @@ def test_a_real_worker_shows_a_started_session_live_then_ended(
 
 
 def test_a_starting_worker_queues_the_session_syncs_only_when_enabled(settings, monkeypatch):
-    from rooms.tasks import activity
+    from rooms.tasks import sessions as activity
 
     queued = []
     for task in (activity.refresh_live_sessions, activity.sync_session_history):

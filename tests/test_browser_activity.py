@@ -6,8 +6,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from rooms import sessions, sync
+from rooms import sync
 from rooms.models import RoomSession
+from rooms.sync import sessions
 from tests.browser_helpers import admin_url, login, make_superuser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rooms import recordings, sessions, sync
+from rooms import sync
 from rooms.models import (
     ActionRun,
     AuditEntry,
@@ -26,7 +26,9 @@ from rooms.models import (
     RoomSession,
     SyncRun,
 )
+from rooms.selectors import recordings
 from rooms.services import recordings as recording_services
+from rooms.sync import sessions
 from tests.browser_helpers import make_staff
 from tests.concurrent import post_together
 
@@ -60,7 +62,7 @@ def mirror() -> SyncRun:
     """Mirror rooms, past sessions and recordings, as beat's syncs do."""
     sync.sync_rooms()
     sessions.sessions_sync_history()
-    return recordings.recordings_sync()
+    return sync.recordings_sync()
 
 
 def recording_requests(space, method: str = "GET") -> list[dict]:
@@ -122,7 +124,7 @@ def test_sync_is_incremental_picks_up_a_new_one_and_refreshes_processing_ones(
     # Nothing new: one page read, no writes, no audit rows.
     sandbox.clear_requests()
     with CaptureQueriesContext(connection) as queries:
-        again = recordings.recordings_sync(page_size=2)
+        again = sync.recordings_sync(page_size=2)
     writes = [
         q["sql"] for q in queries.captured_queries
         if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
@@ -138,7 +140,7 @@ def test_sync_is_incremental_picks_up_a_new_one_and_refreshes_processing_ones(
     remote["updated_at"] = remote["finished_at"]
     newest = record_session(sandbox_server)
     sessions.sessions_sync_history()
-    run = recordings.recordings_sync(page_size=2)
+    run = sync.recordings_sync(page_size=2)
     assert run.created == 1 and run.updated >= 1
     assert Recording.objects.filter(remote_session_id=newest["id"]).exists()
     processing.refresh_from_db()
@@ -152,11 +154,11 @@ def test_a_recording_synced_before_its_session_is_linked_when_the_session_arrive
     sandbox.create_room({"name": "webinar"})
     session = record_session(sandbox_server)
     sync.sync_rooms()
-    recordings.recordings_sync()
+    sync.recordings_sync()
     orphan = Recording.objects.get()
     assert orphan.session is None and orphan.remote_session_id == session["id"]
     sessions.sessions_sync_history()
-    run = recordings.recordings_sync()
+    run = sync.recordings_sync()
     orphan.refresh_from_db()
     assert orphan.session.remote_id == session["id"] and orphan.room_name == "webinar"
     assert run.updated == 1
@@ -173,7 +175,7 @@ def test_sync_command_takes_recordings(recorded, sandbox_server):
 
 def test_a_full_sync_marks_recordings_deleted_in_signalwire(recorded, sandbox):
     sandbox.delete_recording(recorded.remote_id)
-    run = recordings.recordings_sync(full=True)
+    run = sync.recordings_sync(full=True)
     recorded.refresh_from_db()
     assert run.marked_deleted == 1 and recorded.sync_state == RecordingState.DELETED_REMOTELY
 
@@ -469,7 +471,7 @@ def test_delete_during_an_outage_is_pending_and_lands_later(
     assert "marked pending delete" in page
     assert queued_recording_deletes == [(recorded.pk, deleter.pk, "")]
     # A sync meanwhile leaves it alone.
-    recordings.recordings_sync(full=True)
+    sync.recordings_sync(full=True)
     recorded.refresh_from_db()
     assert recorded.sync_state == RecordingState.PENDING_DELETE
 
@@ -657,7 +659,7 @@ def test_sync_queries_per_page_stay_bounded(sandbox, sandbox_server):
 
     def queries_per_page() -> float:
         with CaptureQueriesContext(connection) as queries:
-            run = recordings.recordings_sync(page_size=2, full=True)
+            run = sync.recordings_sync(page_size=2, full=True)
         return len(queries.captured_queries) / run.pages
 
     small = queries_per_page()

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.admin import helpers
 from django.urls import reverse
 
-from rooms import recordings
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
+from rooms.selectors import recordings
 from rooms.services import recordings as recording_services
 from tests.test_recordings import RECORDINGS_PATH, mirror, record_session
 from tests.waiting import wait_until

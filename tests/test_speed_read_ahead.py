@@ -11,8 +11,8 @@ import pytest
 from rooms import sync
 from rooms.models import Conference, SyncRun
 from rooms.signalwire.client import build_client
+from rooms.sync.engine import FullListingSync as MirrorSync
 from rooms.sync.pages import read_ahead
-from rooms.sync.reconcile import MirrorSync
 
 
 def read_ahead_threads() -> list[threading.Thread]:

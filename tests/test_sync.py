@@ -335,16 +335,16 @@ def test_rooms_are_synced_too(sandbox):
 def queries_per_page(monkeypatch, **kwargs):
     """Run a conference sync and return the number of queries each page cost."""
     counts = []
-    original = sync.MirrorSync.apply_page
+    original = sync.FullListingSync.apply_page
 
     def counted(self, page):
         with CaptureQueriesContext(connection) as ctx:
             original(self, page)
         counts.append(len(ctx.captured_queries))
 
-    monkeypatch.setattr(sync.MirrorSync, "apply_page", counted)
+    monkeypatch.setattr(sync.FullListingSync, "apply_page", counted)
     run = sync_conferences(**kwargs)
-    monkeypatch.setattr(sync.MirrorSync, "apply_page", original)
+    monkeypatch.setattr(sync.FullListingSync, "apply_page", original)
     return run, counts
 
 

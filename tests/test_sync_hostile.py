@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from rooms import recordings, sessions, sync
+from rooms import sync
 from rooms.bulk_sql import insert_rows
 from rooms.models import (
     AuditEntry,
@@ -33,6 +33,7 @@ from rooms.models import (
 from rooms.selectors import usage
 from rooms.signalwire import payloads
 from rooms.signalwire.errors import UnexpectedResponseError
+from rooms.sync import sessions
 from rooms.tasks import sync as sync_tasks
 from tests.hostile_space import HostileSpace
 
@@ -355,7 +356,7 @@ def test_an_impossible_time_is_stored_as_unknown_with_a_note_by_every_sync(fake,
         sync.sync_streams(),
         sessions.sessions_refresh_live(),
         sessions.sessions_sync_history(),
-        recordings.recordings_sync(),
+        sync.recordings_sync(),
     ]
     # A second round: the rows stored last time do not fail later runs either.
     runs += [sync.sync_conferences(), sync.sync_streams(), sessions.sessions_refresh_live()]
@@ -387,7 +388,7 @@ def test_a_recording_too_large_to_store_is_kept_with_an_unknown_size(fake):
         {"id": "r-ok", "status": "completed", "size_in_bytes": 1024},
     ]
 
-    run = recordings.recordings_sync()
+    run = sync.recordings_sync()
 
     assert (run.outcome, run.errors, run.created) == (Outcome.SUCCEEDED, 0, 2)
     huge = Recording.objects.get(remote_id="r-huge")
@@ -400,7 +401,7 @@ def test_the_recordings_list_totals_sizes_past_what_64_bits_hold(fake, admin_cli
     fake.recordings = [
         {"id": f"r{i}", "status": "completed", "size_in_bytes": 2**62} for i in range(2)
     ]
-    assert recordings.recordings_sync().created == 2
+    assert sync.recordings_sync().created == 2
 
     answer = admin_client.get("/admin/rooms/recording/")
 
@@ -413,7 +414,7 @@ def test_the_same_recording_twice_on_one_page_is_stored_once(fake):
     first = {"id": "r1", "status": "completed", "format": "mp4"}
     fake.recordings = [first, {**first, "format": "webm"}, {"id": "r2", "status": "completed"}]
 
-    run = recordings.recordings_sync()
+    run = sync.recordings_sync()
 
     assert (run.outcome, run.created, run.errors) == (Outcome.SUCCEEDED, 2, 1)
     assert "r1" in run.error and "listed twice" in run.error
@@ -424,7 +425,7 @@ def test_two_recordings_read_back_with_one_id_are_stored_once(fake):
     fake.recordings = [
         {"id": "r-a", "status": "processing"}, {"id": "r-b", "status": "processing"}
     ]
-    assert recordings.recordings_sync().created == 2
+    assert sync.recordings_sync().created == 2
     # Neither is listed any more; read back by id, a broken Space answers both as one.
     fake.recordings = []
     fake.recording = {
@@ -432,7 +433,7 @@ def test_two_recordings_read_back_with_one_id_are_stored_once(fake):
         "r-b": {"id": "r-c", "status": "completed", "format": "webm"},
     }
 
-    runs = [recordings.recordings_sync(), recordings.recordings_sync()]
+    runs = [sync.recordings_sync(), sync.recordings_sync()]
 
     for run in runs:
         assert run.outcome == Outcome.SUCCEEDED, run.error
@@ -476,7 +477,7 @@ def test_rows_the_database_cannot_hold_are_left_out_and_named_as_run_errors(fake
         sync.sync_streams(),
         sync.sync_conference_tokens(),
         sessions.sessions_refresh_live(),
-        recordings.recordings_sync(),
+        sync.recordings_sync(),
     )
 
     runs = (streams_run, tokens_run, live_run, recordings_run)
@@ -569,7 +570,7 @@ def test_negative_costs_are_unknown_and_never_lower_usage(fake):
     fake.recordings = [{"id": "r1", "status": "completed", "cost_in_dollars": "-0.01"}]
 
     sessions.sessions_refresh_live()
-    recordings.recordings_sync()
+    sync.recordings_sync()
 
     negative = RoomSession.objects.get(remote_id="s1")
     assert negative.cost_in_dollars is None and "cost_in_dollars -500" in negative.sync_note

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rooms import sessions
 from rooms.models import Conference, Room, RoomSession, SyncRun, SyncState
+from rooms.sync import sessions
 
 pytestmark = pytest.mark.django_db
 

@@ -5,6 +5,7 @@ from django.contrib import admin  # noqa: E402
 from rooms.admin import (  # noqa: F401
     audit,
     conferences,
+    logs,
     recordings,
     rooms,
     sessions,

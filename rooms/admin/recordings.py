@@ -29,10 +29,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from rooms import recordings
 from rooms.admin import once
 from rooms.admin.history import AuditHistoryMixin
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
+from rooms.selectors import recordings
 from rooms.services import bulk
 from rooms.services import recordings as recording_services
 from rooms.signalwire.errors import SignalWireError

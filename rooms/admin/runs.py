@@ -243,7 +243,7 @@ def _recordings_freed(run: ActionRun) -> dict | None:
     """What a delete or retention run of recordings freed: counts, size and cost."""
     if run.kind != "recording":
         return None
-    from rooms.recordings import size_text
+    from rooms.selectors.recordings import size_text
     from rooms.services.recordings import run_freed
 
     freed = run_freed(run)

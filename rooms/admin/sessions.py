@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from rooms.admin.records import RecordAdminMixin
 from rooms.models import Recording, RoomSession, SessionMember
 from rooms.models.sessions import LIVE
-from rooms.signalwire import activity
+from rooms.signalwire import sessions as remote_sessions
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
@@ -290,7 +290,7 @@ class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
 def _events_context(session: RoomSession) -> dict[str, Any]:
     """Fetch a session's events for its page; a failure becomes a message, not an error."""
     try:
-        events = activity.list_session_events(
+        events = remote_sessions.list_session_events(
             build_client(profile="interactive"), session.remote_id, limit=EVENT_LIMIT
         )
     except SignalWireError as exc:

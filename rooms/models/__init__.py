@@ -7,6 +7,8 @@ from rooms.models.audit import AuditEntry as AuditEntry
 from rooms.models.audit import AuditEntryManager as AuditEntryManager
 from rooms.models.conferences import Conference as Conference
 from rooms.models.intents import RemoteIntent as RemoteIntent
+from rooms.models.logs import LogState as LogState
+from rooms.models.logs import VideoLog as VideoLog
 from rooms.models.mirror import LAYOUT_CHOICES as LAYOUT_CHOICES
 from rooms.models.mirror import QUALITY_CHOICES as QUALITY_CHOICES
 from rooms.models.mirror import SIZE_CHOICES as SIZE_CHOICES

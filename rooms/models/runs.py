@@ -19,6 +19,7 @@ class SyncRun(models.Model):
         LIVE_SESSIONS = "live_sessions", "Live room sessions"
         STREAMS = "streams", "Streams"
         RECORDINGS = "recordings", "Room recordings"
+        LOGS = "logs", "Video logs"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "Running"

@@ -29,11 +29,11 @@ from rooms import audit, intents, outbox
 from rooms.locks import single_flight
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState, RemoteIntent
 from rooms.models.recordings import COMPLETED
-from rooms.recordings import map_recording, recordings_mark_deleted
 from rooms.services.common import acting
 from rooms.signalwire import recordings as api_recordings
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import NotFoundError, SignalWireError
+from rooms.sync.recordings import recordings_mark_deleted
 
 logger = logging.getLogger("rooms.services.recordings")
 
@@ -100,7 +100,7 @@ def recording_link(
 
 def _store_answer(recording: Recording, answer: dict[str, Any]) -> None:
     """Keep what SignalWire just said about the recording (without its link)."""
-    values = map_recording(answer)
+    values = api_recordings.recording_fields(answer)
     changed = [name for name, value in values.items() if getattr(recording, name) != value]
     if not changed:
         return

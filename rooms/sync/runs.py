@@ -32,6 +32,9 @@ COUNTERS = (
 )
 
 
+LOST_LOCK = "Lost the sync lock; stopped so two runs never overlap."
+
+
 class SyncAborted(Exception):
     """The run cannot go on safely (it lost its lock); it is recorded as failed."""
 

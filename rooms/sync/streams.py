@@ -10,10 +10,11 @@ is waiting for is left to that push to adopt, so the sync never makes it twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from rooms.audit import NormalisedChanges, bulk_record, normalise_changes
@@ -28,17 +29,15 @@ from rooms.models import (
     SyncState,
 )
 from rooms.registry import STREAM
-from rooms.signalwire import payloads, schema
+from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient
-from rooms.signalwire.errors import NotFoundError
 from rooms.stream_urls import mask_stream_url
-from rooms.sync.pages import WRITE_CHUNK, wide_batches
-from rooms.sync.runs import Progress, SyncAborted, locked_run, note_error, save_run
+from rooms.sync.engine import UnderParentSync, live_parents
+from rooms.sync.pages import WRITE_CHUNK
+from rooms.sync.runs import Progress, locked_run
 from rooms.sync.writers import GONE
 
 Action = AuditEntry.Action
-# Owners whose listings one transaction reconciles.
-OWNER_BATCH = 100
 # Fields a listing may change; a change of any is one audit entry (the url masked).
 TRACKED = ("url", "stream_type", "width", "height", "fps")
 WRITTEN = (
@@ -62,7 +61,7 @@ def sync_streams(
     """Reconcile the streams of every conference and room (or of one owner) with the Space's."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        _StreamSync(run, flight, api, progress).run(owner)
+        StreamSync(run, flight, api, progress, only=owner).run()
 
     return locked_run(SyncRun.Kind.STREAMS, trigger, client, work)
 
@@ -80,108 +79,57 @@ def _changes(old: Stream, values: dict[str, Any]) -> dict[str, list[Any]]:
     return diff
 
 
-class _StreamSync:
-    """Mirror the streams of conferences and rooms, a batch of owners at a time."""
+class StreamSync(UnderParentSync):
+    """Mirror the streams of conferences and rooms (or of one owner), a batch at a time."""
+
+    mirror = STREAM
+    noun = "Stream"
 
     def __init__(
-        self, run: SyncRun, flight: Flight, client: SignalWireClient, progress: Progress | None
+        self,
+        run: SyncRun,
+        flight: Flight,
+        client: SignalWireClient,
+        progress: Progress | None,
+        *,
+        only: Conference | Room | None = None,
     ) -> None:
-        self.run_record = run
-        self.flight = flight
-        self.client = client
-        self.progress = progress
-        self.reasons: list[str] = []
-        # PostgreSQL's text and jsonb cannot hold U+0000; SQLite keeps it as SignalWire does.
-        self.refuses_nul = connection.vendor == "postgresql"
-        # Listed streams that could not be stored: not gone, whatever the batch.
-        self.refused: set[str] = set()
+        super().__init__(run, flight, client, progress)
+        self.only = only
 
-    def error(self, reason: str) -> None:
-        note_error(self.run_record, self.reasons, reason)
+    def parents(self) -> Iterator[tuple[str, QuerySet[Any]]]:
+        """The owners SignalWire has, kind by kind (only the one asked for, if any)."""
+        for kind, model in OWNERS:
+            if self.only is not None and not isinstance(self.only, model):
+                continue
+            owners = live_parents(model)
+            if self.only is not None:
+                owners = owners.filter(pk=self.only.pk)
+            yield kind, owners
 
-    def run(self, only: Conference | Room | None) -> None:
-        """Walk the owners SignalWire has, kind by kind in pk order, and mirror their streams."""
-        ContentType.objects.get_for_model(Stream)  # cached now, not in a batch's queries
-        with wide_batches():
-            for kind, model in OWNERS:
-                if only is not None and not isinstance(only, model):
-                    continue
-                owners = model.objects.filter(remote_id__isnull=False).exclude(
-                    sync_state__in=(SyncState.DELETED_REMOTELY, SyncState.PENDING_DELETE)
-                )
-                if only is not None:
-                    owners = owners.filter(pk=only.pk)
-                last_pk = 0
-                while True:
-                    batch = list(
-                        owners.filter(pk__gt=last_pk)
-                        .order_by("pk")
-                        .values_list("pk", "remote_id", "name")[:OWNER_BATCH]
-                    )
-                    if not batch:
-                        break
-                    last_pk = batch[-1][0]
-                    self.apply_batch(kind, batch)
+    def fetch(self, kind: str, remote_id: str) -> list[dict[str, Any]]:
+        return STREAM.list_for(self.client, kind, remote_id)
 
-    def apply_batch(self, kind: str, batch: list[tuple[int, str | None, str]]) -> None:
-        """Read each owner's listing (no transaction open), then write the batch at once."""
-        fetched: dict[int, list[dict[str, Any]]] = {}
-        for pk, remote_id, name in batch:
-            if self.flight.lost:
-                raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
-            try:
-                fetched[pk] = STREAM.list_for(self.client, kind, remote_id or "")
-            except NotFoundError:
-                self.error(f"{name}: SignalWire no longer has {kind} {remote_id}.")
-        with transaction.atomic():
-            self.write(kind, fetched)
-            self.run_record.pages += 1
-            save_run(self.run_record)
-        if self.progress is not None:
-            self.progress(self.run_record)
+    def too_long(self, values: dict[str, Any]) -> str | None:
+        if len(values["url"]) > schema.STREAM_URL_MAX:
+            return f"url is longer than {schema.STREAM_URL_MAX} characters"
+        return None
 
-    def _read(
-        self, fetched: dict[int, list[dict[str, Any]]]
-    ) -> dict[str, tuple[int, dict[str, Any]]]:
-        """Map each listed stream to (owner pk, field values); unreadable ones are errors."""
-        incoming: dict[str, tuple[int, dict[str, Any]]] = {}
-        for owner_pk, items in fetched.items():
-            for item in items:
-                try:
-                    values = STREAM.fields(item)
-                except Exception as exc:  # one odd stream must not stop the batch
-                    self.error(f"A stream is not readable ({type(exc).__name__}).")
-                    continue
-                problem = payloads.listed_row_problem(
-                    {**item, "id": values["remote_id"]}, refuses_nul=self.refuses_nul
-                )
-                if problem is None and len(values["url"]) > schema.STREAM_URL_MAX:
-                    problem = f"url is longer than {schema.STREAM_URL_MAX} characters"
-                if problem is not None:
-                    # Listed, so never marked deleted; a mirrored row keeps its last values.
-                    self.refused.add(values["remote_id"])
-                    # Named by id and field only: the url holds the stream key.
-                    self.error(
-                        f"Stream {payloads.shown_id(values['remote_id'])}: not stored "
-                        f"because {problem}."
-                    )
-                    continue
-                incoming[values["remote_id"]] = (owner_pk, values)
-        return incoming
-
-    def write(self, kind: str, fetched: dict[int, list[dict[str, Any]]]) -> None:
+    def write(
+        self,
+        kind: str,
+        names: dict[int, str],
+        fetched: dict[int, list[dict[str, Any]]],
+        asked: dict[int, datetime],
+    ) -> None:
         """Create, update, restore and mark the batch's streams, with their audit entries."""
         run = self.run_record
         now = timezone.now()
         owner_field = f"{kind}_id"
-        incoming = self._read(fetched)
-        run.seen += len(incoming)
+        incoming = self.read(names, fetched)
         local = list(Stream.objects.filter(**{f"{owner_field}__in": list(fetched)}))
         by_remote = {s.remote_id: s for s in local if s.remote_id}
-        moved = [rid for rid in incoming if rid not in by_remote]
-        for start in range(0, len(moved), WRITE_CHUNK):
-            for stream in Stream.objects.filter(remote_id__in=moved[start : start + WRITE_CHUNK]):
-                by_remote[stream.remote_id or ""] = stream
+        by_remote.update(self.by_remote_id([rid for rid in incoming if rid not in by_remote]))
         # Creates whose answer was lost: the push adopts their stream, not the sync.
         awaited = {
             (getattr(s, owner_field), s.url)

@@ -1,85 +1,83 @@
-"""Token refresh: mirror the moderator and guest tokens of conferences, a batch at a time."""
+"""Token refresh: mirror the moderator and guest tokens listed under each conference.
+
+The engine's third shape (a listing under each parent), a batch of conferences at a time.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from rooms.audit import bulk_record
 from rooms.locks import Flight
-from rooms.models import AuditEntry, Conference, ConferenceToken, SyncRun, SyncState
-from rooms.signalwire import payloads
+from rooms.models import AuditEntry, Conference, ConferenceToken, SyncRun
+from rooms.registry import TOKEN
 from rooms.signalwire.client import SignalWireClient
-from rooms.signalwire.errors import NotFoundError
-from rooms.sync.pages import WRITE_CHUNK, wide_batches
-from rooms.sync.runs import Progress, SyncAborted, note_error, save_run
+from rooms.sync.engine import UnderParentSync, live_parents
+from rooms.sync.pages import WRITE_CHUNK
+from rooms.sync.runs import Progress, locked_run
 
 Action = AuditEntry.Action
-TOKEN_BATCH = 100
 
 
-class TokenSync:
+def sync_conference_tokens(
+    *,
+    client: SignalWireClient | None = None,
+    trigger: str = "schedule",
+    missing_only: bool = False,
+    progress: Progress | None = None,
+) -> SyncRun:
+    """Mirror the moderator and guest tokens of conferences (only those without any, if asked)."""
+
+    def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
+        TokenSync(run, flight, api, progress, missing_only=missing_only).run()
+
+    return locked_run(SyncRun.Kind.TOKENS, trigger, client, work)
+
+
+class TokenSync(UnderParentSync):
     """Mirror conference tokens, a batch of conferences at a time."""
 
-    def __init__(
-        self, run: SyncRun, flight: Flight, client: SignalWireClient, progress: Progress | None
-    ) -> None:
-        self.run_record = run
-        self.flight = flight
-        self.client = client
-        self.progress = progress
-        self.reasons: list[str] = []
-        # PostgreSQL's text and jsonb cannot hold U+0000; SQLite keeps it as SignalWire does.
-        self.refuses_nul = connection.vendor == "postgresql"
+    mirror = TOKEN
+    noun = "Token"
 
-    def run(self, *, missing_only: bool) -> None:
-        """Walk the live conferences in pk order and mirror each one's tokens."""
-        ContentType.objects.get_for_model(ConferenceToken)
-        conferences = Conference.objects.filter(remote_id__isnull=False).exclude(
-            sync_state__in=(SyncState.DELETED_REMOTELY, SyncState.PENDING_DELETE)
-        )
-        if missing_only:
+    def __init__(
+        self,
+        run: SyncRun,
+        flight: Flight,
+        client: SignalWireClient,
+        progress: Progress | None,
+        *,
+        missing_only: bool = False,
+    ) -> None:
+        super().__init__(run, flight, client, progress)
+        self.missing_only = missing_only
+
+    def parents(self) -> Iterator[tuple[str, QuerySet[Any]]]:
+        """The live conferences (only those with no token mirrored, if asked)."""
+        conferences = live_parents(Conference)
+        if self.missing_only:
             conferences = conferences.filter(
                 ~Exists(ConferenceToken.objects.filter(conference=OuterRef("pk")))
             )
-        last_pk = 0
-        with wide_batches():
-            while True:
-                batch = list(
-                    conferences.filter(pk__gt=last_pk)
-                    .order_by("pk")
-                    .values_list("pk", "remote_id", "name")[:TOKEN_BATCH]
-                )
-                if not batch:
-                    break
-                last_pk = batch[-1][0]
-                fetched: dict[int, list[dict[str, Any]]] = {}
-                asked: dict[int, datetime] = {}
-                for pk, remote_id, name in batch:
-                    if self.flight.lost:
-                        raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
-                    try:
-                        asked[pk] = timezone.now()
-                        fetched[pk] = self.client.list_conference_tokens(remote_id)
-                    except NotFoundError:
-                        self.error(f"{name}: SignalWire no longer has conference {remote_id}.")
-                with transaction.atomic():
-                    self.write({pk: name for pk, _, name in batch}, fetched, asked)
-                    self.run_record.pages += 1
-                    save_run(self.run_record)
-                if self.progress is not None:
-                    self.progress(self.run_record)
+        yield "conference", conferences
 
-    def error(self, reason: str) -> None:
-        note_error(self.run_record, self.reasons, reason)
+    def fetch(self, kind: str, remote_id: str) -> list[dict[str, Any]]:
+        return TOKEN.list_for(self.client, remote_id)
+
+    def unreadable(self, parent_name: str, exc: Exception) -> str:
+        return f"A token of {parent_name} is not readable ({exc})."
+
+    def too_long(self, values: dict[str, Any]) -> str | None:
+        return "token is longer than 255 characters" if len(values["token"]) > 255 else None
 
     def write(
         self,
+        kind: str,
         names: dict[int, str],
         fetched: dict[int, list[dict[str, Any]]],
         asked: dict[int, datetime],
@@ -91,41 +89,13 @@ class TokenSync:
         """
         run = self.run_record
         now = timezone.now()
-        incoming: dict[str, tuple[int, dict[str, Any]]] = {}
-        refused: set[str] = set()
-        for conference_pk, tokens in fetched.items():
-            for answer in tokens:
-                try:
-                    values = payloads.token_fields(answer)
-                except Exception as exc:  # one odd token must not stop the batch
-                    self.error(f"A token of {names[conference_pk]} is not readable ({exc}).")
-                    continue
-                problem = payloads.listed_row_problem(
-                    {**answer, "id": values["remote_id"]}, refuses_nul=self.refuses_nul
-                )
-                if problem is None and len(values["token"]) > 255:
-                    problem = "token is longer than 255 characters"
-                if problem is not None:
-                    # Listed, so never dropped; a mirrored token keeps its last values.
-                    refused.add(values["remote_id"])
-                    self.error(
-                        f"Token {payloads.shown_id(values['remote_id'])}: not stored "
-                        f"because {problem}."
-                    )
-                    continue
-                incoming[values["remote_id"]] = (conference_pk, values)
-        run.seen += len(incoming)
+        incoming = self.read(names, fetched)
         existing: dict[str, ConferenceToken] = {
             token.remote_id: token
             for token in ConferenceToken.objects.filter(conference_id__in=list(fetched))
         }
         # Tokens that moved from another conference; a Space may list any number of them.
-        moved = [remote_id for remote_id in incoming if remote_id not in existing]
-        for start in range(0, len(moved), WRITE_CHUNK):
-            for token in ConferenceToken.objects.filter(
-                remote_id__in=moved[start : start + WRITE_CHUNK]
-            ):
-                existing[token.remote_id] = token
+        existing.update(self.by_remote_id([rid for rid in incoming if rid not in existing]))
         creates: list[ConferenceToken] = []
         updates: list[ConferenceToken] = []
         entries: list[tuple[ConferenceToken, int, dict[str, list[Any]] | None]] = []
@@ -171,7 +141,7 @@ class TokenSync:
             bulk_record(model=ConferenceToken, entries=entries)
         stale = [
             t.pk for t in existing.values()
-            if t.conference_id in fetched and t.remote_id not in refused
+            if t.conference_id in fetched and t.remote_id not in self.refused
         ]
         if stale:
             # Tokens are not pushed anywhere, so auditlog's own delete entries (masked)

@@ -4,7 +4,7 @@ The frequent sync is incremental; a daily full one reads the whole listing, the 
 to see recordings deleted in SignalWire: a deleted recording just drops out of the listing,
 so only a read to its end can tell that it is gone.
 
-All thin over rooms.recordings and rooms.services.recordings; they take ids and retry
+All thin over rooms.sync.recordings and rooms.services.recordings; they take ids and retry
 only what can heal (SignalWire unavailable or rate limiting).
 """
 
@@ -25,19 +25,19 @@ logger = logging.getLogger("rooms.tasks.recordings")
 @shared_task(bind=True, name="rooms.tasks.sync_recordings", ignore_result=True)
 def sync_recordings(self: Task, trigger: str = "schedule") -> str:
     """Mirror the recordings new or changed since the last run; refresh unfinished ones."""
-    from rooms import recordings
+    from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, recordings.recordings_sync, trigger=trigger)
+    return run_sync_task(self, sync.recordings_sync, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.sync_recordings_full", ignore_result=True)
 def sync_recordings_full(self: Task, trigger: str = "schedule") -> str:
     """Read the whole recordings listing and mark the ones gone from SignalWire (daily)."""
-    from rooms import recordings
+    from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, recordings.recordings_sync, trigger=trigger, full=True)
+    return run_sync_task(self, sync.recordings_sync, trigger=trigger, full=True)
 
 
 @shared_task(

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
 from rooms.models import AuditEntry
-from rooms.recordings import ended_at, size_text
+from rooms.selectors.recordings import ended_at, size_text
 from rooms.services import recordings
 
 

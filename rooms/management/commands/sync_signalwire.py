@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from rooms import recordings, sessions, sync
+from rooms import sync
 from rooms.models import SyncRun
 from rooms.signalwire.errors import SignalWireError
 
@@ -58,8 +58,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--full",
             action="store_true",
-            help="With --recordings: read the whole listing and mark recordings SignalWire "
+            help="With --recordings or --logs: read the whole listing and mark what SignalWire "
             "no longer has as deleted remotely.",
+        )
+        parser.add_argument(
+            "--logs",
+            action="store_true",
+            help="Mirror the video logs made since the newest one mirrored, discarded ones too.",
         )
         parser.add_argument(
             "--page-size", type=int, default=None, help="Rows per listed page (1..1000)."
@@ -70,12 +75,12 @@ class Command(BaseCommand):
             name
             for name in (
                 "conferences", "rooms", "tokens", "refresh_tokens", "streams", "sessions",
-                "recordings",
+                "recordings", "logs",
             )
             if options[name]
         ]
-        if options["full"] and "recordings" not in chosen:
-            raise CommandError("--full goes with --recordings (the other syncs are full).")
+        if options["full"] and not {"recordings", "logs"} & set(chosen):
+            raise CommandError("--full goes with --recordings or --logs (the others are full).")
         if not chosen:
             chosen = ["conferences", "rooms", "tokens"]
         page_size = options["page_size"]
@@ -113,11 +118,13 @@ class Command(BaseCommand):
         if name == "streams":
             return sync.sync_streams(**common)
         if name == "live_sessions":
-            return sessions.sessions_refresh_live(**common)
+            return sync.sessions_refresh_live(**common)
         if name == "sessions":
-            return sessions.sessions_sync_history(page_size=page_size, **common)
+            return sync.sessions_sync_history(page_size=page_size, **common)
         if name == "recordings":
-            return recordings.recordings_sync(page_size=page_size, full=full, **common)
+            return sync.recordings_sync(page_size=page_size, full=full, **common)
+        if name == "logs":
+            return sync.logs_sync(page_size=page_size, full=full, **common)
         return sync.sync_conference_tokens(missing_only=name == "tokens", **common)
 
     def _progress(self, run: SyncRun) -> None:

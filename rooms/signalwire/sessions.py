@@ -2,6 +2,8 @@
 
 The client's paging (links.next only on the Space, loop and size bounds) is used as is;
 the filters of a listing go on its first request and SignalWire carries them in links.next.
+The mappings read each payload through the shared readers of rooms.signalwire.payloads:
+odd values become None (noted in `sync_note`), `raw` keeps everything as sent.
 """
 
 from __future__ import annotations
@@ -10,11 +12,21 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient
 
 SESSIONS = "/api/video/room_sessions"
 LIVE = "in-progress"
 COMPLETED = "completed"
+# Payload keys of a session and of a member that are read as values, and the field each fills.
+SESSION_CHECKED = {
+    "start_time": "start_time", "end_time": "end_time", "duration": "duration",
+    "cost_in_dollars": "cost_in_dollars",
+}
+MEMBER_CHECKED = {
+    "join_time": "join_time", "leave_time": "leave_time", "duration": "duration",
+    "cost_in_dollars": "cost_in_dollars",
+}
 
 
 def iter_pages(
@@ -79,3 +91,49 @@ def list_first(client: SignalWireClient, path: str, *, limit: int) -> list[dict[
         if len(rows) >= limit:
             return rows[:limit]
     return rows
+
+
+# --- payload mapping --------------------------------------------------------------------
+
+
+def session_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn a session payload into field values (its owner is linked by the sync)."""
+    text = payloads.remote_text
+    values = {
+        "remote_room_id": text(row.get("room_id"))[:64],
+        "room_name": text(row.get("name"))[:100],
+        "status": text(row.get("status"))[:40],
+        "start_time": payloads.parse_remote_datetime(row.get("start_time")),
+        "end_time": payloads.parse_remote_datetime(row.get("end_time")),
+        "duration": payloads.remote_seconds(row.get("duration")),
+        "locked": row.get("locked") if isinstance(row.get("locked"), bool) else None,
+        "cost_in_dollars": payloads.remote_money(row.get("cost_in_dollars")),
+        "remote_updated_at": text(row.get("updated_at"))[:40],
+        "raw": row,
+    }
+    values["sync_note"] = payloads.unknown_values_note(row, values, SESSION_CHECKED)
+    return values
+
+
+def member_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn a member payload into field values; odd values become None, raw keeps all."""
+    values = {
+        "name": payloads.remote_text(row.get("name"))[:255],
+        "join_time": payloads.parse_remote_datetime(row.get("join_time")),
+        "leave_time": payloads.parse_remote_datetime(row.get("leave_time")),
+        "duration": payloads.remote_seconds(row.get("duration")),
+        "cost_in_dollars": payloads.remote_money(row.get("cost_in_dollars")),
+        "raw": row,
+    }
+    values["sync_note"] = payloads.unknown_values_note(row, values, MEMBER_CHECKED)
+    return values
+
+
+def member_totals(members: list[dict[str, Any]]) -> dict[str, int]:
+    """Members present, members in all, and the seconds of those who left (each id once)."""
+    unique: dict[Any, dict[str, Any]] = {}
+    for member in members:
+        unique.setdefault(member.get("id"), member)
+    present = sum(1 for m in unique.values() if m.get("leave_time") is None)
+    seconds = sum(payloads.remote_seconds(m.get("duration")) or 0 for m in unique.values())
+    return {"members_now": present, "member_count": len(unique), "member_seconds": seconds}

@@ -1,4 +1,4 @@
-"""The reconcile loop: one listing of a resource against its mirrored model, page by page."""
+"""Shape one: a whole listing reconciled with its model (new, changed, deleted, restored)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ from rooms.locks import Flight
 from rooms.models import UNPUSHED_STATES, AuditEntry, SyncRun, SyncState
 from rooms.registry import Resource
 from rooms.signalwire.client import SignalWireClient
-from rooms.signalwire.payloads import nul_fields, parse_remote_datetime, shown_id
+from rooms.signalwire.payloads import (
+    nul_fields,
+    parse_remote_datetime,
+    shown_id,
+)
 from rooms.sync.pages import (
     PROGRESS_EVERY,
     WRITE_CHUNK,
@@ -27,7 +31,7 @@ from rooms.sync.pages import (
     read_ahead,
     wide_batches,
 )
-from rooms.sync.runs import Progress, SyncAborted, locked_run, note_error, save_run
+from rooms.sync.runs import LOST_LOCK, Progress, SyncAborted, locked_run, note_error, save_run
 from rooms.sync.writers import GONE, PageWriter, RowWrite, unfit
 
 Action = AuditEntry.Action
@@ -44,21 +48,23 @@ class _PagePlan:
     skipped_pending: int = 0
 
 
-def mirror_run(
+def full_listing_run(
     resource: Resource[Any],
     client: SignalWireClient | None,
     trigger: str,
     page_size: int | None,
     progress: Progress | None,
 ) -> SyncRun:
+    """Reconcile a resource's whole listing under its lock, with its run record."""
+
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        MirrorSync(resource, run, flight, progress).run(resource.list_pages(api, page_size))
+        FullListingSync(resource, run, flight, progress).run(resource.list_pages(api, page_size))
 
     return locked_run(resource.sync_kind, trigger, client, work)
 
 
-class MirrorSync:
-    """One reconciliation of a model with a remote listing, page by page."""
+class FullListingSync:
+    """Shape one: a whole listing reconciled with its mirrored model, page by page."""
 
     # The hand-written inserts and the payload digest compare; bench/sync_bench.py
     # --plain measures the plain Django way (bulk_create, remote_updated_at) beside them.
@@ -91,7 +97,7 @@ class MirrorSync:
         with wide_batches(), collect_less(), fewer_checkpoints():
             for page in read_ahead(pages):
                 if self.flight.lost:
-                    raise SyncAborted("Lost the sync lock; stopped so two runs never overlap.")
+                    raise SyncAborted(LOST_LOCK)
                 self.apply_page(page)
             if self.unidentified:
                 self.error(
@@ -323,3 +329,5 @@ def rows_with_digest(model: type[Any], remote_ids: list[str]) -> dict[str, tuple
         cursor.execute(sql, remote_ids)
         rows = cursor.fetchall()
     return {remote_id: (pk, state, stored) for pk, remote_id, state, stored in rows}
+
+

@@ -2,7 +2,7 @@
 
 Beat runs the live refresh every SIGNALWIRE_LIVE_SESSIONS_INTERVAL seconds (about a
 minute) and the history sync every SIGNALWIRE_SYNC_INTERVAL; both are thin over
-rooms.sessions and retry only errors that can heal.
+rooms.sync.sessions and retry only errors that can heal.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-logger = logging.getLogger("rooms.tasks.activity")
+logger = logging.getLogger("rooms.tasks.sessions")
 
 
 @shared_task(bind=True, name="rooms.tasks.refresh_live_sessions", ignore_result=True)
 def refresh_live_sessions(self: Task, trigger: str = "schedule") -> str:
     """Refresh the sessions in progress and their members; close those that ended."""
-    from rooms import sessions
+    from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, sessions.sessions_refresh_live, trigger=trigger)
+    return run_sync_task(self, sync.sessions_refresh_live, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.sync_session_history", ignore_result=True)
 def sync_session_history(self: Task, trigger: str = "schedule") -> str:
     """Mirror the completed sessions that are new or changed since the last run."""
-    from rooms import sessions
+    from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, sessions.sessions_sync_history, trigger=trigger)
+    return run_sync_task(self, sync.sessions_sync_history, trigger=trigger)
 
 
 @worker_ready.connect(dispatch_uid="rooms.tasks.activity.sessions_on_start")

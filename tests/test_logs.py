@@ -1,0 +1,198 @@
+"""Video logs mirrored read-only: from the sandbox over real HTTP, incrementally, hostile data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.db import connection
+from django.urls import reverse
+
+from rooms import sync
+from rooms.models import LogState, SyncRun, VideoLog
+from tests.hostile_space import HostileSpace
+
+pytestmark = pytest.mark.django_db
+
+LOGS = "/api/video/logs"
+NUL = "\x00"
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(redis_client):
+    redis_client.flushdb()
+
+
+def control(server, path: str, body: dict | None = None) -> dict:
+    """Drive the sandbox through its loopback control API, over HTTP."""
+    answer = requests.post(f"{server.url}/__sandbox__/{path}", json=body or {}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def meet(server, room_name: str = "billing", members: tuple[str, ...] = ("Ada",)) -> dict:
+    """Run a session in a room and end it: the Space writes its log."""
+    session = control(server, "sessions", {"room_name": room_name, "members": list(members)})
+    control(server, f"sessions/{session['id']}/end")
+    return session
+
+
+def log_queries(space) -> list[dict[str, list[str]]]:
+    """The query of each logs listing the Space was asked for."""
+    return [
+        parse_qs(r["query"]) for r in space.requests if r["method"] == "GET" and r["path"] == LOGS
+    ]
+
+
+def test_new_logs_appear_with_their_charge_and_session(sandbox, sandbox_server):
+    session = meet(sandbox_server, members=("Ada", "Grace"))
+    run = sync.logs_sync()
+    assert (run.kind, run.outcome, run.created, run.errors) == (
+        SyncRun.Kind.LOGS, SyncRun.Outcome.SUCCEEDED, 1, 0
+    )
+    log = VideoLog.objects.get()
+    (remote,) = sandbox.logs.values()
+    assert log.remote_id == remote["id"] and log.remote_session_id == session["id"]
+    assert (log.room_name, log.status, log.log_type, log.source) == (
+        "billing", "completed", "video_room_session", "realtime_api"
+    )
+    assert log.charge == Decimal(str(remote["charge"])) and log.charge > 0
+    assert log.sync_state == LogState.SYNCED and log.raw["charge_details"]
+
+
+def test_an_incremental_run_reads_only_the_logs_made_since_the_newest_mirrored(
+    sandbox, sandbox_server
+):
+    sandbox.seed(rooms=5, seed=3)
+    sandbox.seed(sessions=300, seed=3)
+    first = sync.logs_sync(page_size=100)
+    assert first.created == VideoLog.objects.count() == len(sandbox.logs)
+    meet(sandbox_server, room_name=next(iter(sandbox.rooms.values()))["name"])
+    sandbox.clear_requests()
+
+    again = sync.logs_sync(page_size=100)
+
+    assert again.created == 1 and VideoLog.objects.count() == len(sandbox.logs)
+    # Only the newest logs were listed: one page, bounded by the newest mirrored log.
+    assert again.seen < 20 and again.pages == 1
+    (query,) = log_queries(sandbox)
+    newest = max(log["created_at"] for log in sandbox.logs.values())
+    assert query["include_deleted"] == ["true"]
+    assert query["created_after"][0] < newest
+
+
+def test_a_discarded_log_is_marked_deleted_remotely_and_keeps_its_charge(
+    sandbox, sandbox_server
+):
+    meet(sandbox_server)
+    meet(sandbox_server, room_name="standup")
+    sync.logs_sync()
+    gone = VideoLog.objects.get(room_name="standup")
+    charge = gone.charge
+    sandbox.logs[gone.remote_id]["discarded_at"] = datetime.now(UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+    run = sync.logs_sync()
+
+    assert run.marked_deleted == 1 and run.errors == 0
+    gone.refresh_from_db()
+    assert gone.sync_state == LogState.DELETED_REMOTELY and gone.discarded_at is not None
+    assert (gone.charge, gone.room_name) == (charge, "standup")
+    assert VideoLog.objects.get(room_name="billing").sync_state == LogState.SYNCED
+    quiet = sync.logs_sync()
+    assert (quiet.marked_deleted, quiet.created, quiet.updated) == (0, 0, 0)
+
+
+@pytest.fixture
+def hostile(settings):
+    server = HostileSpace().start()
+    settings.SIGNALWIRE_SPACE_URL = server.url
+    settings.SIGNALWIRE_PROJECT_ID = "proj"
+    settings.SIGNALWIRE_API_TOKEN = "hostile-logs-token-3e1"
+    settings.SIGNALWIRE_RETRIES = 0
+    yield server
+    server.stop()
+
+
+def a_log(log_id: str, **fields) -> dict:
+    return {
+        "id": log_id, "source": "realtime_api", "type": "video_room_session",
+        "url": f"https://x.example/api/video/room_sessions/s-{log_id}", "room_name": "standup",
+        "status": "completed", "locked": False, "started_at": "2026-01-02T10:00:00Z",
+        "ended_at": "2026-01-02T11:00:00Z", "charge": 0.25,
+        "created_at": "2026-01-02T11:00:01Z", "charge_details": [], **fields,
+    }
+
+
+def test_hostile_logs_are_left_out_or_stored_as_unknown_and_the_run_goes_on(hostile):
+    listed = [
+        a_log("l-ok"),
+        a_log("l-odd", charge="lots", started_at="9999-12-31T23:59:59-23:59", type="new_kind"),
+        {"room_name": "no id"},
+        a_log("l-" + "x" * 70),
+        a_log("l-nul", room_name=f"stand{NUL}up"),
+        a_log("l-ok", charge=9),
+    ]
+    hostile.answer = lambda h: h.send_page(listed)
+
+    run = sync.logs_sync()
+
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED
+    nul_refused = connection.vendor == "postgresql"
+    assert run.errors == 3 + nul_refused
+    assert "without an id" in run.error and "listed twice" in run.error
+    assert "longer than 64" in run.error
+    ok, odd = VideoLog.objects.get(remote_id="l-ok"), VideoLog.objects.get(remote_id="l-odd")
+    assert ok.charge == Decimal("0.25") and ok.remote_session_id == "s-l-ok"
+    assert odd.charge is None and odd.started_at is None and odd.log_type == "new_kind"
+    assert "charge" in odd.sync_note and odd.raw["charge"] == "lots"
+    assert VideoLog.objects.filter(remote_id="l-nul").exists() is not nul_refused
+
+
+def test_a_full_run_marks_logs_gone_from_the_listing(hostile):
+    listed = [a_log("l-1"), a_log("l-2")]
+    hostile.answer = lambda h: h.send_page(listed)
+    sync.logs_sync()
+    listed.pop()
+
+    partial = sync.logs_sync()
+    full = sync.logs_sync(full=True)
+
+    assert partial.marked_deleted == 0 and full.marked_deleted == 1
+    assert VideoLog.objects.get(remote_id="l-2").sync_state == LogState.DELETED_REMOTELY
+    assert VideoLog.objects.get(remote_id="l-1").sync_state == LogState.SYNCED
+
+
+def test_the_command_syncs_logs(sandbox, sandbox_server, capsys):
+    meet(sandbox_server)
+    call_command("sync_signalwire", "--logs")
+    assert "Video logs: Succeeded" in capsys.readouterr().out
+    assert VideoLog.objects.count() == 1
+
+
+def test_the_logs_list_is_read_only_and_filters_by_room_and_day(sandbox, sandbox_server,
+                                                                admin_client):
+    meet(sandbox_server)
+    meet(sandbox_server, room_name="standup")
+    sync.logs_sync()
+    log = VideoLog.objects.get(room_name="standup")
+    url = reverse("admin:rooms_videolog_changelist")
+    day = log.remote_created_at
+    page = admin_client.get(url, {"room": "standup", "remote_created_at__day": day.day,
+                                  "remote_created_at__month": day.month,
+                                  "remote_created_at__year": day.year})
+    assert page.status_code == 200
+    shown = list(page.context["cl"].queryset)
+    assert shown == [log]
+    assert admin_client.get(reverse("admin:rooms_videolog_add")).status_code == 403
+    change = admin_client.post(reverse("admin:rooms_videolog_change", args=[log.pk]),
+                               {"room_name": "edited"})
+    assert change.status_code == 403 or VideoLog.objects.get(pk=log.pk).room_name == "standup"
+    delete = admin_client.post(reverse("admin:rooms_videolog_delete", args=[log.pk]),
+                               {"post": "yes"})
+    assert delete.status_code == 403 and VideoLog.objects.filter(pk=log.pk).exists()
