@@ -102,7 +102,7 @@ class Resource(Mirror[M]):
     has_tokens: ClassVar[bool] = False
     owned: ClassVar[bool] = False
     """Created, found and listed through an owner (a stream): created, edited, pushed and
-    synced by its own services (rooms.streams, rooms.sync.streams), not the name-based
+    synced by its own services (rooms.services.streams, rooms.sync.streams), not the name-based
     generic ones; its pending deletes are finished by the shared push."""
     row_noun: ClassVar[str] = "row"
     """How a busy-row message names one row ("an edit of this row is still on its way")."""
