@@ -10,6 +10,7 @@ from django.utils import timezone
 from rooms.audit import audit_context
 from rooms.locks import Flight, single_flight
 from rooms.models import AuditEntry, SyncRun
+from rooms.services import alerts
 from rooms.signalwire.client import SignalWireClient, build_client
 
 logger = logging.getLogger("rooms.sync")
@@ -85,6 +86,7 @@ def locked_run(
                 run.finished_at = timezone.now()
                 save_run(run)
                 logger.warning("%s sync %s failed: %s", kind, run.run_id, exc)
+                alerts.soon()
                 raise
         run.outcome = Outcome.SUCCEEDED
         run.finished_at = timezone.now()

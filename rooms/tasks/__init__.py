@@ -1,3 +1,11 @@
 """Celery tasks of the rooms app; each module holds one family, all thin over services."""
 
-from rooms.tasks import actions, activity, maintenance, push, recordings, sync  # noqa: F401
+from rooms.tasks import (  # noqa: F401
+    actions,
+    activity,
+    alerts,
+    maintenance,
+    push,
+    recordings,
+    sync,
+)
