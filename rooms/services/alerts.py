@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -109,7 +110,7 @@ def heartbeat_state() -> dict[str, Any]:
         silent_for = age if age is not None else now - watch_since
         state[name] = {
             "age_seconds": None if age is None else round(age, 1),
-            "last": None if at is None else datetime.fromtimestamp(at, tz=timezone.utc).isoformat(),
+            "last": None if at is None else datetime.fromtimestamp(at, tz=dt_timezone.utc).isoformat(),
             "ok": not (limit and silent_for > limit),
         }
     return state
@@ -331,11 +332,12 @@ def _apply(condition: Condition, now: datetime, result: CheckResult) -> None:
         return
     except IntegrityError:
         pass  # it is open already (perhaps opened by a concurrent check this instant)
-    alert = Alert.objects.filter(
+    found = Alert.objects.filter(
         kind=condition.kind, subject=condition.subject, resolved_at__isnull=True
     ).first()
-    if alert is None:  # resolved in between: the next check opens it again
+    if found is None:  # resolved in between: the next check opens it again
         return
+    alert = found
     if condition.count > alert.count:
         result.raised.append(pair)
     Alert.objects.filter(pk=alert.pk).update(
