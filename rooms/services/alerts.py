@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -110,7 +109,7 @@ def heartbeat_state() -> dict[str, Any]:
         silent_for = age if age is not None else now - watch_since
         state[name] = {
             "age_seconds": None if age is None else round(age, 1),
-            "last": None if at is None else datetime.fromtimestamp(at, tz=dt_timezone.utc).isoformat(),
+            "last": None if at is None else datetime.fromtimestamp(at, tz=UTC).isoformat(),
             "ok": not (limit and silent_for > limit),
         }
     return state
