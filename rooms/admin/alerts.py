@@ -88,6 +88,10 @@ KIND_CHOICES = AlertKind.choices
 class WebhookEndpointForm(forms.ModelForm):
     """The secret is written, never shown: left blank on a change, the saved one stays."""
 
+    url = forms.URLField(
+        max_length=500, assume_scheme="https",
+        help_text="https:// (plain http:// only to this machine).",
+    )
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False), required=False, max_length=200,
         help_text="Signs each body (HMAC-SHA256, header X-Portal-Signature). Never shown again;"
@@ -187,7 +191,7 @@ class AlertSubscriptionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         """One subscription each: add it when there is none yet."""
         return self.has_module_permission(request) and not AlertSubscription.objects.filter(
-            user_id=request.user.pk
+            user_id=request.user.pk or 0
         ).exists()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

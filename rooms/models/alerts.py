@@ -80,6 +80,8 @@ class AlertDelivery(models.Model):
     endpoint = models.ForeignKey(
         "WebhookEndpoint", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The message as decided when the alert changed: its text and structured fields.
+    message = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)

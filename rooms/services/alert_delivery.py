@@ -1,7 +1,8 @@
 """Sending alert messages: email through Django's backend, signed JSON to webhooks.
 
-Called by the worker's delivery task, never inside a web request or a transaction. A
-message carries the alert's kind, subject, count, times and admin link, and names the
+Called by the worker's delivery task, never inside a web request or a transaction. The
+message is composed when the alert changes (in the check) and kept on the delivery row; it
+carries the alert's kind, subject, count, times and admin link, and names the
 portal; it never carries a token, stream URL or recording link (alerts hold none).
 """
 
@@ -99,8 +100,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def send_email(delivery: AlertDelivery) -> None:
     """Send one alert email through Django's email backend."""
-    alert = delivery.alert
-    text = message_text(alert, delivery.notice)
+    text = delivery.message["text"]
     subject = text.split(". ", 1)[0][:200]
     try:
         send_mail(
@@ -120,7 +120,7 @@ def send_webhook(delivery: AlertDelivery) -> None:
         url = check_webhook_url(endpoint.url)
     except WebhookURLError as exc:
         raise DeliveryError(str(exc)) from exc
-    body = json.dumps(payload(delivery.alert, delivery.notice), sort_keys=True).encode()
+    body = json.dumps(delivery.message, sort_keys=True).encode()
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(endpoint.secret, body),

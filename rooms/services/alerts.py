@@ -355,17 +355,21 @@ def _apply(condition: Condition, now: datetime, result: CheckResult) -> None:
 
 def _notify(alert_pk: int, notice: str) -> None:
     """Write one delivery per recipient of the alert; the worker sends them after commit."""
+    from rooms.services.alert_delivery import payload
+
     alert = Alert.objects.get(pk=alert_pk)
+    message = payload(alert, notice)
     deliveries = [
         AlertDelivery(
-            alert=alert, notice=notice, channel=AlertDelivery.Channel.EMAIL, recipient=email
+            alert=alert, notice=notice, channel=AlertDelivery.Channel.EMAIL, recipient=email,
+            message=message,
         )
         for email in email_recipients(alert.kind)
     ]
     deliveries += [
         AlertDelivery(
             alert=alert, notice=notice, channel=AlertDelivery.Channel.WEBHOOK,
-            recipient=endpoint.name, endpoint=endpoint,
+            recipient=endpoint.name, endpoint=endpoint, message=message,
         )
         for endpoint in WebhookEndpoint.objects.filter(active=True)
         if endpoint.wants(alert.kind)
