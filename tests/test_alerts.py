@@ -264,13 +264,14 @@ def test_webhook_secrets_are_written_once_and_never_shown_again(admin_client):
 
 
 @pytest.mark.django_db
-def test_only_superusers_manage_webhooks_and_staff_choose_their_own_email_kinds(
+def test_only_superusers_manage_webhooks_and_alert_viewers_choose_their_own_email_kinds(
     client, django_user_model
 ):
     clerk = django_user_model.objects.create_user("clerk", password="x", is_staff=True,
                                                   email="clerk@example.test")
     other = django_user_model.objects.create_user("other", is_staff=True)
     AlertSubscription.objects.create(user=other, kinds=[AlertKind.LOCKOUT])
+    clerk.user_permissions.set(Permission.objects.filter(codename="view_alert"))
     client.force_login(clerk)
 
     assert client.get(reverse("admin:rooms_webhookendpoint_changelist")).status_code == 403

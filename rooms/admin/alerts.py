@@ -160,7 +160,7 @@ class SubscriptionForm(forms.ModelForm):
 
 @admin.register(AlertSubscription)
 class AlertSubscriptionAdmin(admin.ModelAdmin):
-    """Each staff member picks the alert kinds they get by email (their own only)."""
+    """Staff who may view alerts pick the kinds they get by email (their own only)."""
 
     form = SubscriptionForm
     list_display = ("user", "kind_list")
@@ -171,13 +171,17 @@ class AlertSubscriptionAdmin(admin.ModelAdmin):
         return ", ".join(obj.kinds) or "none"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        """Superusers see everyone's; other staff their own."""
+        """Superusers see everyone's; other staff their own (others are refused, not hidden)."""
         rows = super().get_queryset(request).select_related("user")
-        return rows if request.user.is_superuser else rows.filter(user=request.user)
+        if request.user.is_superuser or not self.has_module_permission(request):
+            return rows
+        return rows.filter(user_id=request.user.pk)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        """Every active staff member."""
-        return request.user.is_active and request.user.is_staff
+        """Staff who may view alerts (the alert kinds are theirs to choose)."""
+        return request.user.is_active and request.user.is_staff and request.user.has_perm(
+            "rooms.view_alert"
+        )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Their own subscription (superusers: all)."""
