@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from rooms import services, sync
+from rooms.locks import redis_client
 from rooms.models import (
     Alert,
     AlertDelivery,
@@ -32,6 +33,7 @@ from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec-drill-5f1e9a0c7b3d2a44"
+# The test settings name the portal so for the test process and the worker alike.
 PORTAL_NAME = "Acme meetings portal"
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -40,7 +42,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def listeners(settings, smtp_inbox, webhook_receiver):
     """One subscribed staff member, one webhook endpoint; returns (inbox, receiver)."""
-    settings.PORTAL_NAME = PORTAL_NAME
     user = get_user_model().objects.create_user(
         "oncall", email="oncall@example.test", password="x", is_staff=True
     )
@@ -152,11 +153,13 @@ def test_a_thousand_refused_pushes_are_one_alert_that_says_a_thousand(
     sandbox.inject_fault(422, methods=["POST"])  # SignalWire refuses every create
     for pk in Room.objects.values_list("pk", flat=True):
         services.room_push(room_id=pk)
+        if pk % 250 == 0:
+            alerts.check_alerts()  # the periodic check, half-way: refusals still come in
     assert Room.objects.filter(sync_state=SyncState.PUSH_FAILED).count() == 1000
 
+    # Nobody runs the check here: the refusals asked the worker for one, once they stop.
+    alert = wait_until(lambda: Alert.objects.first(), message="the push-failed alert")
     alerts.check_alerts()
-    alerts.check_alerts()
-
     alert = Alert.objects.get()
     assert (alert.kind, alert.subject, alert.count) == (AlertKind.PUSH_FAILED, "room", 1000)
     wait_until(lambda: len(inbox.received()) == 1 and len(receiver.received()) == 1,
@@ -202,3 +205,61 @@ def test_a_silent_worker_opens_the_heartbeat_alert_and_health_says_so(
     wait_until(lambda: len(inbox.received()) == 2, message="the resolved email")
     assert "Resolved: Worker silent" in inbox.received()[1][2]["Subject"]
     assert AlertDelivery.objects.filter(status="sent").count() == 4
+
+
+def test_beat_sends_the_heartbeat_and_the_worker_runs_it(celery_worker, settings, client,
+                                                         tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    settings.ALERT_HEARTBEAT_STALE_SECONDS = 300
+    stale = timezone.now().timestamp() - 600
+    alerts.record_beat_schedule(stale)
+    alerts.record_worker_heartbeat(stale)
+    assert client.get("/health/").status_code == 503
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings_test",
+           "ALERT_HEARTBEAT_INTERVAL": "1"}
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+         "--schedule", str(tmp_path / "beat-schedule")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        def fresh() -> bool:
+            assert beat.poll() is None, "celery beat exited"
+            return client.get("/health/").status_code == 200
+
+        wait_until(fresh, timeout=60, message="beat's heartbeat, run by the worker")
+    finally:
+        beat.terminate()
+        beat.wait(timeout=15)
+    body = client.get("/health/").json()
+    assert body["beat"]["age_seconds"] < 60 and body["worker"]["age_seconds"] < 60
+
+
+def test_a_lockout_asks_for_a_check_that_opens_its_alert(
+    listeners, celery_worker, settings, client, django_user_model
+):
+    inbox, receiver = listeners
+    settings.ALERT_CHECK_DELAY = 0.5
+    # A check an earlier test asked for was dropped with that test's tasks.
+    redis_client().delete(alerts.check_soon_key())
+    django_user_model.objects.create_user("clerk", password="right-one-9876", is_staff=True)
+    from django.urls import reverse
+
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("admin:login"), {"username": "clerk", "password": "guess-4411"})
+
+    # Nobody runs the check here: the lockout asked the worker for one.
+    wait_until(lambda: Alert.objects.filter(kind=AlertKind.LOCKOUT, subject="clerk").exists(),
+               message="the lockout alert")
+    # "quiet" chose lockouts; "oncall" did not.
+    wait_until(lambda: len(inbox.received()) == 1 and len(receiver.received()) == 1,
+               message="the lockout email and webhook")
+    worker_settle(celery_worker)
+    [(_, to, message)] = inbox.received()
+    assert to == ["quiet@example.test"] and "clerk is locked out" in message.get_content()
+    assert "guess-4411" not in message.get_content()
+    assert "guess-4411" not in receiver.received()[0]["body"].decode()

@@ -54,7 +54,7 @@ def deliveries(notice: str | None = None) -> list[AlertDelivery]:
 
 
 @pytest.mark.django_db
-def test_an_open_alert_reminds_at_most_once_a_day(subscriber):
+def test_an_open_alert_reminds_at_most_once_a_day(subscriber, settings):
     refused_room()
     alerts.check_alerts()
     alerts.check_alerts()
@@ -68,7 +68,7 @@ def test_an_open_alert_reminds_at_most_once_a_day(subscriber):
     alerts.check_alerts()
     assert [d.notice for d in deliveries()] == ["opened", "reminder"]
     assert deliveries("reminder")[0].message["text"].startswith(
-        "[Room portal] Reminder: Push refused by SignalWire (room)"
+        f"[{settings.PORTAL_NAME}] Reminder: Push refused by SignalWire (room)"
     )
 
 

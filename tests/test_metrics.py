@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -82,6 +84,11 @@ def test_sync_durations_and_signalwire_requests_are_histograms(sandbox, client, 
     )
     assert value(after, "portal_sync_run_duration_seconds_bucket", kind="rooms",
                  outcome="succeeded", le="+Inf") >= 1
+    # Kept under artifacts/ to show what a scrape looks like.
+    out = Path(__file__).resolve().parents[1] / "artifacts" / "alert-drill"
+    out.mkdir(parents=True, exist_ok=True)
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    (out / "metrics-scrape.txt").write_text(text)
     requests = "portal_signalwire_request_duration_seconds_count"
     assert value(after, requests, method="GET", status="200") > value(
         before, requests, method="GET", status="200"

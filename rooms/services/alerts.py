@@ -59,10 +59,15 @@ class Condition:
     link: str = ""
 
 
+class Unsettled(Exception):
+    """Failures are still coming in: count them once they stop, not half-way."""
+
+
 @dataclass
 class CheckResult:
-    """What one check did, as (kind, subject) pairs."""
+    """What one check did, as (kind, subject) pairs; `unsettled` when a kind was left for later."""
 
+    unsettled: bool = False
     opened: list[tuple[str, str]] = field(default_factory=list)
     raised: list[tuple[str, str]] = field(default_factory=list)
     reminded: list[tuple[str, str]] = field(default_factory=list)
@@ -124,6 +129,11 @@ def _changelist(model: Any, query: str = "") -> str:
 
 
 def _push_failed(now: datetime) -> list[Condition]:
+    # A run refusing a thousand pushes is one alert that says a thousand: while refusals
+    # still arrive, the count waits until they have stopped for ALERT_CHECK_DELAY seconds.
+    last = _stamp("last_failure")
+    if last is not None and time.time() - last < settings.ALERT_CHECK_DELAY:
+        raise Unsettled
     found = []
     for spec in registry.RESOURCES.values():
         n = spec.model._default_manager.filter(sync_state=SyncState.PUSH_FAILED).count()
@@ -268,19 +278,25 @@ EVALUATORS = (
 )
 
 
-def current_conditions(now: datetime | None = None) -> tuple[list[Condition], set[str]]:
-    """Return the conditions that hold now and the kinds that were evaluated."""
+def current_conditions(
+    now: datetime | None = None,
+) -> tuple[list[Condition], set[str], bool]:
+    """Return the conditions that hold now, the kinds evaluated, and whether any was unsettled."""
     now = now or timezone.now()
     conditions: list[Condition] = []
     evaluated: set[str] = set()
+    unsettled = False
     for evaluate, kinds in EVALUATORS:
         try:
             conditions.extend(evaluate(now))
+        except Unsettled:
+            unsettled = True
+            continue
         except Exception:  # noqa: BLE001 - Redis down: the other conditions still count
             logger.exception("alert condition %s could not be evaluated", evaluate.__name__)
             continue
         evaluated.update(kinds)
-    return conditions, evaluated
+    return conditions, evaluated, unsettled
 
 
 # --- opening, raising, reminding, resolving ----------------------------------------------
@@ -289,8 +305,8 @@ def current_conditions(now: datetime | None = None) -> tuple[list[Condition], se
 def check_alerts(now: datetime | None = None) -> CheckResult:
     """Bring the alerts in line with the conditions that hold now; queue the messages."""
     now = now or timezone.now()
-    conditions, evaluated = current_conditions(now)
-    result = CheckResult()
+    conditions, evaluated, unsettled = current_conditions(now)
+    result = CheckResult(unsettled=unsettled)
     holding = set()
     for condition in conditions:
         holding.add((condition.kind, condition.subject))
@@ -409,13 +425,23 @@ def resend_pending(older_than_seconds: float = 600) -> int:
     return len(pks)
 
 
-def soon() -> None:
-    """Ask for a check shortly, from where a failure happens; a burst of calls asks once."""
+def check_soon_key() -> str:
+    """The Redis key that stands for "a check is already on its way" while it lives."""
+    return _key("check_soon")
+
+
+def soon(*, pushes_refused: bool = False) -> None:
+    """Ask for a check shortly, from where a failure happens; a burst of calls asks once.
+
+    A refused push also notes its time: refused pushes are counted once they stop coming.
+    """
     from celery import current_app
 
     delay = settings.ALERT_CHECK_DELAY
     try:
-        if not redis_client().set(_key("check_soon"), "1", nx=True, ex=max(1, int(delay))):
+        if pushes_refused:
+            redis_client().set(_key("last_failure"), repr(time.time()))
+        if not redis_client().set(check_soon_key(), "1", nx=True, ex=max(1, int(delay))):
             return
     except Exception:  # noqa: BLE001 - the periodic check notices it anyway
         return

@@ -15,6 +15,8 @@ from rooms.services import alert_delivery, alerts
 def check_alerts() -> str:
     """Open, raise, remind and resolve alerts from what holds now; resend lost messages."""
     result = alerts.check_alerts()
+    if result.unsettled:
+        alerts.soon()  # look again once the failures have stopped
     alerts.resend_pending(older_than_seconds=3600)
     return (
         f"opened {len(result.opened)}, reminded {len(result.reminded)}, "
