@@ -269,6 +269,37 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
 # Days a completed recording is kept before the daily retention deletes it (0: forever).
 RECORDING_RETENTION_DAYS = env.int("RECORDING_RETENTION_DAYS", default=0)
 
+# --- Alerts, email and metrics ------------------------------------------------------------
+# The name messages give the portal, and its address for full links in them (optional).
+PORTAL_NAME = env("PORTAL_NAME", default="Room portal")
+PORTAL_URL = env("PORTAL_URL", default="")
+# Minutes a change may wait to reach SignalWire before it is an alert.
+ALERT_PENDING_MINUTES = env.int("ALERT_PENDING_MINUTES", default=15)
+# Seconds without a worker heartbeat (or a schedule by beat) before it is an alert (0: off).
+ALERT_HEARTBEAT_STALE_SECONDS = env.int("ALERT_HEARTBEAT_STALE_SECONDS", default=300)
+ALERT_HEARTBEAT_INTERVAL = env.int("ALERT_HEARTBEAT_INTERVAL", default=60)
+ALERT_CHECK_INTERVAL = env.int("ALERT_CHECK_INTERVAL", default=60)
+# Seconds after a failure before the check it asks for runs (a burst asks once).
+ALERT_CHECK_DELAY = env.float("ALERT_CHECK_DELAY", default=15.0)
+ALERT_REMINDER_HOURS = env.int("ALERT_REMINDER_HOURS", default=24)
+ALERT_WEBHOOK_TIMEOUT = env.float("ALERT_WEBHOOK_TIMEOUT", default=10.0)
+# Retries of one message, waiting ALERT_DELIVERY_BACKOFF seconds, doubled each time.
+ALERT_DELIVERY_RETRIES = env.int("ALERT_DELIVERY_RETRIES", default=5)
+ALERT_DELIVERY_BACKOFF = env.float("ALERT_DELIVERY_BACKOFF", default=30.0)
+# /metrics answers only with this bearer token; empty turns it off (404).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Alert emails go through this SMTP server.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="room-portal@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 CELERY_BEAT_SCHEDULE = {
     "sync-conferences": {
         "task": "rooms.tasks.sync_conferences",
@@ -332,6 +363,15 @@ CELERY_BEAT_SCHEDULE = {
     "audit-cleanup": {
         "task": "rooms.tasks.audit_cleanup",
         "schedule": 86400.0,
+    },
+    # Proof of life: beat sends it, a worker runs it; the web and the check read both times.
+    "alert-heartbeat": {
+        "task": "rooms.tasks.alert_heartbeat",
+        "schedule": float(ALERT_HEARTBEAT_INTERVAL),
+    },
+    "check-alerts": {
+        "task": "rooms.tasks.check_alerts",
+        "schedule": float(ALERT_CHECK_INTERVAL),
     },
 }
 

@@ -16,6 +16,15 @@ os.environ.setdefault("SIGNALWIRE_READ_TIMEOUT", "5")
 # the worker the tests start inherits it.
 os.environ.setdefault("SIGNALWIRE_REFUSE_IN_TRANSACTION", "true")
 
+# The suite runs no beat: the heartbeat watch is off unless a test turns it on. Alert
+# messages retry quickly.
+os.environ.setdefault("ALERT_HEARTBEAT_STALE_SECONDS", "0")
+os.environ.setdefault("ALERT_DELIVERY_BACKOFF", "0.2")
+os.environ.setdefault("ALERT_DELIVERY_RETRIES", "3")
+# A failure asks for a check within seconds; the name every test process gives the portal.
+os.environ.setdefault("ALERT_CHECK_DELAY", "2")
+os.environ.setdefault("PORTAL_NAME", "Acme meetings portal")
+
 from portal.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,7 +6,7 @@ from rooms.locks import redis_client
 
 
 def health_report() -> dict:
-    """Check the database and Redis; add the latest sync run when there is one."""
+    """Check the database, Redis, the worker heartbeat and beat; add the latest sync run."""
     report: dict = {"ok": True, "database": "ok", "redis": "ok"}
     try:
         with connection.cursor() as cursor:
@@ -18,6 +18,17 @@ def health_report() -> dict:
         redis_client().ping()
     except Exception as exc:  # noqa: BLE001
         report.update(ok=False, redis=f"error: {type(exc).__name__}")
+    try:
+        from rooms.services.alerts import heartbeat_state
+
+        beats = heartbeat_state()
+        report["worker"] = beats["worker"]
+        report["beat"] = beats["beat"]
+        # A silent worker or beat means nothing reaches SignalWire: the load balancer hears it.
+        if not (beats["worker"]["ok"] and beats["beat"]["ok"]):
+            report["ok"] = False
+    except Exception as exc:  # noqa: BLE001 - Redis down is reported above
+        report["worker"] = report["beat"] = {"ok": False, "error": type(exc).__name__}
     try:
         from rooms.models import SyncRun
 

@@ -4,10 +4,10 @@ from django.apps import AppConfig
 
 
 class StaffConfig(AppConfig):
-    """Register the staff accounts' system checks when Django starts."""
+    """Register the staff accounts' system checks and lockout alert when Django starts."""
 
     name = "staff"
     verbose_name = "Staff accounts"
 
     def ready(self) -> None:
-        from staff import checks  # noqa: F401
+        from staff import checks, lockout  # noqa: F401

@@ -5,11 +5,15 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from rooms.services import alerts
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -60,3 +64,9 @@ def lockout_response(
         "lockout_message": lockout_message(),
     }
     return render(request, "admin/login.html", context, status=429)
+
+
+@receiver(user_locked_out, dispatch_uid="staff.lockout.alert_staff")
+def alert_staff(sender: Any = None, **kwargs: Any) -> None:
+    """A lockout is an alert: ask for the check that opens it."""
+    alerts.soon()

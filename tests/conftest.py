@@ -11,7 +11,7 @@ from tests.waiting import wait_until
 
 # Model and admin fixtures shared by the service, hook, admin and drill tests, and the
 # sandbox tests' client and spec check.
-pytest_plugins = ["tests.fixtures_admin", "tests.fixtures_sandbox"]
+pytest_plugins = ["tests.fixtures_admin", "tests.fixtures_sandbox", "tests.fixtures_alerts"]
 
 # Property tests: CI replays the same generated examples every run, so it can never flake
 # on an input a previous run did not see; a local run explores new random examples each
@@ -108,7 +108,9 @@ def redis_client():
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, redis_client):
+def celery_worker_process(
+    django_db_setup, django_db_blocker, sandbox_server, redis_client, smtp_server
+):
     """Run a real Celery worker process against the test database, Redis and the sandbox."""
     import os
     import socket
@@ -134,6 +136,10 @@ def celery_worker_process(django_db_setup, django_db_blocker, sandbox_server, re
         "SIGNALWIRE_PROJECT_ID": SANDBOX_PROJECT_ID,
         "SIGNALWIRE_API_TOKEN": SANDBOX_API_TOKEN,
         "SIGNALWIRE_SYNC_ON_START": "false",
+        # Alert emails from the worker reach the session's SMTP server.
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": smtp_server.host,
+        "EMAIL_PORT": str(smtp_server.port),
     }
     redis_client.flushdb()
     with open(log_path, "wb") as log:

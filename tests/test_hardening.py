@@ -21,6 +21,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rooms import services, sync
 from rooms.models import (
     ActionRun,
+    Alert,
+    AlertKind,
+    AlertSubscription,
     AuditEntry,
     Conference,
     ConferenceToken,
@@ -30,6 +33,7 @@ from rooms.models import (
     RoomSession,
     Stream,
     SyncRun,
+    WebhookEndpoint,
 )
 from rooms.services import streams, tokens
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
@@ -101,7 +105,19 @@ def world(sandbox, admin_user):
         remote_id="crawl-recording", session=session, remote_session_id=session.remote_id,
         room_name=room.name, status="completed", size_in_bytes=4096,
     )
+    alerts = {  # an alert, a webhook endpoint and an email subscription, for their pages
+        Alert: Alert.objects.create(
+            kind=AlertKind.PUSH_FAILED, subject="room", summary="refused", link="/admin/"
+        ),
+        WebhookEndpoint: WebhookEndpoint.objects.create(
+            name="chat", url="https://hooks.example.test/a", secret="whsec-crawl-71c0d2e9a4"
+        ),
+        AlertSubscription: AlertSubscription.objects.create(
+            user=admin_user, kinds=[AlertKind.PUSH_FAILED]
+        ),
+    }
     return {
+        "alerts": alerts,
         "stream": stream,
         "recording": recording,
         "conference": conference,
@@ -153,6 +169,7 @@ def admin_urls(world) -> dict[str, str]:
         Recording: world["recording"],
         Stream: world["stream"],
         **world["accounts"],
+        **world["alerts"],
     }
     urls = {"index": reverse("admin:index")}
     for app in {m._meta.app_label for m in admin.site._registry}:

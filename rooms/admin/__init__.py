@@ -3,6 +3,7 @@
 from django.contrib import admin  # noqa: E402
 
 from rooms.admin import (  # noqa: F401
+    alerts,
     audit,
     conferences,
     logs,

@@ -3,6 +3,11 @@
 Code imports them from `rooms.models`; each model stays in the `rooms` app label.
 """
 
+from rooms.models.alerts import Alert as Alert
+from rooms.models.alerts import AlertDelivery as AlertDelivery
+from rooms.models.alerts import AlertKind as AlertKind
+from rooms.models.alerts import AlertSubscription as AlertSubscription
+from rooms.models.alerts import WebhookEndpoint as WebhookEndpoint
 from rooms.models.audit import AuditEntry as AuditEntry
 from rooms.models.audit import AuditEntryManager as AuditEntryManager
 from rooms.models.conferences import Conference as Conference

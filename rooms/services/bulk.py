@@ -26,8 +26,8 @@ from django.utils import timezone
 from rooms import outbox, services
 from rooms.audit import audit_context, json_value
 from rooms.models import ActionRun, AuditEntry, Conference, Recording, Room, SyncState
+from rooms.services import alerts, restore, tokens
 from rooms.services import recordings as recording_services
-from rooms.services import restore, tokens
 from rooms.signalwire import schema
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import SignalWireError
@@ -166,6 +166,7 @@ def action_run_abort(*, run_id: int, error: str) -> None:
         run.error = "\n".join([run.error, f"Stopped after {run.done} of {run.total}: {error}"])
         run.error = run.error.strip()[:ERROR_TEXT_MAX]
         run.save(update_fields=["state", "finished_at", "errors", "error"])
+        alerts.soon()
 
 
 def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
@@ -234,6 +235,8 @@ def _record_progress(
                 "changes",
             ]
         )
+        if finished and run.errors:
+            alerts.soon()
     return True
 
 

@@ -18,6 +18,7 @@ from rooms.models import (
     SyncState,
 )
 from rooms.registry import Resource
+from rooms.services import alerts
 from rooms.services.common import (
     PUSH_ROUNDS,
     TASK_LOCK_WAIT,
@@ -205,6 +206,7 @@ def push_mark_failed(*, kind: str, pk: int, error: str | BaseException) -> None:
     spec.model._default_manager.filter(pk=pk, sync_state__in=UNPUSHED_STATES).update(
         sync_state=SyncState.PUSH_FAILED, last_error=spec.error_text(pk, error)
     )
+    alerts.soon(pushes_refused=True)
 
 
 def push_note_waiting(*, kind: str, pk: int, error: str | BaseException) -> None:

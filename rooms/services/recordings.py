@@ -29,6 +29,7 @@ from rooms import audit, intents, outbox
 from rooms.locks import single_flight
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState, RemoteIntent
 from rooms.models.recordings import COMPLETED
+from rooms.services import alerts
 from rooms.services.common import acting
 from rooms.signalwire import recordings as api_recordings
 from rooms.signalwire.client import SignalWireClient, build_client
@@ -513,4 +514,6 @@ def recordings_apply_retention(
             state=ActionRun.State.FINISHED_WITH_ERRORS if failed else ActionRun.State.SUCCEEDED,
         )
         run.refresh_from_db()
+        if failed:
+            alerts.soon()
     return result

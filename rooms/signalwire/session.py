@@ -24,6 +24,7 @@ from urllib3.exceptions import (
     HTTPError,
 )
 
+from rooms.observations import observe
 from rooms.signalwire import transport
 from rooms.signalwire.answers import Answer, request_id_of, status_error
 from rooms.signalwire.errors import (
@@ -333,6 +334,7 @@ class SpaceSession:
             except requests.RequestException as exc:
                 attempts, sent = transport_facts(exc)
                 elapsed = (time.perf_counter() - started) * 1000
+                observe("signalwire_request", (method, "error"), elapsed / 1000)
                 logger.info(
                     "%s %s failed (%s) in %.0f ms after %d attempt(s)",
                     method,
@@ -373,6 +375,7 @@ class SpaceSession:
                     maybe_applied=True,
                 )
         answer = Answer(response, body)
+        observe("signalwire_request", (method, str(response.status_code)), call_seconds(started))
         logger.info(
             "%s %s %s in %.0f ms after %d attempt(s)",
             method,
@@ -437,3 +440,7 @@ class SpaceSession:
                 ) from None
         raise status_error(method, path, answer)
 
+
+def call_seconds(started: float) -> float:
+    """Seconds since a perf_counter reading."""
+    return time.perf_counter() - started

@@ -10,6 +10,8 @@ from django.utils import timezone
 from rooms.audit import audit_context
 from rooms.locks import Flight, single_flight
 from rooms.models import AuditEntry, SyncRun
+from rooms.observations import observe
+from rooms.services import alerts
 from rooms.signalwire.client import SignalWireClient, build_client
 
 logger = logging.getLogger("rooms.sync")
@@ -87,11 +89,14 @@ def locked_run(
                 run.error = _join_error(str(exc) or type(exc).__name__, run.error)
                 run.finished_at = timezone.now()
                 save_run(run)
+                observe_run(run)
                 logger.warning("%s sync %s failed: %s", kind, run.run_id, exc)
+                alerts.soon()
                 raise
         run.outcome = Outcome.SUCCEEDED
         run.finished_at = timezone.now()
         save_run(run)
+        observe_run(run)
         logger.info(
             "%s sync %s done: %s", kind, run.run_id,
             ", ".join(f"{name}={getattr(run, name)}" for name in COUNTERS),
@@ -107,6 +112,13 @@ def save_run(run: SyncRun) -> None:
         error=run.error,
         **{name: getattr(run, name) for name in COUNTERS},
     )
+
+
+def observe_run(run: SyncRun) -> None:
+    """Count a finished run's duration in the sync run histogram."""
+    if run.finished_at is not None:
+        seconds = (run.finished_at - run.started_at).total_seconds()
+        observe("sync_run", (run.kind, run.outcome), seconds)
 
 
 def _join_error(first: str, rest: str) -> str:

@@ -2,6 +2,7 @@
 
 from rooms.tasks import (  # noqa: F401
     actions,
+    alerts,
     logs,
     maintenance,
     push,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from rooms.selectors import dashboard
+from rooms.services import alerts
 
 register = template.Library()
 
@@ -13,3 +14,9 @@ register = template.Library()
 def dashboard_figures() -> dict:
     """Live sessions now, rows waiting or failed, the last sync of each kind, minutes today."""
     return dashboard.dashboard_figures()
+
+
+@register.simple_tag
+def open_alerts() -> list:
+    """The open alerts, newest first, for the "Needs attention" card."""
+    return alerts.open_alerts()[:20]

@@ -1,0 +1,170 @@
+"""Sending alert messages: email through Django's backend, signed JSON to webhooks.
+
+Called by the worker's delivery task, never inside a web request or a transaction. The
+message is composed when the alert changes (in the check) and kept on the delivery row; it
+carries the alert's kind, subject, count, times and admin link, and names the
+portal; it never carries a token, stream URL or recording link (alerts hold none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
+
+from rooms.models import Alert, AlertDelivery
+from rooms.signalwire.urls import is_loopback
+
+logger = logging.getLogger("rooms.alerts")
+
+SIGNATURE_HEADER = "X-Portal-Signature"
+Notice = AlertDelivery.Notice
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered this time (the task retries it)."""
+
+
+class WebhookURLError(ValueError):
+    """A webhook URL that would send alerts in the clear, or is malformed."""
+
+
+def check_webhook_url(url: str) -> str:
+    """Return the URL if alerts may be posted to it: https, or plain http only on loopback."""
+    parts = urlsplit((url or "").strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookURLError("Give an https:// URL.")
+    if parts.username or parts.password:
+        raise WebhookURLError("Credentials do not belong in the URL; the secret signs each body.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise WebhookURLError(
+            f"Plain http:// to {parts.hostname} would send alerts unencrypted; use https://."
+        )
+    return url.strip()
+
+
+def absolute_link(path: str) -> str:
+    """The admin link as a full URL when PORTAL_URL is set, else the path."""
+    base = settings.PORTAL_URL.rstrip("/")
+    return f"{base}{path}" if base and path else path
+
+
+def message_text(alert: Alert, notice: str) -> str:
+    """One line for people: the portal, what happened, how often, where to look."""
+    label = alert.get_kind_display()
+    if notice == Notice.RESOLVED:
+        head = f"Resolved: {label} ({alert.subject})"
+        body = "The condition has cleared."
+    else:
+        head = f"{'Reminder: ' if notice == Notice.REMINDER else ''}{label} ({alert.subject})"
+        body = alert.summary
+        if alert.count > 1:
+            body = f"{body} Seen {alert.count} times."
+    link = absolute_link(alert.link)
+    return f"[{settings.PORTAL_NAME}] {head}. {body}" + (f" {link}" if link else "")
+
+
+def payload(alert: Alert, notice: str) -> dict[str, Any]:
+    """The webhook body: a Slack-compatible `text` and the structured fields."""
+    return {
+        "text": message_text(alert, notice),
+        "portal": settings.PORTAL_NAME,
+        "notice": notice,
+        "alert": {
+            "id": alert.pk,
+            "kind": alert.kind,
+            "kind_label": alert.get_kind_display(),
+            "subject": alert.subject,
+            "count": alert.count,
+            "summary": alert.summary,
+            "link": absolute_link(alert.link),
+            "opened_at": alert.opened_at.isoformat(),
+            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        },
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value: sha256=<hex HMAC-SHA256 of the body under the secret>."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def send_email(delivery: AlertDelivery) -> None:
+    """Send one alert email through Django's email backend."""
+    text = delivery.message["text"]
+    subject = text.split(". ", 1)[0][:200]
+    try:
+        send_mail(
+            subject, text + "\n", settings.DEFAULT_FROM_EMAIL, [delivery.recipient],
+            fail_silently=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - SMTP, DNS, TLS: all retried the same way
+        raise DeliveryError(f"email: {type(exc).__name__}: {exc}") from exc
+
+
+def send_webhook(delivery: AlertDelivery) -> None:
+    """POST the signed JSON body to the delivery's endpoint; a non-2xx answer fails it."""
+    endpoint = delivery.endpoint
+    if endpoint is None or not endpoint.active:
+        raise DeliveryError("the webhook endpoint was deleted or turned off")
+    try:
+        url = check_webhook_url(endpoint.url)
+    except WebhookURLError as exc:
+        raise DeliveryError(str(exc)) from exc
+    body = json.dumps(delivery.message, sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(endpoint.secret, body),
+        "User-Agent": "room-portal-alerts",
+    }
+    try:
+        # No redirects: one could lead off to plain http or another host.
+        answer = requests.post(
+            url, data=body, headers=headers, timeout=settings.ALERT_WEBHOOK_TIMEOUT,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise DeliveryError(f"webhook: {type(exc).__name__}") from exc
+    if not 200 <= answer.status_code < 300:
+        raise DeliveryError(f"webhook answered {answer.status_code}")
+
+
+def deliver(delivery_pk: int, *, final: bool) -> bool:
+    """Send one delivery unless it was sent; record the attempt. True when it is done.
+
+    Raises DeliveryError when this attempt failed and another may follow (`final` False).
+    """
+    delivery = (
+        AlertDelivery.objects.select_related("alert", "endpoint").filter(pk=delivery_pk).first()
+    )
+    if delivery is None or delivery.status != AlertDelivery.Status.PENDING:
+        return True
+    sender = send_email if delivery.channel == AlertDelivery.Channel.EMAIL else send_webhook
+    try:
+        sender(delivery)
+    except DeliveryError as exc:
+        status = AlertDelivery.Status.FAILED if final else AlertDelivery.Status.PENDING
+        AlertDelivery.objects.filter(pk=delivery.pk).update(
+            attempts=delivery.attempts + 1, last_error=str(exc)[:500], status=status
+        )
+        logger.warning(
+            "alert delivery %s (%s to %s) failed: %s", delivery.pk, delivery.channel,
+            delivery.recipient, exc,
+        )
+        if final:
+            return True
+        raise
+    AlertDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=delivery.attempts + 1, status=AlertDelivery.Status.SENT, sent_at=timezone.now(),
+        last_error="",
+    )
+    return True

@@ -1,0 +1,309 @@
+"""Alerts: conditions, reminders, delivery retries, the admin pages and the dashboard card."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from rooms.models import (
+    ActionRun,
+    Alert,
+    AlertDelivery,
+    AlertKind,
+    AlertSubscription,
+    Room,
+    SyncState,
+    WebhookEndpoint,
+)
+from rooms.services import alerts
+from rooms.services.alert_delivery import WebhookURLError, check_webhook_url
+from tests.waiting import wait_until
+
+SECRET = "whsec-tests-0123456789abcdef"
+
+
+@pytest.fixture
+def subscriber(django_user_model):
+    user = django_user_model.objects.create_user(
+        "oncall", email="oncall@example.test", password="x", is_staff=True
+    )
+    AlertSubscription.objects.create(user=user, kinds=list(AlertKind.values))
+    return user
+
+
+def refused_room(name: str = "refused") -> Room:
+    """A room whose push SignalWire refused (the save hook would mark a new row pending)."""
+    room = Room.objects.create(name=name)
+    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.PUSH_FAILED)
+    return room
+
+
+def deliveries(notice: str | None = None) -> list[AlertDelivery]:
+    rows = AlertDelivery.objects.order_by("pk")
+    return list(rows.filter(notice=notice) if notice else rows)
+
+
+# --- conditions ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_open_alert_reminds_at_most_once_a_day(subscriber, settings):
+    refused_room()
+    alerts.check_alerts()
+    alerts.check_alerts()
+    assert [d.notice for d in deliveries()] == ["opened"]
+
+    Alert.objects.update(notified_at=timezone.now() - timedelta(hours=23))
+    alerts.check_alerts()
+    assert [d.notice for d in deliveries()] == ["opened"]
+    Alert.objects.update(notified_at=timezone.now() - timedelta(hours=25))
+    alerts.check_alerts()
+    alerts.check_alerts()
+    assert [d.notice for d in deliveries()] == ["opened", "reminder"]
+    assert deliveries("reminder")[0].message["text"].startswith(
+        f"[{settings.PORTAL_NAME}] Reminder: Push refused by SignalWire (room)"
+    )
+
+
+@pytest.mark.django_db
+def test_changes_pending_longer_than_the_limit_open_an_alert(subscriber, settings):
+    settings.ALERT_PENDING_MINUTES = 15
+    old = Room.objects.create(name="stuck")
+    Room.objects.create(name="fresh")
+    Room.objects.update(sync_state=SyncState.PENDING_PUSH)
+    Room.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(minutes=16))
+
+    alerts.check_alerts()
+
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject, alert.count) == (AlertKind.PENDING_TOO_LONG, "room", 1)
+    assert "more than 15 minutes" in alert.summary
+    Room.objects.filter(pk=old.pk).update(sync_state=SyncState.SYNCED)
+    alerts.check_alerts()
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+    assert [d.notice for d in deliveries()] == ["opened", "resolved"]
+
+
+@pytest.mark.django_db
+def test_a_bulk_edit_with_failures_opens_an_alert_linked_to_its_run_until_one_succeeds(
+    subscriber,
+):
+    now = timezone.now()
+    failed = ActionRun.objects.create(
+        action=ActionRun.Action.BULK_EDIT, kind="room", total=40, errors=3, finished_at=now,
+        state=ActionRun.State.FINISHED_WITH_ERRORS,
+    )
+    alerts.check_alerts()
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject, alert.count) == (
+        AlertKind.RUN_FAILURES, "bulk_edit:room", 3
+    )
+    assert alert.link == reverse("admin:rooms_actionrun_change", args=[failed.pk])
+
+    ActionRun.objects.create(
+        action=ActionRun.Action.BULK_EDIT, kind="room", total=2,
+        finished_at=now + timedelta(seconds=5), state=ActionRun.State.SUCCEEDED,
+    )
+    alerts.check_alerts()
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+
+
+@pytest.mark.django_db
+def test_a_locked_out_account_opens_an_alert_naming_it_without_the_password(
+    client, django_user_model, subscriber, settings
+):
+    django_user_model.objects.create_user("clerk", password="right-one-9876", is_staff=True)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("admin:login"), {"username": "clerk", "password": "guess-4411"})
+
+    alerts.check_alerts()
+
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject) == (AlertKind.LOCKOUT, "clerk")
+    text = deliveries()[0].message["text"]
+    assert "clerk is locked out" in text and "guess-4411" not in text
+
+
+@pytest.mark.django_db
+def test_the_command_checks_and_lists_open_alerts(subscriber):
+    import io
+
+    refused_room()
+    out = io.StringIO()
+    call_command("check_alerts", stdout=out)
+    assert "opened: push_failed room" in out.getvalue()
+    assert "1 open alert(s)" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_only_subscribed_active_staff_with_an_address_get_emails(django_user_model):
+    def staff(name, kinds, **extra):
+        user = django_user_model.objects.create_user(
+            name, email=extra.pop("email", f"{name}@example.test"), is_staff=True, **extra
+        )
+        AlertSubscription.objects.create(user=user, kinds=kinds)
+
+    staff("ada", [AlertKind.SYNC_FAILING])
+    staff("bob", [AlertKind.LOCKOUT])
+    staff("gone", [AlertKind.SYNC_FAILING], is_active=False)
+    staff("nomail", [AlertKind.SYNC_FAILING], email="")
+    assert alerts.email_recipients(AlertKind.SYNC_FAILING) == ["ada@example.test"]
+
+
+def test_webhooks_go_over_https_or_plain_http_only_to_this_machine():
+    assert check_webhook_url("https://hooks.example.test/x") == "https://hooks.example.test/x"
+    assert check_webhook_url("http://127.0.0.1:9/x") == "http://127.0.0.1:9/x"
+    for bad in ("http://hooks.example.test/x", "ftp://127.0.0.1/", "https://u:p@h.test/"):
+        with pytest.raises(WebhookURLError):
+            check_webhook_url(bad)
+
+
+# --- delivery on the worker ---------------------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_is_retried_with_backoff_and_its_attempts_logged(
+    webhook_receiver, celery_worker
+):
+    webhook_receiver.statuses = [500, 503]  # the receiver fails twice, then takes it
+    WebhookEndpoint.objects.create(name="chat", url=webhook_receiver.url, secret=SECRET)
+    refused_room()
+
+    alerts.check_alerts()
+
+    delivery = AlertDelivery.objects.get()
+    wait_until(lambda: AlertDelivery.objects.get().status == "sent",
+               message="the webhook delivery to succeed on its third attempt")
+    delivery.refresh_from_db()
+    assert delivery.attempts == 3 and delivery.last_error == ""
+    posts = webhook_receiver.received()
+    assert len(posts) == 3 and len({p["body"] for p in posts}) == 1
+    signature = "sha256=" + hmac.new(SECRET.encode(), posts[0]["body"], hashlib.sha256).hexdigest()
+    assert posts[-1]["headers"]["X-Portal-Signature"] == signature
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_that_keeps_failing_is_logged_as_failed_after_its_retries(
+    webhook_receiver, celery_worker
+):
+    webhook_receiver.statuses = [500] * 10
+    WebhookEndpoint.objects.create(name="chat", url=webhook_receiver.url, secret=SECRET)
+    refused_room()
+
+    alerts.check_alerts()
+
+    wait_until(lambda: AlertDelivery.objects.get().status == "failed",
+               message="the delivery to give up")
+    delivery = AlertDelivery.objects.get()
+    # ALERT_DELIVERY_RETRIES is 3 in the test worker: the first attempt and three more.
+    assert delivery.attempts == 4 == len(webhook_receiver.received())
+    assert delivery.last_error == "webhook answered 500"
+
+
+@pytest.mark.django_db
+def test_publishing_the_heartbeat_records_beats_schedule(settings):
+    settings.ALERT_HEARTBEAT_STALE_SECONDS = 300
+    from rooms.tasks.alerts import alert_heartbeat
+
+    before = alerts.heartbeat_state()["beat"]["last"]
+    alert_heartbeat.apply_async()  # what beat does every ALERT_HEARTBEAT_INTERVAL seconds
+
+    state = alerts.heartbeat_state()
+    assert state["beat"]["last"] is not None and state["beat"]["last"] != before
+    assert state["beat"]["age_seconds"] < 5 and state["beat"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_beat_silent_for_five_minutes_opens_its_alert_and_fails_health(settings, client):
+    settings.ALERT_HEARTBEAT_STALE_SECONDS = 300
+    now = timezone.now().timestamp()
+    alerts.record_beat_schedule(now - 400)
+    alerts.record_worker_heartbeat(now - 400)
+
+    body = client.get("/health/").json()
+    assert body["ok"] is False and body["beat"]["ok"] is False
+    alerts.check_alerts()
+    assert list(Alert.objects.values_list("kind", flat=True)) == [AlertKind.BEAT_SILENT]
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_webhook_secrets_are_written_once_and_never_shown_again(admin_client):
+    add = reverse("admin:rooms_webhookendpoint_add")
+    response = admin_client.post(add, {
+        "name": "chat", "url": "https://hooks.example.test/alerts", "active": "on",
+        "secret": SECRET, "kinds": [AlertKind.SYNC_FAILING],
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret == SECRET and endpoint.kinds == [AlertKind.SYNC_FAILING]
+    change = reverse("admin:rooms_webhookendpoint_change", args=[endpoint.pk])
+    for url in (change, reverse("admin:rooms_webhookendpoint_changelist")):
+        assert SECRET not in admin_client.get(url).content.decode()
+    # Saved again with the secret left blank: the saved one stays.
+    admin_client.post(change, {"name": "chat", "url": "https://hooks.example.test/v2",
+                               "active": "on", "secret": ""})
+    endpoint.refresh_from_db()
+    assert endpoint.secret == SECRET and endpoint.url.endswith("/v2")
+    refused = admin_client.post(add, {"name": "plain", "url": "http://hooks.example.test/",
+                                      "secret": SECRET})
+    assert "would send alerts unencrypted" in refused.content.decode()
+
+
+@pytest.mark.django_db
+def test_only_superusers_manage_webhooks_and_alert_viewers_choose_their_own_email_kinds(
+    client, django_user_model
+):
+    clerk = django_user_model.objects.create_user("clerk", password="x", is_staff=True,
+                                                  email="clerk@example.test")
+    other = django_user_model.objects.create_user("other", is_staff=True)
+    AlertSubscription.objects.create(user=other, kinds=[AlertKind.LOCKOUT])
+    clerk.user_permissions.set(Permission.objects.filter(codename="view_alert"))
+    client.force_login(clerk)
+
+    assert client.get(reverse("admin:rooms_webhookendpoint_changelist")).status_code == 403
+    response = client.post(reverse("admin:rooms_alertsubscription_add"),
+                           {"kinds": [AlertKind.SYNC_FAILING, AlertKind.WORKER_SILENT]})
+    assert response.status_code == 302
+    mine = AlertSubscription.objects.get(user=clerk)
+    assert mine.kinds == [AlertKind.SYNC_FAILING, AlertKind.WORKER_SILENT]
+    listing = client.get(reverse("admin:rooms_alertsubscription_changelist")).content.decode()
+    assert "clerk" in listing and "other" not in listing
+    theirs = reverse("admin:rooms_alertsubscription_change", args=[other.alert_subscription.pk])
+    assert client.get(theirs).status_code in (302, 403, 404)
+
+
+@pytest.mark.django_db
+def test_the_dashboard_lists_open_alerts_newest_first_with_links(admin_client, client,
+                                                                 django_user_model):
+    refused_room()
+    alerts.check_alerts()
+    ActionRun.objects.create(
+        action=ActionRun.Action.DELETE, kind="conference", total=3, errors=1,
+        finished_at=timezone.now(), state=ActionRun.State.FINISHED_WITH_ERRORS,
+    )
+    alerts.check_alerts()
+
+    page = admin_client.get(reverse("admin:index")).content.decode()
+
+    card = page.split('id="needs-attention"')[1].split("All alerts")[0]
+    assert card.index("Run finished with failures") < card.index("Push refused by SignalWire")
+    assert 'href="/admin/rooms/room/?sync_state__exact=push_failed"' in card
+    # Staff without the permission to view alerts see no card.
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(codename="view_room"))
+    client.force_login(clerk)
+    assert "needs-attention" not in client.get(reverse("admin:index")).content.decode()
