@@ -177,7 +177,7 @@ def main() -> None:
 
 def run_bench(url: str, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
     from rooms import sync
-    from rooms.locks import redis_client
+    from rooms.connections import redis_client
     from rooms.signalwire.client import SignalWireClient
 
     redis_client().ping()

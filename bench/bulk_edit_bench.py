@@ -126,7 +126,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bulk-edit-bench-") as tmp:
             configure_django(Path(tmp) / "bench.sqlite3", url, args.batch_size)
             from rooms import outbox, sync
-            from rooms.locks import redis_client
+            from rooms.connections import redis_client
             from rooms.models import AuditEntry, Conference
 
             redis_client().ping()

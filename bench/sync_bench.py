@@ -267,7 +267,7 @@ def main() -> None:
             configure_django(db_url)
             from django.db import connection
 
-            from rooms.locks import redis_client
+            from rooms.connections import redis_client
             from rooms.models import Conference
             from rooms.signalwire.client import SignalWireClient
 

@@ -2,7 +2,7 @@
 
 from django.db import connection
 
-from rooms.locks import redis_client
+from rooms.connections import redis_client
 
 
 def health_report() -> dict:

@@ -24,26 +24,17 @@ import redis
 from django.conf import settings
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
+from rooms.connections import redis_client
+
 logger = logging.getLogger("rooms.locks")
 
 SEPARATOR = "|"
 PROC = Path("/proc")
 
 
-@functools.lru_cache(maxsize=4)
-def _redis_for(url: str) -> redis.Redis:
-    """Share one connection pool per Redis URL within a process."""
-    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-
-
 def lock_key(name: str) -> str:
     """The Redis key of a named single-flight lock (under settings.REDIS_KEY_PREFIX)."""
     return f"{settings.REDIS_KEY_PREFIX}lock:{name}"
-
-
-def redis_client() -> redis.Redis:
-    """Return a Redis client for settings.REDIS_URL as it is now (never at import time)."""
-    return _redis_for(settings.REDIS_URL)
 
 
 # --- who holds a lock -------------------------------------------------------------------

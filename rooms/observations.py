@@ -13,7 +13,7 @@ import logging
 
 from django.conf import settings
 
-from rooms.locks import redis_client
+from rooms.connections import redis_client
 
 logger = logging.getLogger("rooms.observations")
 

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from rooms import services, sync
-from rooms.locks import redis_client
+from rooms.connections import redis_client
 from rooms.models import (
     Alert,
     AlertDelivery,

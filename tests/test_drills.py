@@ -25,7 +25,8 @@ from django.db import connection
 from django.urls import reverse
 
 from rooms import services, sync
-from rooms.locks import lock_key, redis_client
+from rooms.connections import redis_client
+from rooms.locks import lock_key
 from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState
 from rooms.signalwire.errors import UnexpectedResponseError
 from rooms.tasks import push as push_tasks

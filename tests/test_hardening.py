@@ -33,6 +33,7 @@ from rooms.models import (
     RoomSession,
     Stream,
     SyncRun,
+    VideoLog,
     WebhookEndpoint,
 )
 from rooms.services import streams, tokens
@@ -105,6 +106,7 @@ def world(sandbox, admin_user):
         remote_id="crawl-recording", session=session, remote_session_id=session.remote_id,
         room_name=room.name, status="completed", size_in_bytes=4096,
     )
+    log = VideoLog.objects.create(remote_id="crawl-log", room_name=room.name, status="completed")
     alerts = {  # an alert, a webhook endpoint and an email subscription, for their pages
         Alert: Alert.objects.create(
             kind=AlertKind.PUSH_FAILED, subject="room", summary="refused", link="/admin/"
@@ -117,6 +119,7 @@ def world(sandbox, admin_user):
         ),
     }
     return {
+        "log": log,
         "alerts": alerts,
         "stream": stream,
         "recording": recording,
@@ -168,6 +171,7 @@ def admin_urls(world) -> dict[str, str]:
         RoomSession: world["session"],
         Recording: world["recording"],
         Stream: world["stream"],
+        VideoLog: world["log"],
         **world["accounts"],
         **world["alerts"],
     }

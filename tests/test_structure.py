@@ -240,6 +240,8 @@ LAYERS = {
     "rooms.jsontext": VALUES,
     "rooms.strictjson": VALUES,
     "rooms.secrets": VALUES,
+    "rooms.connections": VALUES,
+    "rooms.observations": VALUES,
     # The SignalWire client: HTTP, pages, payload shapes and errors.
     "rooms.signalwire": CLIENT,
     # The models, and the validator one of their fields carries.
@@ -248,7 +250,6 @@ LAYERS = {
     # The shared core below services, sync and selectors.
     "rooms.audit": CORE,
     "rooms.bulk_sql": CORE,
-    "rooms.health": CORE,
     "rooms.intents": CORE,
     "rooms.locks": CORE,
     "rooms.outbox": CORE,
@@ -264,6 +265,8 @@ LAYERS = {
     "rooms.management": ENTRY,
     "rooms.templatetags": ENTRY,
     "rooms.views": ENTRY,
+    "rooms.health": ENTRY,
+    "rooms.metrics": ENTRY,
     "rooms.middleware": ENTRY,
     "rooms.checks": ENTRY,
     "rooms.apps": ENTRY,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rooms.locks import Holder, lock_key, machine_id, redis_client, single_flight
+from rooms.connections import redis_client
+from rooms.locks import Holder, lock_key, machine_id, single_flight
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

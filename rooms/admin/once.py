@@ -22,7 +22,7 @@ from django.contrib import messages
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
-from rooms.locks import redis_client
+from rooms.connections import redis_client
 
 logger = logging.getLogger("rooms.admin")
 

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import registry
-from rooms.locks import redis_client
+from rooms.connections import redis_client
 from rooms.models import (
     UNPUSHED_STATES,
     ActionRun,

@@ -15,7 +15,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from rooms import audit, intents, outbox, registry
-from rooms.locks import Flight, redis_client
+from rooms.connections import redis_client
+from rooms.locks import Flight
 from rooms.models import (
     Conference,
     ConferenceToken,
