@@ -100,10 +100,6 @@ class Resource(Mirror[M]):
     managed_fields: ClassVar[tuple[str, ...]]
     """Model fields filled from SignalWire's answer."""
     has_tokens: ClassVar[bool] = False
-    owned: ClassVar[bool] = False
-    """Created, found and listed through an owner (a stream): created, edited, pushed and
-    synced by its own services (rooms.services.streams, rooms.sync.streams), not the name-based
-    generic ones; its pending deletes are finished by the shared push."""
     row_noun: ClassVar[str] = "row"
     """How a busy-row message names one row ("an edit of this row is still on its way")."""
 
@@ -150,10 +146,6 @@ class Resource(Mirror[M]):
     # --- client calls ---
 
     @abstractmethod
-    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
-        """Create the remote object; return SignalWire's answer."""
-
-    @abstractmethod
     def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
         """Read one remote object by id."""
 
@@ -168,12 +160,20 @@ class Resource(Mirror[M]):
         """Delete the remote object."""
 
     @abstractmethod
-    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
-        """Find the remote object by its unique name; None when there is none."""
-
-    @abstractmethod
     def find_lost_create(self, client: SignalWireClient, row: M) -> dict[str, Any] | None:
         """The remote object a create of the row may have made unheard; None if none."""
+
+
+class NamedResource(Resource[M]):
+    """A resource created, found by its unique name and listed Space-wide (not per owner)."""
+
+    @abstractmethod
+    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the remote object; return SignalWire's answer."""
+
+    @abstractmethod
+    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
+        """Find the remote object by its unique name; None when there is none."""
 
     @abstractmethod
     def list_pages(
@@ -182,7 +182,7 @@ class Resource(Mirror[M]):
         """Yield the Space's whole listing, one page at a time."""
 
 
-class ConferenceResource(Resource[Conference]):
+class ConferenceResource(NamedResource[Conference]):
     """Conferences: rooms with SignalWire's prebuilt UI, each with moderator and guest tokens."""
 
     kind = "conference"
@@ -239,7 +239,7 @@ class ConferenceResource(Resource[Conference]):
         return client.iter_conference_pages(page_size)
 
 
-class RoomResource(Resource[Room]):
+class RoomResource(NamedResource[Room]):
     """Rooms without the prebuilt UI; found by name through their own endpoint."""
 
     kind = "room"
@@ -286,16 +286,12 @@ class RoomResource(Resource[Room]):
         return client.iter_room_pages(page_size)
 
 
-class OwnerRequired(TypeError):
-    """An owner-less call (create, find by name, Space listing) on a resource with owners."""
-
-
 class StreamResource(Resource[Stream]):
     """Streams: RTMP/RTMPS outputs of a conference or a room, with no name of their own.
 
-    A stream is created on, found in and listed by its owner: create_for, list_for and
-    find_for. The base class's owner-less calls raise OwnerRequired; the stream services
-    and the stream sync use the owner's calls instead (owned = True tells them apart).
+    A stream is created on, found in and listed by its owner (create_for, find_for,
+    list_for), never Space-wide: it is a Resource but not a NamedResource, and the stream
+    services and the stream sync use the owner's calls.
     """
 
     kind = "stream"
@@ -304,7 +300,6 @@ class StreamResource(Resource[Stream]):
     create_fields = schema.STREAM_BODY_FIELDS
     managed_fields = payloads.STREAM_MODEL_FIELDS
     shape = Shape.UNDER_PARENT
-    owned = True
     row_noun = "stream"
 
     def rows(self) -> models.QuerySet[Stream]:
@@ -343,9 +338,6 @@ class StreamResource(Resource[Stream]):
     def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
         return payloads.stream_fields(answer)
 
-    def create(self, client: SignalWireClient, body: dict[str, Any]) -> dict[str, Any]:
-        raise OwnerRequired("a stream is created on its owner: use create_for()")
-
     def get(self, client: SignalWireClient, remote_id: str) -> dict[str, Any]:
         return client.get_stream(remote_id)
 
@@ -356,9 +348,6 @@ class StreamResource(Resource[Stream]):
 
     def delete(self, client: SignalWireClient, remote_id: str) -> None:
         client.delete_stream(remote_id)
-
-    def find(self, client: SignalWireClient, name: str) -> dict[str, Any] | None:
-        raise OwnerRequired("a stream has no name: use find_for() with its owner and url")
 
     def find_lost_create(self, client: SignalWireClient, row: Stream) -> dict[str, Any] | None:
         """The owner's stream with the row's url that no other row holds; None if none.
@@ -372,11 +361,6 @@ class StreamResource(Resource[Stream]):
             return self.find_for(client, owner_kind, owner_id, row.url, taken=self.taken_ids(row))
         except NotFoundError:
             return None
-
-    def list_pages(
-        self, client: SignalWireClient, page_size: int | None
-    ) -> Iterator[list[dict[str, Any]]]:
-        raise OwnerRequired("streams are listed per owner: use list_for()")
 
     # --- the owner's calls ---
 

@@ -24,7 +24,7 @@ from rooms.models import (
     SyncState,
 )
 from rooms.outbox import pushes_suppressed
-from rooms.registry import Resource
+from rooms.registry import NamedResource, Resource
 from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import (
@@ -55,6 +55,14 @@ class RowBusyError(UnavailableError):
 def mirror_for(model_or_kind: str | models.Model | type[models.Model]) -> Resource[Any]:
     """Return the registered resource of a model class, an instance or a kind name."""
     return registry.resource_for(model_or_kind)
+
+
+def named_mirror_for(kind: str) -> NamedResource[Any]:
+    """Return a registered resource that is created and found by name (not a stream)."""
+    spec = registry.resource_for(kind)
+    if not isinstance(spec, NamedResource):
+        raise TypeError(f"a {kind} is created and pushed through its owner's service")
+    return spec
 
 
 @contextmanager
@@ -139,7 +147,7 @@ def absorb_answer(spec: Resource[Any], row: Any, answer: dict[str, Any]) -> list
 
 
 def land_row(
-    spec: Resource[Any], row: Any, client: SignalWireClient, *, look_up: bool
+    spec: NamedResource[Any], row: Any, client: SignalWireClient, *, look_up: bool
 ) -> dict[str, Any]:
     """Send a row's managed fields to SignalWire (replace or create); return the answer.
 

@@ -21,7 +21,7 @@ from rooms.models import (
     Room,
     SyncState,
 )
-from rooms.registry import Resource
+from rooms.registry import NamedResource, Resource
 from rooms.services.common import (
     TASK_LOCK_WAIT,
     RowBusyError,
@@ -50,7 +50,7 @@ from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
 
 def _create(
-    spec: Resource[Any],
+    spec: NamedResource[Any],
     *,
     data: dict[str, Any],
     actor: Any,
@@ -95,7 +95,7 @@ def _store_created(row: Any, tokens: list[dict[str, Any]] | None, intent: Remote
 
 
 def _update(
-    spec: Resource[Any],
+    spec: NamedResource[Any],
     *,
     row: Any,
     data: dict[str, Any],

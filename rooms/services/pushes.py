@@ -17,7 +17,7 @@ from rooms.models import (
     Room,
     SyncState,
 )
-from rooms.registry import Resource
+from rooms.registry import NamedResource, Resource
 from rooms.services import alerts
 from rooms.services.common import (
     PUSH_ROUNDS,
@@ -29,6 +29,7 @@ from rooms.services.common import (
     fetch_tokens,
     land_row,
     mirror_for,
+    named_mirror_for,
     replay_row_intents,
     row_lock,
     store_tokens,
@@ -52,7 +53,7 @@ logger = logging.getLogger("rooms.services")
 
 
 def _push(
-    spec: Resource[Any], *, pk: int, version: int | None, client: SignalWireClient | None
+    spec: NamedResource[Any], *, pk: int, version: int | None, client: SignalWireClient | None
 ) -> str:
     """Land a pending row; the newest local version wins. Retryable errors propagate."""
     with acting(AuditEntry.Source.PUSH, None):
@@ -146,7 +147,7 @@ def mirror_push(
     *, kind: str, pk: int, version: int | None = None, client: SignalWireClient | None = None
 ) -> str:
     """Push one pending row of any registered kind (the push task, admin action runs)."""
-    return _push(mirror_for(kind), pk=pk, version=version, client=client)
+    return _push(named_mirror_for(kind), pk=pk, version=version, client=client)
 
 
 def mirror_push_delete(*, kind: str, pk: int, client: SignalWireClient | None = None) -> str:

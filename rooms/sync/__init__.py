@@ -52,7 +52,7 @@ def sync_resource(
 ) -> SyncRun:
     """Sync one registered resource the portal edits (its listing, or under its owners)."""
     resource = registry.resource_for(kind)
-    if resource.shape is registry.Shape.UNDER_PARENT:
+    if not isinstance(resource, registry.NamedResource):
         return sync_streams(client=client, trigger=trigger, progress=progress)
     return full_listing_run(resource, client, trigger, page_size, progress)
 

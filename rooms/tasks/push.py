@@ -19,7 +19,7 @@ from django.conf import settings
 from rooms import outbox, services
 from rooms.audit import audit_context
 from rooms.models import AuditEntry
-from rooms.registry import RESOURCES, Resource
+from rooms.registry import RESOURCES, NamedResource, Resource
 from rooms.services import streams
 from rooms.signalwire.errors import RateLimitedError, UnavailableError
 
@@ -82,7 +82,7 @@ def _as_push(task: Task) -> Any:
 
 def _push_call(resource: Resource[Any], pk: int, version: int | None) -> str:
     """Land one row through its resource's push: streams have their own (owner-scoped)."""
-    if resource.owned:
+    if not isinstance(resource, NamedResource):
         return streams.stream_push(pk=pk, version=version)
     return services.mirror_push(kind=resource.kind, pk=pk, version=version)
 

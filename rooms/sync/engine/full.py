@@ -16,7 +16,7 @@ from rooms import jsontext, selectors
 from rooms.audit import bulk_record
 from rooms.locks import Flight
 from rooms.models import UNPUSHED_STATES, AuditEntry, SyncRun, SyncState
-from rooms.registry import Resource
+from rooms.registry import NamedResource, Resource
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.payloads import (
     nul_fields,
@@ -49,7 +49,7 @@ class _PagePlan:
 
 
 def full_listing_run(
-    resource: Resource[Any],
+    resource: NamedResource[Any],
     client: SignalWireClient | None,
     trigger: str,
     page_size: int | None,
