@@ -113,3 +113,11 @@ def form_post_data():
         return data
 
     return build
+
+
+def confirmed(client, url: str, data: dict):
+    """Open an action's confirmation page, then confirm it with the page's one-time nonce."""
+    ask = {k: v for k, v in data.items() if k not in ("confirm", "nonce")}
+    page = client.post(url, ask)
+    assert page.status_code == 200 and "nonce" in page.context, page.status_code
+    return client.post(url, {**ask, "confirm": "yes", "nonce": page.context["nonce"]})

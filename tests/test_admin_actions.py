@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from rooms import services, sync
 from rooms.models import ActionRun, AuditEntry, Conference, ConferenceToken, SyncState
+from tests.fixtures_admin import confirmed
 from tests.waiting import run_ended, wait_until
 
 CHANGELIST = reverse("admin:rooms_conference_changelist")
@@ -51,7 +52,7 @@ def test_refresh_tokens_action(sandbox, admin_client, admin_user, celery_worker)
     selected = {"action": "refresh_tokens", "_selected_action": [conference.pk]}
 
     assert b"Yes, go ahead" in admin_client.post(CHANGELIST, selected).content
-    admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
+    confirmed(admin_client, CHANGELIST, selected)
 
     run = run_ended(ActionRun.objects.get())
     assert ConferenceToken.objects.get(pk=guest.pk).token == rotated["token"]
@@ -66,7 +67,7 @@ def test_a_refresh_run_names_the_staff_member_in_the_audit_trail(
 ):
     conference = services.conference_create(data={"name": "again", "display_name": "Again"})
     sandbox.update_conference(conference.remote_id, {"display_name": "Changed remotely"})
-    response = admin_client.post(CHANGELIST, _select_all("refresh_from_signalwire"))
+    response = confirmed(admin_client, CHANGELIST, _select_all("refresh_from_signalwire"))
 
     run = run_ended(ActionRun.objects.get())
     assert any("Queued the refresh from SignalWire of 1 conference" in m
@@ -85,7 +86,7 @@ def test_with_the_task_queue_down_push_selected_says_nothing_was_queued(
 ):
     conference = services.conference_create(data={"name": "stuck", "display_name": "Stuck"})
 
-    response = admin_client.post(CHANGELIST, _select_all("push_selected"))
+    response = confirmed(admin_client, CHANGELIST, _select_all("push_selected"))
 
     texts = _messages(response)
     assert not any("Queued" in m for m in texts), texts
@@ -165,7 +166,7 @@ def test_refresh_of_5000_rows_answers_at_once_and_the_worker_does_it_in_batches(
     sandbox.update_conference(edited.remote_id, {"display_name": "Edited in SignalWire"})
 
     started = time.monotonic()
-    response = admin_client.post(CHANGELIST, _select_all("refresh_from_signalwire"))
+    response = confirmed(admin_client, CHANGELIST, _select_all("refresh_from_signalwire"))
     answered = time.monotonic() - started
     print(f"\n'Refresh selected' on 5,000 rows answered in {answered:.2f} s")
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from rooms import services
 from rooms.models import ActionRun, Conference, SyncState
 from rooms.signalwire import schema
+from tests.fixtures_admin import confirmed
 from tests.waiting import run_ended
 
 pytestmark = pytest.mark.django_db
@@ -164,9 +165,31 @@ def test_push_selected_asks_first_then_queues(sandbox, admin_client, queued):
     assert page.status_code == 200 and b"Yes, go ahead" in page.content
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.SYNCED
 
-    with_confirm = admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
+    with_confirm = confirmed(admin_client, CHANGELIST, selected)
     assert with_confirm.status_code == 302
     assert Conference.objects.get(pk=conference.pk).sync_state == SyncState.PENDING_PUSH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_action_confirmation_sent_twice_or_four_times_at_once_starts_one_run(
+    sandbox, admin_client, celery_worker
+):
+    from tests.concurrent import post_together
+
+    conference = services.conference_create(data={"name": "once", "display_name": "Once"})
+    sandbox.update_conference(conference.remote_id, {"display_name": "Edited in SignalWire"})
+    selected = {"action": "refresh_from_signalwire", "_selected_action": [conference.pk]}
+    nonce = admin_client.post(CHANGELIST, selected).context["nonce"]
+    form = {**selected, "confirm": "yes", "nonce": nonce}
+
+    post_together(admin_client, CHANGELIST, form)
+    again = admin_client.post(CHANGELIST, form, follow=True)
+
+    assert "confirmed already" in again.content.decode()
+    assert run_ended(ActionRun.objects.get()).counts == {"refreshed": 1}
+    forged = admin_client.post(CHANGELIST, {**form, "nonce": "made-up"}, follow=True)
+    assert "confirmed already" in forged.content.decode()
+    assert ActionRun.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -175,7 +198,7 @@ def test_refresh_from_signalwire_takes_remote_edits(sandbox, admin_client, celer
     sandbox.update_conference(conference.remote_id, {"display_name": "Edited in SignalWire"})
     selected = {"action": "refresh_from_signalwire", "_selected_action": [conference.pk]}
 
-    response = admin_client.post(CHANGELIST, {**selected, "confirm": "yes"})
+    response = confirmed(admin_client, CHANGELIST, selected)
 
     assert response.status_code == 302
     assert run_ended(ActionRun.objects.get()).counts == {"refreshed": 1}

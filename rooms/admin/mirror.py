@@ -28,7 +28,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from rooms.admin import runs  # noqa: F401 - registers the action runs' pages linked below
+from rooms.admin import (
+    once,
+    runs,  # noqa: F401 - registers the action runs' pages linked below
+)
 from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.context import current_mirror_view, mirror_view_state
 from rooms.admin.history import AuditHistoryMixin
@@ -196,6 +199,12 @@ class DeletedRemotelyFilter(admin.SimpleListFilter):
         return queryset
 
 
+ACTION_CONFIRMED_ALREADY = (
+    "This action was confirmed already (or the page was open too long); it did not run "
+    "again. Its run is under Action runs."
+)
+
+
 def confirm(
     modeladmin: admin.ModelAdmin,
     request: HttpRequest,
@@ -205,9 +214,11 @@ def confirm(
     explanation: str,
     run: Callable[[], object],
 ) -> HttpResponse | None:
-    """Ask before an action that touches SignalWire; run it once confirmed."""
+    """Ask before an action that touches SignalWire; run it once confirmed (once only)."""
+    purpose = f"action:{modeladmin.model._meta.label}:{request.POST.get('action', '')}"
     if request.POST.get("confirm") == "yes":
-        run()
+        if once.spend(request, purpose, ACTION_CONFIRMED_ALREADY):
+            run()
         return None
     return TemplateResponse(
         request,
@@ -223,6 +234,7 @@ def confirm(
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "nonce": once.issue(request, purpose),
         },
     )
 
