@@ -77,7 +77,8 @@ class CappedCountPaginator(Paginator):
         if number < 1:
             raise EmptyPage(self.error_messages["min_page"])
         bottom = (number - 1) * self.per_page
-        rows = page_rows(self.object_list, bottom, bottom + self.per_page)
+        object_list: Any = self.object_list
+        rows = page_rows(object_list, bottom, bottom + self.per_page)
         if not rows:
             raise EmptyPage(self.error_messages["no_results"])
         if number >= self.num_pages:
