@@ -39,7 +39,11 @@ def page_rows(queryset: QuerySet, bottom: int, top: int) -> list[Any]:
     keys = list(queryset.values_list("pk", flat=True)[bottom:top])
     if not keys:
         return []
-    found = {row.pk: row for row in queryset.filter(pk__in=keys)}
+    # By key alone: with the list's filters kept, SQLite may walk the filter's index
+    # (a million rows) rather than look the hundred keys up.
+    rows = queryset.model._base_manager.filter(pk__in=keys)
+    rows.query.select_related = queryset.query.select_related
+    found = {row.pk: row for row in rows}
     return [found[key] for key in keys if key in found]
 
 
