@@ -25,6 +25,7 @@ test: dev-deps
 ADMIN_N ?= 100000
 ADMIN_AUDIT ?= 1000000
 PROCESS_N ?= 50000
+ACTIVITY_SESSIONS ?= 1000000
 bench: dev-deps
 	@scripts/ensure-redis
 	$(PY) bench/client_bench.py --conferences $(N)
@@ -33,6 +34,7 @@ bench: dev-deps
 	$(PY) bench/admin_bench.py --conferences $(ADMIN_N) --audit $(ADMIN_AUDIT)
 	$(PY) bench/bulk_edit_bench.py
 	$(PY) bench/activity_bench.py
+	$(PY) bench/activity_pages_bench.py --sessions $(ACTIVITY_SESSIONS)
 	$(PY) bench/sandbox_bench.py
 
 # The same benchmarks once at a small size, so they cannot rot (CI runs it on both databases).
@@ -43,6 +45,7 @@ bench-smoke: dev-deps
 	$(PY) bench/admin_bench.py --conferences 2000 --audit 20000 --repeat 2
 	$(PY) bench/bulk_edit_bench.py --rows 50
 	$(PY) bench/activity_bench.py --rooms 50 --sessions 200 --live 5 --new 10
+	$(PY) bench/activity_pages_bench.py --sessions 2000 --repeat 2
 	$(PY) bench/sandbox_bench.py --rooms 50 --sessions 2000 --repeat 2
 
 lint: dev-deps

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import requests
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from rooms import sync
+from rooms.admin.paging import CappedCountPaginator
+from rooms.admin.sessions import RoomSessionAdmin
 from rooms.models import Conference, Room, RoomSession
 from rooms.sync import sessions
 
@@ -171,3 +175,86 @@ def test_event_timeline_says_so_when_signalwire_cannot_answer(busy_space, sandbo
     assert "SignalWire could not be asked now" in response.content.decode()
     page = admin_client.get(reverse("admin:rooms_roomsession_change", args=[session.pk]))
     assert member_names(page.content.decode()) == ["old"]
+
+
+def _stored_sessions(count: int, **fields) -> list[RoomSession]:
+    """Store `count` past sessions an hour apart, newest last, as the sync would."""
+    start = timezone.now() - timedelta(hours=count)
+    RoomSession.objects.bulk_create(
+        RoomSession(
+            remote_id=f"session-{i:03d}",
+            room_name=f"room-{i % 3}",
+            status="completed",
+            start_time=start + timedelta(hours=i),
+            **fields,
+        )
+        for i in range(count)
+    )
+    return list(RoomSession.objects.order_by("-start_time", "-id"))
+
+
+def test_sessions_list_says_more_than_its_cap_and_still_serves_every_page(
+    admin_client, monkeypatch
+):
+    monkeypatch.setattr(CappedCountPaginator, "count_cap", 5)
+    monkeypatch.setattr(RoomSessionAdmin, "list_per_page", 2)
+    newest_first = _stored_sessions(12)
+    url = reverse("admin:rooms_roomsession_changelist")
+
+    first = admin_client.get(url)
+    assert "More than 5 room sessions" in first.content.decode()
+    assert "12 room sessions" not in first.content.decode()
+    for number in range(1, 7):
+        page = admin_client.get(url, {"p": number})
+        shown = [s.remote_id for s in page.context["cl"].result_list]
+        expected = newest_first[(number - 1) * 2 : number * 2]
+        assert shown == [s.remote_id for s in expected], number
+    past_the_end = admin_client.get(url, {"p": 7})
+    assert past_the_end.status_code == 400  # the portal's page for a list it cannot show
+
+
+def test_sessions_list_below_its_cap_counts_exactly(admin_client):
+    _stored_sessions(7)
+    html = admin_client.get(reverse("admin:rooms_roomsession_changelist")).content.decode()
+    assert "7 room sessions" in html and "More than" not in html
+
+
+def test_sessions_search_finds_rooms_by_part_of_their_display_name_whole_names_and_ids(
+    sandbox, sandbox_server, admin_client
+):
+    sandbox.create_conference({"name": "allhands", "display_name": "Quarterly all hands"})
+    sandbox.create_room({"name": "standup"})
+    sync.sync_conferences()
+    sync.sync_rooms()
+    made = {}
+    for name in ("allhands", "standup", "pop-up-chat"):  # the last: made on the fly
+        made[name] = control(sandbox_server, "sessions", {"room_name": name, "members": ["a"]})
+        control(sandbox_server, f"sessions/{made[name]['id']}/end")
+    sessions.sessions_sync_history()
+    url = reverse("admin:rooms_roomsession_changelist")
+
+    def found(term: str) -> list[str]:
+        listed = admin_client.get(url, {"q": term}).context["cl"].result_list
+        return sorted(s.room_name for s in listed)
+
+    assert found("quarterly") == ["allhands"]
+    assert found("stand") == ["standup"]
+    assert found("pop-up-chat") == ["pop-up-chat"]
+    assert found(made["standup"]["id"]) == ["standup"]
+    assert found("nothing-like-it") == []
+    assert "whole SignalWire ID" in admin_client.get(url).content.decode()
+
+
+def test_status_filter_offers_every_status_stored_even_one_the_portal_does_not_know(
+    admin_client,
+):
+    _stored_sessions(3)
+    RoomSession.objects.filter(remote_id="session-001").update(status="in-progress")
+    RoomSession.objects.filter(remote_id="session-002").update(status="archived-new-word")
+    url = reverse("admin:rooms_roomsession_changelist")
+
+    html = admin_client.get(url).content.decode()
+    for status in ("completed", "in-progress", "archived-new-word"):
+        assert f'href="?status={status}"' in html, status
+    chosen = admin_client.get(url, {"status": "archived-new-word"})
+    assert [s.remote_id for s in chosen.context["cl"].result_list] == ["session-002"]

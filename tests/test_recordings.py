@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import sync
+from rooms.admin.paging import CappedCountPaginator
 from rooms.models import (
     ActionRun,
     AuditEntry,
@@ -216,6 +217,34 @@ def test_list_filters_by_room_status_and_size_and_totals_match_the_filter(
     assert webinar["cost"] == sum(
         r.cost_in_dollars for r in Recording.objects.filter(room_name="webinar")
     )
+
+
+def test_totals_past_the_count_cap_say_more_than_and_a_narrower_filter_sums_them(
+    sandbox, sandbox_server, admin_client, monkeypatch
+):
+    monkeypatch.setattr(CappedCountPaginator, "count_cap", 2)
+    sandbox.create_room({"name": "webinar"})
+    sandbox.create_room({"name": "standup"})
+    for name in ("webinar", "webinar", "standup"):
+        record_session(sandbox_server, name)
+    mirror()
+    url = reverse("admin:rooms_recording_changelist")
+
+    def totals(query: dict) -> str:
+        html = admin_client.get(url, query).content.decode()
+        start = html.index('id="recording-totals"')
+        return " ".join(html[start : html.index("</p>", start)].split())
+
+    every = totals({})
+    assert "more than <strong>2</strong> recordings" in every
+    assert "$" not in every and "<strong>3</strong>" not in every
+    assert "More than 2 recordings" in admin_client.get(url).content.decode()
+    standup = Recording.objects.get(room_name="standup")
+    for query in ({"room": "standup"}, {"q": standup.remote_session_id}, {"q": "stand"}):
+        narrow = totals(query)
+        assert "<strong>1</strong> recording," in narrow, query
+        assert recordings.size_text(standup.size_in_bytes) in narrow
+        assert f"${standup.cost_in_dollars}" in narrow
 
 
 def test_totals_are_one_aggregate_query(recorded, admin_client):

@@ -30,7 +30,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from rooms.admin import once
+from rooms.admin.activity_lists import NAME_SEARCH_HELP, bounded_totals, search_by_room_name
 from rooms.admin.history import AuditHistoryMixin
+from rooms.admin.paging import CappedCountPaginator, IndexedValuesFilter, with_probed_dates
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
 from rooms.selectors import recordings
 from rooms.services import bulk
@@ -186,12 +188,23 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
         "cost_in_dollars",
         "state",
     )
-    list_filter = (RoomFilter, "status", "started_at", SizeFilter, "sync_state")
+    list_filter = (
+        RoomFilter,
+        ("status", IndexedValuesFilter),
+        "started_at",
+        SizeFilter,
+        "sync_state",
+    )
+    # Matched on indexes only (see get_search_results).
     search_fields = ("room_name", "=remote_id", "=remote_session_id")
+    search_help_text = NAME_SEARCH_HELP
     date_hierarchy = "started_at"
     list_select_related = ("session",)
     list_per_page = 100
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    # Counts stop at 10,000 ("more than 10,000"); the date hierarchy probes the index.
+    paginator = CappedCountPaginator
     actions = ("delete_selected_recordings",)
     fields = (
         "room_name",
@@ -231,6 +244,17 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Recordings whose date hierarchy is found with index probes."""
+        return with_probed_dates(super().get_queryset(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Recordings of the rooms named like the term, or with that recording or session id."""
+        found = search_by_room_name(queryset, search_term, "remote_id", "remote_session_id")
+        return found, False
 
     # --- columns ----------------------------------------------------------------------
 
@@ -272,13 +296,16 @@ class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
     # --- pages ------------------------------------------------------------------------
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
-        """Show the count, size and cost of the recordings the current filter selects."""
+        """Show the count, size and cost of the recordings the current filter selects.
+
+        Past the list's count cap it says "more than" that many and leaves the sums to a
+        narrower filter: summing every row of a year would cost every page a table scan.
+        """
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
         if isinstance(context, dict) and "cl" in context:
-            totals = recordings.recording_totals(context["cl"].queryset)
-            totals["size_text"] = recordings.size_text(totals["size"])
-            context["recording_totals"] = totals
+            cl = context["cl"]
+            context["recording_totals"] = bounded_totals(cl.queryset, cl.paginator)
         return response
 
     def change_view(

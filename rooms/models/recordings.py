@@ -70,6 +70,8 @@ class Recording(models.Model):
         indexes = [
             models.Index(fields=["status", "-started_at"]),
             models.Index(fields=["room_name", "-started_at"]),
+            # The recordings list, newest first, filtered by sync state (read backwards).
+            models.Index(fields=["sync_state", "started_at"], name="rooms_rec_state_started"),
         ]
         permissions = [
             ("download_recording", "Can download recordings (a fresh link from SignalWire)"),

@@ -51,6 +51,11 @@ class RoomSession(models.Model):
             models.Index(fields=["status", "conference"]),
             models.Index(fields=["status", "room"]),
             models.Index(fields=["room_name", "-start_time"]),
+            # The sessions list, newest first, filtered by status or by its room's page. Kept
+            # ascending: read backwards they give "-start_time, -id" with no sort on SQLite.
+            models.Index(fields=["status", "start_time"], name="rooms_session_status_start"),
+            models.Index(fields=["conference", "start_time"], name="rooms_session_conf_start"),
+            models.Index(fields=["room", "start_time"], name="rooms_session_room_start"),
         ]
 
     def __str__(self) -> str:
