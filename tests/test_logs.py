@@ -168,6 +168,34 @@ def test_a_full_run_marks_logs_gone_from_the_listing(hostile):
     assert VideoLog.objects.get(remote_id="l-1").sync_state == LogState.SYNCED
 
 
+def made_after(listed: list[dict]):
+    """An answer that lists, newest first, the logs made after the asked moment."""
+
+    def answer(handler) -> None:
+        after = handler.query.get("created_after")
+        since = datetime.fromisoformat(after) if after else None
+        rows = [
+            log for log in listed
+            if since is None or datetime.fromisoformat(log["created_at"]) > since
+        ]
+        handler.send_page(sorted(rows, key=lambda log: log["created_at"], reverse=True))
+
+    return answer
+
+
+def test_a_log_dated_far_in_the_future_does_not_stop_new_logs_arriving(hostile):
+    listed = [a_log("l-old"), a_log("l-future", created_at="9999-12-31T23:59:59Z")]
+    hostile.answer = made_after(listed)
+    assert sync.logs_sync().created == 2
+    listed.append(a_log("l-new", created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+
+    run = sync.logs_sync()
+
+    assert run.created == 1 and VideoLog.objects.filter(remote_id="l-new").exists()
+    asked = [r["query"].get("created_after", "") for r in hostile.requests]
+    assert not asked[-1].startswith("9999"), asked
+
+
 def test_the_command_syncs_logs(sandbox, sandbox_server, capsys):
     meet(sandbox_server)
     call_command("sync_signalwire", "--logs")

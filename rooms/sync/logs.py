@@ -60,7 +60,9 @@ class LogSync(NewestFirstSync):
     noun = "log"
 
     def pages(self, *, page_size: int | None, full: bool) -> Iterator[list[dict[str, Any]]]:
-        newest = None if full else VideoLog.objects.aggregate(at=Max("remote_created_at"))["at"]
+        # A log SignalWire dates in the future would move every later start past new logs.
+        made = VideoLog.objects.filter(remote_created_at__lte=timezone.now())
+        newest = None if full else made.aggregate(at=Max("remote_created_at"))["at"]
         since = newest - OVERLAP if newest is not None else None
         return LOG.pages(self.client, created_after=since, page_size=page_size)
 
