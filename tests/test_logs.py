@@ -196,6 +196,43 @@ def test_a_log_dated_far_in_the_future_does_not_stop_new_logs_arriving(hostile):
     assert not asked[-1].startswith("9999"), asked
 
 
+def discarded(log_id: str, at: str) -> dict:
+    """A discarded log as the listing shows it: its id and two dates, nothing else."""
+    return {"id": log_id, "discarded_at": at, "created_at": "2026-01-02T11:00:01Z"}
+
+
+def test_a_discarded_log_keeps_its_values_when_its_discard_changes(hostile):
+    listed = [a_log("l-1", charge=0.75)]
+    hostile.answer = lambda h: h.send_page(listed)
+    sync.logs_sync()
+    listed[0] = discarded("l-1", "2026-01-03T09:00:00Z")
+    assert sync.logs_sync().marked_deleted == 1
+    listed[0] = discarded("l-1", "2026-01-04T09:00:00Z")
+
+    run = sync.logs_sync()
+
+    log = VideoLog.objects.get(remote_id="l-1")
+    assert log.sync_state == LogState.DELETED_REMOTELY and run.marked_deleted == 0
+    assert log.discarded_at == datetime(2026, 1, 4, 9, tzinfo=UTC)
+    assert (log.room_name, log.charge, log.status) == ("standup", Decimal("0.75"), "completed")
+
+
+def test_a_log_gone_from_a_full_listing_keeps_its_values_when_listed_discarded(hostile):
+    listed = [a_log("l-1", charge=0.75), a_log("l-2")]
+    hostile.answer = lambda h: h.send_page(listed)
+    sync.logs_sync()
+    listed.pop(0)
+    assert sync.logs_sync(full=True).marked_deleted == 1
+    listed.insert(0, discarded("l-1", "2026-01-03T09:00:00Z"))
+
+    sync.logs_sync(full=True)
+
+    log = VideoLog.objects.get(remote_id="l-1")
+    assert log.sync_state == LogState.DELETED_REMOTELY
+    assert log.discarded_at == datetime(2026, 1, 3, 9, tzinfo=UTC)
+    assert (log.room_name, log.charge, log.status) == ("standup", Decimal("0.75"), "completed")
+
+
 def test_the_command_syncs_logs(sandbox, sandbox_server, capsys):
     meet(sandbox_server)
     call_command("sync_signalwire", "--logs")

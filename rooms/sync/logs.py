@@ -96,10 +96,14 @@ class LogSync(NewestFirstSync):
                 log = existing.get(row["id"])
                 if log is None:
                     new.append(VideoLog(remote_id=row["id"], **values))
-                elif gone and log.sync_state != LogState.DELETED_REMOTELY:
+                elif gone:
+                    if log.sync_state == LogState.DELETED_REMOTELY:
+                        run.updated += 1  # marked already: only its discard changed
+                        changed.append(log)
+                    else:
+                        discarded.append(log)
                     for name in DISCARD_FIELDS:
                         setattr(log, name, values[name])
-                    discarded.append(log)
                 else:
                     if log.sync_state == LogState.DELETED_REMOTELY and not gone:
                         run.restored += 1
