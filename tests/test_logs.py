@@ -10,10 +10,11 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from rooms import sync
-from rooms.models import LogState, SyncRun, VideoLog
+from rooms.models import AuditEntry, LogState, SyncRun, VideoLog
 from tests.hostile_space import HostileSpace
 
 pytestmark = pytest.mark.django_db
@@ -231,6 +232,42 @@ def test_a_log_gone_from_a_full_listing_keeps_its_values_when_listed_discarded(h
     assert log.sync_state == LogState.DELETED_REMOTELY
     assert log.discarded_at == datetime(2026, 1, 3, 9, tzinfo=UTC)
     assert (log.room_name, log.charge, log.status) == ("standup", Decimal("0.75"), "completed")
+
+
+def test_a_run_with_nothing_new_writes_nothing_and_reads_each_page_in_the_same_queries(
+    sandbox, sandbox_server
+):
+    for _ in range(6):
+        meet(sandbox_server)
+    sync.logs_sync()
+    stored = VideoLog.objects.values_list(
+        "remote_id", "last_synced_at", "raw_digest", "sync_state"
+    )
+    before = sorted(stored)
+    audit_rows = AuditEntry.objects.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        quiet = sync.logs_sync()
+
+    assert (quiet.created, quiet.updated, quiet.marked_deleted, quiet.unchanged) == (0, 0, 0, 6)
+    writes = [
+        q["sql"] for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and SyncRun._meta.db_table not in q["sql"]
+    ]
+    assert writes == []
+    assert sorted(stored.all()) == before and AuditEntry.objects.count() == audit_rows
+
+    def full_run_queries(page_size: int) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            run = sync.logs_sync(full=True, page_size=page_size)
+        assert run.unchanged == 6 and (run.updated, run.marked_deleted) == (0, 0)
+        return run.pages, len(queries.captured_queries)
+
+    (one, q1), (two, q2), (three, q3) = map(full_run_queries, (6, 3, 2))
+    assert (one, two, three) == (1, 2, 3)
+    assert q3 - q2 == q2 - q1, (q1, q2, q3)
+    assert AuditEntry.objects.count() == audit_rows
 
 
 def test_the_command_syncs_logs(sandbox, sandbox_server, capsys):
