@@ -1,10 +1,11 @@
 """Mirror video logs read-only (the engine's newest-first shape), from the newest mirrored.
 
 Each run asks only for logs made after the newest one mirrored (less an overlap, for logs
-SignalWire stamps a little late), discarded ones included, and stops after the first
-page that holds a log mirrored unchanged (raw_digest). A discarded log keeps its last
-values and is marked deleted remotely. A full run (`full=True`) reads the whole listing
-and also marks the logs SignalWire no longer lists at all.
+SignalWire stamps a little late; a log dated in the future is not the newest), discarded
+ones included, and stops after the first page that holds a log mirrored unchanged
+(raw_digest). A discarded log keeps its last values and is marked deleted remotely. A
+full run (`full=True`) reads the whole listing and also marks the logs SignalWire no
+longer lists at all.
 """
 
 from __future__ import annotations
