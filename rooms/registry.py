@@ -539,11 +539,6 @@ LOG = LogMirror()
 RESOURCES: dict[str, Resource[Any]] = {
     resource.kind: resource for resource in (CONFERENCE, ROOM, STREAM)
 }
-# Every resource the sync mirrors, by kind (the edited ones and the read-only ones).
-MIRRORS: dict[str, Mirror[Any]] = {
-    mirror.kind: mirror for mirror in (*RESOURCES.values(), TOKEN, SESSION, MEMBER, RECORDING, LOG)
-}
-
 
 def resource_for(model_or_kind: str | models.Model | type[models.Model]) -> Resource:
     """Return the resource of a kind name, a model class or an instance."""
