@@ -90,6 +90,10 @@ class Mirror(ABC, Generic[M]):
     def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
         """Model field values from one of SignalWire's answers."""
 
+    def audited_rows(self, rows: models.QuerySet[M]) -> models.QuerySet[M]:
+        """The rows with what their audit entries read joined (one query for any number)."""
+        return rows
+
 
 class Resource(Mirror[M]):
     """How one mirrored model that the portal also edits maps to its SignalWire resource."""
@@ -482,6 +486,10 @@ class RecordingMirror(Mirror[Recording]):
     def fields(self, answer: dict[str, Any]) -> dict[str, Any]:
         return remote_recordings.recording_fields(answer)
 
+    def audited_rows(self, rows: models.QuerySet[Recording]) -> models.QuerySet[Recording]:
+        """The recordings with their session, whose owner each audit entry names."""
+        return rows.select_related("session")
+
     def pages(
         self, client: SignalWireClient, *, page_size: int | None = None
     ) -> Iterator[list[dict[str, Any]]]:
@@ -531,11 +539,6 @@ LOG = LogMirror()
 RESOURCES: dict[str, Resource[Any]] = {
     resource.kind: resource for resource in (CONFERENCE, ROOM, STREAM)
 }
-# Every resource the sync mirrors, by kind (the edited ones and the read-only ones).
-MIRRORS: dict[str, Mirror[Any]] = {
-    mirror.kind: mirror for mirror in (*RESOURCES.values(), TOKEN, SESSION, MEMBER, RECORDING, LOG)
-}
-
 
 def resource_for(model_or_kind: str | models.Model | type[models.Model]) -> Resource:
     """Return the resource of a kind name, a model class or an instance."""

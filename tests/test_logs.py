@@ -10,10 +10,11 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from rooms import sync
-from rooms.models import LogState, SyncRun, VideoLog
+from rooms.models import AuditEntry, LogState, SyncRun, VideoLog
 from tests.hostile_space import HostileSpace
 
 pytestmark = pytest.mark.django_db
@@ -166,6 +167,107 @@ def test_a_full_run_marks_logs_gone_from_the_listing(hostile):
     assert partial.marked_deleted == 0 and full.marked_deleted == 1
     assert VideoLog.objects.get(remote_id="l-2").sync_state == LogState.DELETED_REMOTELY
     assert VideoLog.objects.get(remote_id="l-1").sync_state == LogState.SYNCED
+
+
+def made_after(listed: list[dict]):
+    """An answer that lists, newest first, the logs made after the asked moment."""
+
+    def answer(handler) -> None:
+        after = handler.query.get("created_after")
+        since = datetime.fromisoformat(after) if after else None
+        rows = [
+            log for log in listed
+            if since is None or datetime.fromisoformat(log["created_at"]) > since
+        ]
+        handler.send_page(sorted(rows, key=lambda log: log["created_at"], reverse=True))
+
+    return answer
+
+
+def test_a_log_dated_far_in_the_future_does_not_stop_new_logs_arriving(hostile):
+    listed = [a_log("l-old"), a_log("l-future", created_at="9999-12-31T23:59:59Z")]
+    hostile.answer = made_after(listed)
+    assert sync.logs_sync().created == 2
+    listed.append(a_log("l-new", created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+
+    run = sync.logs_sync()
+
+    assert run.created == 1 and VideoLog.objects.filter(remote_id="l-new").exists()
+    asked = [r["query"].get("created_after", "") for r in hostile.requests]
+    assert not asked[-1].startswith("9999"), asked
+
+
+def discarded(log_id: str, at: str) -> dict:
+    """A discarded log as the listing shows it: its id and two dates, nothing else."""
+    return {"id": log_id, "discarded_at": at, "created_at": "2026-01-02T11:00:01Z"}
+
+
+def test_a_discarded_log_keeps_its_values_when_its_discard_changes(hostile):
+    listed = [a_log("l-1", charge=0.75)]
+    hostile.answer = lambda h: h.send_page(listed)
+    sync.logs_sync()
+    listed[0] = discarded("l-1", "2026-01-03T09:00:00Z")
+    assert sync.logs_sync().marked_deleted == 1
+    listed[0] = discarded("l-1", "2026-01-04T09:00:00Z")
+
+    run = sync.logs_sync()
+
+    log = VideoLog.objects.get(remote_id="l-1")
+    assert log.sync_state == LogState.DELETED_REMOTELY and run.marked_deleted == 0
+    assert log.discarded_at == datetime(2026, 1, 4, 9, tzinfo=UTC)
+    assert (log.room_name, log.charge, log.status) == ("standup", Decimal("0.75"), "completed")
+
+
+def test_a_log_gone_from_a_full_listing_keeps_its_values_when_listed_discarded(hostile):
+    listed = [a_log("l-1", charge=0.75), a_log("l-2")]
+    hostile.answer = lambda h: h.send_page(listed)
+    sync.logs_sync()
+    listed.pop(0)
+    assert sync.logs_sync(full=True).marked_deleted == 1
+    listed.insert(0, discarded("l-1", "2026-01-03T09:00:00Z"))
+
+    sync.logs_sync(full=True)
+
+    log = VideoLog.objects.get(remote_id="l-1")
+    assert log.sync_state == LogState.DELETED_REMOTELY
+    assert log.discarded_at == datetime(2026, 1, 3, 9, tzinfo=UTC)
+    assert (log.room_name, log.charge, log.status) == ("standup", Decimal("0.75"), "completed")
+
+
+def test_a_run_with_nothing_new_writes_nothing_and_reads_each_page_in_the_same_queries(
+    sandbox, sandbox_server
+):
+    for _ in range(6):
+        meet(sandbox_server)
+    sync.logs_sync()
+    stored = VideoLog.objects.values_list(
+        "remote_id", "last_synced_at", "raw_digest", "sync_state"
+    )
+    before = sorted(stored)
+    audit_rows = AuditEntry.objects.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        quiet = sync.logs_sync()
+
+    assert (quiet.created, quiet.updated, quiet.marked_deleted, quiet.unchanged) == (0, 0, 0, 6)
+    writes = [
+        q["sql"] for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and SyncRun._meta.db_table not in q["sql"]
+    ]
+    assert writes == []
+    assert sorted(stored.all()) == before and AuditEntry.objects.count() == audit_rows
+
+    def full_run_queries(page_size: int) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            run = sync.logs_sync(full=True, page_size=page_size)
+        assert run.unchanged == 6 and (run.updated, run.marked_deleted) == (0, 0)
+        return run.pages, len(queries.captured_queries)
+
+    (one, q1), (two, q2), (three, q3) = map(full_run_queries, (6, 3, 2))
+    assert (one, two, three) == (1, 2, 3)
+    assert q3 - q2 == q2 - q1, (q1, q2, q3)
+    assert AuditEntry.objects.count() == audit_rows
 
 
 def test_the_command_syncs_logs(sandbox, sandbox_server, capsys):

@@ -181,6 +181,34 @@ def test_a_full_sync_marks_recordings_deleted_in_signalwire(recorded, sandbox):
     assert run.marked_deleted == 1 and recorded.sync_state == RecordingState.DELETED_REMOTELY
 
 
+def test_a_full_pass_marks_deleted_recordings_in_queries_that_do_not_grow_with_them(
+    sandbox, sandbox_server
+):
+    sandbox.create_room({"name": "webinar"})
+    for _ in range(10):
+        record_session(sandbox_server)
+    mirror()
+    ids = list(Recording.objects.order_by("pk").values_list("remote_id", flat=True))
+    assert len(ids) == 10
+
+    def full_pass_queries(delete: list[str], marked: int) -> int:
+        for remote_id in delete:
+            sandbox.delete_recording(remote_id)
+        with CaptureQueriesContext(connection) as queries:
+            run = sync.recordings_sync(full=True)
+        assert run.marked_deleted == marked, run.error
+        assert Recording.objects.filter(
+            sync_state=RecordingState.DELETED_REMOTELY, session__isnull=False
+        ).count() == marked
+        return len(queries.captured_queries)
+
+    two = full_pass_queries(ids[:2], 2)
+    # The two already marked count again, so the second pass marks eight.
+    Recording.objects.filter(remote_id__in=ids[:2]).update(sync_state=RecordingState.SYNCED)
+    eight = full_pass_queries(ids[2:8], 8)
+    assert eight == two, (two, eight)
+
+
 # --- admin list, totals, session and room pages -------------------------------------------
 
 

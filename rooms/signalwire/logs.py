@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from rooms import jsontext
 from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient
-from rooms.signalwire.session import API, quote_segment
+from rooms.signalwire.session import API
 
 LOGS = f"{API}/logs"
 # Payload keys read as values, and the field each fills.
@@ -37,11 +37,6 @@ def iter_log_pages(
     if created_after is not None:
         filters["created_after"] = payloads.format_datetime(created_after) or ""
     return client.iter_pages(LOGS, params=filters, page_size=page_size)
-
-
-def get_log(client: SignalWireClient, log_id: str) -> dict[str, Any]:
-    """Fetch one video log by id."""
-    return client.get_object(f"{LOGS}/{quote_segment(log_id)}")
 
 
 def session_id_of(url: Any) -> str:

@@ -1,10 +1,11 @@
 """Mirror video logs read-only (the engine's newest-first shape), from the newest mirrored.
 
 Each run asks only for logs made after the newest one mirrored (less an overlap, for logs
-SignalWire stamps a little late), discarded ones included, and stops after the first
-page that holds a log mirrored unchanged (raw_digest). A discarded log keeps its last
-values and is marked deleted remotely. A full run (`full=True`) reads the whole listing
-and also marks the logs SignalWire no longer lists at all.
+SignalWire stamps a little late; a log dated in the future is not the newest), discarded
+ones included, and stops after the first page that holds a log mirrored unchanged
+(raw_digest). A discarded log keeps its last values and is marked deleted remotely. A
+full run (`full=True`) reads the whole listing and also marks the logs SignalWire no
+longer lists at all.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class LogSync(NewestFirstSync):
     noun = "log"
 
     def pages(self, *, page_size: int | None, full: bool) -> Iterator[list[dict[str, Any]]]:
-        newest = None if full else VideoLog.objects.aggregate(at=Max("remote_created_at"))["at"]
+        # A log SignalWire dates in the future would move every later start past new logs.
+        made = VideoLog.objects.filter(remote_created_at__lte=timezone.now())
+        newest = None if full else made.aggregate(at=Max("remote_created_at"))["at"]
         since = newest - OVERLAP if newest is not None else None
         return LOG.pages(self.client, created_after=since, page_size=page_size)
 
@@ -94,10 +97,14 @@ class LogSync(NewestFirstSync):
                 log = existing.get(row["id"])
                 if log is None:
                     new.append(VideoLog(remote_id=row["id"], **values))
-                elif gone and log.sync_state != LogState.DELETED_REMOTELY:
+                elif gone:
+                    if log.sync_state == LogState.DELETED_REMOTELY:
+                        run.updated += 1  # marked already: only its discard changed
+                        changed.append(log)
+                    else:
+                        discarded.append(log)
                     for name in DISCARD_FIELDS:
                         setattr(log, name, values[name])
-                    discarded.append(log)
                 else:
                     if log.sync_state == LogState.DELETED_REMOTELY and not gone:
                         run.restored += 1

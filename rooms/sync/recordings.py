@@ -72,7 +72,7 @@ def recordings_link_sessions() -> int:
 
 def recordings_mark_deleted(rows: QuerySet[Recording]) -> int:
     """Mark rows deleted remotely (kept, filterable) and audit it; call inside a transaction."""
-    return mark_deleted(RECORDING, rows.select_related("session"))
+    return mark_deleted(RECORDING, rows)
 
 
 class RecordingSync(NewestFirstSync):

@@ -132,12 +132,3 @@ def note_error(run: SyncRun, reasons: list[str], reason: str) -> None:
         reasons.append(reason)
     more = run.errors - len(reasons)
     run.error = "\n".join(reasons) + (f"\n… and {more} more" if more > 0 else "")
-
-
-
-def add_error(run: SyncRun, reason: str) -> None:
-    """Count a row that could not be mirrored and add its reason to the run's first few."""
-    run.errors += 1
-    lines = run.error.split("\n") if run.error else []
-    if len(lines) < MAX_REASONS:
-        run.error = "\n".join([*lines, reason])

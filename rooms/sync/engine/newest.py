@@ -137,7 +137,7 @@ class NewestFirstSync(ABC):
 
 def mark_deleted(mirror: Mirror[Any], rows: models.QuerySet[Any]) -> int:
     """Mark rows deleted remotely (kept, filterable), audited if the mirror is; in a transaction."""
-    marked = list(rows)
+    marked = list(mirror.audited_rows(rows) if mirror.audited else rows)
     if not marked:
         return 0
     gone = str(SyncState.DELETED_REMOTELY)
