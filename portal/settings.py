@@ -268,6 +268,9 @@ SIGNALWIRE_PUSH_MAX_ATTEMPTS = env.int("SIGNALWIRE_PUSH_MAX_ATTEMPTS", default=1
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
 # Days a completed recording is kept before the daily retention deletes it (0: forever).
 RECORDING_RETENTION_DAYS = env.int("RECORDING_RETENTION_DAYS", default=0)
+# Days of room session history (sessions and members) kept; 0 keeps everything. Usage
+# figures stay in the daily rollup after the sessions go.
+SESSION_RETENTION_DAYS = env.int("SESSION_RETENTION_DAYS", default=0)
 
 # --- Alerts, email and metrics ------------------------------------------------------------
 # The name messages give the portal, and its address for full links in them (optional).
@@ -358,6 +361,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "recording-retention": {
         "task": "rooms.tasks.apply_recording_retention",
+        "schedule": 86400.0,
+    },
+    "session-retention": {
+        "task": "rooms.tasks.apply_session_retention",
         "schedule": 86400.0,
     },
     "audit-cleanup": {

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
+from rooms.services import sessions
 from rooms.services.recordings import RETENTION_DAYS_MAX, retention_days_problem
 from rooms.signalwire.urls import SpaceURLError, normalise_space_url
 
@@ -54,6 +55,17 @@ def check_signalwire_settings(app_configs=None, **kwargs) -> list:
                 hint="0 (the default) keeps every recording; N deletes completed recordings "
                 f"N days after they ended, N at most {RETENTION_DAYS_MAX}.",
                 id="rooms.E007",
+            )
+        )
+    problem = sessions.retention_days_problem(getattr(settings, "SESSION_RETENTION_DAYS", 0))
+    if problem:
+        problems.append(
+            Error(
+                f"SESSION_RETENTION_DAYS {problem}.",
+                hint="0 (the default) keeps every session; N removes sessions and their "
+                f"members N days after they started, N at most {sessions.RETENTION_DAYS_MAX}. "
+                "Usage keeps those days' figures.",
+                id="rooms.E008",
             )
         )
     if settings.SIGNALWIRE_SYNC_INTERVAL < 10:

@@ -25,7 +25,7 @@ from rooms.selectors import usage
 CHARTS = {
     "minutes": ("Member minutes per day", "minutes"),
     "sessions": ("Sessions per day", "sessions"),
-    "cost": ("Cost per day ($)", "cost"),
+    "cost": ("Cost per day ($): estimate and billed", "cost"),
     "rooms": ("Top rooms by member minutes", "minutes"),
 }
 STYLE = Style(
@@ -40,12 +40,12 @@ STYLE = Style(
 
 
 def _days(request: HttpRequest) -> int:
-    """The period asked for: 30 or 90 days."""
+    """The period asked for: one of usage.PERIODS (7, 30, 90 or 365 days)."""
     try:
-        days = int(request.GET.get("days", usage.PERIODS[0]))
+        days = int(request.GET.get("days", usage.DEFAULT_PERIOD))
     except ValueError:
-        return usage.PERIODS[0]
-    return days if days in usage.PERIODS else usage.PERIODS[0]
+        return usage.DEFAULT_PERIOD
+    return days if days in usage.PERIODS else usage.DEFAULT_PERIOD
 
 
 def _check(request: HttpRequest) -> None:
@@ -102,12 +102,27 @@ def usage_csv_view(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="usage-{days}-days.csv"'
     writer = csv.writer(response)
-    writer.writerow(["kind", "day_or_room", "sessions", "member_minutes", "cost_in_dollars"])
-    for row in usage.usage_by_day(days=days):
-        writer.writerow(_safe_row(["day", row.label, row.sessions, row.minutes, row.cost]))
-    for row in usage.usage_by_room(days=days, limit=None):
-        writer.writerow(_safe_row(["room", row.label, row.sessions, row.minutes, row.cost]))
+    writer.writerow(
+        [
+            "kind", "day_or_room", "sessions", "member_minutes", "cost_in_dollars",
+            "billed_cost_in_dollars", "billed_differs_over_1pct",
+        ]
+    )
+    for kind, rows in (
+        ("day", usage.usage_by_day(days=days)),
+        ("room", usage.usage_by_room(days=days, limit=None)),
+    ):
+        for row in rows:
+            cells = [kind, row.label, row.sessions, row.minutes, row.cost, *_billed(row)]
+            writer.writerow(_safe_row(cells))
     return response
+
+
+def _billed(row: usage.Usage) -> list[Any]:
+    """The billed cost and its mark, blank while no video log has arrived for the row."""
+    if not row.has_billed:
+        return ["", ""]
+    return [row.billed, "yes" if row.differs else "no"]
 
 
 # A text cell starting with one of these is read as a formula by some spreadsheet.
@@ -149,6 +164,10 @@ def usage_chart_view(request: HttpRequest, chart: str) -> HttpResponse:
         drawing.x_labels_major_every = 7
         drawing.show_minor_x_labels = False
         drawing.add(title, [float(getattr(row, field)) for row in rows])
+        if chart == "cost":
+            drawing.title = title
+            drawing.show_legend = True
+            drawing.add("Billed", [float(row.billed) if row.has_billed else None for row in rows])
     response = HttpResponse(_svg(drawing), content_type="image/svg+xml")
     response["Cache-Control"] = "private, max-age=60"
     return response

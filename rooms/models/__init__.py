@@ -35,3 +35,4 @@ from rooms.models.streams import Stream as Stream
 from rooms.models.tokens import ConferenceToken as ConferenceToken
 from rooms.models.tokens import IssuedRoomToken as IssuedRoomToken
 from rooms.models.tokens import mask_secret as mask_secret
+from rooms.models.usage import UsageDay as UsageDay

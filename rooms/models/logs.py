@@ -48,6 +48,8 @@ class VideoLog(models.Model):
         indexes = [
             models.Index(fields=["-remote_created_at"], name="rooms_log_newest"),
             models.Index(fields=["room_name", "remote_created_at"], name="rooms_log_room_day"),
+            # The usage rollup's billed figures: a room's logs by the day their session began.
+            models.Index(fields=["room_name", "started_at"], name="rooms_log_room_started"),
         ]
 
     def __str__(self) -> str:

@@ -64,6 +64,7 @@ class ActionRun(models.Model):
         BULK_EDIT = "bulk_edit", "Edit selected"
         RESTORE = "restore", "Restore to before a bulk edit"
         RETENTION = "retention", "Recording retention"
+        SESSION_RETENTION = "session_retention", "Session retention"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

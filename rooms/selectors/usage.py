@@ -1,26 +1,30 @@
-"""Usage figures from the mirrored room sessions: minutes, sessions and cost per day and room.
+"""Usage figures per day and per room, read from the daily rollup (UsageDay).
 
 Minutes are member minutes (the time every member spent in a session, which is what
-SignalWire bills); cost is what SignalWire reported per session. Each figure is one
-grouped query, whatever the number of sessions.
+SignalWire bills); the estimate is what SignalWire reported per session, the billed cost
+what its video logs charged. Days are UTC days. Each figure is one grouped query over the
+rollup, whose size grows with days and rooms, never with sessions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from django.db.models import Count, F, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from rooms.models import RoomSession
+from rooms.models import UsageDay
 
-PERIODS = (30, 90)
+PERIODS = (7, 30, 90, 365)
+DEFAULT_PERIOD = 30
 TOP_ROOMS = 10
 ZERO = Decimal("0")
+# A day whose billed cost and estimate differ by more than this share is marked.
+DIFFERENCE_MARK = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -31,45 +35,64 @@ class Usage:
     sessions: int
     seconds: int
     cost: Decimal
+    billed: Decimal = ZERO
+    logs: int = 0
 
     @property
     def minutes(self) -> float:
         """Member minutes, to a tenth."""
         return round(self.seconds / 60, 1)
 
+    @property
+    def has_billed(self) -> bool:
+        """Tell whether any video log has been mirrored for these figures."""
+        return self.logs > 0
 
-def period_start(*, days: int, today: date | None = None) -> datetime:
-    """The first moment of the period of `days` days that ends today (local time)."""
-    today = today or timezone.localdate()
-    first = today - timedelta(days=days - 1)
-    return timezone.make_aware(datetime.combine(first, time.min))
+    @property
+    def differs(self) -> bool:
+        """Tell whether billed cost and estimate differ by more than 1% (once logs exist)."""
+        if not self.has_billed:
+            return False
+        base = max(abs(self.cost), abs(self.billed))
+        return base > 0 and abs(self.billed - self.cost) > base * DIFFERENCE_MARK
 
 
-def _totals() -> dict:
+def utc_today() -> date:
+    """Today's date in UTC, the rollup's days."""
+    return timezone.now().astimezone(UTC).date()
+
+
+def period_first_day(*, days: int, today: date | None = None) -> date:
+    """The first day of the period of `days` days that ends today (UTC)."""
+    return (today or utc_today()) - timedelta(days=days - 1)
+
+
+def _totals() -> dict[str, Any]:
     return {
-        "sessions": Count("id"),
+        "n": Coalesce(Sum("sessions"), 0),
         "seconds": Coalesce(Sum("member_seconds"), 0),
-        "cost": Coalesce(Sum("cost_in_dollars"), ZERO),
+        "cost": Coalesce(Sum("estimated_cost"), ZERO),
+        "billed": Coalesce(Sum("billed_cost"), ZERO),
+        "logs": Coalesce(Sum("logs"), 0),
     }
+
+
+def _usage(label: str, row: dict[str, Any]) -> Usage:
+    return Usage(
+        label, row["n"], row["seconds"], _cents(row["cost"]), _cents(row["billed"]), row["logs"]
+    )
 
 
 def usage_by_day(*, days: int, today: date | None = None) -> list[Usage]:
     """Every day of the period, oldest first, days without sessions included as zeros."""
-    today = today or timezone.localdate()
-    start = period_start(days=days, today=today)
-    rows = (
-        RoomSession.objects.filter(start_time__gte=start)
-        .annotate(day=TruncDate("start_time"))
-        .order_by()
-        .values("day")
-        .annotate(**_totals())
-    )
+    first = period_first_day(days=days, today=today)
+    rows = UsageDay.objects.filter(day__gte=first).order_by().values("day").annotate(**_totals())
     found: dict[date, dict[str, Any]] = {row["day"]: row for row in cast(Any, rows)}
+    empty = {"n": 0, "seconds": 0, "cost": ZERO, "billed": ZERO, "logs": 0}
     result = []
     for offset in range(days):
-        day = start.date() + timedelta(days=offset)
-        row = found.get(day, {"sessions": 0, "seconds": 0, "cost": ZERO})
-        result.append(Usage(day.isoformat(), row["sessions"], row["seconds"], _cents(row["cost"])))
+        day = first + timedelta(days=offset)
+        result.append(_usage(day.isoformat(), found.get(day, empty)))
     return result
 
 
@@ -77,20 +100,18 @@ def usage_by_room(
     *, days: int, today: date | None = None, limit: int | None = TOP_ROOMS
 ) -> list[Usage]:
     """The rooms with the most member minutes in the period, most first."""
-    start = period_start(days=days, today=today)
+    first = period_first_day(days=days, today=today)
     rows: Any = (
-        RoomSession.objects.filter(start_time__gte=start)
+        UsageDay.objects.filter(day__gte=first)
         .order_by()
         .values("room_name")
         .annotate(**_totals())
+        .filter(Q(n__gt=0) | Q(logs__gt=0))
         .order_by(F("seconds").desc(), "room_name")
     )
     if limit is not None:
         rows = rows[:limit]
-    return [
-        Usage(row["room_name"], row["sessions"], row["seconds"], _cents(row["cost"]))
-        for row in cast(list[dict[str, Any]], list(rows))
-    ]
+    return [_usage(row["room_name"], row) for row in cast(list[dict[str, Any]], list(rows))]
 
 
 def _cents(value: Decimal | float | int) -> Decimal:
@@ -105,4 +126,6 @@ def usage_total(rows: list[Usage]) -> Usage:
         sum(r.sessions for r in rows),
         sum(r.seconds for r in rows),
         sum((r.cost for r in rows), ZERO),
+        sum((r.billed for r in rows), ZERO),
+        sum(r.logs for r in rows),
     )

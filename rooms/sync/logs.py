@@ -22,6 +22,7 @@ from rooms import jsontext
 from rooms.locks import Flight
 from rooms.models import LogState, SyncRun, VideoLog
 from rooms.registry import LOG
+from rooms.services.usage import log_key, refresh_billed_usage
 from rooms.signalwire.client import SignalWireClient
 from rooms.sync.engine import NewestFirstSync
 from rooms.sync.runs import Progress, locked_run
@@ -89,6 +90,8 @@ class LogSync(NewestFirstSync):
             new: list[VideoLog] = []
             changed: list[VideoLog] = []
             discarded: list[VideoLog] = []
+            # The rollup keys this page touches: a changed log's old key and its new one.
+            touched = set()
             for row in rows:
                 values = LOG.fields(row)
                 gone = values["discarded_at"] is not None
@@ -110,6 +113,7 @@ class LogSync(NewestFirstSync):
                         run.restored += 1
                     else:
                         run.updated += 1
+                    touched.add(log_key(log))
                     for name in FIELDS:
                         setattr(log, name, values[name])
                     changed.append(log)
@@ -118,5 +122,6 @@ class LogSync(NewestFirstSync):
                 VideoLog.objects.bulk_update(changed, FIELDS)
             if discarded:
                 VideoLog.objects.bulk_update(discarded, DISCARD_FIELDS)
+            refresh_billed_usage([*touched, *(log_key(log) for log in [*new, *changed])])
         run.created += len(new)
         run.marked_deleted += len(discarded)

@@ -24,6 +24,7 @@ from rooms.locks import Flight
 from rooms.models import Conference, Room, RoomSession, SessionMember, SyncRun
 from rooms.models.sessions import COMPLETED, LIVE
 from rooms.registry import MEMBER, SESSION
+from rooms.services.usage import refresh_session_usage, session_key
 from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
@@ -205,6 +206,8 @@ def _store_batch(
     }
     new: list[RoomSession] = []
     changed: list[RoomSession] = []
+    # The rollup keys this batch touches: a changed session's old key and its new one.
+    touched = set()
     for row in rows:
         values = SESSION.fields(row)
         values["conference_id"], values["room_id"] = owners.of(
@@ -218,6 +221,7 @@ def _store_batch(
             new.append(RoomSession(remote_id=row["id"], last_synced_at=now, **values))
             continue
         if any(getattr(session, name) != value for name, value in values.items()):
+            touched.add(session_key(session))
             for name, value in values.items():
                 setattr(session, name, value)
             session.last_synced_at = now
@@ -234,6 +238,8 @@ def _store_batch(
         RoomSession.objects.bulk_update(
             changed, [*SESSION_FIELDS, *MEMBER_TOTALS, "last_synced_at"]
         )
+    touched.update(session_key(session) for session in [*new, *changed])
+    refresh_session_usage(touched)
     run.created += len(new)
     run.updated += len(changed)
     if members:

@@ -44,3 +44,20 @@ def sessions_on_start(sender: object = None, **kwargs: object) -> None:
         sync_session_history.delay(trigger="startup")
     except Exception:  # the worker must start even if the broker hiccups
         logger.exception("could not queue the start-up session sync")
+
+
+@shared_task(name="rooms.tasks.apply_session_retention", ignore_result=True)
+def apply_session_retention() -> str:
+    """Remove the sessions and members older than SESSION_RETENTION_DAYS (0: keep all)."""
+    from rooms.services import sessions
+
+    result = sessions.sessions_apply_retention()
+    if result.days == 0:
+        return "retention off"
+    if result.skipped_busy:
+        return "skipped: another session retention run holds the lock"
+    logger.info(
+        "session retention: %s sessions and %s members removed in %s batches",
+        result.sessions, result.members, result.batches,
+    )
+    return f"{result.sessions} sessions removed"

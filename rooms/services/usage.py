@@ -1,0 +1,227 @@
+"""Keep the daily usage rollup (UsageDay) in step with the mirrored sessions and video logs.
+
+The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (day, room name)
+keys a written batch touched, inside the batch's transaction: one grouped query over just
+those keys (by the room name and time indexes) and one upsert, whatever the page size.
+`rebuild_usage` recomputes whole days from the mirrored rows, a batch of days at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
+
+from rooms.models import RoomSession, UsageDay, VideoLog
+
+Key = tuple[date, str]
+ZERO = Decimal("0")
+CENT = Decimal("0.0001")
+SESSION_FIGURES = ("sessions", "member_seconds", "estimated_cost", "conference", "room")
+BILLED_FIGURES = ("logs", "billed_cost")
+# PostgreSQL advisory locks: one writer at a time recomputes each kind of figure, so a
+# recompute always sees the rows every earlier one wrote (SQLite's IMMEDIATE
+# transactions already serialise writers).
+SESSION_LOCK = 7_325_001
+BILLED_LOCK = 7_325_002
+
+
+def utc_day(moment: datetime | None) -> date | None:
+    """The UTC date of a moment (None for an unknown one)."""
+    return moment.astimezone(UTC).date() if moment is not None else None
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of a day."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def session_key(session: RoomSession) -> Key | None:
+    """The rollup key a session counts under (None when its start is unknown)."""
+    day = utc_day(session.start_time)
+    return (day, session.room_name) if day is not None else None
+
+
+def log_key(log: VideoLog) -> Key | None:
+    """The rollup key a video log counts under: the day its session started."""
+    day = utc_day(log.started_at or log.remote_created_at)
+    return (day, log.room_name) if day is not None else None
+
+
+def _serialise(lock: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+
+
+def _money(value: Any) -> Decimal:
+    """A sum of costs at the API's precision (SQLite sums decimals as floats)."""
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
+def _span(keys: Iterable[Key]) -> tuple[set[str], datetime, datetime]:
+    listed = list(keys)
+    days = [day for day, _ in listed]
+    return {name for _, name in listed}, day_start(min(days)), day_start(max(days) + timedelta(1))
+
+
+def _session_groups(sessions: QuerySet[RoomSession]) -> dict[Key, dict[str, Any]]:
+    rows = (
+        sessions.annotate(day=TruncDate("start_time", tzinfo=UTC))
+        .order_by()
+        .values("day", "room_name")
+        .annotate(
+            n=Count("id"),
+            seconds=Coalesce(Sum("member_seconds"), 0),
+            cost=Sum("cost_in_dollars"),
+            conference_pk=Max("conference_id"),
+            room_pk=Max("room_id"),
+        )
+    )
+    return {(row["day"], row["room_name"]): row for row in cast(Any, rows)}
+
+
+def _log_groups(logs: QuerySet[VideoLog]) -> dict[Key, dict[str, Any]]:
+    rows = (
+        logs.annotate(day=TruncDate(Coalesce("started_at", "remote_created_at"), tzinfo=UTC))
+        .order_by()
+        .values("day", "room_name")
+        .annotate(n=Count("id"), charge=Sum("charge"))
+    )
+    return {(row["day"], row["room_name"]): row for row in cast(Any, rows)}
+
+
+def _logs_between(names: set[str] | None, start: datetime, end: datetime) -> QuerySet[VideoLog]:
+    logs = VideoLog.objects.filter(
+        Q(started_at__gte=start, started_at__lt=end)
+        | Q(started_at__isnull=True, remote_created_at__gte=start, remote_created_at__lt=end)
+    )
+    return logs.filter(room_name__in=names) if names is not None else logs
+
+
+def _session_row(key: Key, row: dict[str, Any] | None) -> UsageDay:
+    row = row or {}
+    return UsageDay(
+        day=key[0],
+        room_name=key[1],
+        sessions=row.get("n", 0),
+        member_seconds=row.get("seconds", 0),
+        estimated_cost=_money(row.get("cost")),
+        conference_id=row.get("conference_pk"),
+        room_id=row.get("room_pk"),
+    )
+
+
+def _billed_row(key: Key, row: dict[str, Any] | None) -> UsageDay:
+    row = row or {}
+    return UsageDay(
+        day=key[0], room_name=key[1], logs=row.get("n", 0), billed_cost=_money(row.get("charge"))
+    )
+
+
+def _upsert(rows: list[UsageDay], figures: tuple[str, ...]) -> None:
+    UsageDay.objects.bulk_create(
+        rows,
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["day", "room_name"],
+        update_fields=[*figures, "updated_at"],
+    )
+
+
+def refresh_session_usage(keys: Iterable[Key | None]) -> None:
+    """Recompute the session figures of these (day, room name) keys; call inside a transaction."""
+    wanted = {key for key in keys if key is not None}
+    if not wanted:
+        return
+    _serialise(SESSION_LOCK)
+    names, start, end = _span(wanted)
+    groups = _session_groups(
+        RoomSession.objects.filter(room_name__in=names, start_time__gte=start, start_time__lt=end)
+    )
+    _upsert([_session_row(key, groups.get(key)) for key in sorted(wanted)], SESSION_FIGURES)
+
+
+def refresh_billed_usage(keys: Iterable[Key | None]) -> None:
+    """Recompute the billed figures of these (day, room name) keys; call inside a transaction."""
+    wanted = {key for key in keys if key is not None}
+    if not wanted:
+        return
+    _serialise(BILLED_LOCK)
+    names, start, end = _span(wanted)
+    groups = _log_groups(_logs_between(names, start, end))
+    _upsert([_billed_row(key, groups.get(key)) for key in sorted(wanted)], BILLED_FIGURES)
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild did."""
+
+    batches: int = 0
+    session_days: int = 0
+    billed_days: int = 0
+    rows: int = 0
+    kept_before: date | None = None
+    days: list[date] = field(default_factory=list)
+
+
+def _day_batches(first: date, last: date, size: int) -> Iterator[tuple[date, date]]:
+    day = first
+    while day <= last:
+        yield day, min(day + timedelta(size - 1), last)
+        day += timedelta(size)
+
+
+def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> RebuildResult:
+    """Recompute the rollup from the mirrored rows, `batch_days` days per transaction.
+
+    Only days that still have mirrored rows are rewritten (session figures where sessions
+    remain, billed figures where logs remain), and none before `keep_before`: days whose
+    sessions retention removed keep the figures the rollup has for them.
+    """
+    result = RebuildResult(kept_before=keep_before)
+    bounds = [
+        RoomSession.objects.aggregate(a=Min("start_time"), b=Max("start_time")),
+        VideoLog.objects.aggregate(a=Min("started_at"), b=Max("started_at")),
+        VideoLog.objects.filter(started_at__isnull=True).aggregate(
+            a=Min("remote_created_at"), b=Max("remote_created_at")
+        ),
+    ]
+    firsts = [utc_day(b["a"]) for b in bounds if b["a"] is not None]
+    lasts = [utc_day(b["b"]) for b in bounds if b["b"] is not None]
+    if not firsts:
+        return result
+    first, last = min(d for d in firsts if d), max(d for d in lasts if d)
+    if keep_before is not None:
+        first = max(first, keep_before)
+    for low, high in _day_batches(first, last, batch_days):
+        start, end = day_start(low), day_start(high + timedelta(1))
+        with transaction.atomic():
+            _serialise(SESSION_LOCK)
+            _serialise(BILLED_LOCK)
+            sessions = _session_groups(
+                RoomSession.objects.filter(start_time__gte=start, start_time__lt=end)
+            )
+            billed = _log_groups(_logs_between(None, start, end))
+            session_days = {day for day, _ in sessions}
+            billed_days = {day for day, _ in billed}
+            in_days = UsageDay.objects.filter(day__gte=low, day__lte=high)
+            in_days.filter(day__in=session_days).update(
+                sessions=0, member_seconds=0, estimated_cost=ZERO, conference=None, room=None
+            )
+            in_days.filter(day__in=billed_days).update(logs=0, billed_cost=ZERO)
+            _upsert([_session_row(k, row) for k, row in sorted(sessions.items())], SESSION_FIGURES)
+            _upsert([_billed_row(k, row) for k, row in sorted(billed.items())], BILLED_FIGURES)
+            in_days.filter(day__in=session_days | billed_days, sessions=0, logs=0).delete()
+        result.batches += 1
+        result.session_days += len(session_days)
+        result.billed_days += len(billed_days)
+        result.rows += len(set(sessions) | set(billed))
+        result.days.extend(sorted(session_days | billed_days))
+    return result
