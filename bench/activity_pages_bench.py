@@ -289,6 +289,10 @@ def seed(n: int) -> list[tuple[str, int, str, str]]:
     bulk_insert("rooms_sessionmember", MEMBER_COLUMNS, member_rows(sessions))
     count = int(n * RECORDINGS_PER_SESSION)
     bulk_insert("rooms_recording", RECORDING_COLUMNS, recording_rows(sessions, names, count))
+    # The usage pages read the daily rollup the sync keeps; bulk SQL bypasses the sync.
+    from rooms.services.usage import rebuild_usage
+
+    rebuild_usage()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Keep the sequences past the explicit ids, and what autovacuum would soon do.
@@ -343,9 +347,11 @@ def pages(owners: list[tuple[str, int, str, str]]) -> dict[str, str]:
         "dashboard": "/admin/",
         "conference page": f"/admin/rooms/conference/{conference[1]}/change/",
         "room page": f"/admin/rooms/room/{room[1]}/change/",
+        "usage 7 days": f"{s}usage/?days=7",
         "usage 30 days": f"{s}usage/?days=30",
         "usage 90 days": f"{s}usage/?days=90",
-        "usage CSV 90 days": f"{s}usage/usage.csv?days=90",
+        "usage 365 days": f"{s}usage/?days=365",
+        "usage CSV 365 days": f"{s}usage/usage.csv?days=365",
     }
     return pages
 
