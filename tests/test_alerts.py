@@ -19,6 +19,7 @@ from rooms.models import (
     AlertKind,
     AlertSubscription,
     Room,
+    SyncRun,
     SyncState,
     WebhookEndpoint,
 )
@@ -90,6 +91,33 @@ def test_changes_pending_longer_than_the_limit_open_an_alert(subscriber, setting
     alert.refresh_from_db()
     assert alert.resolved_at is not None
     assert [d.notice for d in deliveries()] == ["opened", "resolved"]
+
+
+def test_every_sync_kind_beat_schedules_has_an_interval_from_beats_schedule(settings):
+    intervals = alerts.sync_intervals()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    for kind, task in alerts.SYNC_KIND_TASKS.items():
+        assert task in scheduled, f"beat does not schedule {task} ({kind})"
+    assert set(intervals) == set(SyncRun.Kind.values)
+    assert set(alerts.SYNC_KIND_TASKS) == set(SyncRun.Kind.values)
+    # The frequent logs sync sets the interval, not the daily full one.
+    assert intervals[SyncRun.Kind.LOGS] == settings.CELERY_BEAT_SCHEDULE["sync-logs"]["schedule"]
+
+
+@pytest.mark.django_db
+def test_three_failed_video_logs_syncs_open_a_sync_failing_alert(subscriber):
+    start = timezone.now() - timedelta(minutes=20)
+    for i in range(3):
+        run = SyncRun.objects.create(kind=SyncRun.Kind.LOGS)
+        SyncRun.objects.filter(pk=run.pk).update(
+            outcome=SyncRun.Outcome.FAILED, started_at=start + timedelta(minutes=5 * i)
+        )
+
+    alerts.check_alerts()
+
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject, alert.count) == (AlertKind.SYNC_FAILING, "logs", 3)
+    assert "Video logs sync failed its last 3 runs" in deliveries()[0].message["text"]
 
 
 @pytest.mark.django_db

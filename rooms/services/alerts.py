@@ -166,16 +166,37 @@ def _pending_too_long(now: datetime) -> list[Condition]:
     return found
 
 
+# The beat task that records each sync kind's runs; its schedule is the kind's interval.
+SYNC_KIND_TASKS = {
+    SyncRun.Kind.CONFERENCES: "rooms.tasks.sync_conferences",
+    SyncRun.Kind.ROOMS: "rooms.tasks.sync_rooms",
+    SyncRun.Kind.PUSH: "rooms.tasks.push_pending",
+    SyncRun.Kind.TOKENS: "rooms.tasks.refresh_all_tokens",
+    SyncRun.Kind.STREAMS: "rooms.tasks.sync_streams",
+    SyncRun.Kind.LIVE_SESSIONS: "rooms.tasks.refresh_live_sessions",
+    SyncRun.Kind.SESSIONS: "rooms.tasks.sync_session_history",
+    SyncRun.Kind.RECORDINGS: "rooms.tasks.sync_recordings",
+    SyncRun.Kind.LOGS: "rooms.tasks.sync_logs",
+}
+
+
 def sync_intervals() -> dict[str, int]:
-    """Seconds between scheduled runs of each sync kind."""
-    regular = settings.SIGNALWIRE_SYNC_INTERVAL
-    slow = settings.SIGNALWIRE_TOKEN_REFRESH_INTERVAL
-    kinds = SyncRun.Kind
+    """Seconds between scheduled runs of each sync kind, read from beat's schedule.
+
+    A kind's task may be scheduled more than once (a frequent and a daily full run): the
+    shortest schedule is the one a healthy sync keeps. A kind whose task beat does not
+    schedule falls back to SIGNALWIRE_SYNC_INTERVAL, so no kind goes unwatched.
+    """
+    shortest: dict[str, float] = {}
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        schedule = entry.get("schedule")
+        if isinstance(schedule, int | float):
+            task = entry["task"]
+            shortest[task] = min(float(schedule), shortest.get(task, float(schedule)))
+    fallback = settings.SIGNALWIRE_SYNC_INTERVAL
     return {
-        kinds.CONFERENCES: regular, kinds.ROOMS: regular, kinds.PUSH: regular,
-        kinds.SESSIONS: regular, kinds.RECORDINGS: regular,
-        kinds.TOKENS: slow, kinds.STREAMS: slow,
-        kinds.LIVE_SESSIONS: settings.SIGNALWIRE_LIVE_SESSIONS_INTERVAL,
+        kind: int(shortest.get(SYNC_KIND_TASKS.get(kind, ""), fallback))
+        for kind in SyncRun.Kind.values
     }
 
 
