@@ -256,13 +256,13 @@ def test_a_lockout_asks_for_a_check_that_opens_its_alert(
         client.post(reverse("admin:login"), {"username": "clerk", "password": "guess-4411"})
 
     # Nobody runs the check here: the lockout asked the worker for one.
-    wait_until(lambda: Alert.objects.filter(kind=AlertKind.LOCKOUT, subject="clerk").exists(),
+    wait_until(lambda: Alert.objects.filter(kind=AlertKind.LOCKOUT, subject="accounts").exists(),
                message="the lockout alert")
     # "quiet" chose lockouts; "oncall" did not.
     wait_until(lambda: len(inbox.received()) == 1 and len(receiver.received()) == 1,
                message="the lockout email and webhook")
     worker_settle(celery_worker)
     [(_, to, message)] = inbox.received()
-    assert to == ["quiet@example.test"] and "clerk is locked out" in message.get_content()
+    assert to == ["quiet@example.test"] and "1 account is locked out" in message.get_content()
     assert "guess-4411" not in message.get_content()
     assert "guess-4411" not in receiver.received()[0]["body"].decode()

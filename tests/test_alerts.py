@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import timedelta
 
 import pytest
@@ -156,9 +157,58 @@ def test_a_locked_out_account_opens_an_alert_naming_it_without_the_password(
     alerts.check_alerts()
 
     alert = Alert.objects.get()
-    assert (alert.kind, alert.subject) == (AlertKind.LOCKOUT, "clerk")
+    assert (alert.kind, alert.subject, alert.count) == (AlertKind.LOCKOUT, "accounts", 1)
     text = deliveries()[0].message["text"]
-    assert "clerk is locked out" in text and "guess-4411" not in text
+    assert "1 account is locked out" in text and "clerk" in text and "guess-4411" not in text
+
+
+def locked_out(username: str, settings) -> None:
+    """An account name axes has locked out (as its login view records it)."""
+    from axes.models import AccessAttempt
+
+    AccessAttempt.objects.create(
+        username=username, ip_address="203.0.113.9", user_agent="test", http_accept="*/*",
+        path_info="/admin/login/", attempt_time=timezone.now(), get_data="", post_data="",
+        failures_since_start=settings.AXES_FAILURE_LIMIT,
+    )
+
+
+@pytest.mark.django_db
+def test_a_hostile_account_name_is_one_deliverable_email_and_an_escaped_webhook_text(
+    subscriber, settings, smtp_inbox, webhook_receiver
+):
+    from rooms.services.alert_delivery import deliver
+
+    WebhookEndpoint.objects.create(name="chat", url=webhook_receiver.url, secret=SECRET)
+    locked_out("mallory\nBcc: x@example.test <!channel> <https://evil.test|go>", settings)
+
+    alerts.check_alerts()
+    for delivery in deliveries():
+        deliver(delivery.pk, final=True)
+
+    assert [d.status for d in deliveries()] == ["sent", "sent"]
+    [(_, to, mail)] = smtp_inbox.received()
+    assert to == ["oncall@example.test"] and mail["Bcc"] is None
+    assert "\n" not in mail["Subject"] and "mallory Bcc" in mail.get_content()
+    text = json.loads(webhook_receiver.received()[0]["body"])["text"]
+    assert "<!channel>" not in text and "<https://evil.test" not in text
+    assert "&lt;!channel&gt;" in text and "&lt;https://evil.test|" in text
+
+
+@pytest.mark.django_db
+def test_fifty_locked_out_names_are_one_alert_counting_fifty_and_one_message(
+    subscriber, settings
+):
+    for i in range(50):
+        locked_out(f"guess-{i:02d}", settings)
+        if i in (0, 24):
+            alerts.check_alerts()  # the checks in between raise the count, send nothing new
+    alerts.check_alerts()
+
+    alert = Alert.objects.get()
+    assert (alert.kind, alert.subject, alert.count) == (AlertKind.LOCKOUT, "accounts", 50)
+    assert "50 accounts are locked out" in alert.summary and "47 more" in alert.summary
+    assert [d.notice for d in deliveries()] == ["opened"]
 
 
 @pytest.mark.django_db

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +52,26 @@ def check_webhook_url(url: str) -> str:
     return url.strip()
 
 
+def clean(text: str, limit: int = 500) -> str:
+    """Text from outside (an account name) made safe for a message: one line, no control
+    characters, at most `limit` characters."""
+    kept = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text or ""
+    )
+    kept = " ".join(kept.split())
+    return kept if len(kept) <= limit else kept[: limit - 1] + "…"
+
+
+def slack_escape(text: str) -> str:
+    """Escape the characters Slack-style chat reads as mentions and links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_unescape(text: str) -> str:
+    """The plain text back from a Slack-escaped one (for email)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def absolute_link(path: str) -> str:
     """The admin link as a full URL when PORTAL_URL is set, else the path."""
     base = settings.PORTAL_URL.rstrip("/")
@@ -58,14 +79,15 @@ def absolute_link(path: str) -> str:
 
 
 def message_text(alert: Alert, notice: str) -> str:
-    """One line for people: the portal, what happened, how often, where to look."""
+    """One line for people: the portal, what happened, how often, where to look (plain text)."""
     label = alert.get_kind_display()
+    subject = clean(alert.subject, 80)
     if notice == Notice.RESOLVED:
-        head = f"Resolved: {label} ({alert.subject})"
+        head = f"Resolved: {label} ({subject})"
         body = "The condition has cleared."
     else:
-        head = f"{'Reminder: ' if notice == Notice.REMINDER else ''}{label} ({alert.subject})"
-        body = alert.summary
+        head = f"{'Reminder: ' if notice == Notice.REMINDER else ''}{label} ({subject})"
+        body = clean(alert.summary)
         if alert.count > 1:
             body = f"{body} Seen {alert.count} times."
     link = absolute_link(alert.link)
@@ -73,18 +95,18 @@ def message_text(alert: Alert, notice: str) -> str:
 
 
 def payload(alert: Alert, notice: str) -> dict[str, Any]:
-    """The webhook body: a Slack-compatible `text` and the structured fields."""
+    """The webhook body: a Slack-compatible `text` (escaped) and the structured fields."""
     return {
-        "text": message_text(alert, notice),
+        "text": slack_escape(message_text(alert, notice)),
         "portal": settings.PORTAL_NAME,
         "notice": notice,
         "alert": {
             "id": alert.pk,
             "kind": alert.kind,
             "kind_label": alert.get_kind_display(),
-            "subject": alert.subject,
+            "subject": clean(alert.subject, 150),
             "count": alert.count,
-            "summary": alert.summary,
+            "summary": clean(alert.summary),
             "link": absolute_link(alert.link),
             "opened_at": alert.opened_at.isoformat(),
             "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
@@ -100,8 +122,9 @@ def sign(secret: str, body: bytes) -> str:
 
 def send_email(delivery: AlertDelivery) -> None:
     """Send one alert email through Django's email backend."""
-    text = delivery.message["text"]
-    subject = text.split(". ", 1)[0][:200]
+    # Cleaned again: a header with a line break would make Django refuse the whole email.
+    text = clean(slack_unescape(delivery.message["text"]), 2000)
+    subject = clean(text.split(". ", 1)[0], 200)
     try:
         send_mail(
             subject, text + "\n", settings.DEFAULT_FROM_EMAIL, [delivery.recipient],

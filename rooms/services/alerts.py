@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Sum
+from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -251,22 +251,35 @@ def _run_failures(now: datetime) -> list[Condition]:
     return found
 
 
+# At most this many account names in a lockout alert's text; the count says how many in all.
+LOCKOUT_NAMES_SHOWN = 3
+
+
 def _lockouts(now: datetime) -> list[Condition]:
+    # One alert for every locked account: each new name raises its count, and an attacker
+    # trying many names cannot flood the recipients with one message per name.
     from axes.models import AccessAttempt
+
+    from rooms.services.alert_delivery import clean
 
     locked = AccessAttempt.objects.filter(
         failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
         attempt_time__gte=now - settings.AXES_COOLOFF_TIME,
     )
-    found = []
-    for row in locked.values("username").annotate(failures=Sum("failures_since_start")):
-        who = row["username"] or "(no account name)"
-        found.append(Condition(
-            AlertKind.LOCKOUT, who[:150], row["failures"],
-            f"The account {who} is locked out after {row['failures']} failed log-ins.",
-            _changelist(AccessAttempt, "locked=yes"),
-        ))
-    return found
+    names = list(
+        locked.values_list("username", flat=True).distinct().order_by("username")
+    )
+    if not names:
+        return []
+    shown = ", ".join(clean(n or "(no account name)", 60) for n in names[:LOCKOUT_NAMES_SHOWN])
+    more = len(names) - LOCKOUT_NAMES_SHOWN
+    which = f"{shown} and {more} more" if more > 0 else shown
+    noun = "account is" if len(names) == 1 else "accounts are"
+    return [Condition(
+        AlertKind.LOCKOUT, "accounts", len(names),
+        f"{len(names)} {noun} locked out after repeated failed log-ins: {which}.",
+        _changelist(AccessAttempt, "locked=yes"),
+    )]
 
 
 def _silent_processes(now: datetime) -> list[Condition]:
@@ -355,8 +368,10 @@ def _verb(result: CheckResult, pair: tuple[str, str]) -> str:
 
 
 def _apply(condition: Condition, now: datetime, result: CheckResult) -> None:
+    from rooms.services.alert_delivery import clean
+
     pair = (condition.kind, condition.subject)
-    fields = {"summary": condition.summary[:500], "link": condition.link}
+    fields = {"summary": clean(condition.summary), "link": condition.link}
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
