@@ -279,6 +279,9 @@ ALERT_PENDING_MINUTES = env.int("ALERT_PENDING_MINUTES", default=15)
 ALERT_HEARTBEAT_STALE_SECONDS = env.int("ALERT_HEARTBEAT_STALE_SECONDS", default=300)
 ALERT_HEARTBEAT_INTERVAL = env.int("ALERT_HEARTBEAT_INTERVAL", default=60)
 ALERT_CHECK_INTERVAL = env.int("ALERT_CHECK_INTERVAL", default=60)
+# The web process (/health/, the dashboard) looks at the heartbeats at most this often, so
+# a dead worker still opens its alert (0: on every request).
+ALERT_WEB_CHECK_SECONDS = env.int("ALERT_WEB_CHECK_SECONDS", default=60)
 # Seconds after a failure before the check it asks for runs (a burst asks once).
 ALERT_CHECK_DELAY = env.float("ALERT_CHECK_DELAY", default=15.0)
 ALERT_REMINDER_HOURS = env.int("ALERT_REMINDER_HOURS", default=24)

@@ -303,16 +303,43 @@ def test_publishing_the_heartbeat_records_beats_schedule(settings):
 
 
 @pytest.mark.django_db
-def test_beat_silent_for_five_minutes_opens_its_alert_and_fails_health(settings, client):
+def test_beat_silent_for_five_minutes_opens_its_alert_from_health_and_fails_it(
+    settings, client
+):
+    from rooms.connections import redis_client
+
     settings.ALERT_HEARTBEAT_STALE_SECONDS = 300
+    redis_client().delete(alerts.heartbeat_check_key())
     now = timezone.now().timestamp()
     alerts.record_beat_schedule(now - 400)
     alerts.record_worker_heartbeat(now - 400)
 
     body = client.get("/health/").json()
     assert body["ok"] is False and body["beat"]["ok"] is False
-    alerts.check_alerts()
     assert list(Alert.objects.values_list("kind", flat=True)) == [AlertKind.BEAT_SILENT]
+
+
+@pytest.mark.django_db
+def test_the_dashboard_opens_the_worker_alert_and_the_web_looks_at_most_once_a_minute(
+    settings, admin_client
+):
+    from rooms.connections import redis_client
+
+    settings.ALERT_HEARTBEAT_STALE_SECONDS = 300
+    settings.ALERT_WEB_CHECK_SECONDS = 60
+    redis_client().delete(alerts.heartbeat_check_key())
+    now = timezone.now().timestamp()
+    alerts.record_beat_schedule(now)
+    alerts.record_worker_heartbeat(now - 400)
+
+    page = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Worker silent" in page.split('id="needs-attention"')[1]
+    alerts.record_worker_heartbeat(now)
+    assert alerts.check_heartbeats() is None  # looked less than a minute ago
+    assert Alert.objects.get().resolved_at is None
+    redis_client().delete(alerts.heartbeat_check_key())  # the minute has passed
+    result = alerts.check_heartbeats()
+    assert result is not None and result.resolved == [(AlertKind.WORKER_SILENT, "worker")]
 
 
 # --- admin ----------------------------------------------------------------------------------

@@ -340,7 +340,40 @@ def check_alerts(now: datetime | None = None) -> CheckResult:
     """Bring the alerts in line with the conditions that hold now; queue the messages."""
     now = now or timezone.now()
     conditions, evaluated, unsettled = current_conditions(now)
-    result = CheckResult(unsettled=unsettled)
+    return _reconcile(conditions, evaluated, now, CheckResult(unsettled=unsettled))
+
+
+HEARTBEAT_KINDS = (AlertKind.WORKER_SILENT, AlertKind.BEAT_SILENT)
+
+
+def heartbeat_check_key() -> str:
+    """The Redis key that stands for "the web looked at the heartbeats lately" while it lives."""
+    return _key("web_heartbeat_check")
+
+
+def check_heartbeats(now: datetime | None = None) -> CheckResult | None:
+    """From the web process: open or resolve the worker and beat alerts; cheap, never raises.
+
+    The periodic check runs on a worker, so it cannot notice that no worker runs: the web
+    does, at most once per ALERT_WEB_CHECK_SECONDS. Returns None when it did not look. The
+    messages are queued and go out once a worker runs again.
+    """
+    now = now or timezone.now()
+    every = settings.ALERT_WEB_CHECK_SECONDS
+    try:
+        if every > 0 and not redis_client().set(heartbeat_check_key(), "1", nx=True, ex=every):
+            return None
+        conditions = _silent_processes(now)
+        return _reconcile(conditions, set(HEARTBEAT_KINDS), now, CheckResult())
+    except Exception:  # noqa: BLE001 - Redis or the database down: /health/ reports that
+        logger.warning("the web could not check the worker and beat heartbeats", exc_info=True)
+        return None
+
+
+def _reconcile(
+    conditions: list[Condition], evaluated: set[str], now: datetime, result: CheckResult
+) -> CheckResult:
+    """Open or raise the alerts of these conditions; resolve open ones of `evaluated` kinds."""
     holding = set()
     for condition in conditions:
         holding.add((condition.kind, condition.subject))
