@@ -289,6 +289,77 @@ def test_a_webhook_that_keeps_failing_is_logged_as_failed_after_its_retries(
     assert delivery.last_error == "webhook answered 500"
 
 
+@pytest.fixture
+def dripping_receiver():
+    """A webhook receiver that answers 200 at once, then drips its body one byte a second."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.flush()
+            while not stop.wait(1.0):
+                self.wfile.write(b".")
+                self.wfile.flush()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
+    stop.set()  # lets a sender still reading go
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receiver_that_drips_its_answer_fails_the_attempt_within_the_deadline(
+    dripping_receiver, settings
+):
+    import threading
+    import time
+
+    from django.db import connection
+
+    from rooms.services.alert_delivery import DeliveryError, deliver
+
+    settings.ALERT_WEBHOOK_TIMEOUT = 2.0
+    settings.ALERT_WEBHOOK_DEADLINE = 3.0
+    WebhookEndpoint.objects.create(name="chat", url=dripping_receiver, secret=SECRET)
+    refused_room()
+    alerts.check_alerts()
+    pk = AlertDelivery.objects.get().pk
+    outcome: list = []
+
+    def attempt() -> None:
+        started = time.monotonic()
+        try:
+            deliver(pk, final=False)
+            outcome.append(("returned", time.monotonic() - started))
+        except DeliveryError as exc:
+            outcome.append((str(exc), time.monotonic() - started))
+        finally:
+            connection.close()  # this thread's own database connection
+
+    sender = threading.Thread(target=attempt, daemon=True)
+    sender.start()
+    sender.join(timeout=2 * settings.ALERT_WEBHOOK_DEADLINE)
+    assert not sender.is_alive(), "the receiver held the delivery past twice its deadline"
+    [(error, _)] = outcome
+    assert "deadline" in error
+    delivery = AlertDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)  # the task retries it
+    assert "deadline" in delivery.last_error
+
+
 @pytest.mark.django_db
 def test_publishing_the_heartbeat_records_beats_schedule(settings):
     settings.ALERT_HEARTBEAT_STALE_SECONDS = 300

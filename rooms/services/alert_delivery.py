@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,8 @@ from rooms.signalwire.urls import is_loopback
 logger = logging.getLogger("rooms.alerts")
 
 SIGNATURE_HEADER = "X-Portal-Signature"
+# Of a receiver's answer only this much is read: its status says whether it took the message.
+ANSWER_LIMIT = 4096
 Notice = AlertDelivery.Notice
 
 
@@ -149,16 +152,35 @@ def send_webhook(delivery: AlertDelivery) -> None:
         SIGNATURE_HEADER: sign(endpoint.secret, body),
         "User-Agent": "room-portal-alerts",
     }
+    deadline = time.monotonic() + settings.ALERT_WEBHOOK_DEADLINE
     try:
-        # No redirects: one could lead off to plain http or another host.
-        answer = requests.post(
+        # No redirects: one could lead off to plain http or another host. Streamed, so the
+        # answer is read a little at a time against the deadline (the timeout bounds each
+        # socket read, not the whole call).
+        with requests.post(
             url, data=body, headers=headers, timeout=settings.ALERT_WEBHOOK_TIMEOUT,
-            allow_redirects=False,
-        )
+            allow_redirects=False, stream=True,
+        ) as answer:
+            status = answer.status_code
+            _read_answer(answer, deadline)
     except requests.RequestException as exc:
         raise DeliveryError(f"webhook: {type(exc).__name__}") from exc
-    if not 200 <= answer.status_code < 300:
-        raise DeliveryError(f"webhook answered {answer.status_code}")
+    if not 200 <= status < 300:
+        raise DeliveryError(f"webhook answered {status}")
+
+
+def _read_answer(answer: requests.Response, deadline: float) -> None:
+    """Read at most ANSWER_LIMIT bytes of the answer before the deadline, or fail."""
+    if time.monotonic() > deadline:
+        raise DeliveryError("webhook: no answer within the deadline")
+    read = 0
+    # One byte at a time: a larger read waits for all its bytes from a receiver that drips.
+    for chunk in answer.iter_content(chunk_size=1):
+        read += len(chunk)
+        if read >= ANSWER_LIMIT:
+            return
+        if time.monotonic() > deadline:
+            raise DeliveryError("webhook: the answer took longer than the deadline")
 
 
 def deliver(delivery_pk: int, *, final: bool) -> bool:
