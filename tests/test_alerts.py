@@ -47,6 +47,16 @@ def refused_room(name: str = "refused") -> Room:
     return room
 
 
+def unqueued_webhook_delivery(url: str) -> int:
+    """A pending webhook delivery that no worker task was queued for: the test sends it."""
+    endpoint = WebhookEndpoint.objects.create(name="chat", url=url, secret=SECRET)
+    alert = Alert.objects.create(kind=AlertKind.PUSH_FAILED, subject="room", summary="x")
+    return AlertDelivery.objects.create(
+        alert=alert, notice="opened", channel=AlertDelivery.Channel.WEBHOOK,
+        recipient=endpoint.name, endpoint=endpoint, message={"text": "x"},
+    ).pk
+
+
 def deliveries(notice: str | None = None) -> list[AlertDelivery]:
     rows = AlertDelivery.objects.order_by("pk")
     return list(rows.filter(notice=notice) if notice else rows)
@@ -333,10 +343,7 @@ def test_a_receiver_that_drips_its_answer_fails_the_attempt_within_the_deadline(
 
     settings.ALERT_WEBHOOK_TIMEOUT = 2.0
     settings.ALERT_WEBHOOK_DEADLINE = 3.0
-    WebhookEndpoint.objects.create(name="chat", url=dripping_receiver, secret=SECRET)
-    refused_room()
-    alerts.check_alerts()
-    pk = AlertDelivery.objects.get().pk
+    pk = unqueued_webhook_delivery(dripping_receiver)
     outcome: list = []
 
     def attempt() -> None:
@@ -358,6 +365,60 @@ def test_a_receiver_that_drips_its_answer_fails_the_attempt_within_the_deadline(
     delivery = AlertDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)  # the task retries it
     assert "deadline" in delivery.last_error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_sent_twice_at_once_reaches_the_receiver_once(settings):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from django.db import connection
+
+    from rooms.services.alert_delivery import deliver
+
+    first_arrived, release = threading.Event(), threading.Event()
+    posts: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            posts.append(self.path)
+            if len(posts) == 1:  # hold the first sender mid-send while the second tries
+                first_arrived.set()
+                release.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts"
+        pk = unqueued_webhook_delivery(url)
+
+        def first() -> None:
+            try:
+                deliver(pk, final=False)
+            finally:
+                connection.close()
+
+        sender = threading.Thread(target=first, daemon=True)
+        sender.start()
+        assert first_arrived.wait(10), "the first sender never posted"
+        assert deliver(pk, final=False) is True  # the second, while the first is sending
+        release.set()
+        sender.join(10)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+    assert len(posts) == 1
+    delivery = AlertDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
 
 
 @pytest.mark.django_db

@@ -184,14 +184,23 @@ def _read_answer(answer: requests.Response, deadline: float) -> None:
 
 
 def deliver(delivery_pk: int, *, final: bool) -> bool:
-    """Send one delivery unless it was sent; record the attempt. True when it is done.
+    """Send one delivery unless it was sent or is being sent; record the attempt.
 
-    Raises DeliveryError when this attempt failed and another may follow (`final` False).
+    Returns True when there is nothing more to do. Raises DeliveryError when this attempt
+    failed and another may follow (`final` False).
     """
     delivery = (
         AlertDelivery.objects.select_related("alert", "endpoint").filter(pk=delivery_pk).first()
     )
     if delivery is None or delivery.status != AlertDelivery.Status.PENDING:
+        return True
+    # Claim it first: of two deliveries of the same row (a task queued twice, a resend), only
+    # the one whose conditional update wins sends.
+    attempts = delivery.attempts + 1
+    claimed = AlertDelivery.objects.filter(
+        pk=delivery.pk, status=AlertDelivery.Status.PENDING, attempts=delivery.attempts
+    ).update(status=AlertDelivery.Status.SENDING, attempts=attempts, claimed_at=timezone.now())
+    if not claimed:
         return True
     sender = send_email if delivery.channel == AlertDelivery.Channel.EMAIL else send_webhook
     try:
@@ -199,7 +208,7 @@ def deliver(delivery_pk: int, *, final: bool) -> bool:
     except DeliveryError as exc:
         status = AlertDelivery.Status.FAILED if final else AlertDelivery.Status.PENDING
         AlertDelivery.objects.filter(pk=delivery.pk).update(
-            attempts=delivery.attempts + 1, last_error=str(exc)[:500], status=status
+            last_error=str(exc)[:500], status=status
         )
         logger.warning(
             "alert delivery %s (%s to %s) failed: %s", delivery.pk, delivery.channel,
@@ -209,7 +218,6 @@ def deliver(delivery_pk: int, *, final: bool) -> bool:
             return True
         raise
     AlertDelivery.objects.filter(pk=delivery.pk).update(
-        attempts=delivery.attempts + 1, status=AlertDelivery.Status.SENT, sent_at=timezone.now(),
-        last_error="",
+        status=AlertDelivery.Status.SENT, sent_at=timezone.now(), last_error=""
     )
     return True

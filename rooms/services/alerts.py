@@ -483,8 +483,15 @@ def email_recipients(kind: str) -> list[str]:
 
 
 def resend_pending(older_than_seconds: float = 600) -> int:
-    """Queue again the deliveries still pending after a while (their task was lost)."""
+    """Queue again the deliveries still pending after a while (their task was lost).
+
+    A delivery claimed that long ago and never finished (its worker died mid-send) goes back
+    to pending first; its message may then arrive twice, which beats never.
+    """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    AlertDelivery.objects.filter(
+        status=AlertDelivery.Status.SENDING, claimed_at__lt=cutoff
+    ).update(status=AlertDelivery.Status.PENDING)
     pks = list(
         AlertDelivery.objects.filter(
             status=AlertDelivery.Status.PENDING, created_at__lt=cutoff
