@@ -45,7 +45,8 @@ def observe(name: str, labels: tuple[str, ...], seconds: float) -> None:
         return
     base = SEP.join(labels)
     try:
-        pipe = fast_redis_client().pipeline(transaction=False)
+        # MULTI/EXEC: a scrape never sees a bucket counted and +Inf not yet.
+        pipe = fast_redis_client().pipeline(transaction=True)
         key = _key(name)
         for bound in BUCKETS[name]:
             if seconds <= bound:
