@@ -191,12 +191,12 @@ def sync_intervals() -> dict[str, int]:
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         schedule = entry.get("schedule")
         if isinstance(schedule, int | float):
-            task = entry["task"]
+            task = str(entry["task"])
             shortest[task] = min(float(schedule), shortest.get(task, float(schedule)))
-    fallback = settings.SIGNALWIRE_SYNC_INTERVAL
+    fallback = float(settings.SIGNALWIRE_SYNC_INTERVAL)
+    tasks: dict[str, str] = {str(kind): task for kind, task in SYNC_KIND_TASKS.items()}
     return {
-        kind: int(shortest.get(SYNC_KIND_TASKS.get(kind, ""), fallback))
-        for kind in SyncRun.Kind.values
+        kind: int(shortest.get(tasks.get(kind, ""), fallback)) for kind in SyncRun.Kind.values
     }
 
 
