@@ -209,9 +209,10 @@ def test_a_silent_worker_opens_the_heartbeat_alert_and_health_says_so(
     client.get("/health/")
     alert.refresh_from_db()
     assert alert.resolved_at is not None
-    wait_until(lambda: len(inbox.received()) == 2, message="the resolved email")
+    wait_until(lambda: AlertDelivery.objects.filter(status="sent").count() == 4,
+               message="the resolved email and webhook")
     assert "Resolved: Worker silent" in inbox.received()[1][2]["Subject"]
-    assert AlertDelivery.objects.filter(status="sent").count() == 4
+    assert len(inbox.received()) == 2 and len(receiver.received()) == 2
 
 
 def test_beat_sends_the_heartbeat_and_the_worker_runs_it(celery_worker, settings, client,
