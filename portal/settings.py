@@ -282,10 +282,16 @@ ALERT_PENDING_MINUTES = env.int("ALERT_PENDING_MINUTES", default=15)
 ALERT_HEARTBEAT_STALE_SECONDS = env.int("ALERT_HEARTBEAT_STALE_SECONDS", default=300)
 ALERT_HEARTBEAT_INTERVAL = env.int("ALERT_HEARTBEAT_INTERVAL", default=60)
 ALERT_CHECK_INTERVAL = env.int("ALERT_CHECK_INTERVAL", default=60)
+# The web process (/health/, the dashboard) looks at the heartbeats at most this often, so
+# a dead worker still opens its alert (0: on every request).
+ALERT_WEB_CHECK_SECONDS = env.int("ALERT_WEB_CHECK_SECONDS", default=60)
 # Seconds after a failure before the check it asks for runs (a burst asks once).
 ALERT_CHECK_DELAY = env.float("ALERT_CHECK_DELAY", default=15.0)
 ALERT_REMINDER_HOURS = env.int("ALERT_REMINDER_HOURS", default=24)
 ALERT_WEBHOOK_TIMEOUT = env.float("ALERT_WEBHOOK_TIMEOUT", default=10.0)
+# The whole POST, answer included, within this many seconds: a receiver that answers slowly
+# must not hold a worker.
+ALERT_WEBHOOK_DEADLINE = env.float("ALERT_WEBHOOK_DEADLINE", default=15.0)
 # Retries of one message, waiting ALERT_DELIVERY_BACKOFF seconds, doubled each time.
 ALERT_DELIVERY_RETRIES = env.int("ALERT_DELIVERY_RETRIES", default=5)
 ALERT_DELIVERY_BACKOFF = env.float("ALERT_DELIVERY_BACKOFF", default=30.0)

@@ -472,3 +472,29 @@ def test_no_secret_reaches_the_logs(client, sandbox, sandbox_server, caplog, cap
         assert secret
         for output in outputs:
             assert secret not in output
+
+
+def test_an_unanswering_redis_adds_no_wait_to_signalwire_calls(
+    client, sandbox, settings, monkeypatch
+):
+    import socket
+
+    from rooms import observations
+
+    monkeypatch.setattr(observations, "_paused_until", 0.0, raising=False)  # reset after
+
+    def five_calls() -> float:
+        started = time.monotonic()
+        for _ in range(5):
+            list(client.list_rooms())
+        return time.monotonic() - started
+
+    usual = five_calls()
+    # A Redis that takes the connection and never answers: worse than a closed port, which
+    # refuses at once.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        unanswered = five_calls()
+    assert unanswered - usual < 1.0

@@ -29,6 +29,14 @@ def scrape(client) -> dict:
 
 
 def value(samples: dict, name: str, **labels) -> float:
+    """The sample's value; a scrape without it fails the test (a zero must be scraped)."""
+    key = (name, tuple(sorted(labels.items())))
+    assert key in samples, f"the scrape has no {name}{labels}"
+    return samples[key]
+
+
+def count_before(samples: dict, name: str, **labels) -> float:
+    """A histogram's count before a step: a label set nothing observed yet has no sample."""
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -80,7 +88,7 @@ def test_sync_durations_and_signalwire_requests_are_histograms(sandbox, client, 
     after = scrape(client)
     runs = "portal_sync_run_duration_seconds_count"
     assert value(after, runs, kind="rooms", outcome="succeeded") == (
-        value(before, runs, kind="rooms", outcome="succeeded") + 1
+        count_before(before, runs, kind="rooms", outcome="succeeded") + 1
     )
     assert value(after, "portal_sync_run_duration_seconds_bucket", kind="rooms",
                  outcome="succeeded", le="+Inf") >= 1
@@ -90,7 +98,7 @@ def test_sync_durations_and_signalwire_requests_are_histograms(sandbox, client, 
     text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
     (out / "metrics-scrape.txt").write_text(text)
     requests = "portal_signalwire_request_duration_seconds_count"
-    assert value(after, requests, method="GET", status="200") > value(
+    assert value(after, requests, method="GET", status="200") > count_before(
         before, requests, method="GET", status="200"
     )
 
@@ -103,9 +111,10 @@ def test_what_the_worker_measures_shows_in_the_web_processes_scrape(
     settings.METRICS_TOKEN = TOKEN
     sandbox.seed(rooms=1, seed=6)
     runs = "portal_sync_run_duration_seconds_count"
-    before = value(scrape(client), runs, kind="rooms", outcome="succeeded")
+    before = count_before(scrape(client), runs, kind="rooms", outcome="succeeded")
 
     sync_tasks.sync_rooms.delay(trigger="test")
 
-    wait_until(lambda: value(scrape(client), runs, kind="rooms", outcome="succeeded") > before,
+    wait_until(lambda: count_before(scrape(client), runs, kind="rooms", outcome="succeeded")
+               > before,
                message="the worker's sync run to show in this process's scrape")

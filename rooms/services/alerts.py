@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Sum
+from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -166,16 +166,37 @@ def _pending_too_long(now: datetime) -> list[Condition]:
     return found
 
 
+# The beat task that records each sync kind's runs; its schedule is the kind's interval.
+SYNC_KIND_TASKS = {
+    SyncRun.Kind.CONFERENCES: "rooms.tasks.sync_conferences",
+    SyncRun.Kind.ROOMS: "rooms.tasks.sync_rooms",
+    SyncRun.Kind.PUSH: "rooms.tasks.push_pending",
+    SyncRun.Kind.TOKENS: "rooms.tasks.refresh_all_tokens",
+    SyncRun.Kind.STREAMS: "rooms.tasks.sync_streams",
+    SyncRun.Kind.LIVE_SESSIONS: "rooms.tasks.refresh_live_sessions",
+    SyncRun.Kind.SESSIONS: "rooms.tasks.sync_session_history",
+    SyncRun.Kind.RECORDINGS: "rooms.tasks.sync_recordings",
+    SyncRun.Kind.LOGS: "rooms.tasks.sync_logs",
+}
+
+
 def sync_intervals() -> dict[str, int]:
-    """Seconds between scheduled runs of each sync kind."""
-    regular = settings.SIGNALWIRE_SYNC_INTERVAL
-    slow = settings.SIGNALWIRE_TOKEN_REFRESH_INTERVAL
-    kinds = SyncRun.Kind
+    """Seconds between scheduled runs of each sync kind, read from beat's schedule.
+
+    A kind's task may be scheduled more than once (a frequent and a daily full run): the
+    shortest schedule is the one a healthy sync keeps. A kind whose task beat does not
+    schedule falls back to SIGNALWIRE_SYNC_INTERVAL, so no kind goes unwatched.
+    """
+    shortest: dict[str, float] = {}
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        schedule = entry.get("schedule")
+        if isinstance(schedule, int | float):
+            task = str(entry["task"])
+            shortest[task] = min(float(schedule), shortest.get(task, float(schedule)))
+    fallback = float(settings.SIGNALWIRE_SYNC_INTERVAL)
+    tasks: dict[str, str] = {str(kind): task for kind, task in SYNC_KIND_TASKS.items()}
     return {
-        kinds.CONFERENCES: regular, kinds.ROOMS: regular, kinds.PUSH: regular,
-        kinds.SESSIONS: regular, kinds.RECORDINGS: regular,
-        kinds.TOKENS: slow, kinds.STREAMS: slow,
-        kinds.LIVE_SESSIONS: settings.SIGNALWIRE_LIVE_SESSIONS_INTERVAL,
+        kind: int(shortest.get(tasks.get(kind, ""), fallback)) for kind in SyncRun.Kind.values
     }
 
 
@@ -230,22 +251,35 @@ def _run_failures(now: datetime) -> list[Condition]:
     return found
 
 
+# At most this many account names in a lockout alert's text; the count says how many in all.
+LOCKOUT_NAMES_SHOWN = 3
+
+
 def _lockouts(now: datetime) -> list[Condition]:
+    # One alert for every locked account: each new name raises its count, and an attacker
+    # trying many names cannot flood the recipients with one message per name.
     from axes.models import AccessAttempt
+
+    from rooms.services.alert_delivery import clean
 
     locked = AccessAttempt.objects.filter(
         failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
         attempt_time__gte=now - settings.AXES_COOLOFF_TIME,
     )
-    found = []
-    for row in locked.values("username").annotate(failures=Sum("failures_since_start")):
-        who = row["username"] or "(no account name)"
-        found.append(Condition(
-            AlertKind.LOCKOUT, who[:150], row["failures"],
-            f"The account {who} is locked out after {row['failures']} failed log-ins.",
-            _changelist(AccessAttempt, "locked=yes"),
-        ))
-    return found
+    names = list(
+        locked.values_list("username", flat=True).distinct().order_by("username")
+    )
+    if not names:
+        return []
+    shown = ", ".join(clean(n or "(no account name)", 60) for n in names[:LOCKOUT_NAMES_SHOWN])
+    more = len(names) - LOCKOUT_NAMES_SHOWN
+    which = f"{shown} and {more} more" if more > 0 else shown
+    noun = "account is" if len(names) == 1 else "accounts are"
+    return [Condition(
+        AlertKind.LOCKOUT, "accounts", len(names),
+        f"{len(names)} {noun} locked out after repeated failed log-ins: {which}.",
+        _changelist(AccessAttempt, "locked=yes"),
+    )]
 
 
 def _silent_processes(now: datetime) -> list[Condition]:
@@ -306,7 +340,40 @@ def check_alerts(now: datetime | None = None) -> CheckResult:
     """Bring the alerts in line with the conditions that hold now; queue the messages."""
     now = now or timezone.now()
     conditions, evaluated, unsettled = current_conditions(now)
-    result = CheckResult(unsettled=unsettled)
+    return _reconcile(conditions, evaluated, now, CheckResult(unsettled=unsettled))
+
+
+HEARTBEAT_KINDS = (AlertKind.WORKER_SILENT, AlertKind.BEAT_SILENT)
+
+
+def heartbeat_check_key() -> str:
+    """The Redis key that stands for "the web looked at the heartbeats lately" while it lives."""
+    return _key("web_heartbeat_check")
+
+
+def check_heartbeats(now: datetime | None = None) -> CheckResult | None:
+    """From the web process: open or resolve the worker and beat alerts; cheap, never raises.
+
+    The periodic check runs on a worker, so it cannot notice that no worker runs: the web
+    does, at most once per ALERT_WEB_CHECK_SECONDS. Returns None when it did not look. The
+    messages are queued and go out once a worker runs again.
+    """
+    now = now or timezone.now()
+    every = settings.ALERT_WEB_CHECK_SECONDS
+    try:
+        if every > 0 and not redis_client().set(heartbeat_check_key(), "1", nx=True, ex=every):
+            return None
+        conditions = _silent_processes(now)
+        return _reconcile(conditions, set(HEARTBEAT_KINDS), now, CheckResult())
+    except Exception:  # noqa: BLE001 - Redis or the database down: /health/ reports that
+        logger.warning("the web could not check the worker and beat heartbeats", exc_info=True)
+        return None
+
+
+def _reconcile(
+    conditions: list[Condition], evaluated: set[str], now: datetime, result: CheckResult
+) -> CheckResult:
+    """Open or raise the alerts of these conditions; resolve open ones of `evaluated` kinds."""
     holding = set()
     for condition in conditions:
         holding.add((condition.kind, condition.subject))
@@ -334,8 +401,10 @@ def _verb(result: CheckResult, pair: tuple[str, str]) -> str:
 
 
 def _apply(condition: Condition, now: datetime, result: CheckResult) -> None:
+    from rooms.services.alert_delivery import clean
+
     pair = (condition.kind, condition.subject)
-    fields = {"summary": condition.summary[:500], "link": condition.link}
+    fields = {"summary": clean(condition.summary), "link": condition.link}
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
@@ -414,8 +483,15 @@ def email_recipients(kind: str) -> list[str]:
 
 
 def resend_pending(older_than_seconds: float = 600) -> int:
-    """Queue again the deliveries still pending after a while (their task was lost)."""
+    """Queue again the deliveries still pending after a while (their task was lost).
+
+    A delivery claimed that long ago and never finished (its worker died mid-send) goes back
+    to pending first; its message may then arrive twice, which beats never.
+    """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    AlertDelivery.objects.filter(
+        status=AlertDelivery.Status.SENDING, claimed_at__lt=cutoff
+    ).update(status=AlertDelivery.Status.PENDING)
     pks = list(
         AlertDelivery.objects.filter(
             status=AlertDelivery.Status.PENDING, created_at__lt=cutoff

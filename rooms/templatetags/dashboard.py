@@ -19,4 +19,5 @@ def dashboard_figures() -> dict:
 @register.simple_tag
 def open_alerts() -> list:
     """The open alerts, newest first, for the "Needs attention" card."""
+    alerts.check_heartbeats()  # a dead worker shows here even though its own check cannot run
     return alerts.open_alerts()[:20]
