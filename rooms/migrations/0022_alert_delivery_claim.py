@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rooms', '0020_activity_indexes'),
+        ('rooms', '0021_usage_rollup'),
     ]
 
     operations = [
