@@ -19,13 +19,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from rooms import jsontext
-from rooms.locks import Flight
 from rooms.models import LogState, SyncRun, VideoLog
 from rooms.registry import LOG
 from rooms.services.usage import log_key, refresh_billed_usage
 from rooms.signalwire.client import SignalWireClient
-from rooms.sync.engine import NewestFirstSync
-from rooms.sync.runs import Progress, locked_run
+from rooms.sync.engine import NewestFirstSync, newest_first_run
+from rooms.sync.runs import Progress
 
 # How far before the newest mirrored log an incremental read starts again.
 OVERLAP = timedelta(hours=1)
@@ -48,10 +47,10 @@ def logs_sync(
 ) -> SyncRun:
     """Mirror the video logs made since the newest one mirrored (every one if `full`)."""
 
-    def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        LogSync(run, flight, api, progress).run(full=full, page_size=page_size)
-
-    return locked_run(SyncRun.Kind.LOGS, trigger, client, work)
+    return newest_first_run(
+        LogSync, SyncRun.Kind.LOGS, client=client, trigger=trigger, page_size=page_size,
+        full=full, progress=progress,
+    )
 
 
 class LogSync(NewestFirstSync):

@@ -20,15 +20,14 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from rooms import audit
-from rooms.locks import Flight
 from rooms.models import AuditEntry, Recording, RecordingState, RoomSession, SyncRun
 from rooms.models.recordings import UNFINISHED
 from rooms.registry import RECORDING
 from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
-from rooms.sync.engine import NewestFirstSync, mark_deleted
-from rooms.sync.runs import Progress, locked_run
+from rooms.sync.engine import NewestFirstSync, mark_deleted, newest_first_run
+from rooms.sync.runs import Progress
 
 # Unfinished recordings read again by id in one run (the rest wait for the next run).
 REFRESH_LIMIT = 500
@@ -51,10 +50,10 @@ def recordings_sync(
 ) -> SyncRun:
     """Mirror recordings new or changed since the last run, and refresh unfinished ones."""
 
-    def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        RecordingSync(run, flight, api, progress).run(full=full, page_size=page_size)
-
-    return locked_run(SyncRun.Kind.RECORDINGS, trigger, client, work)
+    return newest_first_run(
+        RecordingSync, SyncRun.Kind.RECORDINGS, client=client, trigger=trigger, page_size=page_size,
+        full=full, progress=progress,
+    )
 
 
 def recordings_link_sessions() -> int:

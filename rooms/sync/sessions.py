@@ -29,7 +29,7 @@ from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
 from rooms.signalwire.sessions import member_totals
-from rooms.sync.engine import NewestFirstSync
+from rooms.sync.engine import NewestFirstSync, newest_first_run
 from rooms.sync.runs import Progress, locked_run
 
 # Sessions written per transaction.
@@ -54,10 +54,10 @@ def sessions_sync_history(
 ) -> SyncRun:
     """Mirror completed sessions new or changed since the last run (all of them if `full`)."""
 
-    def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
-        SessionSync(run, flight, api, progress).run(full=full, page_size=page_size)
-
-    return locked_run(SyncRun.Kind.SESSIONS, trigger, client, work)
+    return newest_first_run(
+        SessionSync, SyncRun.Kind.SESSIONS, client=client, trigger=trigger, page_size=page_size,
+        full=full, progress=progress,
+    )
 
 
 def sessions_refresh_live(

@@ -12,7 +12,7 @@ written with a constant number of queries; nothing is written for an unchanged r
 """
 
 from rooms.sync.engine.full import FullListingSync, full_listing_run, rows_with_digest
-from rooms.sync.engine.newest import NewestFirstSync, mark_deleted
+from rooms.sync.engine.newest import NewestFirstSync, mark_deleted, newest_first_run
 from rooms.sync.engine.parents import UnderParentSync, live_parents
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "full_listing_run",
     "live_parents",
     "mark_deleted",
+    "newest_first_run",
     "rows_with_digest",
 ]

@@ -14,9 +14,27 @@ from rooms.models import AuditEntry, SyncRun, SyncState
 from rooms.registry import Mirror
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.payloads import listed_row_problem, shown_id
-from rooms.sync.runs import LOST_LOCK, Progress, SyncAborted, note_error
+from rooms.sync.runs import LOST_LOCK, Progress, SyncAborted, locked_run, note_error
 
 Action = AuditEntry.Action
+
+
+def newest_first_run(
+    sync_class: type[NewestFirstSync],
+    kind: str,
+    *,
+    client: SignalWireClient | None,
+    trigger: str,
+    page_size: int | None,
+    full: bool,
+    progress: Progress | None,
+) -> SyncRun:
+    """Run one newest-first sync under its kind's lock, with its run record."""
+
+    def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
+        sync_class(run, flight, api, progress).run(full=full, page_size=page_size)
+
+    return locked_run(kind, trigger, client, work)
 
 
 class NewestFirstSync(ABC):
