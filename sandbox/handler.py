@@ -109,7 +109,15 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        # API requests being answered (a latency fault may hold one for seconds).
+        self.answering = 0
+        self.answering_changed = threading.Condition()
         super().__init__(address, SandboxHandler)
+
+    def wait_until_answered(self, timeout: float) -> bool:
+        """Wait until no API request is being answered; False if one still is at the timeout."""
+        with self.answering_changed:
+            return self.answering_changed.wait_for(lambda: self.answering == 0, timeout)
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -275,6 +283,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
     # --- the Video REST API -------------------------------------------------------------
 
     def _api(self, path: str, query: str, raw: bytes) -> None:
+        server = self.server
+        with server.answering_changed:
+            server.answering += 1
+        try:
+            self._answer_api(path, query, raw)
+        finally:
+            with server.answering_changed:
+                server.answering -= 1
+                server.answering_changed.notify_all()
+
+    def _answer_api(self, path: str, query: str, raw: bytes) -> None:
         space = self.space
         method = self.command
         received = time.time()

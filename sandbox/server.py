@@ -66,6 +66,11 @@ class SandboxServer:
         while self._thread.is_alive():
             self._thread.join(0.2)
 
+    def wait_until_answered(self, timeout: float = 60.0) -> bool:
+        """Wait until every API request received so far has its answer (tests call it
+        before they empty the Space, so a slow request never lands in the next test)."""
+        return self._httpd is None or self._httpd.wait_until_answered(timeout)
+
     def stop(self) -> None:
         """Stop serving, close every client connection and the listening socket."""
         httpd, self._httpd = self._httpd, None

@@ -59,12 +59,16 @@ def sandbox_server():
 @pytest.fixture
 def sandbox(sandbox_server, settings):
     """Give a test an empty sandbox Space and point the portal's settings at it."""
+    # A request an earlier test left waiting on a latency fault is answered first, so it
+    # never acts on, or is logged in, this test's Space.
+    assert sandbox_server.wait_until_answered(), "a sandbox request never got its answer"
     sandbox_server.space.reset()
     settings.SIGNALWIRE_SPACE_URL = sandbox_server.url
     settings.SIGNALWIRE_USES_SANDBOX = False
     settings.SIGNALWIRE_PROJECT_ID = SANDBOX_PROJECT_ID
     settings.SIGNALWIRE_API_TOKEN = SANDBOX_API_TOKEN
     yield sandbox_server.space
+    sandbox_server.wait_until_answered()
     sandbox_server.space.reset()
 
 

@@ -70,7 +70,8 @@ class Api:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request to the sandbox."""
         url = path if path.startswith("http") else f"{self.base}{path}"
-        return self.session.request(method, url, timeout=10, **kwargs)
+        kwargs.setdefault("timeout", 10)
+        return self.session.request(method, url, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         """GET a path."""

@@ -240,3 +240,20 @@ def test_control_api_rejects_bad_input_and_is_not_logged(sandbox, sandbox_server
     sandbox.inject_fault(500)
     assert control(sandbox_server, "GET", "state").status_code == 200
     assert sandbox.requests == []
+
+
+def test_a_request_the_client_gave_up_on_is_answered_before_the_space_is_emptied(
+    api, sandbox, sandbox_server
+):
+    sandbox.set_latency(2.0)
+    # The client stops waiting; the sandbox still holds the request for its latency.
+    with pytest.raises(requests.Timeout):
+        api.post("/api/video/rooms", json={"name": "late"}, timeout=0.3)
+    assert sandbox.requests == []  # not answered yet
+
+    assert sandbox_server.wait_until_answered(timeout=30)
+
+    # Answered and logged now, so emptying the Space before the next test leaves nothing
+    # of it to arrive later.
+    assert [r["body"]["name"] for r in sandbox.requests] == ["late"]
+    sandbox.set_latency(0)
