@@ -302,6 +302,7 @@ def bulk_record(
                 "action": action,
                 "changes": diff,
                 "object_remote_id": getattr(obj, "remote_id", "") or "",
+                "space_id": getattr(obj, "space_id", None),
                 "additional_data": get_extra() if callable(get_extra) else {},
                 "related_object_type_id": related_type_id,
                 "related_object_id": related_id,

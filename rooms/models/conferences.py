@@ -45,3 +45,10 @@ class Conference(RoomSettings):
             models.Index(fields=["sync_state", "name"]),
             models.Index(fields=["sync_state", "remote_id"]),
         ]
+        # Names and ids are unique in a Space; two Spaces may each have a room "lobby".
+        constraints = [
+            models.UniqueConstraint(fields=["space", "name"], name="rooms_conference_space_name"),
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_conference_space_remote_id"
+            ),
+        ]

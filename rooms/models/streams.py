@@ -42,6 +42,9 @@ class Stream(RemoteMirror):
     class Meta:
         ordering = ["id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_stream_space_remote_id"
+            ),
             models.CheckConstraint(
                 condition=(
                     models.Q(conference__isnull=False, room__isnull=True)

@@ -8,6 +8,7 @@ from django.db import models
 
 from rooms.models.conferences import Conference
 from rooms.models.rooms import Room
+from rooms.models.spaces import space_field
 
 
 class UsageDay(models.Model):
@@ -18,6 +19,7 @@ class UsageDay(models.Model):
     belongs to is kept beside it, when the portal has one.
     """
 
+    space = space_field()
     day = models.DateField("day (UTC)")
     room_name = models.CharField(max_length=100)
     conference = models.ForeignKey(
@@ -41,7 +43,9 @@ class UsageDay(models.Model):
     class Meta:
         ordering = ["-day", "room_name"]
         constraints = [
-            models.UniqueConstraint(fields=["day", "room_name"], name="rooms_usage_day_room"),
+            models.UniqueConstraint(
+                fields=["space", "day", "room_name"], name="rooms_usage_space_day_room"
+            ),
         ]
 
     def __str__(self) -> str:

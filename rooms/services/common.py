@@ -21,6 +21,7 @@ from rooms.models import (
     Conference,
     ConferenceToken,
     RemoteIntent,
+    Space,
     SyncState,
 )
 from rooms.outbox import pushes_suppressed
@@ -113,9 +114,17 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
         flight.release()
 
 
-def api_client(client: SignalWireClient | None, profile: str = "background") -> SignalWireClient:
-    """Use the caller's client, or the process's client of that profile."""
-    return client if client is not None else build_client(profile=profile)
+def client_for(space: Space | None, profile: str = "background") -> SignalWireClient:
+    """Return the process's client of a profile for one Space (None: the environment's)."""
+    credentials = space.credentials() if space is not None else None
+    return build_client(profile=profile, credentials=credentials)
+
+
+def api_client(
+    client: SignalWireClient | None, profile: str = "background", space: Space | None = None
+) -> SignalWireClient:
+    """Use the caller's client, or the process's client of that profile for the Space."""
+    return client if client is not None else client_for(space, profile)
 
 
 def form_error(exc: RemoteValidationError, model: type[models.Model]) -> DjangoValidationError:
