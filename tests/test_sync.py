@@ -13,9 +13,18 @@ from django.urls import reverse
 from rooms import sync
 from rooms.audit import MASK
 from rooms.locks import single_flight
-from rooms.models import AuditEntry, Conference, ConferenceToken, Room, SyncRun, SyncState
+from rooms.models import (
+    AuditEntry,
+    Conference,
+    ConferenceToken,
+    Room,
+    SyncRun,
+    SyncState,
+    environment_space,
+)
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import UnavailableError, UnexpectedResponseError
+from rooms.sync.runs import lock_name
 
 pytestmark = pytest.mark.django_db
 
@@ -374,7 +383,7 @@ def test_queries_per_page_do_not_grow_with_the_data(sandbox, monkeypatch, total)
 
 def test_an_overlapping_run_exits_at_once_as_skipped(sandbox):
     sandbox.seed(conferences=2, seed=14)
-    with single_flight("sync:conferences") as flight:
+    with single_flight(lock_name("conferences", environment_space())) as flight:
         assert flight.acquired
         run = sync_conferences()
     assert run.outcome == Outcome.SKIPPED

@@ -336,4 +336,28 @@ class Migration(migrations.Migration):
             model_name='space',
             constraint=models.UniqueConstraint(condition=models.Q(('from_settings', True)), fields=('from_settings',), name='rooms_space_one_from_settings'),
         ),
+        migrations.RemoveIndex(
+            model_name='conference',
+            name='rooms_confe_sync_st_2337b3_idx',
+        ),
+        migrations.RemoveIndex(
+            model_name='room',
+            name='rooms_room_sync_st_e67896_idx',
+        ),
+        migrations.RemoveIndex(
+            model_name='stream',
+            name='rooms_strea_sync_st_9292a5_idx',
+        ),
+        migrations.AddIndex(
+            model_name='conference',
+            index=models.Index(fields=['space', 'sync_state', 'remote_id'], name='rooms_confe_space_i_5c05b1_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='room',
+            index=models.Index(fields=['space', 'sync_state', 'remote_id'], name='rooms_room_space_i_85d7b5_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='stream',
+            index=models.Index(fields=['space', 'sync_state', 'remote_id'], name='rooms_strea_space_i_3f12ad_idx'),
+        ),
     ]

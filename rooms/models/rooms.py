@@ -39,7 +39,7 @@ class Room(RoomSettings):
         # rows a listing did not show from the index alone.
         indexes = [
             models.Index(fields=["sync_state", "name"]),
-            models.Index(fields=["sync_state", "remote_id"]),
+            models.Index(fields=["space", "sync_state", "remote_id"]),
         ]
         # Names and ids are unique in a Space; two Spaces may each have a room "lobby".
         constraints = [

@@ -53,7 +53,7 @@ class Stream(RemoteMirror):
                 name="rooms_stream_one_owner",
             )
         ]
-        indexes = [models.Index(fields=["sync_state", "remote_id"])]
+        indexes = [models.Index(fields=["space", "sync_state", "remote_id"])]
         permissions = [("reveal_stream_url", "Can reveal stream URLs (they hold stream keys)")]
 
     def __str__(self) -> str:
