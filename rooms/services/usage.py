@@ -130,7 +130,7 @@ def _upsert(rows: list[UsageDay], figures: tuple[str, ...]) -> None:
         rows,
         batch_size=500,
         update_conflicts=True,
-        unique_fields=["day", "room_name"],
+        unique_fields=["space", "day", "room_name"],
         update_fields=[*figures, "updated_at"],
     )
 
