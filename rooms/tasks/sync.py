@@ -44,13 +44,16 @@ def run_sync_task(
     """Call a sync service in one Space; retry later when SignalWire failed in a way that heals.
 
     Without `space_id`: with one Space, run in it; with several, queue the task once per
-    Space (with the same arguments) and return.
+    Space (with the arguments it was called with) and return.
     """
     if space_id is None:
         every = spaces()
         if len(every) > 1:
+            called_with = dict(task.request.kwargs or {})
             for space in every:
-                task.apply_async(kwargs={**kwargs, "space_id": space.pk})
+                task.apply_async(
+                    args=task.request.args or (), kwargs={**called_with, "space_id": space.pk}
+                )
             return f"queued for {len(every)} Spaces"
         space = every[0]
     else:

@@ -1,0 +1,87 @@
+"""Syncs run per Space: their own lock, run record, client and rows; one failing stops no other."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from rooms import sync
+from rooms.locks import single_flight
+from rooms.models import Room, Space, SyncRun, environment_space
+from rooms.signalwire.errors import SignalWireError
+from rooms.sync.runs import lock_name
+from rooms.tasks import sync as sync_tasks
+from tests.waiting import wait_until
+
+REVOKED = "revoked-token-3c1e9a"
+
+
+@pytest.fixture
+def revoked(sandbox_server):
+    """A second Space on the sandbox whose API token SignalWire no longer accepts."""
+    space = Space(name="Revoked", space_url=sandbox_server.url, project_id="sandbox-project")
+    space.set_token(REVOKED)
+    space.save()
+    return space
+
+
+@pytest.mark.django_db
+def test_a_space_whose_token_was_revoked_fails_its_own_sync_and_no_other(sandbox, revoked):
+    sandbox.seed(rooms=3, seed=5)
+    with pytest.raises(SignalWireError):
+        sync.sync_rooms(space=revoked)
+    failed = SyncRun.objects.get(space=revoked)
+    assert failed.outcome == SyncRun.Outcome.FAILED
+    assert REVOKED not in failed.error
+
+    ok = sync.sync_rooms()
+    assert ok.outcome == SyncRun.Outcome.SUCCEEDED and ok.space == environment_space()
+    assert Room.objects.filter(space=environment_space()).count() == 3
+    assert not Room.objects.filter(space=revoked).exists()
+
+
+@pytest.mark.django_db
+def test_a_sync_running_in_one_space_does_not_hold_back_another(sandbox, revoked):
+    sandbox.seed(rooms=2, seed=6)
+    with single_flight(lock_name("rooms", revoked)) as held:
+        assert held.acquired
+        run = sync.sync_rooms()
+    assert run.outcome == SyncRun.Outcome.SUCCEEDED
+    with single_flight(lock_name("rooms", environment_space())):
+        skipped = sync.sync_rooms()
+    assert skipped.outcome == SyncRun.Outcome.SKIPPED
+
+
+@pytest.mark.django_db
+def test_the_command_syncs_the_spaces_named_and_refuses_an_unknown_name(sandbox, revoked):
+    sandbox.seed(rooms=2, seed=7)
+    out = io.StringIO()
+    call_command("sync_signalwire", "--rooms", "--space", environment_space().name, stdout=out)
+    assert Room.objects.count() == 2
+    assert not SyncRun.objects.filter(space=revoked).exists()
+
+    with pytest.raises(CommandError, match="No Space named Nowhere; the Spaces: "):
+        call_command("sync_signalwire", "--rooms", "--space", "Nowhere", stdout=io.StringIO())
+
+    with pytest.raises(CommandError, match="rooms of Revoked"):
+        call_command("sync_signalwire", "--rooms", stdout=io.StringIO(), stderr=io.StringIO())
+    assert SyncRun.objects.filter(space=revoked, outcome=SyncRun.Outcome.FAILED).count() == 1
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduled_sync_runs_once_per_space_in_the_worker(celery_worker, sandbox, revoked):
+    sandbox.seed(rooms=4, seed=8)
+    sync_tasks.sync_rooms.delay(trigger="per-space")
+
+    def finished():
+        runs = SyncRun.objects.filter(trigger="per-space").exclude(
+            outcome=SyncRun.Outcome.RUNNING
+        )
+        return list(runs) if runs.count() == 2 else None
+
+    runs = {run.space_id: run for run in wait_until(finished, timeout=60, message="two runs")}
+    assert runs[environment_space().pk].outcome == SyncRun.Outcome.SUCCEEDED
+    assert runs[revoked.pk].outcome == SyncRun.Outcome.FAILED
+    assert Room.objects.filter(space=environment_space()).count() == 4
+    assert not Room.objects.filter(space=revoked).exists()
