@@ -225,6 +225,8 @@ SIGNALWIRE_SPACE_URL = env("SIGNALWIRE_SPACE_URL", default="")
 # keys, newest first (unset: a key derived from SECRET_KEY).
 SIGNALWIRE_SPACE_NAME = env("SIGNALWIRE_SPACE_NAME", default="")
 SPACE_TOKEN_KEYS = env.list("SPACE_TOKEN_KEYS", default=[])
+# How many projects the sandbox serves under `make run` (each one more Space in the portal).
+SANDBOX_SPACES = env.int("SANDBOX_SPACES", default=1)
 SIGNALWIRE_USES_SANDBOX = not SIGNALWIRE_SPACE_URL
 if SIGNALWIRE_USES_SANDBOX:
     SIGNALWIRE_SPACE_URL = f"http://127.0.0.1:{SIGNALWIRE_SANDBOX_PORT}"
