@@ -63,7 +63,8 @@ def rotate(ciphertext: str) -> str:
 
 def key_problem() -> str:
     """Say what is wrong with SPACE_TOKEN_KEYS, or return ''."""
-    for index, key in enumerate(settings.SPACE_TOKEN_KEYS, start=1):
+    configured = [key for key in settings.SPACE_TOKEN_KEYS if key.strip()]
+    for index, key in enumerate(configured, start=1):
         try:
             Fernet(key.strip().encode())
         except (ValueError, TypeError):
