@@ -46,13 +46,17 @@ def day_start(day: date) -> datetime:
 def session_key(session: RoomSession) -> Key | None:
     """The rollup key a session counts under (None when its start is unknown)."""
     day = utc_day(session.start_time)
-    return (session.space_id, day, session.room_name) if day is not None else None
+    if day is None or session.space_id is None:
+        return None
+    return (session.space_id, day, session.room_name)
 
 
 def log_key(log: VideoLog) -> Key | None:
     """The rollup key a video log counts under: the day its session started."""
     day = utc_day(log.started_at or log.remote_created_at)
-    return (log.space_id, day, log.room_name) if day is not None else None
+    if day is None or log.space_id is None:
+        return None
+    return (log.space_id, day, log.room_name)
 
 
 def _serialise(lock: int) -> None:
@@ -239,6 +243,6 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
         result.batches += 1
         result.session_days += len({day for _, day in session_days})
         result.billed_days += len({day for _, day in billed_days})
-        result.rows += len(set(sessions) | set(billed))
+        result.rows += len(sessions.keys() | billed.keys())
         result.days.extend(sorted({day for _, day in session_days | billed_days}))
     return result
