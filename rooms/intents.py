@@ -46,7 +46,7 @@ def record(
         action=action,
         object_pk=row.pk,
         name=row.name,
-        data={"values": _stored(data), "before": _stored(before or {})},
+        data={"values": _stored(_without_space(data)), "before": _stored(before or {})},
         source=ctx.source,
         actor=cast(Any, ctx.actor),
         actor_label=ctx.actor_label,
@@ -92,6 +92,11 @@ def stale() -> models.QuerySet[RemoteIntent]:
     """The intents old enough that no request can still be waiting for their answer."""
     grace = timedelta(seconds=settings.SIGNALWIRE_INTENT_GRACE)
     return RemoteIntent.objects.filter(created_at__lte=timezone.now() - grace)
+
+
+def _without_space(values: dict[str, Any]) -> dict[str, Any]:
+    """Leave out the row's Space: the intent keeps it in its own field."""
+    return {k: v for k, v in values.items() if k not in ("space", "space_id")}
 
 
 def _stored(values: dict[str, Any]) -> dict[str, Any]:

@@ -580,7 +580,7 @@ def test_a_stream_saved_in_a_shell_is_pushed_after_commit(
 
     with django_capture_on_commit_callbacks(execute=True):
         stream.delete()
-    assert queued == [("remote_delete", "stream", remote["id"])]
+    assert queued == [("remote_delete", "stream", remote["id"], stream.space_id)]
     run_queued()
     assert remote_streams(sandbox, room) == []
 
