@@ -115,3 +115,48 @@ def sandbox_spec_checked(request, sandbox_server):
 def api(sandbox, sandbox_server) -> Api:
     """An authenticated client for an empty sandbox."""
     return Api(sandbox_server)
+
+
+# --- other Spaces beside the environment's ----------------------------------------------
+
+OTHER_PROJECT_ID = "other-project"
+OTHER_API_TOKEN = "other-space-token-for-tests-2c81d4"
+
+
+@pytest.fixture(scope="session")
+def other_sandbox_server():
+    """A second sandbox Space, with its own project and token, for the session."""
+    server = SandboxServer(
+        host="127.0.0.1", port=0, project_id=OTHER_PROJECT_ID, api_token=OTHER_API_TOKEN
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def other_space(other_sandbox_server, sandbox):
+    """A Space row for the second sandbox (its token stored encrypted), emptied per test."""
+    from rooms.models import Space
+
+    assert other_sandbox_server.wait_until_answered(), "a sandbox request never got its answer"
+    other_sandbox_server.space.reset()
+    space = Space(
+        name="Other", space_url=other_sandbox_server.url, project_id=OTHER_PROJECT_ID
+    )
+    space.set_token(OTHER_API_TOKEN)
+    space.save()
+    yield space
+    other_sandbox_server.wait_until_answered()
+    other_sandbox_server.space.reset()
+
+
+@pytest.fixture
+def refusing_space(sandbox, sandbox_server):
+    """A Space row at the environment's sandbox with a token it refuses (HTTP 401)."""
+    from rooms.models import Space
+
+    space = Space(name="Refusing", space_url=sandbox_server.url, project_id=SANDBOX_PROJECT_ID)
+    space.set_token("a-token-the-sandbox-refuses")
+    space.save()
+    return space

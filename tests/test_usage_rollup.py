@@ -13,15 +13,29 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from rooms import sync
-from rooms.models import ActionRun, RoomSession, SessionMember, UsageDay, VideoLog
+from rooms.models import (
+    ActionRun,
+    RoomSession,
+    SessionMember,
+    Space,
+    UsageDay,
+    VideoLog,
+    environment_space,
+)
 from rooms.services import sessions as session_retention
-from rooms.services.usage import rebuild_usage
+from rooms.services.usage import (
+    log_key,
+    rebuild_usage,
+    refresh_billed_usage,
+    refresh_session_usage,
+    session_key,
+)
 from rooms.sync import sessions
 from rooms.tasks.sessions import apply_session_retention
 
@@ -305,3 +319,55 @@ def test_check_refuses_a_negative_or_huge_session_retention(settings, value):
         call_command("check")
     with pytest.raises(CommandError):
         call_command("apply_session_retention", "--days", str(value))
+
+
+# --- one rollup per Space --------------------------------------------------------------------
+
+
+def test_sessions_of_one_room_name_in_two_spaces_keep_separate_figures():
+    other = Space.objects.create(
+        name="Other", space_url="https://other.example.com", project_id="other", token_env="X"
+    )
+    moment = timezone.now().replace(hour=12, minute=0) - timedelta(days=1)
+    rows = []
+    for space, seconds, cost, charge in (
+        (environment_space(), 600, "1.0000", "1.0100"), (other, 1200, "2.0000", "2.0200")
+    ):
+        # The same remote ids too: each Space numbers its own objects.
+        session = RoomSession.objects.create(
+            space=space, remote_id="s-lobby", room_name="lobby", status="completed",
+            start_time=moment, member_seconds=seconds, cost_in_dollars=Decimal(cost),
+        )
+        log = VideoLog.objects.create(
+            space=space, remote_id="l-lobby", room_name="lobby", started_at=moment,
+            remote_created_at=moment, charge=Decimal(charge),
+        )
+        rows.append((session, log))
+
+    with transaction.atomic():
+        refresh_session_usage([session_key(session) for session, _ in rows])
+        refresh_billed_usage([log_key(log) for _, log in rows])
+
+    def figures() -> dict:
+        return {
+            u.space.name: (u.room_name, u.sessions, u.member_seconds, u.estimated_cost, u.logs,
+                           u.billed_cost)
+            for u in UsageDay.objects.select_related("space")
+        }
+
+    expected = {
+        environment_space().name: ("lobby", 1, 600, Decimal("1.0000"), 1, Decimal("1.0100")),
+        "Other": ("lobby", 1, 1200, Decimal("2.0000"), 1, Decimal("2.0200")),
+    }
+    assert figures() == expected
+
+    UsageDay.objects.all().delete()
+    rebuild_usage()
+    assert figures() == expected
+
+    # Retention removed the other Space's sessions of that day: a rebuild recomputes the
+    # environment's Space's day and leaves the other Space's figures as the rollup had them.
+    RoomSession.objects.filter(space=other).delete()
+    VideoLog.objects.filter(space=other).delete()
+    rebuild_usage()
+    assert figures() == expected

@@ -26,7 +26,7 @@ from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.services import tokens
-from rooms.signalwire.client import build_client
+from rooms.services.common import client_for
 from rooms.signalwire.errors import SignalWireError
 
 REVEAL = "rooms.reveal_conferencetoken"
@@ -276,7 +276,9 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                 return HttpResponseRedirect(change_url)
             try:
                 reset = tokens.conference_token_reset(
-                    token=token, actor=request.user, client=build_client(profile="interactive")
+                    token=token,
+                    actor=request.user,
+                    client=client_for(token.conference.space, "interactive"),
                 )
             except tokens.TokenResetNotApplied:
                 self.message_user(

@@ -25,8 +25,8 @@ from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import IssuedRoomToken, Room
 from rooms.services import tokens
+from rooms.services.common import client_for
 from rooms.signalwire import schema
-from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 from rooms.strictjson import StrictJSONField
 
@@ -308,7 +308,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                         room=room,
                         actor=request.user,
                         # A page waits on the answer: the short interactive budget.
-                        client=build_client(profile="interactive"),
+                        client=client_for(room.space, "interactive"),
                         **form.mint_arguments(),
                     )
                 except DjangoValidationError as exc:

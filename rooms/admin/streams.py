@@ -282,17 +282,18 @@ class StreamAdmin(MirrorAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Stream:
         """Create or change the stream through the stream service; its errors become form errors."""
-        client = interactive_client()
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
                 owner = data.get("conference") or data.get("room")
                 if owner is None:
                     raise DjangoValidationError("Choose the conference or room of the stream.")
+                client = interactive_client(owner.space)
                 return streams.stream_create(
                     owner=owner, url=data["url"], actor=request.user, client=client
                 )
             if not data.get("url"):
                 return Stream.objects.get(pk=obj.pk)  # the field left empty keeps the URL
+            client = interactive_client(obj.space)
             return streams.stream_update(
                 stream=obj, url=data["url"], actor=request.user, client=client
             )

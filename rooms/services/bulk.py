@@ -28,8 +28,9 @@ from rooms.audit import audit_context, json_value
 from rooms.models import ActionRun, AuditEntry, Conference, Recording, Room, SyncState
 from rooms.services import alerts, restore, tokens
 from rooms.services import recordings as recording_services
+from rooms.services.common import client_for
 from rooms.signalwire import schema
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import SignalWireError
 
 # Room for the first errors of a run; later ones are only counted.
@@ -117,18 +118,19 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     # What this batch's recording deletes freed, kept on the run (its page reads it there).
     freed = recording_services.Freed() if run.kind == Recording._meta.model_name else None
     model = _model_of(run.kind)
-    rows = model._default_manager.in_bulk(batch)
+    rows = model._default_manager.select_related("space").in_bulk(batch)
     edits = _batch_edits(run, model, batch)
     with audit_context(
         source=AuditEntry.Source.ADMIN, actor=run.requested_by, correlation_id=run.run_id.hex
     ):
-        client = build_client(profile="background")
         for pk in batch:
             row = rows.get(pk)
             if row is None:
                 counts["gone_meanwhile"] += 1
                 continue
             try:
+                # Each row's own Space: one that cannot be reached fails only its rows.
+                client = client_for(getattr(row, "space", None))
                 if edits is None:
                     outcome = _carry_out(run, row, client)
                     counts[outcome] += 1

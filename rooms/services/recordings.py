@@ -30,9 +30,9 @@ from rooms.locks import single_flight
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState, RemoteIntent
 from rooms.models.recordings import COMPLETED
 from rooms.services import alerts
-from rooms.services.common import acting
+from rooms.services.common import acting, api_client
 from rooms.signalwire import recordings as api_recordings
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
 from rooms.sync.recordings import recordings_mark_deleted
 
@@ -54,8 +54,11 @@ class RecordingLinkUnavailable(Exception):
     """SignalWire gives no download link for this recording now; the message says why."""
 
 
-def _client(client: SignalWireClient | None, profile: str) -> SignalWireClient:
-    return client if client is not None else build_client(profile=profile)
+def _client(
+    client: SignalWireClient | None, profile: str, recording: Recording
+) -> SignalWireClient:
+    """Use the caller's client, else one for the recording's own Space."""
+    return api_client(client, profile, space=recording.space)
 
 
 # --- download ---------------------------------------------------------------------------
@@ -73,7 +76,7 @@ def recording_link(
     Raises RecordingLinkUnavailable when the recording is gone or not completed (then
     SignalWire's answer has no link), SignalWireError when SignalWire cannot be asked.
     """
-    api = _client(client, "interactive")
+    api = _client(client, "interactive", recording)
     try:
         answer = api_recordings.get_recording(api, recording.remote_id)
     except NotFoundError as exc:
@@ -154,7 +157,9 @@ def recording_delete(
         # A staff member's page waits on this call; tasks and commands may wait longer.
         profile = "interactive" if source == AuditEntry.Source.ADMIN else "background"
         try:
-            api_recordings.delete_recording(_client(client, profile), recording.remote_id)
+            api_recordings.delete_recording(
+                _client(client, profile, recording), recording.remote_id
+            )
         except NotFoundError:
             _finish_delete(recording, intent, reason=reason, gone=True)
             return ALREADY_GONE
@@ -240,7 +245,9 @@ def recording_delete_pending(
     with audit.audit_context(source=AuditEntry.Source.PUSH, actor=actor,
                              actor_label="" if actor else "push"):
         try:
-            api_recordings.delete_recording(_client(client, "background"), recording.remote_id)
+            api_recordings.delete_recording(
+                _client(client, "background", recording), recording.remote_id
+            )
         except NotFoundError:
             _finish_delete(recording, None, reason=reason, gone=True)
             return ALREADY_GONE
@@ -437,6 +444,25 @@ class RetentionResult:
         return total
 
 
+def _space_client(
+    clients: dict[int | None, SignalWireClient | SignalWireError],
+    client: SignalWireClient | None,
+    recording: Recording,
+) -> SignalWireClient:
+    """Return the client for a recording's Space, or raise why that Space cannot be used."""
+    if client is not None:
+        return client
+    if recording.space_id not in clients:
+        try:
+            clients[recording.space_id] = _client(None, "background", recording)
+        except SignalWireError as exc:
+            clients[recording.space_id] = exc
+    found = clients[recording.space_id]
+    if isinstance(found, SignalWireError):
+        raise found
+    return found
+
+
 def recordings_apply_retention(
     *,
     dry_run: bool = False,
@@ -477,13 +503,16 @@ def recordings_apply_retention(
             changes={"days": days, "cutoff": cutoff.isoformat()},
         )
         result.run = run
-        api = _client(client, "background")
+        # One client per Space, made when its first recording comes: a Space whose settings
+        # are broken fails only its own recordings.
+        clients: dict[int | None, SignalWireClient | SignalWireError] = {}
         reason = f"retention: older than {days} days"
         with audit.audit_context(
             source=source, actor_label="retention", correlation_id=run.run_id.hex
         ):
             for recording in candidates:
                 try:
+                    api = _space_client(clients, client, recording)
                     outcome = recording_delete(
                         recording=recording, actor=None, source=source, client=api,
                         reason=reason,

@@ -1,7 +1,7 @@
 """Keep the daily usage rollup (UsageDay) in step with the mirrored sessions and video logs.
 
-The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (day, room name)
-keys a written batch touched, inside the batch's transaction: one grouped query over just
+The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (Space, day, room
+name) keys a written batch touched, inside the batch's transaction: one grouped query over just
 those keys (by the room name and time indexes) and one upsert, whatever the page size.
 `rebuild_usage` recomputes whole days from the mirrored rows, a batch of days at a time.
 """
@@ -20,7 +20,8 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from rooms.models import RoomSession, UsageDay, VideoLog
 
-Key = tuple[date, str]
+# (space id, UTC day, room name): a room name is unique only within its Space.
+Key = tuple[int, date, str]
 ZERO = Decimal("0")
 CENT = Decimal("0.0001")
 SESSION_FIGURES = ("sessions", "member_seconds", "estimated_cost", "conference", "room")
@@ -45,13 +46,17 @@ def day_start(day: date) -> datetime:
 def session_key(session: RoomSession) -> Key | None:
     """The rollup key a session counts under (None when its start is unknown)."""
     day = utc_day(session.start_time)
-    return (day, session.room_name) if day is not None else None
+    if day is None or session.space_id is None:
+        return None
+    return (session.space_id, day, session.room_name)
 
 
 def log_key(log: VideoLog) -> Key | None:
     """The rollup key a video log counts under: the day its session started."""
     day = utc_day(log.started_at or log.remote_created_at)
-    return (day, log.room_name) if day is not None else None
+    if day is None or log.space_id is None:
+        return None
+    return (log.space_id, day, log.room_name)
 
 
 def _serialise(lock: int) -> None:
@@ -65,17 +70,19 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value or 0)).quantize(CENT)
 
 
-def _span(keys: Iterable[Key]) -> tuple[set[str], datetime, datetime]:
+def _span(keys: Iterable[Key]) -> tuple[set[int], set[str], datetime, datetime]:
     listed = list(keys)
-    days = [day for day, _ in listed]
-    return {name for _, name in listed}, day_start(min(days)), day_start(max(days) + timedelta(1))
+    days = [day for _, day, _ in listed]
+    spaces = {space for space, _, _ in listed}
+    names = {name for _, _, name in listed}
+    return spaces, names, day_start(min(days)), day_start(max(days) + timedelta(1))
 
 
 def _session_groups(sessions: QuerySet[RoomSession]) -> dict[Key, dict[str, Any]]:
     rows = (
         sessions.annotate(day=TruncDate("start_time", tzinfo=UTC))
         .order_by()
-        .values("day", "room_name")
+        .values("space_id", "day", "room_name")
         .annotate(
             n=Count("id"),
             seconds=Coalesce(Sum("member_seconds"), 0),
@@ -84,17 +91,17 @@ def _session_groups(sessions: QuerySet[RoomSession]) -> dict[Key, dict[str, Any]
             room_pk=Max("room_id"),
         )
     )
-    return {(row["day"], row["room_name"]): row for row in cast(Any, rows)}
+    return {(row["space_id"], row["day"], row["room_name"]): row for row in cast(Any, rows)}
 
 
 def _log_groups(logs: QuerySet[VideoLog]) -> dict[Key, dict[str, Any]]:
     rows = (
         logs.annotate(day=TruncDate(Coalesce("started_at", "remote_created_at"), tzinfo=UTC))
         .order_by()
-        .values("day", "room_name")
+        .values("space_id", "day", "room_name")
         .annotate(n=Count("id"), charge=Sum("charge"))
     )
-    return {(row["day"], row["room_name"]): row for row in cast(Any, rows)}
+    return {(row["space_id"], row["day"], row["room_name"]): row for row in cast(Any, rows)}
 
 
 def _logs_between(names: set[str] | None, start: datetime, end: datetime) -> QuerySet[VideoLog]:
@@ -108,8 +115,9 @@ def _logs_between(names: set[str] | None, start: datetime, end: datetime) -> Que
 def _session_row(key: Key, row: dict[str, Any] | None) -> UsageDay:
     row = row or {}
     return UsageDay(
-        day=key[0],
-        room_name=key[1],
+        space_id=key[0],
+        day=key[1],
+        room_name=key[2],
         sessions=row.get("n", 0),
         member_seconds=row.get("seconds", 0),
         estimated_cost=_money(row.get("cost")),
@@ -121,7 +129,8 @@ def _session_row(key: Key, row: dict[str, Any] | None) -> UsageDay:
 def _billed_row(key: Key, row: dict[str, Any] | None) -> UsageDay:
     row = row or {}
     return UsageDay(
-        day=key[0], room_name=key[1], logs=row.get("n", 0), billed_cost=_money(row.get("charge"))
+        space_id=key[0], day=key[1], room_name=key[2], logs=row.get("n", 0),
+        billed_cost=_money(row.get("charge")),
     )
 
 
@@ -136,26 +145,28 @@ def _upsert(rows: list[UsageDay], figures: tuple[str, ...]) -> None:
 
 
 def refresh_session_usage(keys: Iterable[Key | None]) -> None:
-    """Recompute the session figures of these (day, room name) keys; call inside a transaction."""
+    """Recompute the session figures of these (Space, day, room name) keys, in a transaction."""
     wanted = {key for key in keys if key is not None}
     if not wanted:
         return
     _serialise(SESSION_LOCK)
-    names, start, end = _span(wanted)
+    spaces, names, start, end = _span(wanted)
     groups = _session_groups(
-        RoomSession.objects.filter(room_name__in=names, start_time__gte=start, start_time__lt=end)
+        RoomSession.objects.filter(
+            space_id__in=spaces, room_name__in=names, start_time__gte=start, start_time__lt=end
+        )
     )
     _upsert([_session_row(key, groups.get(key)) for key in sorted(wanted)], SESSION_FIGURES)
 
 
 def refresh_billed_usage(keys: Iterable[Key | None]) -> None:
-    """Recompute the billed figures of these (day, room name) keys; call inside a transaction."""
+    """Recompute the billed figures of these (Space, day, room name) keys, in a transaction."""
     wanted = {key for key in keys if key is not None}
     if not wanted:
         return
     _serialise(BILLED_LOCK)
-    names, start, end = _span(wanted)
-    groups = _log_groups(_logs_between(names, start, end))
+    spaces, names, start, end = _span(wanted)
+    groups = _log_groups(_logs_between(names, start, end).filter(space_id__in=spaces))
     _upsert([_billed_row(key, groups.get(key)) for key in sorted(wanted)], BILLED_FIGURES)
 
 
@@ -169,6 +180,14 @@ class RebuildResult:
     rows: int = 0
     kept_before: date | None = None
     days: list[date] = field(default_factory=list)
+
+
+def _on_days(pairs: set[tuple[int, date]]) -> Q:
+    """Match the rollup rows of these (Space, day) pairs (none when there are none)."""
+    match = Q(pk__in=[])
+    for space in {space for space, _ in pairs}:
+        match |= Q(space_id=space, day__in=[day for s, day in pairs if s == space])
+    return match
 
 
 def _day_batches(first: date, last: date, size: int) -> Iterator[tuple[date, date]]:
@@ -209,19 +228,21 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
                 RoomSession.objects.filter(start_time__gte=start, start_time__lt=end)
             )
             billed = _log_groups(_logs_between(None, start, end))
-            session_days = {day for day, _ in sessions}
-            billed_days = {day for day, _ in billed}
+            # Each Space's days are rewritten on their own: a day one Space has sessions
+            # for leaves another Space's figures of that day alone.
+            session_days = {(space, day) for space, day, _ in sessions}
+            billed_days = {(space, day) for space, day, _ in billed}
             in_days = UsageDay.objects.filter(day__gte=low, day__lte=high)
-            in_days.filter(day__in=session_days).update(
+            in_days.filter(_on_days(session_days)).update(
                 sessions=0, member_seconds=0, estimated_cost=ZERO, conference=None, room=None
             )
-            in_days.filter(day__in=billed_days).update(logs=0, billed_cost=ZERO)
+            in_days.filter(_on_days(billed_days)).update(logs=0, billed_cost=ZERO)
             _upsert([_session_row(k, row) for k, row in sorted(sessions.items())], SESSION_FIGURES)
             _upsert([_billed_row(k, row) for k, row in sorted(billed.items())], BILLED_FIGURES)
-            in_days.filter(day__in=session_days | billed_days, sessions=0, logs=0).delete()
+            in_days.filter(_on_days(session_days | billed_days), sessions=0, logs=0).delete()
         result.batches += 1
-        result.session_days += len(session_days)
-        result.billed_days += len(billed_days)
-        result.rows += len(set(sessions) | set(billed))
-        result.days.extend(sorted(session_days | billed_days))
+        result.session_days += len({day for _, day in session_days})
+        result.billed_days += len({day for _, day in billed_days})
+        result.rows += len(sessions.keys() | billed.keys())
+        result.days.extend(sorted({day for _, day in session_days | billed_days}))
     return result
