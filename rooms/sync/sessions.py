@@ -206,7 +206,7 @@ def _store_batch(
     run: SyncRun, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]],
     now: datetime,
 ) -> None:
-    space_id = run.space_id
+    space_id: int = run.space.pk
     owners = Owners(rows, space_id)
     existing = {
         s.remote_id: s

@@ -52,7 +52,8 @@ def run_sync_task(
             called_with = dict(task.request.kwargs or {})
             for space in every:
                 task.apply_async(
-                    args=task.request.args or (), kwargs={**called_with, "space_id": space.pk}
+                    args=tuple(task.request.args or ()),
+                    kwargs={**called_with, "space_id": space.pk},
                 )
             return f"queued for {len(every)} Spaces"
         space = every[0]

@@ -77,7 +77,7 @@ class FullListingSync:
         self.resource = resource
         self.model = resource.model
         self.run_record = run
-        self.space_id: int = run.space_id
+        self.space_id: int = run.space.pk
         self.flight = flight
         self.progress = progress
         self.seen: set[str] = set()

@@ -47,7 +47,7 @@ class UnderParentSync(ABC):
         self, run: SyncRun, flight: Flight, client: SignalWireClient, progress: Progress | None
     ) -> None:
         self.run_record = run
-        self.space_id: int = run.space_id
+        self.space_id: int = run.space.pk
         self.flight = flight
         self.client = client
         self.progress = progress
