@@ -85,3 +85,21 @@ def test_the_scheduled_sync_runs_once_per_space_in_the_worker(celery_worker, san
     assert runs[revoked.pk].outcome == SyncRun.Outcome.FAILED
     assert Room.objects.filter(space=environment_space()).count() == 4
     assert not Room.objects.filter(space=revoked).exists()
+
+
+@pytest.mark.django_db
+def test_a_failing_space_opens_its_own_sync_alert_naming_it(sandbox, revoked, settings):
+    from rooms.models import Alert, AlertKind
+    from rooms.services import alerts
+
+    settings.SIGNALWIRE_SYNC_INTERVAL = 300
+    sandbox.seed(rooms=1, seed=9)
+    for _ in range(alerts.SYNC_FAILED_RUNS):
+        with pytest.raises(SignalWireError):
+            sync.sync_rooms(space=revoked)
+        sync.sync_rooms()
+    alerts.check_alerts()
+    opened = Alert.objects.filter(kind=AlertKind.SYNC_FAILING, resolved_at__isnull=True)
+    assert [(a.subject, a.space_id) for a in opened] == [("rooms in Revoked", revoked.pk)]
+    assert 'in the Space "Revoked"' in opened[0].summary
+    assert REVOKED not in opened[0].summary
