@@ -219,6 +219,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # --- SignalWire -------------------------------------------------------------------------
 # With no Space configured the portal talks to the local sandbox Space (`make run`).
 SIGNALWIRE_SANDBOX_PORT = env.int("SIGNALWIRE_SANDBOX_PORT", default=8765)
+# How many projects (each its own Space: credentials and data) `sandbox_space` serves.
+SANDBOX_SPACES = env.int("SANDBOX_SPACES", default=1)
 SIGNALWIRE_SPACE_URL = env("SIGNALWIRE_SPACE_URL", default="")
 SIGNALWIRE_USES_SANDBOX = not SIGNALWIRE_SPACE_URL
 if SIGNALWIRE_USES_SANDBOX:
