@@ -739,9 +739,9 @@ def test_a_space_that_refuses_its_token_fails_only_its_own_pushes(
 
 
 def test_rooms_of_one_name_in_two_spaces_are_each_edited_in_their_own_space(
-    sandbox, other_space, other_sandbox_server, room_data
+    sandbox, other_space, sandbox_b, room_data
 ):
-    other = other_sandbox_server.space
+    other = sandbox_b
     here = services.room_create(data=room_data("lobby"))
     there = services.room_create(data=room_data("lobby", space=other_space, max_members=5))
 
@@ -760,10 +760,10 @@ def test_rooms_of_one_name_in_two_spaces_are_each_edited_in_their_own_space(
 
 
 def test_a_pending_edit_is_pushed_to_its_rows_space(
-    sandbox, other_space, other_sandbox_server, queued, django_capture_on_commit_callbacks,
+    sandbox, other_space, sandbox_b, queued, django_capture_on_commit_callbacks,
     room_data, run_queued,
 ):
-    other = other_sandbox_server.space
+    other = sandbox_b
     here = services.room_create(data=room_data("lobby"))
     there = services.room_create(data=room_data("lobby", space=other_space))
     other.inject_fault(503)

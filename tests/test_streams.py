@@ -599,9 +599,9 @@ def test_service_and_sync_writes_of_streams_queue_nothing(
 
 
 def test_a_stream_lives_and_is_edited_in_its_owners_space(
-    sandbox, other_space, other_sandbox_server
+    sandbox, other_space, sandbox_b
 ):
-    other = other_sandbox_server.space
+    other = sandbox_b
     owner = services.room_create(data={"name": "broadcast", "space": other_space})
 
     stream = streams.stream_create(owner=owner, url=URL)

@@ -713,9 +713,9 @@ def test_reveal_button_in_a_real_browser(sandbox, live_server, page, django_user
 
 
 def test_mint_and_reset_from_admin_use_the_rooms_own_space(
-    sandbox, admin_client, other_space, other_sandbox_server
+    sandbox, admin_client, other_space, sandbox_b
 ):
-    other = other_sandbox_server.space
+    other = sandbox_b
     room = services.room_create(data={"name": "studio", "space": other_space})
     conference = services.conference_create(
         data={"name": "board", "display_name": "Board", "space": other_space}
