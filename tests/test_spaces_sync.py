@@ -103,3 +103,28 @@ def test_a_failing_space_opens_its_own_sync_alert_naming_it(sandbox, revoked, se
     assert [(a.subject, a.space_id) for a in opened] == [("rooms in Revoked", revoked.pk)]
     assert 'in the Space "Revoked"' in opened[0].summary
     assert REVOKED not in opened[0].summary
+
+
+@pytest.mark.django_db
+def test_two_spaces_mirror_rooms_of_one_name_each_with_its_own_settings(
+    sandbox, sandbox_b, other_space
+):
+    sandbox.create_room({"name": "lobby", "max_members": 5})
+    sandbox_b.create_room({"name": "lobby", "max_members": 9})
+    sandbox_b.create_room({"name": "only-in-b"})
+
+    for space in (environment_space(), other_space):
+        assert sync.sync_rooms(space=space).outcome == SyncRun.Outcome.SUCCEEDED
+
+    mirrored = {(r.space_id, r.name): r.max_members for r in Room.objects.all()}
+    assert mirrored == {
+        (environment_space().pk, "lobby"): 5,
+        (other_space.pk, "lobby"): 9,
+        (other_space.pk, "only-in-b"): Room.objects.get(name="only-in-b").max_members,
+    }
+    # A room gone from one Space is marked deleted there only.
+    sandbox_b.delete_room(next(iter(sandbox_b.rooms)))
+    sync.sync_rooms(space=other_space)
+    gone = Room.objects.filter(sync_state="deleted_remotely")
+    assert [r.space_id for r in gone] == [other_space.pk]
+    assert Room.objects.get(space=environment_space(), name="lobby").sync_state == "synced"
