@@ -41,6 +41,8 @@ DONE_STATES = (
 )
 # Rows SignalWire refused that a run keeps with their message; later ones are only counted.
 FAILURES_KEPT = 500
+# Rows whose own outcome a run keeps for its page (a promotion's); later ones are counted.
+ROWS_KEPT = 1000
 # What a bulk edit may set: the fields of SignalWire's PUT that the model lets staff edit.
 BULK_EDITABLE: dict[type[models.Model], tuple[str, ...]] = {
     model: tuple(f for f in fields if model._meta.get_field(f).editable)
@@ -56,12 +58,12 @@ SKIPPED_DELETED = "skipped_deleted_remotely"
 SKIPPED_CHANGED_SINCE = "skipped_changed_since"
 
 
-def _queue_after_commit(run: ActionRun) -> None:
+def queue_after_commit(run: ActionRun, task: str = outbox.ACTION_RUN_TASK) -> None:
     """Queue a run's first batch once its record commits; record it when the queue is down."""
     run.queued = None
 
     def queue() -> None:
-        run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
+        run.queued = outbox.send(task, run.pk, 0)
         if not run.queued:
             run.state = ActionRun.State.NOT_QUEUED
             run.finished_at = timezone.now()
@@ -93,7 +95,7 @@ def action_run_start(*, action: str, rows: models.QuerySet[Any], actor: Any = No
             total=len(pks),
             pks=pks,
         )
-        _queue_after_commit(run)
+        queue_after_commit(run)
     return run
 
 
@@ -146,7 +148,7 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                 errors.append(f"{row}: {message}")
                 failures.append({"pk": pk, "name": str(row), "message": message})
     next_offset = offset + len(batch)
-    if not _record_progress(
+    if not record_progress(
         run.pk, counts, errors, offset=offset, finished=next_offset >= len(run.pks),
         failures=failures, freed=freed,
     ):
@@ -198,7 +200,7 @@ def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
     raise ValueError(f"unknown action {run.action!r}")
 
 
-def _record_progress(
+def record_progress(
     pk: int,
     counts: Counter[str],
     errors: list[str],
@@ -207,8 +209,13 @@ def _record_progress(
     finished: bool,
     failures: list[dict[str, Any]] | None = None,
     freed: recording_services.Freed | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """Add one batch's outcomes to the run, in one short transaction; False if recorded."""
+    """Add one batch's outcomes to the run, in one short transaction; False if recorded.
+
+    `rows`: each row's own outcome, kept in the run's changes under "rows" (the first
+    ROWS_KEPT of them).
+    """
     with transaction.atomic():
         run = ActionRun.objects.select_for_update().get(pk=pk)
         if run.done != offset:
@@ -224,6 +231,9 @@ def _record_progress(
             run.failures = [*run.failures, *failures][:FAILURES_KEPT]
         if freed is not None:
             run.changes = recording_services.freed_added(run.changes, freed)
+        if rows:
+            kept = list(run.changes.get("rows", []))
+            run.changes = {**run.changes, "rows": [*kept, *rows][:ROWS_KEPT]}
         if finished:
             run.finished_at = timezone.now()
             run.state = (
@@ -366,7 +376,7 @@ def _start(
             changes=dict(changes),
             undoes=undoes,
         )
-        _queue_after_commit(run)
+        queue_after_commit(run)
     # Stored as JSON (datetimes as text); the batches turn them back into field values.
     run.refresh_from_db(fields=["changes"])
     return run

@@ -111,7 +111,7 @@ def stream_create(
     not be reached (the push task lands it later, finding a lost create by its url).
     """
     kind = owner_kind_of(owner)
-    stream = Stream(url=url, **{kind: owner})
+    stream = Stream(url=url, space_id=owner.space_id, **{kind: owner})
     stream.full_clean()
     if not owner.remote_id or owner.sync_state in (
         SyncState.PENDING_DELETE, SyncState.DELETED_REMOTELY
