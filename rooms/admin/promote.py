@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from rooms.admin import once
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, Space
-from rooms.services import promote
+from rooms.services import bulk, promote
 from rooms.services.common import client_for
 from rooms.signalwire.errors import SignalWireError
 
@@ -171,14 +171,14 @@ class PromoteMixin:
                 )
         except ValidationError as exc:
             refusal = [f"{space.name} refused the promotion; nothing was changed."]
-            return self._compare_page(request, row, space, [*refusal, promote.bulk_message(exc)])
+            return self._compare_page(request, row, space, [*refusal, bulk.refusal_message(exc)])
         except SignalWireError as exc:
             refusal = [f"{space.name} refused the promotion; nothing was changed."]
             return self._compare_page(request, row, space, [*refusal, str(exc)])
-        self._report(request, row, space, done)
+        self._report_promotion(request, row, space, done)
         return HttpResponseRedirect(self._compare_url(row, space))
 
-    def _report(
+    def _report_promotion(
         self, request: HttpRequest, row: Any, space: Space, done: promote.Promotion
     ) -> None:
         text = f"“{row.name}” in {space.name}: {OUTCOME_TEXT.get(done.outcome, done.outcome)}"

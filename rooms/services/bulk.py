@@ -144,7 +144,7 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                     counts[_edit_row(run, row, edits.get(pk, {}), client)] += 1
             except (SignalWireError, ValidationError) as exc:
                 counts[FAILED] += 1
-                message = _message(exc)
+                message = refusal_message(exc)
                 errors.append(f"{row}: {message}")
                 failures.append({"pk": pk, "name": str(row), "message": message})
     next_offset = offset + len(batch)
@@ -485,7 +485,7 @@ def _edit_row(run: ActionRun, row: Any, edit: dict[str, Any], client: SignalWire
     return CHANGED
 
 
-def _message(exc: Exception) -> str:
+def refusal_message(exc: Exception) -> str:
     """Say in one line why a row was refused: SignalWire's messages by field."""
     if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
         parts = []

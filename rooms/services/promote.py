@@ -231,16 +231,11 @@ def _copy_streams(
             )
         except (ValidationError, SignalWireError) as exc:
             # The service masked the URL in its messages; the host alone names the stream.
-            errors.append(f"{stream}: {bulk_message(exc)}")
+            errors.append(f"{stream}: {bulk.refusal_message(exc)}")
             continue
         have.add(stream.url)
         copied += 1
     return copied, errors
-
-
-def bulk_message(exc: Exception) -> str:
-    """Say in one line why SignalWire or the portal refused."""
-    return bulk._message(exc)
 
 
 def promote_one(
@@ -427,7 +422,7 @@ def promote_batch(*, run_id: int, offset: int = 0) -> int | None:
                     if done.stream_errors:
                         entry["message"] = "; ".join(done.stream_errors)
             except (SignalWireError, ValidationError) as exc:
-                message = bulk_message(exc)
+                message = bulk.refusal_message(exc)
                 entry.update(outcome=FAILED, message=message)
                 errors.append(f"{row}: {message}")
                 failures.append({"pk": pk, "name": str(row), "message": message})
