@@ -390,3 +390,40 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
     page = admin_client.get(response["Location"]).content.decode()
     assert 'data-outcome="created"' in page and 'data-outcome="already_same"' in page
     assert "display name, layout" in page
+
+
+# --- in the browser -----------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_from_the_change_page_compare_then_promote_in_the_browser(
+    sandbox, sandbox_b, space_b, live_server, page, screenshot
+):
+    from playwright.sync_api import expect
+
+    from tests.browser_helpers import admin_url, login, make_superuser
+
+    source = services.room_create(
+        data={"name": "townhall", "display_name": "Town hall", "max_members": 40}
+    )
+    _in_b(space_b, "room", name="townhall", display_name="Town hall", max_members=10)
+    make_superuser("boss")
+    login(page, live_server.url, "boss")
+
+    page.goto(admin_url(live_server.url, "rooms_room_change", source.pk))
+    page.get_by_role("link", name="Compare with…").click()
+    page.locator("#id_space").select_option(label="Production")
+    page.get_by_role("button", name="Compare").click()
+
+    expect(page.locator('tr.sw-different[data-field="max_members"]')).to_contain_text("40")
+    expect(page.locator('tr.sw-different[data-field="max_members"]')).to_contain_text("10")
+    expect(page.locator('tr.sw-same[data-field="display_name"]')).to_be_visible()
+    screenshot("compare")
+    page.get_by_role("button", name="Promote to Production").click()
+
+    expect(page.locator(".messagelist .success")).to_contain_text(
+        "“townhall” in Production: updated (max members)"
+    )
+    expect(page.locator('tr.sw-same[data-field="max_members"]')).to_be_visible()
+    assert _remote_by_name(sandbox_b.rooms, "townhall")["max_members"] == 40
