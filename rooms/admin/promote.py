@@ -35,6 +35,8 @@ ALREADY_QUEUED = (
     "This promotion was confirmed already (a second click or a reload of the page), so "
     "nothing more was queued. Its run is listed below."
 )
+# Rows the preview lists one by one; the counts cover every selected row.
+PREVIEW_ROWS = 200
 OUTCOME_TEXT = {
     promote.CREATED: "created",
     promote.UPDATED: "updated",
@@ -258,7 +260,7 @@ def promote_selected(
     return _action_page(
         modeladmin, request, queryset, "admin/rooms/promote/preview.html",
         title=f"Promote {opts.verbose_name_plural} to {space.name}: preview",
-        space=space, preview=preview, counts=counts, copy_streams=copy_streams,
+        space=space, preview=preview[:PREVIEW_ROWS], counts=counts, copy_streams=copy_streams,
         nonce=once.issue(request, purpose), **common,
     )
 
