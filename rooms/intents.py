@@ -50,6 +50,8 @@ def record(
         actor_label=ctx.actor_label,
         correlation_id=ctx.correlation_id,
     )
+    if getattr(row, "space_id", None) is not None:
+        intent.space_id = row.space_id
     with transaction.atomic():
         intent.save()
         if row.pk is not None:
@@ -130,7 +132,8 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
         if intent.object_pk is not None:
             row = locked.filter(pk=intent.object_pk).first()
         else:
-            row = locked.filter(name=intent.name).first()
+            # Names are unique only within a Space: another Space may hold the same name.
+            row = locked.filter(name=intent.name, space_id=intent.space_id).first()
         if row is None and (intent.action == Action.UPDATE or intent.object_pk is not None):
             # An update of a row that is gone has nothing to land; a create that named its
             # row (it was stored with the intent) and finds none was deleted locally since,

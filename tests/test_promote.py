@@ -168,6 +168,7 @@ def test_promote_creates_the_conference_in_the_target_space_audited_in_both_unde
     assert [r for r in sandbox.requests if r["method"] != "GET"] == []
     # Tokens are the target's own: the source's values went nowhere.
     assert source_tokens and not source_tokens & set(target.tokens.values_list("token", flat=True))
+    assert {t.space for t in target.tokens.all()} == {space_b}
     sent = " ".join(str(r) for r in sandbox_b.requests)
     assert not any(t in sent for t in source_tokens)
 
@@ -427,3 +428,38 @@ def test_from_the_change_page_compare_then_promote_in_the_browser(
     )
     expect(page.locator('tr.sw-same[data-field="max_members"]')).to_be_visible()
     assert _remote_by_name(sandbox_b.rooms, "townhall")["max_members"] == 40
+
+
+@pytest.mark.django_db
+def test_a_promotions_create_whose_answer_was_lost_is_replayed_in_the_target_space_only(
+    sandbox, space_b, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rooms import intents
+    from rooms.models import RemoteIntent
+
+    source = services.room_create(data={"name": "lobby", "display_name": "Lobby"})
+    # What a promotion records before it asks the target Space, left behind by a crash.
+    with services.acting(AuditEntry.Source.ADMIN, None):
+        intent = intents.record(
+            kind="room", model=Room, action=RemoteIntent.Action.CREATE,
+            row=Room(name="lobby", space_id=space_b.pk),
+            data={"space_id": space_b.pk, "name": "lobby", "display_name": "Lobby B"},
+        )
+    RemoteIntent.objects.filter(pk=intent.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.SIGNALWIRE_INTENT_GRACE + 60)
+    )
+
+    pk = intents.replay(intent=RemoteIntent.objects.get(pk=intent.pk), model=Room)
+
+    replayed = Room.objects.get(pk=pk)
+    assert (replayed.space, replayed.display_name, replayed.sync_state) == (
+        space_b, "Lobby B", SyncState.PENDING_PUSH
+    )
+    source.refresh_from_db()
+    assert (source.space, source.display_name, source.sync_state) == (
+        environment_space(), "Lobby", SyncState.SYNCED
+    )

@@ -253,7 +253,7 @@ def store_tokens(conference: Conference, answers: list[dict[str, Any]]) -> list[
     for answer in answers:
         values = payloads.token_fields(answer)
         token = existing.pop(values["remote_id"], None) or ConferenceToken(
-            conference=conference
+            conference=conference, space_id=conference.space_id
         )
         changed = [f for f, v in values.items() if getattr(token, f) != v]
         token.last_synced_at = now
