@@ -349,10 +349,12 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
     rows = [
         services.conference_create(data={"name": name, "display_name": name.title(),
                                          "layout": "2x2"})
-        for name in ("alpha", "bravo", "charlie")
+        for name in ("alpha", "bravo", "charlie", "delta")
     ]
     _in_b(space_b, "conference", name="bravo", display_name="Bravo", layout="2x2")
     _in_b(space_b, "conference", name="charlie", display_name="Old", layout="5up")
+    gone = _in_b(space_b, "conference", name="delta", display_name="Delta", layout="5up")
+    Conference.objects.filter(pk=gone.pk).update(sync_state=SyncState.DELETED_REMOTELY)
     changelist = reverse("admin:rooms_conference_changelist")
     sandbox_b.clear_requests()
     selection = {"action": "promote_selected", "_selected_action": [r.pk for r in rows]}
@@ -362,7 +364,7 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
     preview = admin_client.post(changelist, {**selection, "promote_step": "preview",
                                              "space": space_b.pk})
     assert preview.context["counts"] == {
-        "created": 1, "updated": 1, "already_same": 1, "failed": 0, "skipped_same_space": 0
+        "created": 1, "updated": 1, "already_same": 1, "failed": 1, "skipped_same_space": 0
     }
     charlie = next(p for p in preview.context["preview"] if p.row.name == "charlie")
     assert {label for label, _, _ in charlie.fields} == {"display name", "layout"}
@@ -377,9 +379,11 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
     assert again.status_code == 302 and ActionRun.objects.count() == 1
     assert response["Location"] == reverse("admin:rooms_actionrun_change", args=[run.pk])
     assert (run.action, run.space, run.state, run.done) == (
-        ActionRun.Action.PROMOTE, space_b, ActionRun.State.SUCCEEDED, 3
+        ActionRun.Action.PROMOTE, space_b, ActionRun.State.FINISHED_WITH_ERRORS, 4
     )
-    assert run.counts == {"created": 1, "updated": 1, "already_same": 1}
+    assert run.counts == {"created": 1, "updated": 1, "already_same": 1, "failed": 1}
+    assert [f["name"] for f in run.failures] == ["Delta"]
+    assert "deleted in Production" in run.failures[0]["message"]
     for name, title in (("alpha", "Alpha"), ("bravo", "Bravo"), ("charlie", "Charlie")):
         remote = _remote_by_name(sandbox_b.conferences, name)
         assert (remote["display_name"], remote["layout"]) == (title, "2x2")
@@ -390,6 +394,7 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
 
     page = admin_client.get(response["Location"]).content.decode()
     assert 'data-outcome="created"' in page and 'data-outcome="already_same"' in page
+    assert 'data-outcome="failed"' in page
     assert "display name, layout" in page
 
 
