@@ -9,6 +9,8 @@ from django.urls import reverse
 from rooms import services
 from rooms.models import (
     ActionRun,
+    Alert,
+    AlertKind,
     AuditEntry,
     Conference,
     Room,
@@ -17,7 +19,7 @@ from rooms.models import (
     SyncState,
     environment_space,
 )
-from rooms.services import promote, streams
+from rooms.services import alerts, promote, streams
 from rooms.services.common import client_for
 from sandbox import SandboxServer
 from tests.waiting import run_ended
@@ -395,6 +397,11 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
     page = admin_client.get(response["Location"]).content.decode()
     assert 'data-outcome="created"' in page and 'data-outcome="already_same"' in page
     assert 'data-outcome="failed"' in page
+    # A promotion that ended with failures opens an alert pointing at its run.
+    alerts.check_alerts()
+    alert = Alert.objects.get(kind=AlertKind.RUN_FAILURES)
+    assert (alert.subject, alert.count) == ("promote:conference", 1)
+    assert alert.link == response["Location"]
     assert "display name, layout" in page
 
 
