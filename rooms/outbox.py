@@ -24,6 +24,7 @@ PUSH_TASK_PATTERN = "rooms.tasks.push_{kind}"
 DELETE_TASK_PATTERN = "rooms.tasks.delete_{kind}"
 DELETE_REMOTE_TASK = "rooms.tasks.delete_remote"
 ACTION_RUN_TASK = "rooms.tasks.action_run_batch"
+PROMOTE_RUN_TASK = "rooms.tasks.promote_run_batch"
 
 _suppressed: ContextVar[bool] = ContextVar("room_portal_pushes_suppressed", default=False)
 

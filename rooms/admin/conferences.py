@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from rooms import services
 from rooms.admin import once
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
+from rooms.admin.promote import PromoteMixin, promote_selected
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
@@ -123,7 +124,7 @@ class ConferenceTokenInline(admin.TabularInline):
 
 # Both bases name their stylesheets in a Media class; Django's admin media merges them.
 @admin.register(Conference)
-class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
+class ConferenceAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     """Conferences: remote-first edits, tokens inline, SignalWire-first deletes."""
 
     list_display = (
@@ -139,7 +140,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     )
     list_filter = ("sync_state", "size", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
     inlines = (ConferenceTokenInline, StreamInline)
-    actions = (*MirrorAdmin.actions, "refresh_tokens")
+    actions = (*MirrorAdmin.actions, "refresh_tokens", promote_selected)
     never_editable = ("meta",)
     fieldsets_basics = (
         ("Basics", {"fields": ("name", "display_name", "description", "size")}),

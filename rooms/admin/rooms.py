@@ -20,6 +20,7 @@ from rooms import services
 from rooms.admin import once
 from rooms.admin.audit_display import display_value
 from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
+from rooms.admin.promote import PromoteMixin, promote_selected
 from rooms.admin.records import RecordAdminMixin
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
@@ -176,7 +177,7 @@ class MintTokenForm(forms.Form):
 
 # Both bases name their stylesheets in a Media class; Django's admin media merges them.
 @admin.register(Room)
-class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
+class RoomAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
 
     list_display = (
@@ -192,6 +193,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         "mint_link",
     )
     list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
+    actions = (*MirrorAdmin.actions, promote_selected)
     # The API's room requests carry none of these: SignalWire alone sets them.
     never_editable = (
         "fps",

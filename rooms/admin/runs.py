@@ -118,6 +118,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
                 can_restore=can_restore(request, run),
                 restore_url=reverse("admin:rooms_actionrun_restore", args=[run.pk]),
                 recordings_freed=_recordings_freed(run),
+                promoted=_promoted_rows(run),
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -200,6 +201,9 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
     @admin.display(description="fields set")
     def changes_set(self, run: ActionRun) -> str:
         """List the fields a bulk edit sets and their new values."""
+        if run.action == ActionRun.Action.PROMOTE:
+            streams = "with streams" if run.changes.get("copy_streams") else "without streams"
+            return f"Promote to {run.changes.get('space', run.space)}, {streams}"
         if run.action != ActionRun.Action.BULK_EDIT:
             if run.action == ActionRun.Action.RESTORE:
                 return "Each row's values from before the bulk edit"
@@ -256,3 +260,11 @@ def _recordings_freed(run: ActionRun) -> dict | None:
         "cost": freed.cost,
         "retention": run.changes if run.action == ActionRun.Action.RETENTION else None,
     }
+
+
+def _promoted_rows(run: ActionRun) -> list[dict] | None:
+    """Each promoted row's outcome as the worker recorded it (a promotion's run only)."""
+    if run.action != ActionRun.Action.PROMOTE:
+        return None
+    rows: list[dict] = run.changes.get("rows", [])
+    return rows

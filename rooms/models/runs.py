@@ -68,6 +68,7 @@ class ActionRun(models.Model):
         RESTORE = "restore", "Restore to before a bulk edit"
         RETENTION = "retention", "Recording retention"
         SESSION_RETENTION = "session_retention", "Session retention"
+        PROMOTE = "promote", "Promote to another Space"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

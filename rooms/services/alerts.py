@@ -43,7 +43,12 @@ CHECK_TASK = "rooms.tasks.check_alerts"
 DELIVER_TASK = "rooms.tasks.deliver_alert"
 HEARTBEAT_TASK = "rooms.tasks.alert_heartbeat"
 # Runs of these actions that end with failures open an alert.
-WATCHED_RUNS = (ActionRun.Action.BULK_EDIT, ActionRun.Action.DELETE, ActionRun.Action.RETENTION)
+WATCHED_RUNS = (
+    ActionRun.Action.BULK_EDIT,
+    ActionRun.Action.DELETE,
+    ActionRun.Action.RETENTION,
+    ActionRun.Action.PROMOTE,
+)
 # A failing sync kind: its last this many runs failed, or no success for this many intervals.
 SYNC_FAILED_RUNS = 3
 Notice = AlertDelivery.Notice

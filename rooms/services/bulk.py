@@ -42,6 +42,8 @@ DONE_STATES = (
 )
 # Rows SignalWire refused that a run keeps with their message; later ones are only counted.
 FAILURES_KEPT = 500
+# Rows whose own outcome a run keeps for its page (a promotion's); later ones are counted.
+ROWS_KEPT = 1000
 # What a bulk edit may set: the fields of SignalWire's PUT that the model lets staff edit.
 BULK_EDITABLE: dict[type[models.Model], tuple[str, ...]] = {
     model: tuple(f for f in fields if model._meta.get_field(f).editable)
@@ -57,12 +59,12 @@ SKIPPED_DELETED = "skipped_deleted_remotely"
 SKIPPED_CHANGED_SINCE = "skipped_changed_since"
 
 
-def _queue_after_commit(run: ActionRun) -> None:
+def queue_after_commit(run: ActionRun, task: str = outbox.ACTION_RUN_TASK) -> None:
     """Queue a run's first batch once its record commits; record it when the queue is down."""
     run.queued = None
 
     def queue() -> None:
-        run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
+        run.queued = outbox.send(task, run.pk, 0)
         if not run.queued:
             run.state = ActionRun.State.NOT_QUEUED
             run.finished_at = timezone.now()
@@ -94,7 +96,7 @@ def action_run_start(*, action: str, rows: models.QuerySet[Any], actor: Any = No
             total=len(pks),
             pks=pks,
         )
-        _queue_after_commit(run)
+        queue_after_commit(run)
     return run
 
 
@@ -144,11 +146,11 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                     counts[_edit_row(run, row, edits.get(pk, {}), client)] += 1
             except (SignalWireError, ValidationError) as exc:
                 counts[FAILED] += 1
-                message = _message(exc)
+                message = refusal_message(exc)
                 errors.append(f"{row}: {message}")
                 failures.append({"pk": pk, "name": str(row), "message": message})
     next_offset = offset + len(batch)
-    if not _record_progress(
+    if not record_progress(
         run.pk, counts, errors, offset=offset, finished=next_offset >= len(run.pks),
         failures=failures, freed=freed,
     ):
@@ -200,7 +202,7 @@ def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
     raise ValueError(f"unknown action {run.action!r}")
 
 
-def _record_progress(
+def record_progress(
     pk: int,
     counts: Counter[str],
     errors: list[str],
@@ -209,8 +211,13 @@ def _record_progress(
     finished: bool,
     failures: list[dict[str, Any]] | None = None,
     freed: recording_services.Freed | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """Add one batch's outcomes to the run, in one short transaction; False if recorded."""
+    """Add one batch's outcomes to the run, in one short transaction; False if recorded.
+
+    `rows`: each row's own outcome, kept in the run's changes under "rows" (the first
+    ROWS_KEPT of them).
+    """
     with transaction.atomic():
         run = ActionRun.objects.select_for_update().get(pk=pk)
         if run.done != offset:
@@ -226,6 +233,9 @@ def _record_progress(
             run.failures = [*run.failures, *failures][:FAILURES_KEPT]
         if freed is not None:
             run.changes = recording_services.freed_added(run.changes, freed)
+        if rows:
+            kept = list(run.changes.get("rows", []))
+            run.changes = {**run.changes, "rows": [*kept, *rows][:ROWS_KEPT]}
         if finished:
             run.finished_at = timezone.now()
             run.state = (
@@ -368,7 +378,7 @@ def _start(
             changes=dict(changes),
             undoes=undoes,
         )
-        _queue_after_commit(run)
+        queue_after_commit(run)
     # Stored as JSON (datetimes as text); the batches turn them back into field values.
     run.refresh_from_db(fields=["changes"])
     return run
@@ -477,7 +487,7 @@ def _edit_row(run: ActionRun, row: Any, edit: dict[str, Any], client: SignalWire
     return CHANGED
 
 
-def _message(exc: Exception) -> str:
+def refusal_message(exc: Exception) -> str:
     """Say in one line why a row was refused: SignalWire's messages by field."""
     if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
         parts = []
