@@ -21,12 +21,17 @@ from django.utils.html import format_html, format_html_join
 
 from rooms import services
 from rooms.admin import once
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
+from rooms.admin.mirror import (
+    DeletedRemotelyFilter,
+    MirrorAdmin,
+    confirm,
+    interactive_client,
+    sync_badge,
+)
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.services import tokens
-from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
 REVEAL = "rooms.reveal_conferencetoken"
@@ -276,7 +281,8 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                 return HttpResponseRedirect(change_url)
             try:
                 reset = tokens.conference_token_reset(
-                    token=token, actor=request.user, client=build_client(profile="interactive")
+                    token=token, actor=request.user,
+                    client=interactive_client(token.conference.space),
                 )
             except tokens.TokenResetNotApplied:
                 self.message_user(

@@ -35,12 +35,14 @@ from rooms.admin import (
 from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.context import current_mirror_view, mirror_view_state
 from rooms.admin.history import AuditHistoryMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
-from rooms.models import ActionRun, AuditEntry, SyncState
+from rooms.models import ActionRun, AuditEntry, Space, SyncState
 from rooms.services import bulk
+from rooms.services.common import client_for
 from rooms.signalwire import schema
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import SignalWireError
 from rooms.strictjson import StrictJSONField
 
@@ -67,9 +69,9 @@ PUSH_NOT_QUEUED = (
 )
 
 
-def interactive_client() -> SignalWireClient:
-    """The client a web request uses: it waits on SignalWire a few seconds at most."""
-    return build_client(profile="interactive")
+def interactive_client(space: Space | None = None) -> SignalWireClient:
+    """The client a web request uses for a Space: it waits on SignalWire a few seconds at most."""
+    return client_for(space, "interactive")
 
 
 class ColourInput(forms.TextInput):
@@ -239,7 +241,7 @@ def confirm(
     )
 
 
-class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
     """Admin of a mirrored SignalWire object; every write goes through rooms.services."""
 
     form = MirrorForm
@@ -290,7 +292,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Any:
         """Create or update through the service; its errors become form errors."""
-        client = interactive_client()
+        client = interactive_client(data.get("space") or obj.space)
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
                 return self.create_remote(data=data, actor=request.user, client=client)
@@ -385,7 +387,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         """Delete one row remotely first; return "deleted", "pending" or an error text."""
         try:
             with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
-                gone = self.delete_remote(obj, actor=request.user, client=interactive_client())
+                gone = self.delete_remote(
+                    obj, actor=request.user, client=interactive_client(obj.space)
+                )
         except SignalWireError as exc:
             return f"SignalWire refused: {exc}"
         return "deleted" if gone else "pending"

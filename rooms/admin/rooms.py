@@ -19,14 +19,14 @@ from django.utils.text import capfirst
 from rooms import services
 from rooms.admin import once
 from rooms.admin.audit_display import display_value
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
+from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, interactive_client, sync_badge
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import IssuedRoomToken, Room
 from rooms.services import tokens
 from rooms.signalwire import schema
-from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 from rooms.strictjson import StrictJSONField
 
@@ -308,7 +308,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                         room=room,
                         actor=request.user,
                         # A page waits on the answer: the short interactive budget.
-                        client=build_client(profile="interactive"),
+                        client=interactive_client(room.space),
                         **form.mint_arguments(),
                     )
                 except DjangoValidationError as exc:
@@ -347,7 +347,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
 
 @admin.register(IssuedRoomToken)
-class IssuedRoomTokenAdmin(RecordAdminMixin, admin.ModelAdmin):
+class IssuedRoomTokenAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """The record of join tokens staff minted: read-only, never the token itself."""
 
     list_display = ("room_name", "user_name", "role", "issued_by", "issued_at", "expires_at")
