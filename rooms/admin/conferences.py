@@ -192,7 +192,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, colours; then what SignalWire manages."""
-        fieldsets = list(self.fieldsets_basics)
+        fieldsets = [self.space_fieldset, *self.fieldsets_basics]
         if obj is None:
             return fieldsets
         if request.user.has_perm(REVEAL):

@@ -246,7 +246,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, meta; then what SignalWire alone sets."""
-        fieldsets = list(self.fieldsets_basics)
+        fieldsets = [self.space_fieldset, *self.fieldsets_basics]
         if obj is not None:
             fieldsets.append(("Set by SignalWire", {"fields": self.never_editable}))
             fieldsets.extend(self.mirror_fieldsets)

@@ -99,7 +99,7 @@ def _space_column(request: HttpRequest) -> Callable[[Any], str]:
     return space
 
 
-def _one_space_action(func: Callable[..., Any]) -> Callable[..., Any]:
+def one_space_action(func: Callable[..., Any]) -> Callable[..., Any]:
     """Run an action only on rows of one Space: each run belongs to the Space of its rows."""
 
     @wraps(func)
@@ -141,11 +141,11 @@ class SpaceScopedMixin(_ModelAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict:
         """Refuse any action on a selection that spans Spaces."""
-        actions = super().get_actions(request)
+        actions: dict[str, Any] = dict(super().get_actions(request))
         if not has_space(self.model) or self.portal_wide_rows:
             return actions
         return {
-            name: (_one_space_action(func), action_name, description)
+            name: (one_space_action(func), action_name, description)
             for name, (func, action_name, description) in actions.items()
         }
 
@@ -154,6 +154,9 @@ class SpaceScopedMixin(_ModelAdmin):
         related = db_field.related_model
         if related is Space:
             kwargs["queryset"] = Space.objects.visible_to(request.user)
+            mine = visible_spaces(request)
+            if len(mine) == 1:
+                kwargs.setdefault("initial", mine[0].pk)
         elif has_space(related):
             kwargs["queryset"] = narrow(request, related._default_manager.all())
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -350,7 +350,7 @@ def bulk_restore_start(
         actor=actor,
         changes=run.changes,
         undoes=run,
-        space={"space_id": run.space_id},
+        space={"space_id": run.space_id} if run.space_id else None,
     )
 
 
