@@ -14,6 +14,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 
@@ -160,6 +161,37 @@ class SpaceScopedMixin(_ModelAdmin):
         elif has_space(related):
             kwargs["queryset"] = narrow(request, related._default_manager.all())
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _found_or_404(self, request: HttpRequest, object_id: str) -> None:
+        """Answer 404 for a row that is missing or in another Space, before any permission.
+
+        Django checks permissions first, so a read-only record would answer 403 to a POST:
+        the same for every id, yet not the 404 every other page gives such an id.
+        """
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with this id.")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """The change page of a row of the user's Spaces only."""
+        self._found_or_404(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The delete page of a row of the user's Spaces only."""
+        self._found_or_404(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The history page of a row of the user's Spaces only."""
+        self._found_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
@@ -80,6 +81,7 @@ class SpaceAdmin(admin.ModelAdmin):
     """SignalWire Spaces and who may work in each; superusers only."""
 
     form = SpaceForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("name", "space_url", "project_id", "token_source", "state", "from_settings")
     search_fields = ("name", "project_id")
     filter_horizontal = ("staff", "groups")
