@@ -309,7 +309,10 @@ class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Any:
         """Create or update through the service; its errors become form errors."""
-        client = interactive_client(data.get("space") or obj.space)
+        space = data.pop("space", None) or obj.space
+        if obj.pk is None:
+            data["space_id"] = space.pk  # kept as JSON by the create's intent
+        client = interactive_client(space)
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
                 return self.create_remote(data=data, actor=request.user, client=client)

@@ -154,8 +154,8 @@ class SpaceScopedMixin(_ModelAdmin):
         """Offer only the user's Spaces, and only rows of them, in any foreign key."""
         related = db_field.related_model
         if related is Space:
-            kwargs["queryset"] = Space.objects.visible_to(request.user)
             mine = visible_spaces(request)
+            kwargs["queryset"] = Space.objects.filter(pk__in=[space.pk for space in mine])
             if len(mine) == 1:
                 kwargs.setdefault("initial", mine[0].pk)
         elif has_space(related):
