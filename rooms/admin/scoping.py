@@ -9,6 +9,7 @@ simply not found (404, as for a row that does not exist, so its existence is not
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
@@ -26,30 +27,33 @@ if TYPE_CHECKING:
 else:
     _ModelAdmin = object
 
-SPACE_CACHE = "_rooms_spaces"
+# The Spaces each request's user may see, read once per request and gone with it.
+_seen: weakref.WeakKeyDictionary[HttpRequest, tuple[list[Space] | None, list[Space]]] = (
+    weakref.WeakKeyDictionary()
+)
 ACTION_ACROSS_SPACES = (
     "The selected rows belong to more than one Space; nothing was done. Filter the list "
     "by Space and act on one Space at a time."
 )
 
 
+def _spaces(request: HttpRequest) -> tuple[list[Space] | None, list[Space]]:
+    found = _seen.get(request)
+    if found is None:
+        spaces = spaces_of(request.user)
+        found = (spaces, list(Space.objects.all()) if spaces is None else spaces)
+        _seen[request] = found
+    return found
+
+
 def request_spaces(request: HttpRequest) -> list[Space] | None:
     """Return the Spaces the request's user may see (None: every Space), read once a request."""
-    if not hasattr(request, SPACE_CACHE):
-        setattr(request, SPACE_CACHE, spaces_of(request.user))
-    cached: list[Space] | None = getattr(request, SPACE_CACHE)
-    return cached
+    return _spaces(request)[0]
 
 
 def visible_spaces(request: HttpRequest) -> list[Space]:
     """Return the Spaces the request's user may see, as a list."""
-    spaces = request_spaces(request)
-    if spaces is not None:
-        return spaces
-    if not hasattr(request, SPACE_CACHE + "_all"):
-        setattr(request, SPACE_CACHE + "_all", list(Space.objects.all()))
-    every: list[Space] = getattr(request, SPACE_CACHE + "_all")
-    return every
+    return _spaces(request)[1]
 
 
 def sees_several_spaces(request: HttpRequest) -> bool:
