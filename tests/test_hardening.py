@@ -31,6 +31,7 @@ from rooms.models import (
     Recording,
     Room,
     RoomSession,
+    Space,
     Stream,
     SyncRun,
     VideoLog,
@@ -172,6 +173,7 @@ def admin_urls(world) -> dict[str, str]:
         Recording: world["recording"],
         Stream: world["stream"],
         VideoLog: world["log"],
+        Space: Space.objects.get(from_settings=True),
         **world["accounts"],
         **world["alerts"],
     }

@@ -21,13 +21,18 @@ from django.utils.html import format_html, format_html_join
 
 from rooms import services
 from rooms.admin import once
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
+from rooms.admin.mirror import (
+    DeletedRemotelyFilter,
+    MirrorAdmin,
+    confirm,
+    interactive_client,
+    sync_badge,
+)
 from rooms.admin.promote import PromoteMixin, promote_selected
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.services import tokens
-from rooms.services.common import client_for
 from rooms.signalwire.errors import SignalWireError
 
 REVEAL = "rooms.reveal_conferencetoken"
@@ -188,7 +193,7 @@ class ConferenceAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ig
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, colours; then what SignalWire manages."""
-        fieldsets = list(self.fieldsets_basics)
+        fieldsets = [self.space_fieldset, *self.fieldsets_basics]
         if obj is None:
             return fieldsets
         if request.user.has_perm(REVEAL):
@@ -277,9 +282,8 @@ class ConferenceAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ig
                 return HttpResponseRedirect(change_url)
             try:
                 reset = tokens.conference_token_reset(
-                    token=token,
-                    actor=request.user,
-                    client=client_for(token.conference.space, "interactive"),
+                    token=token, actor=request.user,
+                    client=interactive_client(token.conference.space),
                 )
             except tokens.TokenResetNotApplied:
                 self.message_user(

@@ -35,6 +35,7 @@ from rooms.admin import (
 from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.context import current_mirror_view, mirror_view_state
 from rooms.admin.history import AuditHistoryMixin
+from rooms.admin.scoping import SpaceScopedMixin, one_space_action
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, Space, SyncState
@@ -68,8 +69,8 @@ PUSH_NOT_QUEUED = (
 )
 
 
-def interactive_client(space: Space) -> SignalWireClient:
-    """The client a web request uses for a Space: it waits a few seconds at most."""
+def interactive_client(space: Space | None = None) -> SignalWireClient:
+    """The client a web request uses for a Space: it waits on SignalWire a few seconds at most."""
     return client_for(space, "interactive")
 
 
@@ -142,7 +143,22 @@ class MirrorForm(forms.ModelForm):
             if stored and value and value.lower() == stored.lower():
                 cleaned[name] = stored
         check_mirror_form(self, cleaned)
+        self._check_name_free_in_space(cleaned)
         return cleaned
+
+    def _check_name_free_in_space(self, cleaned: dict[str, Any]) -> None:
+        """Say on the name field when the chosen Space already has a row of that name."""
+        space, name = cleaned.get("space"), cleaned.get("name")
+        if "space" not in self.fields or space is None or not name:
+            return
+        model = self._meta.model
+        taken = model._default_manager.filter(space=space, name=name).exclude(pk=self.instance.pk)
+        if taken.exists():
+            self.add_error(
+                "name",
+                f"The Space “{space}” already has a {model._meta.verbose_name} named "
+                f"“{name}”. Names are unique within a Space: pick another name or Space.",
+            )
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]
@@ -240,7 +256,7 @@ def confirm(
     )
 
 
-class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
     """Admin of a mirrored SignalWire object; every write goes through rooms.services."""
 
     form = MirrorForm
@@ -268,7 +284,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         ("Last payload from SignalWire", {"classes": ("collapse",), "fields": ("raw_payload",)}),
     )
     # Fields the API cannot change after creation (name) or at all.
-    fixed_after_create: tuple[str, ...] = ("name",)
+    fixed_after_create: tuple[str, ...] = ("space", "name")
+    # Shown first on the add form (read-only after): the Space the new row is made in.
+    space_fieldset = ("Space", {"fields": ("space",)})
     never_editable: tuple[str, ...] = ()
 
     class Media:
@@ -434,7 +452,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         actions = super().get_actions(request)
         if "delete_selected" in actions:
             actions["delete_selected"] = (
-                delete_selected,  # type: ignore[assignment]
+                one_space_action(delete_selected),
                 "delete_selected",
                 getattr(django_delete_selected, "short_description", "Delete selected"),
             )

@@ -19,14 +19,14 @@ from django.utils.text import capfirst
 from rooms import services
 from rooms.admin import once
 from rooms.admin.audit_display import display_value
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
+from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, interactive_client, sync_badge
 from rooms.admin.promote import PromoteMixin, promote_selected
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import IssuedRoomToken, Room
 from rooms.services import tokens
-from rooms.services.common import client_for
 from rooms.signalwire import schema
 from rooms.signalwire.errors import SignalWireError
 from rooms.strictjson import StrictJSONField
@@ -248,7 +248,7 @@ class RoomAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[m
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, meta; then what SignalWire alone sets."""
-        fieldsets = list(self.fieldsets_basics)
+        fieldsets = [self.space_fieldset, *self.fieldsets_basics]
         if obj is not None:
             fieldsets.append(("Set by SignalWire", {"fields": self.never_editable}))
             fieldsets.extend(self.mirror_fieldsets)
@@ -310,7 +310,7 @@ class RoomAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[m
                         room=room,
                         actor=request.user,
                         # A page waits on the answer: the short interactive budget.
-                        client=client_for(room.space, "interactive"),
+                        client=interactive_client(room.space),
                         **form.mint_arguments(),
                     )
                 except DjangoValidationError as exc:
@@ -349,7 +349,7 @@ class RoomAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[m
 
 
 @admin.register(IssuedRoomToken)
-class IssuedRoomTokenAdmin(RecordAdminMixin, admin.ModelAdmin):
+class IssuedRoomTokenAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """The record of join tokens staff minted: read-only, never the token itself."""
 
     list_display = ("room_name", "user_name", "role", "issued_by", "issued_at", "expires_at")

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from rooms.admin import once
 from rooms.admin.audit_display import changelog_url
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import ActionRun
 from rooms.services import bulk
 
@@ -37,7 +38,7 @@ def can_restore(request: HttpRequest, run: ActionRun) -> bool:
 
 
 @admin.register(ActionRun)
-class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
+class ActionRunAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """List admin action runs: who asked for what, how far the worker got, what happened."""
 
     change_form_template = "admin/rooms/actionrun/change_form.html"
@@ -126,7 +127,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         """Answer how far a run got, for the progress bar (no keys, no values, no secrets)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(ActionRun.objects.defer("pks"), pk=run_id)
+        run = get_object_or_404(self.get_queryset(request), pk=run_id)
         return JsonResponse(
             {
                 "state": run.state,
@@ -139,7 +140,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
 
     def restore_view(self, request: HttpRequest, run_id: int) -> HttpResponse:
         """Ask before undoing a bulk edit; once confirmed, queue the restore and show it."""
-        run = get_object_or_404(ActionRun, pk=run_id)
+        run = get_object_or_404(self.get_queryset(request).defer(None), pk=run_id)
         if not self.has_view_permission(request, run) or not can_restore(request, run):
             raise PermissionDenied
         page = reverse("admin:rooms_actionrun_change", args=[run.pk])

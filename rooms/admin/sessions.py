@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from rooms.admin.activity_lists import NAME_SEARCH_HELP, search_by_room_name
 from rooms.admin.paging import CappedCountPaginator, IndexedValuesFilter, with_probed_dates
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import Recording, RoomSession, SessionMember
 from rooms.models.sessions import LIVE
 from rooms.services.common import client_for
@@ -178,7 +179,7 @@ class MemberInline(admin.TabularInline):
 
 
 @admin.register(RoomSession)
-class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
+class RoomSessionAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """Sessions across rooms: filter by room, date and status; a page per session."""
 
     list_display = (

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from pygal.style import Style  # type: ignore[import-untyped]
 
+from rooms.admin.scoping import request_spaces
 from rooms.models import RoomSession
 from rooms.selectors import usage
 
@@ -70,8 +71,8 @@ def usage_view(model_admin: admin.ModelAdmin) -> Any:
         """Show the charts and the same figures as tables."""
         _check(request)
         days = _days(request)
-        by_day = usage.usage_by_day(days=days)
-        by_room = usage.usage_by_room(days=days)
+        by_day = usage.usage_by_day(days=days, spaces=request_spaces(request))
+        by_room = usage.usage_by_room(days=days, spaces=request_spaces(request))
         context = {
             **model_admin.admin_site.each_context(request),
             "opts": RoomSession._meta,
@@ -109,8 +110,8 @@ def usage_csv_view(request: HttpRequest) -> HttpResponse:
         ]
     )
     for kind, rows in (
-        ("day", usage.usage_by_day(days=days)),
-        ("room", usage.usage_by_room(days=days, limit=None)),
+        ("day", usage.usage_by_day(days=days, spaces=request_spaces(request))),
+        ("room", usage.usage_by_room(days=days, limit=None, spaces=request_spaces(request))),
     ):
         for row in rows:
             cells = [kind, row.label, row.sessions, row.minutes, row.cost, *_billed(row)]
@@ -148,13 +149,13 @@ def usage_chart_view(request: HttpRequest, chart: str) -> HttpResponse:
     days = _days(request)
     title, field = CHARTS[chart]
     if chart == "rooms":
-        rows = usage.usage_by_room(days=days)
+        rows = usage.usage_by_room(days=days, spaces=request_spaces(request))
         drawing = pygal.HorizontalBar(**_options(title))
         for row in reversed(rows):
             drawing.add(row.label, [float(row.minutes)])
         drawing.show_legend = True
     else:
-        rows = usage.usage_by_day(days=days)
+        rows = usage.usage_by_day(days=days, spaces=request_spaces(request))
         drawing = (
             pygal.Bar(**_options(title))
             if chart == "sessions"

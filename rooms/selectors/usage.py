@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rooms.models import UsageDay
+from rooms.selectors.spaces import Spaces, in_spaces
 
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
@@ -83,10 +84,11 @@ def _usage(label: str, row: dict[str, Any]) -> Usage:
     )
 
 
-def usage_by_day(*, days: int, today: date | None = None) -> list[Usage]:
+def usage_by_day(*, days: int, today: date | None = None, spaces: Spaces = None) -> list[Usage]:
     """Every day of the period, oldest first, days without sessions included as zeros."""
     first = period_first_day(days=days, today=today)
-    rows = UsageDay.objects.filter(day__gte=first).order_by().values("day").annotate(**_totals())
+    days_of = in_spaces(UsageDay.objects.filter(day__gte=first), spaces)
+    rows = days_of.order_by().values("day").annotate(**_totals())
     found: dict[date, dict[str, Any]] = {row["day"]: row for row in cast(Any, rows)}
     empty = {"n": 0, "seconds": 0, "cost": ZERO, "billed": ZERO, "logs": 0}
     result = []
@@ -97,12 +99,12 @@ def usage_by_day(*, days: int, today: date | None = None) -> list[Usage]:
 
 
 def usage_by_room(
-    *, days: int, today: date | None = None, limit: int | None = TOP_ROOMS
+    *, days: int, today: date | None = None, limit: int | None = TOP_ROOMS, spaces: Spaces = None
 ) -> list[Usage]:
     """The rooms with the most member minutes in the period, most first."""
     first = period_first_day(days=days, today=today)
     rows: Any = (
-        UsageDay.objects.filter(day__gte=first)
+        in_spaces(UsageDay.objects.filter(day__gte=first), spaces)
         .order_by()
         .values("room_name")
         .annotate(**_totals())

@@ -95,6 +95,7 @@ def action_run_start(*, action: str, rows: models.QuerySet[Any], actor: Any = No
             requested_by=user,
             total=len(pks),
             pks=pks,
+            **_space_of(rows),
         )
         queue_after_commit(run)
     return run
@@ -304,6 +305,12 @@ def bulk_edit_clean(*, model: type[models.Model], changes: Mapping[str, Any]) ->
     return cleaned
 
 
+def _space_of(rows: models.QuerySet[Any]) -> dict[str, int]:
+    """The run's Space: the one its rows belong to (rows of several: the environment's)."""
+    found = list(rows.order_by().values_list("space_id", flat=True).distinct()[:2])
+    return {"space_id": found[0]} if len(found) == 1 else {}
+
+
 def bulk_edit_start(
     *,
     model: type[models.Model],
@@ -323,6 +330,7 @@ def bulk_edit_start(
         pks=sorted(set(pks)),
         actor=actor,
         changes=cleaned,
+        space=_space_of(model._default_manager.filter(pk__in=pks)),
     )
 
 
@@ -354,6 +362,7 @@ def bulk_restore_start(
         actor=actor,
         changes=run.changes,
         undoes=run,
+        space={"space_id": run.space_id} if run.space_id else None,
     )
 
 
@@ -365,6 +374,7 @@ def _start(
     actor: Any,
     changes: Mapping[str, Any],
     undoes: ActionRun | None = None,
+    space: dict[str, int] | None = None,
 ) -> ActionRun:
     """Record a bulk edit or restore run and queue its first batch once committed."""
     user = actor if getattr(actor, "is_authenticated", False) else None
@@ -377,6 +387,7 @@ def _start(
             pks=pks,
             changes=dict(changes),
             undoes=undoes,
+            **(space or {}),
         )
         queue_after_commit(run)
     # Stored as JSON (datetimes as text); the batches turn them back into field values.
