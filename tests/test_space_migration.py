@@ -66,6 +66,10 @@ def test_upgrading_attaches_every_existing_row_to_the_environments_space(old_app
         content_type=user_type, object_pk="1", object_repr="ann", action=1
     )
 
+    User = get("auth", "User")
+    staff = User.objects.create(username="ops", is_staff=True)
+    User.objects.create(username="visitor", is_staff=False)
+
     new_apps = _migrate(AFTER)
 
     spaces = list(new_apps.get_model("rooms", "Space").objects.all())
@@ -83,6 +87,9 @@ def test_upgrading_attaches_every_existing_row_to_the_environments_space(old_app
     assert audit.get(pk=about_room.pk).space_id == first
     # Staff accounts belong to no Space.
     assert audit.get(pk=about_user.pk).space_id is None
+    # Existing staff keep the Space they worked in; others get nothing.
+    granted = new_apps.get_model("rooms", "Space").objects.get().staff.all()
+    assert [user.pk for user in granted] == [staff.pk]
     # What staff typed is kept as it was.
     assert new_apps.get_model("rooms", "ConferenceToken").objects.get().token == "secret-value"
 

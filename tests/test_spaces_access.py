@@ -408,3 +408,19 @@ def test_rotate_space_tokens_re_encrypts_with_the_newest_key(db, settings):
     settings.SPACE_TOKEN_KEYS = [new]
     space.refresh_from_db()
     assert space.credentials().api_token == "rotate-me"
+
+
+def test_a_space_must_be_reached_over_https_and_a_bare_host_means_https(admin_client):
+    plain = admin_client.post(reverse("admin:rooms_space_add"), {
+        "name": "Plain", "space_url": "http://plain.signalwire.com",
+        "project_id": "p", "api_token": "t-1", "token_env": "",
+    })
+    assert plain.status_code == 200
+    assert "Use https://" in str(plain.context["adminform"].form.errors["space_url"])
+    assert not Space.objects.filter(name="Plain").exists()
+    bare = admin_client.post(reverse("admin:rooms_space_add"), {
+        "name": "Bare", "space_url": "bare.signalwire.com",
+        "project_id": "p", "api_token": "t-2", "token_env": "",
+    })
+    assert bare.status_code == 302
+    assert Space.objects.get(name="Bare").space_url == "https://bare.signalwire.com"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin
@@ -11,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from rooms.models import Space
+from rooms.models.spaces import LOOPBACK_HOSTS
 from rooms.signalwire.client import settings_credentials
 
 TOKEN_HELP = (
@@ -26,6 +28,12 @@ ENVIRONMENT_SOURCE = (
 
 class SpaceForm(forms.ModelForm):
     """A Space's settings; the API token is taken in, encrypted, and never rendered back."""
+
+    space_url = forms.URLField(
+        label="Space URL", max_length=200, assume_scheme="https",
+        help_text="https://example.signalwire.com (HTTPS; plain HTTP only on loopback).",
+    )
+    project_id = forms.CharField(label="project ID", max_length=100)
 
     api_token = forms.CharField(
         label="API token",
@@ -51,6 +59,14 @@ class SpaceForm(forms.ModelForm):
             self.add_error("api_token", "Give the API token, or name a variable holding it.")
         if variable and not variable.replace("_", "").isalnum():
             self.add_error("token_env", "Name an environment variable: letters, digits and _.")
+        url = cleaned.get("space_url")
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
+                self.add_error(
+                    "space_url", "Use https://: the API token is sent only over HTTPS "
+                    "(plain HTTP only to a loopback address such as the sandbox)."
+                )
         return cleaned
 
     def save(self, commit: bool = True) -> Space:

@@ -39,6 +39,10 @@ def attach_rows_to_the_environment_space(apps, schema_editor):
     )
     for name in MIRRORED:
         apps.get_model("rooms", name).objects.filter(space__isnull=True).update(space=space)
+    # Staff keep what they saw: each is granted the first Space, so adding a second Space
+    # later takes nothing away from them.
+    User = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
+    space.staff.add(*User.objects.filter(is_staff=True, is_superuser=False))
     AuditEntry = apps.get_model("rooms", "AuditEntry")
     ContentType = apps.get_model("contenttypes", "ContentType")
     mirrored_types = ContentType.objects.filter(app_label="rooms", model__in=MIRRORED)
@@ -140,6 +144,16 @@ class Migration(migrations.Migration):
             model_name='auditentry',
             name='space',
             field=models.ForeignKey(blank=True, db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='rooms.space'),
+        ),
+        migrations.AddField(
+            model_name='space',
+            name='groups',
+            field=models.ManyToManyField(blank=True, help_text='Groups whose staff may see and act in this Space.', related_name='signalwire_spaces', to='auth.group'),
+        ),
+        migrations.AddField(
+            model_name='space',
+            name='staff',
+            field=models.ManyToManyField(blank=True, help_text='Staff who may see and act in this Space (superusers always may).', related_name='signalwire_spaces', to=settings.AUTH_USER_MODEL),
         ),
         migrations.RunPython(attach_rows_to_the_environment_space, migrations.RunPython.noop),
         migrations.AlterField(
@@ -260,16 +274,6 @@ class Migration(migrations.Migration):
             model_name='videolog',
             name='remote_id',
             field=models.CharField(max_length=64, verbose_name='SignalWire ID'),
-        ),
-        migrations.AddField(
-            model_name='space',
-            name='groups',
-            field=models.ManyToManyField(blank=True, help_text='Groups whose staff may see and act in this Space.', related_name='signalwire_spaces', to='auth.group'),
-        ),
-        migrations.AddField(
-            model_name='space',
-            name='staff',
-            field=models.ManyToManyField(blank=True, help_text='Staff who may see and act in this Space (superusers always may).', related_name='signalwire_spaces', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
             model_name='alert',
