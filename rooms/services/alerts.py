@@ -158,7 +158,7 @@ class SpaceNames:
         """The changelist link, narrowed to the Space when the portal has several."""
         if len(self.names) < 2 or "?" not in link:
             return link
-        return f"{link}&space__id__exact={space_id}"
+        return f"{link}&space={space_id}"
 
 
 def _push_failed(now: datetime) -> list[Condition]:
