@@ -316,24 +316,31 @@ def test_a_superuser_action_on_rows_of_two_spaces_is_refused(two_spaces, admin_c
     assert not ActionRun.objects.filter(action=ActionRun.Action.PUSH).exists()
 
 
-def test_the_add_form_offers_only_the_users_spaces_and_names_a_taken_name(two_spaces, client):
-    client.force_login(two_spaces["clerk"])
+def test_the_add_form_asks_for_a_space_only_among_several_and_names_a_taken_name(
+    two_spaces, client, sandbox, form_post_data
+):
+    clerk = two_spaces["clerk"]
+    client.force_login(clerk)
     add = reverse("admin:rooms_conference_add")
-    page = client.get(add)
-    field = page.context["adminform"].form.fields["space"]
-    assert list(field.queryset) == [two_spaces["spaces"]["alpha"]]
-    assert page.context["adminform"].form["space"].value() == two_spaces["spaces"]["alpha"].pk
-    taken = client.post(add, {
-        "space": two_spaces["spaces"]["alpha"].pk, "name": "alpha-board", "display_name": "x",
-    })
+    # One Space: nothing to choose, new rows go to it.
+    blank = client.get(add)
+    assert "space" not in blank.context["adminform"].form.fields
+    taken = client.post(add, form_post_data(blank, name="alpha-board", display_name="x"))
     assert taken.status_code == 200
     assert "The Space “Space Alpha” already has a conference named “alpha-board”" in (
         taken.content.decode()
     )
-    elsewhere = client.post(add, {
-        "space": two_spaces["spaces"]["bravo"].pk, "name": "new-one", "display_name": "x",
-    })
-    assert "space" in elsewhere.context["adminform"].form.errors
+    # Several: the field offers the user's Spaces only.
+    two_spaces["spaces"]["bravo"].staff.add(clerk)
+    page = client.get(add)
+    field = page.context["adminform"].form.fields["space"]
+    assert set(field.queryset) == {two_spaces["spaces"]["alpha"], two_spaces["spaces"]["bravo"]}
+    two_spaces["spaces"]["bravo"].staff.remove(clerk)
+    elsewhere = client.post(add, form_post_data(
+        blank, space=two_spaces["spaces"]["bravo"].pk, name="new-one", display_name="x"
+    ))
+    assert elsewhere.status_code == 302, elsewhere.context["adminform"].form.errors
+    assert Conference.objects.get(name="new-one").space == two_spaces["spaces"]["alpha"]
     change = client.get(reverse("admin:rooms_conference_change", args=[
         two_spaces["rows"]["alpha"]["conference"].pk
     ]))

@@ -193,7 +193,7 @@ class ConferenceAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ig
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, colours; then what SignalWire manages."""
-        fieldsets = [self.space_fieldset, *self.fieldsets_basics]
+        fieldsets = [*self.space_fieldsets(request), *self.fieldsets_basics]
         if obj is None:
             return fieldsets
         if request.user.has_perm(REVEAL):

@@ -35,7 +35,12 @@ from rooms.admin import (
 from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.context import current_mirror_view, mirror_view_state
 from rooms.admin.history import AuditHistoryMixin
-from rooms.admin.scoping import SpaceScopedMixin, one_space_action
+from rooms.admin.scoping import (
+    SpaceScopedMixin,
+    one_space_action,
+    sees_several_spaces,
+    visible_spaces,
+)
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, Space, SyncState
@@ -147,9 +152,13 @@ class MirrorForm(forms.ModelForm):
         return cleaned
 
     def _check_name_free_in_space(self, cleaned: dict[str, Any]) -> None:
-        """Say on the name field when the chosen Space already has a row of that name."""
-        space, name = cleaned.get("space"), cleaned.get("name")
-        if "space" not in self.fields or space is None or not name:
+        """Say on the name field when the row's Space already has a row of that name."""
+        name = cleaned.get("name")
+        if self.instance.pk:
+            space = self.instance.space
+        else:
+            space = cleaned.get("space") or getattr(self, "only_space", None)
+        if space is None or not name:
             return
         model = self._meta.model
         taken = model._default_manager.filter(space=space, name=name).exclude(pk=self.instance.pk)
@@ -309,6 +318,10 @@ class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Any:
         """Create or update through the service; its errors become form errors."""
+        if obj.pk is None and not data.get("space"):
+            only = self.only_space(request)
+            if only is not None:
+                data["space"] = only
         client = interactive_client(data.get("space") or obj.space)
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
@@ -370,7 +383,19 @@ class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
             }
         )
         form = super().get_form(request, obj, change, **kwargs)
-        return type(form.__name__, (form,), {"request": request, "model_admin": self})
+        return type(
+            form.__name__, (form,),
+            {"request": request, "model_admin": self, "only_space": self.only_space(request)},
+        )
+
+    def only_space(self, request: HttpRequest) -> Space | None:
+        """The one Space the user works in (new rows go there unasked), else None."""
+        mine = visible_spaces(request)
+        return mine[0] if len(mine) == 1 else None
+
+    def space_fieldsets(self, request: HttpRequest) -> list[Any]:
+        """The Space fieldset, shown only to whoever sees more than one Space."""
+        return [self.space_fieldset] if sees_several_spaces(request) else []
 
     def _create_formsets(self, request: HttpRequest, obj: Any, change: bool) -> Any:
         formsets, inline_instances = super()._create_formsets(  # type: ignore[misc]

@@ -15,7 +15,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -152,9 +158,9 @@ class PromoteMixin:
 
     def promote_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Promote the row to the Space the form names, once per form."""
+        row = self._visible_row(request, object_id)  # 404 first: another Space's id
         if request.method != "POST":
-            return HttpResponseRedirect(self._compare_url(self._visible_row(request, object_id)))
-        row = self._visible_row(request, object_id)
+            return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request, row):  # type: ignore[attr-defined]
             raise PermissionDenied
         space = self._target(request, row, request.POST.get("space"))

@@ -248,7 +248,7 @@ class RoomAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[m
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, meta; then what SignalWire alone sets."""
-        fieldsets = [self.space_fieldset, *self.fieldsets_basics]
+        fieldsets = [*self.space_fieldsets(request), *self.fieldsets_basics]
         if obj is not None:
             fieldsets.append(("Set by SignalWire", {"fields": self.never_editable}))
             fieldsets.extend(self.mirror_fieldsets)
