@@ -1,9 +1,11 @@
-"""Usage figures per day and per room, read from the daily rollup (UsageDay).
+"""Usage figures per day and per room, read from the usage rollup.
 
 Minutes are member minutes (the time every member spent in a session, which is what
 SignalWire bills); the estimate is what SignalWire reported per session, the billed cost
-what its video logs charged. Days are UTC days. Each figure is one grouped query over the
-rollup, whose size grows with days and rooms, never with sessions.
+what its video logs charged. Days are UTC days. Per day reads one row a day (UsageDayTotal);
+per room reads one row per month and room (UsageMonth) for the whole months of the period
+and the day rows (UsageDay) of the month it starts in, so a year costs about a dozen rows
+per room, never a row per session or per day and room.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from django.db.models import F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db import connections
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from rooms.models import UsageDay
+from rooms.models import UsageDay, UsageDayTotal, UsageMonth
+from rooms.models.usage import month_of, next_month
 
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
@@ -67,51 +70,67 @@ def period_first_day(*, days: int, today: date | None = None) -> date:
     return (today or utc_today()) - timedelta(days=days - 1)
 
 
-def _totals() -> dict[str, Any]:
-    return {
-        "n": Coalesce(Sum("sessions"), 0),
-        "seconds": Coalesce(Sum("member_seconds"), 0),
-        "cost": Coalesce(Sum("estimated_cost"), ZERO),
-        "billed": Coalesce(Sum("billed_cost"), ZERO),
-        "logs": Coalesce(Sum("logs"), 0),
-    }
+FIGURES = ("sessions", "member_seconds", "estimated_cost", "billed_cost", "logs")
 
 
-def _usage(label: str, row: dict[str, Any]) -> Usage:
-    return Usage(
-        label, row["n"], row["seconds"], _cents(row["cost"]), _cents(row["billed"]), row["logs"]
-    )
+def _usage(label: str, row: Any) -> Usage:
+    """A row of figures, in FIGURES' order."""
+    n, seconds, cost, billed, logs = row
+    return Usage(label, int(n), int(seconds), _cents(cost), _cents(billed), int(logs))
 
 
 def usage_by_day(*, days: int, today: date | None = None) -> list[Usage]:
     """Every day of the period, oldest first, days without sessions included as zeros."""
     first = period_first_day(days=days, today=today)
-    rows = UsageDay.objects.filter(day__gte=first).order_by().values("day").annotate(**_totals())
-    found: dict[date, dict[str, Any]] = {row["day"]: row for row in cast(Any, rows)}
-    empty = {"n": 0, "seconds": 0, "cost": ZERO, "billed": ZERO, "logs": 0}
-    result = []
-    for offset in range(days):
-        day = first + timedelta(days=offset)
-        result.append(_usage(day.isoformat(), found.get(day, empty)))
-    return result
+    rows = UsageDayTotal.objects.filter(
+        day__gte=first, day__lt=first + timedelta(days=days)
+    ).values_list("day", *FIGURES)
+    found = {row[0]: row[1:] for row in rows}
+    empty = (0, 0, ZERO, ZERO, 0)
+    return [
+        _usage(day.isoformat(), found.get(day, empty))
+        for day in (first + timedelta(days=offset) for offset in range(days))
+    ]
 
 
 def usage_by_room(
     *, days: int, today: date | None = None, limit: int | None = TOP_ROOMS
 ) -> list[Usage]:
-    """The rooms with the most member minutes in the period, most first."""
+    """The rooms with the most member minutes in the period (and any later day), most first."""
     first = period_first_day(days=days, today=today)
-    rows: Any = (
-        UsageDay.objects.filter(day__gte=first)
-        .order_by()
-        .values("room_name")
-        .annotate(**_totals())
-        .filter(Q(n__gt=0) | Q(logs__gt=0))
-        .order_by(F("seconds").desc(), "room_name")
+    month, after = month_of(first), next_month(month_of(first))
+    if first == month:
+        parts = [_figures(UsageMonth.objects.filter(month__gte=month))]
+    elif (first - month).days < (after - first).days:
+        # Fewer days of that month before the period than in it: its month rows, less those.
+        before = UsageDay.objects.filter(day__gte=month, day__lt=first)
+        parts = [_figures(UsageMonth.objects.filter(month__gte=month)), _figures(before, -1)]
+    else:
+        within = UsageDay.objects.filter(day__gte=first, day__lt=after)
+        parts = [_figures(UsageMonth.objects.filter(month__gte=after)), _figures(within)]
+    both = parts[0].union(*parts[1:], all=True)
+    inner, params = both.query.get_compiler(both.db).as_sql()
+    # Django cannot group a union, so the sum over its parts is written out: the database
+    # orders it (ties by name in its own collation, as before) and keeps the top rows.
+    sums = ", ".join(f"SUM({name})" for name in FIGURES)
+    sql = (
+        f"SELECT room_name, {sums} FROM ({inner}) figures GROUP BY room_name "
+        "HAVING SUM(sessions) > 0 OR SUM(logs) > 0 ORDER BY 3 DESC, room_name"
     )
     if limit is not None:
-        rows = rows[:limit]
-    return [_usage(row["room_name"], row) for row in cast(list[dict[str, Any]], list(rows))]
+        sql += " LIMIT %s"
+        params = (*params, limit)
+    with connections[both.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [_usage(row[0], row[1:]) for row in cursor.fetchall()]
+
+
+def _figures(rows: QuerySet[Any], sign: int = 1) -> QuerySet[Any]:
+    """The room name and FIGURES of some rollup rows (negated for -1), for a union."""
+    if sign == 1:
+        return rows.order_by().values_list("room_name", *FIGURES)
+    negated = {f"minus_{name}": -F(name) for name in FIGURES}
+    return rows.order_by().annotate(**negated).values_list("room_name", *negated)
 
 
 def _cents(value: Decimal | float | int) -> Decimal:

@@ -1,9 +1,12 @@
-"""Keep the daily usage rollup (UsageDay) in step with the mirrored sessions and video logs.
+"""Keep the usage rollup in step with the mirrored sessions and video logs.
 
-The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (day, room name)
-keys a written batch touched, inside the batch's transaction: one grouped query over just
-those keys (by the room name and time indexes) and one upsert, whatever the page size.
-`rebuild_usage` recomputes whole days from the mirrored rows, a batch of days at a time.
+The rollup has three levels: UsageDay (per day and room name, summed from the mirrored
+rows), UsageDayTotal (per day) and UsageMonth (per month and room name), both summed from
+UsageDay. The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (day,
+room name) keys a written batch touched, inside the batch's transaction: per level one
+grouped query over just those keys (by the room name and time indexes) and one upsert,
+whatever the page size. `rebuild_usage` recomputes whole days from the mirrored rows, a
+batch of days at a time, then both totals levels a month at a time.
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ from typing import Any, cast
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 
-from rooms.models import RoomSession, UsageDay, VideoLog
+from rooms.models import RoomSession, UsageDay, UsageDayTotal, UsageMonth, VideoLog
+from rooms.models.usage import month_of, next_month
 
 Key = tuple[date, str]
 ZERO = Decimal("0")
 CENT = Decimal("0.0001")
 SESSION_FIGURES = ("sessions", "member_seconds", "estimated_cost", "conference", "room")
 BILLED_FIGURES = ("logs", "billed_cost")
+# The same figures in the totals levels (which know no conference or room).
+SESSION_TOTALS = ("sessions", "member_seconds", "estimated_cost")
+BILLED_TOTALS = BILLED_FIGURES
+MONEY = ("estimated_cost", "billed_cost")
 # PostgreSQL advisory locks: one writer at a time recomputes each kind of figure, so a
 # recompute always sees the rows every earlier one wrote (SQLite's IMMEDIATE
 # transactions already serialise writers).
@@ -146,6 +154,7 @@ def refresh_session_usage(keys: Iterable[Key | None]) -> None:
         RoomSession.objects.filter(room_name__in=names, start_time__gte=start, start_time__lt=end)
     )
     _upsert([_session_row(key, groups.get(key)) for key in sorted(wanted)], SESSION_FIGURES)
+    _recount_totals(wanted, SESSION_TOTALS)
 
 
 def refresh_billed_usage(keys: Iterable[Key | None]) -> None:
@@ -157,6 +166,91 @@ def refresh_billed_usage(keys: Iterable[Key | None]) -> None:
     names, start, end = _span(wanted)
     groups = _log_groups(_logs_between(names, start, end))
     _upsert([_billed_row(key, groups.get(key)) for key in sorted(wanted)], BILLED_FIGURES)
+    _recount_totals(wanted, BILLED_TOTALS)
+
+
+def _sums(figures: tuple[str, ...]) -> dict[str, Any]:
+    return {f"sum_{name}": Sum(name) for name in figures}
+
+
+def _summed(row: dict[str, Any] | None, figures: tuple[str, ...]) -> dict[str, Any]:
+    """The figures of a grouped row of UsageDay (zeros for none)."""
+    row = row or {}
+    return {
+        name: _money(row.get(f"sum_{name}")) if name in MONEY else int(row.get(f"sum_{name}") or 0)
+        for name in figures
+    }
+
+
+def _recount_totals(keys: set[Key], figures: tuple[str, ...]) -> None:
+    """Recount these figures of the day totals and month totals the keys fall in."""
+    days = {day for day, _ in keys}
+    by_day = (
+        UsageDay.objects.filter(day__in=days).order_by().values("day").annotate(**_sums(figures))
+    )
+    found = {row["day"]: row for row in cast(Any, by_day)}
+    UsageDayTotal.objects.bulk_create(
+        [UsageDayTotal(day=day, **_summed(found.get(day), figures)) for day in sorted(days)],
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["day"],
+        update_fields=[*figures, "updated_at"],
+    )
+    months = {(month_of(day), name) for day, name in keys}
+    first, last = min(m for m, _ in months), max(m for m, _ in months)
+    by_month = (
+        UsageDay.objects.filter(
+            room_name__in={name for _, name in months}, day__gte=first, day__lt=next_month(last)
+        )
+        .annotate(month=TruncMonth("day"))
+        .order_by()
+        .values("month", "room_name")
+        .annotate(**_sums(figures))
+    )
+    found = {(row["month"], row["room_name"]): row for row in cast(Any, by_month)}
+    UsageMonth.objects.bulk_create(
+        [
+            UsageMonth(month=month, room_name=name, **_summed(found.get((month, name)), figures))
+            for month, name in sorted(months)
+        ],
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=["month", "room_name"],
+        update_fields=[*figures, "updated_at"],
+    )
+
+
+def _rebuild_totals_of_month(month: date) -> None:
+    """Write a month's day totals and month totals afresh from its UsageDay rows."""
+    figures = (*SESSION_TOTALS, *BILLED_TOTALS)
+    days = UsageDay.objects.filter(day__gte=month, day__lt=next_month(month)).order_by()
+    by_day = days.values("day").annotate(**_sums(figures))
+    by_room = days.values("room_name").annotate(**_sums(figures))
+    UsageDayTotal.objects.filter(day__gte=month, day__lt=next_month(month)).delete()
+    UsageMonth.objects.filter(month=month).delete()
+    totals = [UsageDayTotal(day=row["day"], **_summed(row, figures)) for row in cast(Any, by_day)]
+    rooms = [
+        UsageMonth(month=month, room_name=row["room_name"], **_summed(row, figures))
+        for row in cast(Any, by_room)
+    ]
+    UsageDayTotal.objects.bulk_create([t for t in totals if t.sessions or t.logs], batch_size=500)
+    UsageMonth.objects.bulk_create([r for r in rooms if r.sessions or r.logs], batch_size=500)
+
+
+def _rollup_months() -> Iterator[date]:
+    """Every month from the first any level of the rollup holds to the last."""
+    bounds = [
+        UsageDay.objects.aggregate(a=Min("day"), b=Max("day")),
+        UsageDayTotal.objects.aggregate(a=Min("day"), b=Max("day")),
+        UsageMonth.objects.aggregate(a=Min("month"), b=Max("month")),
+    ]
+    firsts = [b["a"] for b in bounds if b["a"] is not None]
+    if not firsts:
+        return
+    month, last = month_of(min(firsts)), month_of(max(b["b"] for b in bounds if b["b"]))
+    while month <= last:
+        yield month
+        month = next_month(month)
 
 
 @dataclass
@@ -167,6 +261,7 @@ class RebuildResult:
     session_days: int = 0
     billed_days: int = 0
     rows: int = 0
+    months: int = 0
     kept_before: date | None = None
     days: list[date] = field(default_factory=list)
 
@@ -183,9 +278,21 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
 
     Only days that still have mirrored rows are rewritten (session figures where sessions
     remain, billed figures where logs remain), and none before `keep_before`: days whose
-    sessions retention removed keep the figures the rollup has for them.
+    sessions retention removed keep the figures the rollup has for them. Then the day and
+    month totals are summed afresh from the days, a month per transaction.
     """
     result = RebuildResult(kept_before=keep_before)
+    _rebuild_days(result, batch_days, keep_before)
+    for month in list(_rollup_months()):
+        with transaction.atomic():
+            _serialise(SESSION_LOCK)
+            _serialise(BILLED_LOCK)
+            _rebuild_totals_of_month(month)
+        result.months += 1
+    return result
+
+
+def _rebuild_days(result: RebuildResult, batch_days: int, keep_before: date | None) -> None:
     bounds = [
         RoomSession.objects.aggregate(a=Min("start_time"), b=Max("start_time")),
         VideoLog.objects.aggregate(a=Min("started_at"), b=Max("started_at")),
@@ -196,7 +303,7 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
     firsts = [utc_day(b["a"]) for b in bounds if b["a"] is not None]
     lasts = [utc_day(b["b"]) for b in bounds if b["b"] is not None]
     if not firsts:
-        return result
+        return
     first, last = min(d for d in firsts if d), max(d for d in lasts if d)
     if keep_before is not None:
         first = max(first, keep_before)
@@ -224,4 +331,3 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
         result.billed_days += len(billed_days)
         result.rows += len(set(sessions) | set(billed))
         result.days.extend(sorted(session_days | billed_days))
-    return result
