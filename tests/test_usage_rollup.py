@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections import defaultdict
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +19,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rooms import sync
-from rooms.models import ActionRun, RoomSession, SessionMember, UsageDay, VideoLog
+from rooms.models import (
+    ActionRun,
+    RoomSession,
+    SessionMember,
+    UsageDay,
+    UsageDayTotal,
+    UsageMonth,
+    VideoLog,
+)
 from rooms.services import sessions as session_retention
 from rooms.services.usage import rebuild_usage
 from rooms.sync import sessions
@@ -69,10 +77,34 @@ def rollup() -> dict:
     }
 
 
+def summed(figures: dict, key) -> dict:
+    """Figures per day and room added up under another key (the day; the month and room)."""
+    totals: dict = defaultdict(lambda: [0, 0, Decimal("0"), 0, Decimal("0")])
+    for (day, name), row in figures.items():
+        total = totals[key(day, name)]
+        for index, value in enumerate(row):
+            total[index] += value
+    return {k: tuple(v) for k, v in totals.items()}
+
+
+def stored(model, key) -> dict:
+    """A totals level as stored (rows left with nothing in them are not figures)."""
+    return {
+        key(u): (u.sessions, u.member_seconds, u.estimated_cost, u.logs, u.billed_cost)
+        for u in model.objects.all()
+        if u.sessions or u.logs
+    }
+
+
 def assert_rollup_is_current() -> None:
     expected = recomputed()
     assert expected, "nothing mirrored: the comparison would prove nothing"
     assert rollup() == expected
+    # The totals the usage page reads: per day, and per month and room name.
+    assert stored(UsageDayTotal, lambda u: u.day) == summed(expected, lambda day, _: day)
+    assert stored(UsageMonth, lambda u: (u.month, u.room_name)) == summed(
+        expected, lambda day, name: (day.replace(day=1), name)
+    )
 
 
 def test_the_rollup_equals_a_recomputation_after_syncs_that_add_change_and_end_sessions(
@@ -114,10 +146,17 @@ def test_the_rollup_equals_a_recomputation_after_syncs_that_add_change_and_end_s
     today = UsageDay.objects.get(day=ended.start_time.astimezone(UTC).date(), room_name=room)
     assert today.logs >= 1 and today.billed_cost > 0
 
-    # A rebuild from the mirrored rows gives the same figures.
+    # A rebuild from the mirrored rows gives the same figures, totals included: it
+    # rewrites totals that went wrong and removes ones nothing is left under.
     before = rollup()
+    UsageDayTotal.objects.all().delete()
+    UsageMonth.objects.filter(room_name=room).update(sessions=99, member_seconds=1)
+    UsageMonth.objects.create(month=ended.start_time.date().replace(day=1), room_name="gone")
+    UsageMonth.objects.create(month=date(2001, 1, 1), room_name=room, sessions=3)
     call_command("rebuild_usage", stdout=io.StringIO())
     assert rollup() == before
+    assert_rollup_is_current()
+    assert not UsageMonth.objects.filter(room_name="gone").exists()
 
 
 def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hundred(
@@ -126,7 +165,8 @@ def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hu
     def usage_queries(count: int) -> int:
         sandbox.reset()
         RoomSession.objects.all().delete()
-        UsageDay.objects.all().delete()
+        for level in (UsageDay, UsageDayTotal, UsageMonth):
+            level.objects.all().delete()
         sandbox.seed(rooms=4, seed=count)
         sandbox.seed(sessions=count, seed=count)
         with CaptureQueriesContext(connection) as seen:
@@ -135,14 +175,15 @@ def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hu
         assert_rollup_is_current()
         sqls = [q["sql"] for q in seen.captured_queries]
         return sum(
-            "rooms_usageday" in sql or ("rooms_roomsession" in sql and "GROUP BY" in sql)
+            "rooms_usage" in sql or ("rooms_roomsession" in sql and "GROUP BY" in sql)
             for sql in sqls
         )
 
-    # One grouped read and one upsert per page; SQLite takes the upsert's rows a few
-    # hundred bound values at a time, so two hundred sessions' keys may need a second one.
-    assert usage_queries(10) == 2
-    assert usage_queries(200) <= 3
+    # Per level (days and rooms, day totals, month totals) one grouped read and one upsert
+    # per page; SQLite takes an upsert's rows a few hundred bound values at a time, so two
+    # hundred sessions' keys may need a second one.
+    assert usage_queries(10) == 6
+    assert usage_queries(200) <= 8
 
 
 # --- billed cost beside the estimate -------------------------------------------------------
