@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connections
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from rooms.models import UsageDay, UsageDayTotal, UsageMonth
@@ -112,10 +112,10 @@ def usage_by_room(
     inner, params = both.query.get_compiler(both.db).as_sql()
     # Django cannot group a union, so the sum over its parts is written out: the database
     # orders it (ties by name in its own collation, as before) and keeps the top rows.
-    sums = ", ".join(f"SUM({name})" for name in FIGURES)
+    sums = ", ".join(f"SUM(sum_{name})" for name in FIGURES)
     sql = (
         f"SELECT room_name, {sums} FROM ({inner}) figures GROUP BY room_name "
-        "HAVING SUM(sessions) > 0 OR SUM(logs) > 0 ORDER BY 3 DESC, room_name"
+        "HAVING SUM(sum_sessions) > 0 OR SUM(sum_logs) > 0 ORDER BY 3 DESC, room_name"
     )
     if limit is not None:
         sql += " LIMIT %s"
@@ -126,11 +126,9 @@ def usage_by_room(
 
 
 def _figures(rows: QuerySet[Any], sign: int = 1) -> QuerySet[Any]:
-    """The room name and FIGURES of some rollup rows (negated for -1), for a union."""
-    if sign == 1:
-        return rows.order_by().values_list("room_name", *FIGURES)
-    negated = {f"minus_{name}": -F(name) for name in FIGURES}
-    return rows.order_by().annotate(**negated).values_list("room_name", *negated)
+    """Some rollup rows summed per room name (negated for -1), FIGURES' order, for a union."""
+    sums = {f"sum_{name}": Sum(name) * sign for name in FIGURES}
+    return rows.order_by().values("room_name").annotate(**sums).values_list("room_name", *sums)
 
 
 def _cents(value: Decimal | float | int) -> Decimal:
