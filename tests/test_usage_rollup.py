@@ -346,3 +346,56 @@ def test_check_refuses_a_negative_or_huge_session_retention(settings, value):
         call_command("check")
     with pytest.raises(CommandError):
         call_command("apply_session_retention", "--days", str(value))
+
+
+# --- the migration that adds the totals fills them from the daily rows -----------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrading_fills_the_day_and_month_totals_from_the_daily_rows_already_kept():
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([target])
+        return executor.loader.project_state([target]).apps
+
+    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes("rooms")[0]
+    try:
+        old = migrate(("rooms", "0022_alert_delivery_claim")).get_model("rooms", "UsageDay")
+        for day, name, n, seconds, cost, logs, billed in [
+            (date(2026, 1, 31), "alpha", 2, 600, "0.3000", 1, "0.2500"),
+            (date(2026, 2, 1), "alpha", 1, 60, "0.0100", 0, "0"),
+            (date(2026, 2, 1), "beta", 3, 120, "0.0200", 2, "0.0300"),
+            (date(2026, 2, 20), "beta", 1, 30, "0.0050", 0, "0"),
+            (date(2026, 2, 21), "gone", 0, 0, "0", 0, "0"),  # emptied: not a figure
+        ]:
+            old.objects.create(
+                day=day, room_name=name, sessions=n, member_seconds=seconds,
+                estimated_cost=Decimal(cost), logs=logs, billed_cost=Decimal(billed),
+            )
+        new = migrate(("rooms", "0023_usage_totals"))
+
+        def figures(model, *key):
+            return {
+                tuple(getattr(row, k) for k in key): (
+                    row.sessions, row.member_seconds, row.estimated_cost, row.logs,
+                    row.billed_cost,
+                )
+                for row in new.get_model("rooms", model).objects.all()
+            }
+
+        d = Decimal
+        assert figures("UsageDayTotal", "day") == {
+            (date(2026, 1, 31),): (2, 600, d("0.3000"), 1, d("0.2500")),
+            (date(2026, 2, 1),): (4, 180, d("0.0300"), 2, d("0.0300")),
+            (date(2026, 2, 20),): (1, 30, d("0.0050"), 0, d("0")),
+        }
+        assert figures("UsageMonth", "month", "room_name") == {
+            (date(2026, 1, 1), "alpha"): (2, 600, d("0.3000"), 1, d("0.2500")),
+            (date(2026, 2, 1), "alpha"): (1, 60, d("0.0100"), 0, d("0")),
+            (date(2026, 2, 1), "beta"): (4, 150, d("0.0250"), 2, d("0.0300")),
+        }
+    finally:
+        migrate(leaf)
