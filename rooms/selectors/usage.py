@@ -26,6 +26,7 @@ PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
 TOP_ROOMS = 10
 ZERO = Decimal("0")
+CENT = Decimal("0.0001")
 # A day whose billed cost and estimate differ by more than this share is marked.
 DIFFERENCE_MARK = Decimal("0.01")
 
@@ -133,7 +134,8 @@ def _figures(rows: QuerySet[Any], sign: int = 1) -> QuerySet[Any]:
 
 def _cents(value: Decimal | float | int) -> Decimal:
     """A sum of costs at the API's precision (SQLite sums decimals as floats)."""
-    return Decimal(str(value)).quantize(Decimal("0.0001"))
+    exact = value if isinstance(value, Decimal) else Decimal(str(value))
+    return exact.quantize(CENT)
 
 
 def usage_total(rows: list[Usage]) -> Usage:
