@@ -293,6 +293,8 @@ def upkeep_trials(
         "upkeep_ratio": round(with_s / without_s, 3),
         "upkeep_inside_s": round(statistics.median(spent), 4),
         "upkeep_inside_share": round(statistics.median(spent) / without_s, 3),
+        "history_with_upkeep_trials_s": [round(x, 4) for x in seconds[True]],
+        "history_without_upkeep_trials_s": [round(x, 4) for x in seconds[False]],
     }
 
 

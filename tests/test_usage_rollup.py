@@ -179,11 +179,11 @@ def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hu
             for sql in sqls
         )
 
-    # Per level (days and rooms, day totals, month totals) one grouped read and one upsert
-    # per page; SQLite takes an upsert's rows a few hundred bound values at a time, so two
-    # hundred sessions' keys may need a second one.
-    assert usage_queries(10) == 6
-    assert usage_queries(200) <= 8
+    # Per page: one grouped read and one upsert of the day-and-room rows (SQLite takes an
+    # upsert's rows a few hundred bound values at a time, so two hundred sessions' keys
+    # may need a second one), then one upsert per totals level that reads its own sums.
+    assert usage_queries(10) == 4
+    assert usage_queries(200) <= 5
 
 
 # --- billed cost beside the estimate -------------------------------------------------------

@@ -3,10 +3,11 @@
 The rollup has three levels: UsageDay (per day and room name, summed from the mirrored
 rows), UsageDayTotal (per day) and UsageMonth (per month and room name), both summed from
 UsageDay. The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (day,
-room name) keys a written batch touched, inside the batch's transaction: per level one
-grouped query over just those keys (by the room name and time indexes) and one upsert,
-whatever the page size. `rebuild_usage` recomputes whole days from the mirrored rows, a
-batch of days at a time, then both totals levels a month at a time.
+room name) keys a written batch touched, inside the batch's transaction: one grouped
+query over just those keys (by the room name and time indexes) and one upsert, then per
+totals level one upsert that reads its grouped figures itself, whatever the page size.
+`rebuild_usage` recomputes whole days from the mirrored rows, a batch of days at a time,
+then both totals levels a month at a time.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.db.models import Count, DateTimeField, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, Round, TruncDate, TruncMonth
+from django.utils import timezone
 
 from rooms.models import RoomSession, UsageDay, UsageDayTotal, UsageMonth, VideoLog
 from rooms.models.usage import month_of, next_month
@@ -185,39 +187,54 @@ def _summed(row: dict[str, Any] | None, figures: tuple[str, ...]) -> dict[str, A
 def _recount_totals(keys: set[Key], figures: tuple[str, ...]) -> None:
     """Recount these figures of the day totals and month totals the keys fall in."""
     days = {day for day, _ in keys}
-    by_day = (
-        UsageDay.objects.filter(day__in=days).order_by().values("day").annotate(**_sums(figures))
-    )
-    found = {row["day"]: row for row in cast(Any, by_day)}
-    UsageDayTotal.objects.bulk_create(
-        [UsageDayTotal(day=day, **_summed(found.get(day), figures)) for day in sorted(days)],
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["day"],
-        update_fields=[*figures, "updated_at"],
-    )
-    months = {(month_of(day), name) for day, name in keys}
-    first, last = min(m for m, _ in months), max(m for m, _ in months)
+    by_day = UsageDay.objects.filter(day__in=days).order_by().values("day")
+    _upsert_summed(UsageDayTotal, ["day"], by_day, figures)
+    months = {month_of(day) for day in days}
     by_month = (
         UsageDay.objects.filter(
-            room_name__in={name for _, name in months}, day__gte=first, day__lt=next_month(last)
+            room_name__in={name for _, name in keys},
+            day__gte=min(months),
+            day__lt=next_month(max(months)),
         )
         .annotate(month=TruncMonth("day"))
         .order_by()
         .values("month", "room_name")
-        .annotate(**_sums(figures))
     )
-    found = {(row["month"], row["room_name"]): row for row in cast(Any, by_month)}
-    UsageMonth.objects.bulk_create(
-        [
-            UsageMonth(month=month, room_name=name, **_summed(found.get((month, name)), figures))
-            for month, name in sorted(months)
-        ],
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["month", "room_name"],
-        update_fields=[*figures, "updated_at"],
+    _upsert_summed(UsageMonth, ["month", "room_name"], by_month, figures)
+
+
+def _upsert_summed(
+    model: type[UsageDayTotal | UsageMonth], unique: list[str], groups: QuerySet[Any],
+    figures: tuple[str, ...],
+) -> None:
+    """Write a totals level from grouped UsageDay rows in one statement (read and write).
+
+    Every key the upkeep asks for has a UsageDay row (it was just upserted), so the groups
+    cover them all; a group beyond them is recounted too, which is harmless.
+    """
+    every = (*SESSION_TOTALS, *BILLED_TOTALS)
+    # A new row starts at zero for the other kind of figure, which this upkeep leaves alone.
+    summed = groups.annotate(
+        **{
+            f"sum_{name}": (Round(Sum(name), 4) if name in MONEY else Sum(name))
+            if name in figures
+            else Value(0)
+            for name in every
+        },
+        at=Value(timezone.now(), output_field=DateTimeField()),
     )
+    select, params = summed.query.sql_with_params()
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in [*unique, *every, "updated_at"])
+    written = [*figures, "updated_at"]
+    updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in written)
+    conflict = ", ".join(quote(name) for name in unique)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {select} "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
+            params,
+        )
 
 
 def _rebuild_totals_of_month(month: date) -> None:
