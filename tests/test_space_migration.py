@@ -12,8 +12,8 @@ from rooms.models import Room, Space, environment_space
 from rooms.models.spaces import environment_space_name
 from rooms.outbox import pushes_suppressed
 
-BEFORE = ("rooms", "0022_alert_delivery_claim")
-AFTER = ("rooms", "0023_spaces")
+BEFORE = ("rooms", "0023_usage_totals")
+AFTER = ("rooms", "0024_spaces")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +55,10 @@ def test_upgrading_attaches_every_existing_row_to_the_environments_space(old_app
     get("rooms", "UsageDay").objects.create(
         day=date(2026, 1, 5), room_name="standup", sessions=1, estimated_cost=Decimal("0.5")
     )
+    get("rooms", "UsageDayTotal").objects.create(day=date(2026, 1, 5), sessions=1)
+    get("rooms", "UsageMonth").objects.create(
+        month=date(2026, 1, 1), room_name="standup", sessions=1
+    )
     ContentType = get("contenttypes", "ContentType")
     room_type = ContentType.objects.get_or_create(app_label="rooms", model="room")[0]
     user_type = ContentType.objects.get_or_create(app_label="auth", model="user")[0]
@@ -78,7 +82,7 @@ def test_upgrading_attaches_every_existing_row_to_the_environments_space(old_app
     for name in (
         "Conference", "Room", "Stream", "ConferenceToken", "RoomSession", "SessionMember",
         "Recording", "VideoLog", "IssuedRoomToken", "RemoteIntent", "SyncRun", "ActionRun",
-        "UsageDay",
+        "UsageDay", "UsageDayTotal", "UsageMonth",
     ):
         rows = new_apps.get_model("rooms", name).objects
         assert rows.count() == 1, name

@@ -31,6 +31,8 @@ from rooms.models import (
     Stream,
     SyncRun,
     UsageDay,
+    UsageDayTotal,
+    UsageMonth,
     VideoLog,
 )
 from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
@@ -85,9 +87,11 @@ def seed_space(space: Space, tag: str, staff) -> dict:
         space=space, remote_id=f"rid-{tag}-log", room_name=room.name, status="completed",
         remote_created_at=now,
     )
-    UsageDay.objects.create(
-        space=space, day=now.date(), room_name=room.name, room=room, sessions=1,
-        member_seconds=600, estimated_cost=Decimal("1.5"),
+    figures = {"sessions": 1, "member_seconds": 600, "estimated_cost": Decimal("1.5")}
+    UsageDay.objects.create(space=space, day=now.date(), room_name=room.name, room=room, **figures)
+    UsageDayTotal.objects.create(space=space, day=now.date(), **figures)
+    UsageMonth.objects.create(
+        space=space, month=now.date().replace(day=1), room_name=room.name, **figures
     )
     sync_run = SyncRun.objects.create(space=space, kind=SyncRun.Kind.ROOMS, error=f"{tag}-sync")
     SyncRun.objects.filter(pk=sync_run.pk).update(
@@ -431,3 +435,29 @@ def test_a_space_must_be_reached_over_https_and_a_bare_host_means_https(admin_cl
     })
     assert bare.status_code == 302
     assert Space.objects.get(name="Bare").space_url == "https://bare.signalwire.com"
+
+
+@pytest.mark.django_db
+def test_usage_keeps_rooms_of_one_name_in_two_spaces_apart():
+    from rooms.selectors.usage import usage_by_day, usage_by_room, utc_today
+
+    today = utc_today()
+    first = Space.objects.create(name="North", space_url="https://n.example.com", project_id="n")
+    second = Space.objects.create(name="South", space_url="https://s.example.com", project_id="s")
+    for space, seconds in ((first, 600), (second, 1200)):
+        figures = {"sessions": 1, "member_seconds": seconds}
+        UsageDay.objects.create(space=space, day=today, room_name="lobby", **figures)
+        UsageDayTotal.objects.create(space=space, day=today, **figures)
+        UsageMonth.objects.create(
+            space=space, month=today.replace(day=1), room_name="lobby", **figures
+        )
+
+    both = usage_by_room(days=7, today=today)
+    assert [(row.label, row.minutes) for row in both] == [
+        ("lobby (South)", 20.0), ("lobby (North)", 10.0),
+    ]
+    assert [(row.label, row.minutes) for row in usage_by_room(days=7, spaces=[first])] == [
+        ("lobby", 10.0)
+    ]
+    assert usage_by_day(days=1, today=today)[0].minutes == 30.0
+    assert usage_by_day(days=1, today=today, spaces=[second])[0].minutes == 20.0

@@ -39,3 +39,5 @@ from rooms.models.tokens import ConferenceToken as ConferenceToken
 from rooms.models.tokens import IssuedRoomToken as IssuedRoomToken
 from rooms.models.tokens import mask_secret as mask_secret
 from rooms.models.usage import UsageDay as UsageDay
+from rooms.models.usage import UsageDayTotal as UsageDayTotal
+from rooms.models.usage import UsageMonth as UsageMonth

@@ -1,9 +1,13 @@
-"""Keep the daily usage rollup (UsageDay) in step with the mirrored sessions and video logs.
+"""Keep the usage rollup in step with the mirrored sessions and video logs.
 
-The sync calls `refresh_session_usage` / `refresh_billed_usage` with the (Space, day, room
-name) keys a written batch touched, inside the batch's transaction: one grouped query over just
-those keys (by the room name and time indexes) and one upsert, whatever the page size.
-`rebuild_usage` recomputes whole days from the mirrored rows, a batch of days at a time.
+The rollup has three levels: UsageDay (per Space, day and room name, summed from the
+mirrored rows), UsageDayTotal (per Space and day) and UsageMonth (per Space, month and room
+name), both summed from UsageDay. The sync calls `refresh_session_usage` /
+`refresh_billed_usage` with the (Space, day, room name) keys a written batch touched, inside
+the batch's transaction: one grouped query over just those keys (by the room name and time
+indexes) and one upsert, then per totals level one upsert that reads its grouped figures
+itself, whatever the page size. `rebuild_usage` recomputes whole days from the mirrored rows,
+a batch of days at a time, then both totals levels a month at a time.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, DateTimeField, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, Round, TruncDate, TruncMonth
+from django.utils import timezone
 
-from rooms.models import RoomSession, UsageDay, VideoLog
+from rooms.models import RoomSession, UsageDay, UsageDayTotal, UsageMonth, VideoLog
+from rooms.models.usage import month_of, next_month
 
 # (space id, UTC day, room name): a room name is unique only within its Space.
 Key = tuple[int, date, str]
@@ -26,6 +32,10 @@ ZERO = Decimal("0")
 CENT = Decimal("0.0001")
 SESSION_FIGURES = ("sessions", "member_seconds", "estimated_cost", "conference", "room")
 BILLED_FIGURES = ("logs", "billed_cost")
+# The same figures in the totals levels (which know no conference or room).
+SESSION_TOTALS = ("sessions", "member_seconds", "estimated_cost")
+BILLED_TOTALS = BILLED_FIGURES
+MONEY = ("estimated_cost", "billed_cost")
 # PostgreSQL advisory locks: one writer at a time recomputes each kind of figure, so a
 # recompute always sees the rows every earlier one wrote (SQLite's IMMEDIATE
 # transactions already serialise writers).
@@ -157,6 +167,7 @@ def refresh_session_usage(keys: Iterable[Key | None]) -> None:
         )
     )
     _upsert([_session_row(key, groups.get(key)) for key in sorted(wanted)], SESSION_FIGURES)
+    _recount_totals(wanted, SESSION_TOTALS)
 
 
 def refresh_billed_usage(keys: Iterable[Key | None]) -> None:
@@ -168,6 +179,114 @@ def refresh_billed_usage(keys: Iterable[Key | None]) -> None:
     spaces, names, start, end = _span(wanted)
     groups = _log_groups(_logs_between(names, start, end).filter(space_id__in=spaces))
     _upsert([_billed_row(key, groups.get(key)) for key in sorted(wanted)], BILLED_FIGURES)
+    _recount_totals(wanted, BILLED_TOTALS)
+
+
+def _sums(figures: tuple[str, ...]) -> dict[str, Any]:
+    return {f"sum_{name}": Sum(name) for name in figures}
+
+
+def _summed(row: dict[str, Any] | None, figures: tuple[str, ...]) -> dict[str, Any]:
+    """The figures of a grouped row of UsageDay (zeros for none)."""
+    row = row or {}
+    return {
+        name: _money(row.get(f"sum_{name}")) if name in MONEY else int(row.get(f"sum_{name}") or 0)
+        for name in figures
+    }
+
+
+def _recount_totals(keys: set[Key], figures: tuple[str, ...]) -> None:
+    """Recount these figures of the day totals and month totals the keys fall in."""
+    spaces = {space for space, _, _ in keys}
+    days = {day for _, day, _ in keys}
+    in_spaces = UsageDay.objects.filter(space_id__in=spaces)
+    by_day = in_spaces.filter(day__in=days).order_by().values("space_id", "day")
+    _upsert_summed(UsageDayTotal, ["space_id", "day"], by_day, figures)
+    months = {month_of(day) for day in days}
+    by_month = (
+        in_spaces.filter(
+            room_name__in={name for _, _, name in keys},
+            day__gte=min(months),
+            day__lt=next_month(max(months)),
+        )
+        .annotate(month=TruncMonth("day"))
+        .order_by()
+        .values("space_id", "month", "room_name")
+    )
+    _upsert_summed(UsageMonth, ["space_id", "month", "room_name"], by_month, figures)
+
+
+def _upsert_summed(
+    model: type[UsageDayTotal | UsageMonth], unique: list[str], groups: QuerySet[Any],
+    figures: tuple[str, ...],
+) -> None:
+    """Write a totals level from grouped UsageDay rows in one statement (read and write).
+
+    Every key the upkeep asks for has a UsageDay row (it was just upserted), so the groups
+    cover them all; a group beyond them is recounted too, which is harmless.
+    """
+    every = (*SESSION_TOTALS, *BILLED_TOTALS)
+    # A new row starts at zero for the other kind of figure, which this upkeep leaves alone.
+    summed = groups.annotate(
+        **{
+            f"sum_{name}": (Round(Sum(name), 4) if name in MONEY else Sum(name))
+            if name in figures
+            else Value(0)
+            for name in every
+        },
+        at=Value(timezone.now(), output_field=DateTimeField()),
+    )
+    select, params = summed.query.sql_with_params()
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in [*unique, *every, "updated_at"])
+    written = [*figures, "updated_at"]
+    updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in written)
+    conflict = ", ".join(quote(name) for name in unique)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {select} "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
+            params,
+        )
+
+
+def _rebuild_totals_of_month(month: date) -> None:
+    """Write a month's day totals and month totals afresh from its UsageDay rows."""
+    figures = (*SESSION_TOTALS, *BILLED_TOTALS)
+    days = UsageDay.objects.filter(day__gte=month, day__lt=next_month(month)).order_by()
+    by_day = days.values("space_id", "day").annotate(**_sums(figures))
+    by_room = days.values("space_id", "room_name").annotate(**_sums(figures))
+    UsageDayTotal.objects.filter(day__gte=month, day__lt=next_month(month)).delete()
+    UsageMonth.objects.filter(month=month).delete()
+    totals = [
+        UsageDayTotal(space_id=row["space_id"], day=row["day"], **_summed(row, figures))
+        for row in cast(Any, by_day)
+    ]
+    rooms = [
+        UsageMonth(
+            space_id=row["space_id"], month=month, room_name=row["room_name"],
+            **_summed(row, figures),
+        )
+        for row in cast(Any, by_room)
+    ]
+    UsageDayTotal.objects.bulk_create([t for t in totals if t.sessions or t.logs], batch_size=500)
+    UsageMonth.objects.bulk_create([r for r in rooms if r.sessions or r.logs], batch_size=500)
+
+
+def _rollup_months() -> Iterator[date]:
+    """Every month from the first any level of the rollup holds to the last."""
+    bounds = [
+        UsageDay.objects.aggregate(a=Min("day"), b=Max("day")),
+        UsageDayTotal.objects.aggregate(a=Min("day"), b=Max("day")),
+        UsageMonth.objects.aggregate(a=Min("month"), b=Max("month")),
+    ]
+    firsts = [b["a"] for b in bounds if b["a"] is not None]
+    if not firsts:
+        return
+    month, last = month_of(min(firsts)), month_of(max(b["b"] for b in bounds if b["b"]))
+    while month <= last:
+        yield month
+        month = next_month(month)
 
 
 @dataclass
@@ -178,6 +297,7 @@ class RebuildResult:
     session_days: int = 0
     billed_days: int = 0
     rows: int = 0
+    months: int = 0
     kept_before: date | None = None
     days: list[date] = field(default_factory=list)
 
@@ -202,9 +322,21 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
 
     Only days that still have mirrored rows are rewritten (session figures where sessions
     remain, billed figures where logs remain), and none before `keep_before`: days whose
-    sessions retention removed keep the figures the rollup has for them.
+    sessions retention removed keep the figures the rollup has for them. Then the day and
+    month totals are summed afresh from the days, a month per transaction.
     """
     result = RebuildResult(kept_before=keep_before)
+    _rebuild_days(result, batch_days, keep_before)
+    for month in list(_rollup_months()):
+        with transaction.atomic():
+            _serialise(SESSION_LOCK)
+            _serialise(BILLED_LOCK)
+            _rebuild_totals_of_month(month)
+        result.months += 1
+    return result
+
+
+def _rebuild_days(result: RebuildResult, batch_days: int, keep_before: date | None) -> None:
     bounds = [
         RoomSession.objects.aggregate(a=Min("start_time"), b=Max("start_time")),
         VideoLog.objects.aggregate(a=Min("started_at"), b=Max("started_at")),
@@ -215,7 +347,7 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
     firsts = [utc_day(b["a"]) for b in bounds if b["a"] is not None]
     lasts = [utc_day(b["b"]) for b in bounds if b["b"] is not None]
     if not firsts:
-        return result
+        return
     first, last = min(d for d in firsts if d), max(d for d in lasts if d)
     if keep_before is not None:
         first = max(first, keep_before)
@@ -245,4 +377,3 @@ def rebuild_usage(*, batch_days: int = 7, keep_before: date | None = None) -> Re
         result.billed_days += len({day for _, day in billed_days})
         result.rows += len(sessions.keys() | billed.keys())
         result.days.extend(sorted({day for _, day in session_days | billed_days}))
-    return result

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rooms', '0023_spaces'),
+        ('rooms', '0024_spaces'),
     ]
 
     operations = [

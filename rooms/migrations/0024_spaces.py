@@ -23,6 +23,8 @@ MIRRORED = (
     'syncrun',
     'usageday',
     'videolog',
+    'usagedaytotal',
+    'usagemonth',
 )
 
 
@@ -54,7 +56,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
         ('contenttypes', '0002_remove_content_type_name'),
-        ('rooms', '0022_alert_delivery_claim'),
+        ('rooms', '0023_usage_totals'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -154,6 +156,28 @@ class Migration(migrations.Migration):
             model_name='space',
             name='staff',
             field=models.ManyToManyField(blank=True, help_text='Staff who may see and act in this Space (superusers always may).', related_name='signalwire_spaces', to=settings.AUTH_USER_MODEL),
+        ),
+        migrations.RemoveConstraint(
+            model_name='usagedaytotal',
+            name='rooms_usage_total_day',
+        ),
+        migrations.RemoveConstraint(
+            model_name='usagemonth',
+            name='rooms_usage_month_room',
+        ),
+        migrations.RemoveIndex(
+            model_name='usageday',
+            name='rooms_usage_room_day',
+        ),
+        migrations.AddField(
+            model_name='usagedaytotal',
+            name='space',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='rooms.space'),
+        ),
+        migrations.AddField(
+            model_name='usagemonth',
+            name='space',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='rooms.space'),
         ),
         migrations.RunPython(attach_rows_to_the_environment_space, migrations.RunPython.noop),
         migrations.AlterField(
@@ -363,5 +387,27 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='stream',
             index=models.Index(fields=['space', 'sync_state', 'remote_id'], name='rooms_strea_space_i_3f12ad_idx'),
+        ),
+            migrations.AlterField(
+            model_name='usagedaytotal',
+            name='space',
+            field=models.ForeignKey(default=rooms.models.spaces.default_space_id, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='rooms.space'),
+        ),
+        migrations.AlterField(
+            model_name='usagemonth',
+            name='space',
+            field=models.ForeignKey(default=rooms.models.spaces.default_space_id, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='rooms.space'),
+        ),
+        migrations.AddConstraint(
+            model_name='usagedaytotal',
+            constraint=models.UniqueConstraint(fields=('space', 'day'), name='rooms_usage_total_day'),
+        ),
+        migrations.AddConstraint(
+            model_name='usagemonth',
+            constraint=models.UniqueConstraint(fields=('space', 'month', 'room_name'), name='rooms_usage_month_room'),
+        ),
+        migrations.AddIndex(
+            model_name='usageday',
+            index=models.Index(fields=['space', 'room_name', 'day'], name='rooms_usage_room_day'),
         ),
     ]
