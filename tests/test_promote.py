@@ -400,7 +400,10 @@ def test_bulk_promote_previews_then_the_worker_promotes_each_row_as_one_run(
     # A promotion that ended with failures opens an alert pointing at its run.
     alerts.check_alerts()
     alert = Alert.objects.get(kind=AlertKind.RUN_FAILURES)
-    assert (alert.subject, alert.count) == ("promote:conference", 1)
+    # It belongs to the target Space, whose staff see the run.
+    assert (alert.subject, alert.space, alert.count) == (
+        "promote:conference in Production", space_b, 1
+    )
     assert alert.link == response["Location"]
     assert "display name, layout" in page
 

@@ -1010,4 +1010,9 @@ def test_retention_deletes_each_recording_in_its_own_space_and_a_refusing_space_
     assert list(Recording.objects.values_list("pk", flat=True)) == [there.pk]
     [failure] = result.failures
     assert failure["pk"] == there.pk and "HTTP 401" in failure["message"]
-    assert result.run.state == ActionRun.State.FINISHED_WITH_ERRORS
+    # One run per Space: each Space's staff see what happened in theirs.
+    runs = {run.space_id: run for run in ActionRun.objects.filter(action="retention")}
+    assert runs[environment_space().pk].state == ActionRun.State.SUCCEEDED
+    assert runs[environment_space().pk].pks == [here.pk]
+    assert runs[refusing_space.pk].state == ActionRun.State.FINISHED_WITH_ERRORS
+    assert [f["pk"] for f in runs[refusing_space.pk].failures] == [there.pk]

@@ -128,3 +128,33 @@ def test_two_spaces_mirror_rooms_of_one_name_each_with_its_own_settings(
     gone = Room.objects.filter(sync_state="deleted_remotely")
     assert [r.space_id for r in gone] == [other_space.pk]
     assert Room.objects.get(space=environment_space(), name="lobby").sync_state == "synced"
+
+
+@pytest.mark.django_db
+def test_a_spaces_alert_is_emailed_only_to_staff_who_may_see_that_space(
+    sandbox, revoked, settings, django_user_model
+):
+    from rooms.models import AlertDelivery, AlertKind, AlertSubscription
+    from rooms.services import alerts
+
+    settings.SIGNALWIRE_SYNC_INTERVAL = 300
+    people = {
+        name: django_user_model.objects.create_user(
+            name, email=f"{name}@example.com", is_staff=True, is_superuser=name == "boss"
+        )
+        for name in ("boss", "first", "second")
+    }
+    environment_space().staff.add(people["first"])
+    revoked.staff.add(people["second"])
+    for user in people.values():
+        AlertSubscription.objects.create(user=user, kinds=[AlertKind.SYNC_FAILING])
+    for _ in range(alerts.SYNC_FAILED_RUNS):
+        with pytest.raises(SignalWireError):
+            sync.sync_rooms(space=revoked)
+
+    alerts.check_alerts()
+
+    told = AlertDelivery.objects.filter(channel=AlertDelivery.Channel.EMAIL)
+    assert sorted(told.values_list("recipient", flat=True)) == [
+        "boss@example.com", "second@example.com"
+    ]

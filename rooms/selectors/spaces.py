@@ -40,6 +40,12 @@ def spaces_of(user: AbstractBaseUser | AnonymousUser) -> list[Space] | None:
     return only if len(only) == 1 else []
 
 
+def may_see_space(user: AbstractBaseUser | AnonymousUser, space_id: int) -> bool:
+    """Tell whether a user may see what belongs to one Space."""
+    spaces = spaces_of(user)
+    return spaces is None or any(space.pk == space_id for space in spaces)
+
+
 def in_spaces(
     queryset: QuerySet[M], spaces: Spaces, *, field: str = "space", portal_wide: bool = False
 ) -> QuerySet[M]:

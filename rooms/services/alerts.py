@@ -36,6 +36,7 @@ from rooms.models import (
     SyncState,
     WebhookEndpoint,
 )
+from rooms.selectors.spaces import may_see_space
 
 logger = logging.getLogger("rooms.alerts")
 
@@ -293,16 +294,23 @@ def _run_failures(now: datetime) -> list[Condition]:
         action__in=WATCHED_RUNS, finished_at__gte=now - timedelta(days=1)
     )
     found = []
-    for action, kind in recent.values_list("action", "kind").distinct():
-        run = recent.filter(action=action, kind=kind).order_by("-finished_at").first()
+    spaces = SpaceNames()
+    groups = recent.order_by().values_list("space_id", "action", "kind").distinct()
+    for space_id, action, kind in groups:
+        run = (
+            recent.filter(space_id=space_id, action=action, kind=kind)
+            .order_by("-finished_at").first()
+        )
         if run is None or run.state != ActionRun.State.FINISHED_WITH_ERRORS:
             continue
         label = ActionRun.Action(action).label
         found.append(Condition(
-            AlertKind.RUN_FAILURES, f"{action}:{kind}", max(run.errors, 1),
-            f"{label} of {run.total} {kind}(s) finished with {run.errors} failure(s); "
-            "its run page lists them.",
+            AlertKind.RUN_FAILURES, spaces.subject(f"{action}:{kind}", space_id),
+            max(run.errors, 1),
+            f"{label} of {run.total} {kind}(s){spaces.where(space_id)} finished with "
+            f"{run.errors} failure(s); its run page lists them.",
             reverse("admin:rooms_actionrun_change", args=[run.pk]),
+            space_id,
         ))
     return found
 
@@ -505,7 +513,7 @@ def _notify(alert_pk: int, notice: str) -> None:
             alert=alert, notice=notice, channel=AlertDelivery.Channel.EMAIL, recipient=email,
             message=message,
         )
-        for email in email_recipients(alert.kind)
+        for email in email_recipients(alert.kind, alert.space_id)
     ]
     deliveries += [
         AlertDelivery(
@@ -529,13 +537,16 @@ def _queue_deliveries(pks: list[int]) -> None:
         outbox.send(DELIVER_TASK, pk)
 
 
-def email_recipients(kind: str) -> list[str]:
-    """Addresses of the active staff who chose to receive this kind by email."""
+def email_recipients(kind: str, space_id: int | None = None) -> list[str]:
+    """Addresses of the active staff who chose this kind by email (and may see its Space)."""
     subscriptions = AlertSubscription.objects.filter(
         user__is_active=True, user__is_staff=True
     ).exclude(user__email="").select_related("user")
     # Kinds are a JSON list: read in Python (SQLite has no JSON "contains").
-    return sorted({s.user.email for s in subscriptions if kind in (s.kinds or [])})
+    wanted = [s.user for s in subscriptions if kind in (s.kinds or [])]
+    if space_id is not None:
+        wanted = [user for user in wanted if may_see_space(user, space_id)]
+    return sorted({user.email for user in wanted})
 
 
 def resend_pending(older_than_seconds: float = 600) -> int:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -493,56 +493,76 @@ def recordings_apply_retention(
         if not flight.acquired:
             result.skipped_busy = True
             return result
-        run = ActionRun.objects.create(
-            action=ActionRun.Action.RETENTION,
-            kind=KIND,
-            total=len(candidates),
-            pks=[r.pk for r in candidates],
-            state=ActionRun.State.RUNNING,
-            started_at=timezone.now(),
-            changes={"days": days, "cutoff": cutoff.isoformat()},
-        )
-        result.run = run
-        # One client per Space, made when its first recording comes: a Space whose settings
-        # are broken fails only its own recordings.
-        clients: dict[int | None, SignalWireClient | SignalWireError] = {}
-        reason = f"retention: older than {days} days"
-        with audit.audit_context(
-            source=source, actor_label="retention", correlation_id=run.run_id.hex
-        ):
-            for recording in candidates:
-                try:
-                    api = _space_client(clients, client, recording)
-                    outcome = recording_delete(
-                        recording=recording, actor=None, source=source, client=api,
-                        reason=reason,
-                    )
-                except SignalWireError as exc:
-                    result.counts["failed"] += 1
-                    result.outcomes[recording.pk] = "failed"
-                    result.failures.append(
-                        {"pk": recording.pk, "name": str(recording), "message": str(exc)}
-                    )
-                    continue
-                result.counts[outcome] += 1
-                result.outcomes[recording.pk] = outcome
-                if outcome in (DELETED, ALREADY_GONE):
-                    result.freed.add(
-                        recording.size_in_bytes,
-                        str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
-                    )
+        # One run per Space, so each Space's staff see what was deleted from theirs; one
+        # client per Space: a Space whose settings are broken fails only its recordings.
+        by_space: dict[int, list[Recording]] = {}
+        for recording in candidates:
+            by_space.setdefault(cast(int, recording.space_id), []).append(recording)
+        for space_id, rows in sorted(by_space.items()):
+            _retention_run(result, space_id, rows, source=source, client=client)
         failed = result.counts["failed"]
-        ActionRun.objects.filter(pk=run.pk).update(
-            changes=freed_added(run.changes, result.freed),
-            done=sum(result.counts.values()),
-            counts=dict(result.counts),
-            errors=failed,
-            error="\n".join(f"{f['name']}: {f['message']}" for f in result.failures)[:4000],
-            failures=result.failures[:500],
-            finished_at=timezone.now(),
-            state=ActionRun.State.FINISHED_WITH_ERRORS if failed else ActionRun.State.SUCCEEDED,
-        )
-        run.refresh_from_db()
+        if result.run is not None:
+            result.run.refresh_from_db()
         if failed:
             alerts.soon()
     return result
+
+
+def _retention_run(
+    result: RetentionResult, space_id: int, rows: list[Recording], *, source: str,
+    client: SignalWireClient | None,
+) -> None:
+    """Delete one Space's old recordings as that Space's run; add its figures to `result`."""
+    cutoff = result.cutoff.isoformat() if result.cutoff else ""
+    run = ActionRun.objects.create(
+        space_id=space_id,
+        action=ActionRun.Action.RETENTION,
+        kind=KIND,
+        total=len(rows),
+        pks=[r.pk for r in rows],
+        state=ActionRun.State.RUNNING,
+        started_at=timezone.now(),
+        changes={"days": result.days, "cutoff": cutoff},
+    )
+    result.run = result.run or run
+    clients: dict[int | None, SignalWireClient | SignalWireError] = {}
+    counts: Counter[str] = Counter()
+    freed = Freed()
+    failures: list[dict[str, Any]] = []
+    reason = f"retention: older than {result.days} days"
+    with audit.audit_context(source=source, actor_label="retention", correlation_id=run.run_id.hex):
+        for recording in rows:
+            try:
+                api = _space_client(clients, client, recording)
+                outcome = recording_delete(
+                    recording=recording, actor=None, source=source, client=api, reason=reason,
+                )
+            except SignalWireError as exc:
+                outcome = "failed"
+                failures.append({"pk": recording.pk, "name": str(recording), "message": str(exc)})
+            counts[outcome] += 1
+            result.outcomes[recording.pk] = outcome
+            if outcome in (DELETED, ALREADY_GONE):
+                freed.add(
+                    recording.size_in_bytes,
+                    str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
+                )
+    failed = counts["failed"]
+    ActionRun.objects.filter(pk=run.pk).update(
+        changes=freed_added(run.changes, freed),
+        done=sum(counts.values()),
+        counts=dict(counts),
+        errors=failed,
+        error="\n".join(f"{f['name']}: {f['message']}" for f in failures)[:4000],
+        failures=failures[:500],
+        finished_at=timezone.now(),
+        state=ActionRun.State.FINISHED_WITH_ERRORS if failed else ActionRun.State.SUCCEEDED,
+    )
+    result.counts.update(counts)
+    result.failures.extend(failures)
+    for recording in rows:
+        if result.outcomes.get(recording.pk) in (DELETED, ALREADY_GONE):
+            result.freed.add(
+                recording.size_in_bytes,
+                str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
+            )
