@@ -158,3 +158,38 @@ def test_a_spaces_alert_is_emailed_only_to_staff_who_may_see_that_space(
     assert sorted(told.values_list("recipient", flat=True)) == [
         "boss@example.com", "second@example.com"
     ]
+
+
+def queued_space_ids(redis_client, settings) -> list[int | None]:
+    """The Space of each task waiting in the test session's queue (read from the broker)."""
+    import base64
+    import json
+
+    found = []
+    for raw in redis_client.lrange(settings.CELERY_TASK_DEFAULT_QUEUE, 0, -1):
+        message = json.loads(raw)
+        _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        found.append(kwargs.get("space_id"))
+    return found
+
+
+@pytest.mark.django_db
+def test_sync_now_queues_only_the_spaces_the_staff_member_works_in(
+    sandbox, revoked, client, django_user_model, redis_client, settings
+):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.add(
+        Permission.objects.get(codename="run_sync"), Permission.objects.get(codename="view_syncrun")
+    )
+    revoked.staff.add(clerk)
+    client.force_login(clerk)
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+    client.post(reverse("admin:rooms_syncrun_sync_now"))
+
+    queued = queued_space_ids(redis_client, settings)
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    assert queued and set(queued) == {revoked.pk}

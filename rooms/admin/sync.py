@@ -126,7 +126,7 @@ class SyncRunAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
 
         changelist = reverse("admin:rooms_syncrun_changelist")
         try:
-            queue_full_sync("admin")
+            queue_full_sync("admin", spaces=request_spaces(request))
         except Exception as exc:  # the broker is down: say so, the page must not break
             logger.exception("could not queue a sync from admin")
             self.message_user(

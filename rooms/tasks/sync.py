@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import Task, chain, shared_task
@@ -32,7 +32,7 @@ RETRY_BASE = 30
 GC_THRESHOLD = 50_000
 
 
-def spaces() -> list[Space]:
+def all_spaces() -> list[Space]:
     """Every Space the portal mirrors, the environment's first (made on first use)."""
     first = environment_space()
     return [first, *Space.objects.exclude(pk=first.pk).order_by("pk")]
@@ -47,7 +47,7 @@ def run_sync_task(
     Space (with the arguments it was called with) and return.
     """
     if space_id is None:
-        every = spaces()
+        every = all_spaces()
         if len(every) > 1:
             called_with = dict(task.request.kwargs or {})
             for space in every:
@@ -136,10 +136,14 @@ def refresh_all_tokens(
     )
 
 
-def queue_full_sync(trigger: str) -> None:
-    """Queue a sync of every resource in every Space (conferences then their new tokens)."""
-    every = spaces()
-    for space in every:
+def queue_full_sync(trigger: str, spaces: Iterable[Space] | None = None) -> None:
+    """Queue a sync of every resource (conferences then their new tokens) in some Spaces.
+
+    `spaces`: the Spaces to sync (None: every Space).
+    """
+    every = all_spaces()
+    chosen = every if spaces is None else [s for s in every if s in set(spaces)]
+    for space in chosen:
         # With one Space the tasks run in it without queuing themselves again.
         space_id = space.pk if len(every) > 1 else None
         for resource in RESOURCES.values():
