@@ -193,3 +193,29 @@ def test_sync_now_queues_only_the_spaces_the_staff_member_works_in(
     queued = queued_space_ids(redis_client, settings)
     redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
     assert queued and set(queued) == {revoked.pk}
+
+
+@pytest.mark.django_db
+def test_the_syncs_read_the_space_once_per_run_not_once_per_row(sandbox, sandbox_server):
+    import requests
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sandbox.seed(conferences=6, seed=3)
+    room = sandbox.create_room({"name": "webinar", "enable_room_previews": False})
+    for _ in range(3):
+        started = requests.post(
+            f"{sandbox_server.url}/__sandbox__/sessions",
+            json={"room_name": room["name"], "members": ["ann"], "record": True}, timeout=5,
+        ).json()
+        requests.post(f"{sandbox_server.url}/__sandbox__/sessions/{started['id']}/end", timeout=5)
+    sync.sync_conferences()
+    sync.sessions_sync_history()
+    environment_space()  # made already; what follows only reads it
+
+    for run_sync in (sync.sync_conference_tokens, sync.recordings_sync):
+        with CaptureQueriesContext(connection) as queries:
+            run = run_sync()
+        assert run.outcome == SyncRun.Outcome.SUCCEEDED and run.created, run_sync
+        space_reads = [q for q in queries.captured_queries if '"rooms_space"' in q["sql"]]
+        assert len(space_reads) <= 2, (run_sync.__name__, len(space_reads))

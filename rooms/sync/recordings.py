@@ -153,7 +153,10 @@ class RecordingSync(NewestFirstSync):
             session_ids = {payloads.remote_text(row.get("room_session_id")) for row in rows}
             # Light session objects: enough for the link and the audit entry's owner, no N+1.
             sessions = {
-                remote_id: RoomSession(pk=pk, room_name=name, conference_id=conf, room_id=room)
+                remote_id: RoomSession(
+                    pk=pk, space_id=self.space_id, room_name=name, conference_id=conf,
+                    room_id=room,
+                )
                 for remote_id, pk, name, conf, room in RoomSession.objects.filter(
                     space_id=self.space_id, remote_id__in=session_ids - {""}
                 ).values_list("remote_id", "pk", "room_name", "conference_id", "room_id")

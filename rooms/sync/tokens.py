@@ -101,7 +101,9 @@ class TokenSync(UnderParentSync):
         updates: list[ConferenceToken] = []
         entries: list[tuple[ConferenceToken, int, dict[str, list[Any]] | None]] = []
         for remote_id, (conference_pk, values) in incoming.items():
-            conference = Conference(pk=conference_pk, name=names[conference_pk])
+            conference = Conference(
+                pk=conference_pk, space_id=self.space_id, name=names[conference_pk]
+            )
             if remote_id not in existing:
                 token = ConferenceToken(
                     space_id=self.space_id, conference=conference, last_synced_at=now, **values
