@@ -461,3 +461,24 @@ def test_usage_keeps_rooms_of_one_name_in_two_spaces_apart():
     ]
     assert usage_by_day(days=1, today=today)[0].minutes == 30.0
     assert usage_by_day(days=1, today=today, spaces=[second])[0].minutes == 20.0
+
+
+def test_another_spaces_id_is_404_even_where_the_page_itself_is_refused(
+    two_spaces, client, django_user_model
+):
+    viewer = django_user_model.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_conference", "view_auditentry"])
+    )
+    two_spaces["spaces"]["alpha"].staff.add(viewer)
+    client.force_login(viewer)
+    for tag, expected in (("alpha", 403), ("bravo", 404)):
+        rows = two_spaces["rows"][tag]
+        for url in (
+            reverse("admin:rooms_conference_delete", args=[rows["conference"].pk]),
+            reverse("admin:rooms_auditentry_change", args=[rows["audit"].pk]),
+            reverse("admin:rooms_auditentry_history", args=[rows["audit"].pk]),
+        ):
+            for method in ("get", "post"):
+                status = getattr(client, method)(url).status_code
+                assert status == expected, (tag, url, method, status)

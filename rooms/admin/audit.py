@@ -239,12 +239,14 @@ class AuditEntryAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         """Refuse the per-row page: the change log itself shows everything an entry holds."""
+        self._found_or_404(request, object_id)
         raise PermissionDenied
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Refuse history of audit rows: they never change."""
+        self._found_or_404(request, object_id)
         raise PermissionDenied
 
     @admin.display(description="action", ordering="action")

@@ -349,6 +349,7 @@ class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None
     ) -> HttpResponse:
         """Run the delete view without Django's transaction around it (see changeform_view)."""
+        self._found_or_404(request, object_id)
         with mirror_view_state():
             return self._delete_view(  # type: ignore[attr-defined]
                 request, object_id, extra_context
