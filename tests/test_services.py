@@ -789,10 +789,10 @@ def test_a_pending_edit_is_pushed_to_its_rows_space(
 def test_a_push_to_a_space_whose_settings_are_broken_fails_the_row_with_the_reason(
     sandbox, sandbox_server, queued, django_capture_on_commit_callbacks, run_queued, monkeypatch
 ):
-    monkeypatch.delenv("PORTAL_TEST_UNSET_TOKEN", raising=False)
+    monkeypatch.delenv("SIGNALWIRE_TEST_UNSET_TOKEN", raising=False)
     unset = Space.objects.create(
         name="Unset", space_url=sandbox_server.url, project_id=SANDBOX_PROJECT_ID,
-        token_env="PORTAL_TEST_UNSET_TOKEN",
+        token_env="SIGNALWIRE_TEST_UNSET_TOKEN",
     )
     garbled = Space.objects.create(
         name="Garbled", space_url=sandbox_server.url, project_id=SANDBOX_PROJECT_ID,
@@ -807,7 +807,7 @@ def test_a_push_to_a_space_whose_settings_are_broken_fails_the_row_with_the_reas
         row.refresh_from_db()
         assert row.sync_state == SyncState.PUSH_FAILED
     assert rows[0].last_error == (
-        "the Space “Unset” cannot be used: the environment variable PORTAL_TEST_UNSET_TOKEN "
+        "the Space “Unset” cannot be used: the environment variable SIGNALWIRE_TEST_UNSET_TOKEN "
         "it names is unset or empty"
     )
     assert rows[1].last_error.startswith("the Space “Garbled” cannot be used: ")

@@ -33,11 +33,12 @@ def test_a_stored_token_is_encrypted_and_read_back_only_through_credentials():
 
 def test_a_token_from_an_environment_variable_is_read_at_call_time(monkeypatch):
     space = Space.objects.create(
-        name="Env", space_url="https://env.example.com", project_id="p", token_env="PROD_TOKEN"
+        name="Env", space_url="https://env.example.com", project_id="p",
+        token_env="SIGNALWIRE_PROD_TOKEN",
     )
-    monkeypatch.setenv("PROD_TOKEN", "first")
+    monkeypatch.setenv("SIGNALWIRE_PROD_TOKEN", "first")
     assert space.credentials().api_token == "first"
-    monkeypatch.setenv("PROD_TOKEN", "second")
+    monkeypatch.setenv("SIGNALWIRE_PROD_TOKEN", "second")
     assert space.credentials().api_token == "second"
     assert "first" not in stored_columns(space) and "second" not in stored_columns(space)
 
@@ -65,7 +66,8 @@ def test_rotating_the_keys_keeps_every_token_readable(settings):
         ({"space_url": "ftp://x.example.com"}, "is not an http(s) URL with a host"),
         ({"space_url": "http://x.example.com"}, "must use HTTPS"),
         ({"project_id": ""}, "its project ID is missing"),
-        ({"token_env": "UNSET_SPACE_TOKEN_VAR"}, "UNSET_SPACE_TOKEN_VAR it names is unset"),
+        ({"token_env": "SIGNALWIRE_UNSET_VAR"}, "SIGNALWIRE_UNSET_VAR it names is unset"),
+        ({"token_env": "SECRET_KEY"}, "its token variable must start with SIGNALWIRE_"),
         ({"token_encrypted": "not-a-fernet-token"}, "cannot be decrypted"),
     ],
 )

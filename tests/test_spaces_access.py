@@ -482,3 +482,29 @@ def test_another_spaces_id_is_404_even_where_the_page_itself_is_refused(
             for method in ("get", "post"):
                 status = getattr(client, method)(url).status_code
                 assert status == expected, (tag, url, method, status)
+
+
+def test_a_stored_token_is_never_sent_to_a_new_url_or_named_from_another_setting(
+    admin_client,
+):
+    add = reverse("admin:rooms_space_add")
+    assert admin_client.post(add, {
+        "name": "Moving", "space_url": "https://one.signalwire.com", "project_id": "p",
+        "api_token": "t-moving", "token_env": "",
+    }).status_code == 302
+    space = Space.objects.get(name="Moving")
+    change = reverse("admin:rooms_space_change", args=[space.pk])
+    moved = admin_client.post(change, {
+        "name": "Moving", "space_url": "https://elsewhere.example.com", "project_id": "p",
+        "api_token": "", "token_env": "",
+    })
+    assert "Give the API token again" in str(moved.context["adminform"].form.errors)
+    space.refresh_from_db()
+    assert space.space_url == "https://one.signalwire.com"
+    named = admin_client.post(change, {
+        "name": "Moving", "space_url": "https://one.signalwire.com", "project_id": "p",
+        "api_token": "", "token_env": "DJANGO_SECRET_KEY",
+    })
+    assert "starting with SIGNALWIRE_" in str(named.context["adminform"].form.errors)
+    space.refresh_from_db()
+    assert space.token_env == "" and space.credentials().api_token == "t-moving"

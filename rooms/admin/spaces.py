@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from rooms.models import Space
-from rooms.models.spaces import LOOPBACK_HOSTS
+from rooms.models.spaces import LOOPBACK_HOSTS, TOKEN_VARIABLE_PREFIX
 from rooms.signalwire.client import settings_credentials
 
 TOKEN_HELP = (
@@ -57,8 +57,23 @@ class SpaceForm(forms.ModelForm):
             )
         elif not token and not variable and not self.instance.token_encrypted:
             self.add_error("api_token", "Give the API token, or name a variable holding it.")
-        if variable and not variable.replace("_", "").isalnum():
-            self.add_error("token_env", "Name an environment variable: letters, digits and _.")
+        if variable and not (
+            variable.startswith(TOKEN_VARIABLE_PREFIX) and variable.replace("_", "").isalnum()
+        ):
+            self.add_error(
+                "token_env",
+                f"Name an environment variable starting with {TOKEN_VARIABLE_PREFIX} "
+                "(letters, digits and _), so no other setting is ever sent as a token.",
+            )
+        if (
+            self.instance.pk and "space_url" in self.changed_data and not token and not variable
+            and self.instance.token_encrypted
+        ):
+            self.add_error(
+                "api_token",
+                "Give the API token again with a new Space URL: a stored token is sent only "
+                "to the URL it was saved for.",
+            )
         url = cleaned.get("space_url")
         if url:
             parts = urlsplit(url)

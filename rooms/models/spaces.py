@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 SANDBOX_NAME = "Sandbox"
 ENVIRONMENT_NAME = "Default"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# A token variable must carry this prefix: naming SECRET_KEY or DATABASE_URL would send it.
+TOKEN_VARIABLE_PREFIX = "SIGNALWIRE_"
 
 
 class SpaceQuerySet(models.QuerySet["Space"]):
@@ -118,6 +120,8 @@ class Space(models.Model):
             found.append("its Space URL must use HTTPS (plain HTTP only on loopback)")
         if not self.project_id:
             found.append("its project ID is missing")
+        if self.token_env and not self.token_env.startswith(TOKEN_VARIABLE_PREFIX):
+            found.append(f"its token variable must start with {TOKEN_VARIABLE_PREFIX}")
         if self.token_env and self.token_encrypted:
             found.append("it has both a stored token and a token variable; keep one")
         elif self.token_env and not os.environ.get(self.token_env):
