@@ -190,8 +190,9 @@ _SHARED: dict[tuple[Any, ...], SignalWireClient] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-# Distinct settings seen (tests change them); the oldest clients are dropped past this.
-_SHARED_MAX = 16
+# Clients kept (two profiles per Space, and settings tests change); past this, the least
+# recently used is dropped.
+_SHARED_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -272,12 +273,13 @@ def build_client(
     options = client_options(profile, credentials)
     key = (os.getpid(), *sorted(options.items()))
     with _SHARED_LOCK:
-        client = _SHARED.get(key)
+        client = _SHARED.pop(key, None)
         if client is None:
             client = SignalWireClient(**options)
             client.shared = True
-            _SHARED[key] = client
-            while len(_SHARED) > _SHARED_MAX:
-                # Dropped, not closed: another thread may still be using it.
-                del _SHARED[next(iter(_SHARED))]
+        # Kept newest last: the least recently used client is the one dropped.
+        _SHARED[key] = client
+        while len(_SHARED) > _SHARED_MAX:
+            # Dropped, not closed: another thread may still be using it.
+            del _SHARED[next(iter(_SHARED))]
     return client
