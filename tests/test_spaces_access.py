@@ -508,3 +508,26 @@ def test_a_stored_token_is_never_sent_to_a_new_url_or_named_from_another_setting
     assert "starting with SIGNALWIRE_" in str(named.context["adminform"].form.errors)
     space.refresh_from_db()
     assert space.token_env == "" and space.credentials().api_token == "t-moving"
+
+
+def test_a_promotion_run_seen_from_its_target_space_alone_names_no_source_row(
+    two_spaces, client, admin_client
+):
+    alpha, bravo = two_spaces["spaces"]["alpha"], two_spaces["spaces"]["bravo"]
+    source = two_spaces["rows"]["bravo"]["conference"]
+    run = ActionRun.objects.create(
+        space=alpha, action=ActionRun.Action.PROMOTE, kind="conference", total=1,
+        pks=[source.pk], state=ActionRun.State.FINISHED_WITH_ERRORS, errors=1,
+        error=f"{source.name}: refused", failures=[
+            {"pk": source.pk, "name": source.name, "message": "refused"}
+        ],
+        changes={"space": alpha.name, "source_space_ids": [bravo.pk], "rows": [
+            {"pk": source.pk, "name": source.name, "outcome": "failed", "fields": []}
+        ]},
+    )
+    url = reverse("admin:rooms_actionrun_change", args=[run.pk])
+    client.force_login(two_spaces["clerk"])  # granted Alpha, the target, alone
+    page = client.get(url)
+    assert page.status_code == 200
+    assert source.name not in page.content.decode()
+    assert source.name in admin_client.get(url).content.decode()

@@ -8,6 +8,8 @@ bulk edit", which asks first and then undoes the edit through the same path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -20,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from rooms.admin import once
 from rooms.admin.audit_display import changelog_url
 from rooms.admin.records import RecordAdminMixin
-from rooms.admin.scoping import SpaceScopedMixin
+from rooms.admin.scoping import SpaceScopedMixin, request_spaces
 from rooms.models import ActionRun
 from rooms.services import bulk
 
@@ -77,6 +79,12 @@ class ActionRunAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Leave out what names a promotion's source rows when the viewer cannot see them."""
+        if obj is not None and not _sees_sources(request, obj):
+            return [f for f in self.fields if f not in ("changes_set", "error")]
+        return self.fields
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """Leave the selected keys out of the listing's query."""
         return super().get_queryset(request).defer("pks")
@@ -108,7 +116,11 @@ class ActionRunAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
         """Add the progress bar, the refused rows and the restore button to the run page."""
         run = self.get_object(request, object_id)
         context = dict(extra_context or {})
-        if run is not None:
+        if run is not None and not _sees_sources(request, run):
+            # A promotion seen from its target Space alone: the source rows stay unnamed.
+            context.update(run=run, running=run.finished_at is None, sources_hidden=True,
+                           progress_url=reverse("admin:rooms_actionrun_progress", args=[run.pk]))
+        elif run is not None:
             context.update(
                 run=run,
                 running=run.finished_at is None,
@@ -261,6 +273,16 @@ def _recordings_freed(run: ActionRun) -> dict | None:
         "cost": freed.cost,
         "retention": run.changes if run.action == ActionRun.Action.RETENTION else None,
     }
+
+
+def _sees_sources(request: HttpRequest, run: ActionRun) -> bool:
+    """Tell whether the viewer may see the Spaces a promotion's rows came from."""
+    if run.action != ActionRun.Action.PROMOTE or not isinstance(run.changes, dict):
+        return True
+    mine = request_spaces(request)
+    if mine is None:
+        return True
+    return set(run.changes.get("source_space_ids", [])) <= {space.pk for space in mine}
 
 
 def _promoted_rows(run: ActionRun) -> list[dict] | None:

@@ -374,7 +374,16 @@ def promote_many(
             requested_by=user,
             total=len(pks),
             pks=pks,
-            changes={"space": space.name, "copy_streams": bool(copy_streams)},
+            changes={
+                "space": space.name,
+                "copy_streams": bool(copy_streams),
+                # Where the rows come from: their names are shown only to whoever sees it.
+                "source_space_ids": sorted(
+                    set(model._default_manager.filter(pk__in=pks).values_list(
+                        "space_id", flat=True
+                    ))
+                ),
+            },
         )
         bulk.queue_after_commit(run, outbox.PROMOTE_RUN_TASK)
     return run
