@@ -36,6 +36,7 @@ bench: dev-deps
 	$(PY) bench/activity_bench.py
 	$(PY) bench/activity_pages_bench.py --sessions $(ACTIVITY_SESSIONS)
 	$(PY) bench/sandbox_bench.py
+	$(PY) bench/spaces_bench.py
 
 # The same benchmarks once at a small size, so they cannot rot (CI runs it on both databases).
 bench-smoke: dev-deps
@@ -47,6 +48,7 @@ bench-smoke: dev-deps
 	$(PY) bench/activity_bench.py --rooms 50 --sessions 200 --live 5 --new 10
 	$(PY) bench/activity_pages_bench.py --sessions 2000 --repeat 2
 	$(PY) bench/sandbox_bench.py --rooms 50 --sessions 2000 --repeat 2
+	$(PY) bench/spaces_bench.py --conferences 200 --trials 1 --rows 50
 
 lint: dev-deps
 	$(VENV)/bin/ruff check . scripts/ensure-dotenv scripts/smoke-make-run

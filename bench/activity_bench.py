@@ -1,6 +1,6 @@
 """Benchmark the room session sync against a seeded sandbox Space; print a table and JSON.
 
-    python bench/activity_bench.py [--rooms N] [--sessions M] [--live L] [--new K]
+    python bench/activity_bench.py [--rooms N] [--sessions M] [--live L] [--new K] [--trials T]
 
 The sandbox (N rooms, M past sessions) runs in a child process, so time measured here is
 the portal's. Two figures, each against the bare fetch of the same pages with requests:
@@ -10,6 +10,9 @@ the portal's. Two figures, each against the bare fetch of the same pages with re
 - history sync: the M past sessions already mirrored (loaded straight from the Space's
   listing) and K new ones ended since; the sync reads only until a page holds a session
   it already has, and fetches the members of the new ones only.
+- the usage rollup's upkeep: T interleaved trials of the history sync (K new sessions
+  ended before each), alternately with the upkeep and with its refresh calls skipped (in
+  this process only), and the ratio of the medians; plus the time spent inside the upkeep.
 
 Django uses a fresh SQLite file or PostgreSQL database (bench/benchdb.py, migrated
 here) and a Redis database of its own for the lock.
@@ -21,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -149,6 +153,9 @@ def main() -> None:
     parser.add_argument("--live", type=int, default=50)
     parser.add_argument("--new", type=int, default=100)
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument(
+        "--trials", type=int, default=7, help="history syncs with and without the upkeep, each"
+    )
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")
@@ -211,7 +218,9 @@ def run_bench(url: str, names: list[str], args: argparse.Namespace) -> dict[str,
     history_s, history_run, history_counter = timed(
         sync.sessions_sync_history, client=client, page_size=args.page_size
     )
+    upkeep = upkeep_trials(url, client, new_names, args)
     return {
+        **upkeep,
         "rooms": args.rooms,
         "past_sessions_mirrored": mirrored,
         "live_sessions": args.live,
@@ -235,6 +244,57 @@ def run_bench(url: str, names: list[str], args: argparse.Namespace) -> dict[str,
         "history_queries": history_counter.queries,
         "full_listing_fetch_s": round(history_floor, 4),
         "full_listing_pages": history_requests,
+    }
+
+
+def upkeep_trials(
+    url: str, client: Any, names: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Time the history sync with the usage upkeep and without it, trials interleaved."""
+    from unittest import mock
+
+    from rooms import sync
+    from rooms.sync import sessions as session_sync
+
+    refresh = session_sync.refresh_session_usage
+    inside: list[float] = []
+
+    def timed_refresh(keys: Any) -> None:
+        began = time.perf_counter()
+        refresh(keys)
+        inside[-1] += time.perf_counter() - began
+
+    def skipped_refresh(keys: Any) -> None:
+        return None
+
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    spent: list[float] = []
+    for trial in range(args.trials):
+        # Alternate which goes first, so a drift of the machine weighs on both alike.
+        for upkeep in (True, False) if trial % 2 == 0 else (False, True):
+            for name in names:
+                ended = control(url, "sessions", {"room_name": name, "members": ["d"]})["id"]
+                control(url, f"sessions/{ended}/end", {})
+            inside.append(0.0)
+            stand_in = timed_refresh if upkeep else skipped_refresh
+            with mock.patch.object(session_sync, "refresh_session_usage", stand_in):
+                elapsed, run, _ = timed(
+                    sync.sessions_sync_history, client=client, page_size=args.page_size
+                )
+            assert run.created == len(names), (run.created, len(names))
+            seconds[upkeep].append(elapsed)
+            if upkeep:
+                spent.append(inside[-1])
+    with_s, without_s = statistics.median(seconds[True]), statistics.median(seconds[False])
+    return {
+        "upkeep_trials": args.trials,
+        "history_with_upkeep_s": round(with_s, 4),
+        "history_without_upkeep_s": round(without_s, 4),
+        "upkeep_ratio": round(with_s / without_s, 3),
+        "upkeep_inside_s": round(statistics.median(spent), 4),
+        "upkeep_inside_share": round(statistics.median(spent) / without_s, 3),
+        "history_with_upkeep_trials_s": [round(x, 4) for x in seconds[True]],
+        "history_without_upkeep_trials_s": [round(x, 4) for x in seconds[False]],
     }
 
 
@@ -277,6 +337,13 @@ def print_table(result: dict[str, Any]) -> None:
     print(
         f"history pages read {result['history_pages']} (a full listing is "
         f"{result['full_listing_pages']} pages, {result['full_listing_fetch_s']} s bare)"
+    )
+    print(
+        f"usage rollup upkeep, {result['upkeep_trials']} interleaved trials of the history "
+        f"sync ({result['new_sessions']} new sessions each): median "
+        f"{result['history_with_upkeep_s']} s with, {result['history_without_upkeep_s']} s "
+        f"without, ratio {result['upkeep_ratio']} (target at most 1.10); inside the upkeep "
+        f"{result['upkeep_inside_s']} s ({result['upkeep_inside_share']:.1%} of the sync)"
     )
 
 

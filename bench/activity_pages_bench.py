@@ -109,9 +109,10 @@ def remote(kind: int, i: int) -> str:
 
 def seed_owners() -> list[tuple[str, int, str, str]]:
     """Store 2,000 conferences and 2,000 rooms; return (field, pk, name, remote id) of each."""
-    from rooms.models import Conference, Room
+    from rooms.models import Conference, Room, default_space_id
 
     now = datetime.now(UTC)
+    space_id = default_space_id()
     owners: list[tuple[str, int, str, str]] = []
     for kind, model, field in ((1, Conference, "conference"), (2, Room, "room")):
         rows = []
@@ -120,6 +121,7 @@ def seed_owners() -> list[tuple[str, int, str, str]]:
             name = f"{field}-{i:04d}"
             rows.append(
                 model(
+                    space_id=space_id,
                     name=name,
                     display_name=f"{WORDS[i % len(WORDS)]} {i}",
                     remote_id=remote_id,
@@ -251,9 +253,14 @@ def recording_rows(
 
 
 def bulk_insert(table: str, columns: tuple[str, ...], rows: Iterator[tuple]) -> None:
-    """Store rows with the fastest bulk path of the database (COPY or executemany)."""
+    """Store rows in the environment's Space with the fastest bulk path (COPY or executemany)."""
     from django.db import connection, transaction
 
+    from rooms.models import default_space_id
+
+    space_id = default_space_id()
+    columns = (*columns, "space_id")
+    rows = ((*row, space_id) for row in rows)
     names = ", ".join(columns)
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -56,16 +56,18 @@ def configure_django(url: str) -> None:
 
 def seed_conferences(n: int) -> list[tuple[int, str, str]]:
     """Store n conferences with bulk_create; return (pk, name, remote id) of each."""
-    from rooms.models import Conference
+    from rooms.models import Conference, default_space_id
 
     rng = random.Random(5)
     now = datetime.now(UTC)
+    space_id = default_space_id()
     batch: list[Conference] = []
     for i in range(n):
         remote_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         name = f"bench-conf-{i:06d}"
         batch.append(
             Conference(
+                space_id=space_id,
                 name=name,
                 display_name=f"{rng.choice(WORDS)} {i}",
                 remote_id=remote_id,

@@ -219,7 +219,15 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # --- SignalWire -------------------------------------------------------------------------
 # With no Space configured the portal talks to the local sandbox Space (`make run`).
 SIGNALWIRE_SANDBOX_PORT = env.int("SIGNALWIRE_SANDBOX_PORT", default=8765)
+# How many projects (each its own Space: credentials and data) `sandbox_space` serves;
+# `make run` adds projects 2..N to the portal as Spaces.
+SANDBOX_SPACES = env.int("SANDBOX_SPACES", default=1)
 SIGNALWIRE_SPACE_URL = env("SIGNALWIRE_SPACE_URL", default="")
+# The name the Space configured here takes in the portal ("Sandbox" or "Default" when unset).
+# More Spaces are added in admin (Spaces); their API tokens are encrypted with these Fernet
+# keys, newest first (unset: a key derived from SECRET_KEY).
+SIGNALWIRE_SPACE_NAME = env("SIGNALWIRE_SPACE_NAME", default="")
+SPACE_TOKEN_KEYS = env.list("SPACE_TOKEN_KEYS", default=[])
 SIGNALWIRE_USES_SANDBOX = not SIGNALWIRE_SPACE_URL
 if SIGNALWIRE_USES_SANDBOX:
     SIGNALWIRE_SPACE_URL = f"http://127.0.0.1:{SIGNALWIRE_SANDBOX_PORT}"

@@ -302,6 +302,7 @@ def bulk_record(
                 "action": action,
                 "changes": diff,
                 "object_remote_id": getattr(obj, "remote_id", "") or "",
+                "space_id": getattr(obj, "space_id", None),
                 "additional_data": get_extra() if callable(get_extra) else {},
                 "related_object_type_id": related_type_id,
                 "related_object_id": related_id,
@@ -398,7 +399,7 @@ def register_models() -> None:
     """Register the mirrored models with django-auditlog (called once from AppConfig.ready)."""
     from auditlog.registry import auditlog
 
-    from rooms.models import Conference, ConferenceToken, IssuedRoomToken, Room
+    from rooms.models import Conference, ConferenceToken, IssuedRoomToken, Room, Space
 
     for model in (Conference, Room):
         auditlog.register(model, exclude_fields=MIRROR_BOOKKEEPING + _not_tracked(model))
@@ -408,3 +409,5 @@ def register_models() -> None:
         mask_fields=["token"],
     )
     auditlog.register(IssuedRoomToken, exclude_fields=_not_tracked(IssuedRoomToken))
+    # The encrypted token never enters the trail, not even masked.
+    auditlog.register(Space, exclude_fields=["token_encrypted", *_not_tracked(Space)])

@@ -2,7 +2,9 @@
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.db import DatabaseError
 
+from rooms import space_tokens
 from rooms.services import sessions
 from rooms.services.recordings import RETENTION_DAYS_MAX, retention_days_problem
 from rooms.signalwire.urls import SpaceURLError, normalise_space_url
@@ -92,3 +94,37 @@ def check_not_on_sandbox(app_configs=None, **kwargs) -> list:
             id="rooms.E006",
         )
     ]
+
+
+@register(Tags.compatibility, deploy=False)
+def check_spaces(app_configs=None, **kwargs) -> list:
+    """Report each Space whose settings cannot work, by name, and unusable token keys."""
+    problems: list = []
+    key_problem = space_tokens.key_problem()
+    if key_problem:
+        problems.append(
+            Error(
+                key_problem,
+                hint="Make a key with cryptography's Fernet.generate_key(); list the newest "
+                "first, keep the older ones until rotate_space_tokens has run.",
+                id="rooms.E010",
+            )
+        )
+        return problems  # no stored token can be read to check the Spaces
+    from rooms.models import Space
+
+    try:
+        spaces = list(Space.objects.filter(from_settings=False).order_by("name"))
+    except DatabaseError:
+        return problems  # not migrated yet: nothing to check
+    for space in spaces:
+        found = space.problems()
+        if found:
+            problems.append(
+                Error(
+                    f"Space {space.name!r} cannot be used: {'; '.join(found)}.",
+                    hint="Correct it under Spaces in admin (superusers).",
+                    id="rooms.E009",
+                )
+            )
+    return problems

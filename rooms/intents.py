@@ -40,11 +40,13 @@ def record(
     ctx = audit.current_context()
     waiting = SyncState.PENDING_DELETE if action == Action.DELETE else SyncState.PENDING_PUSH
     intent = RemoteIntent(
+        # The Space the edit goes to: a replay lands it there, never in another Space.
+        space_id=row.space_id,
         kind=kind,
         action=action,
         object_pk=row.pk,
         name=row.name,
-        data={"values": _stored(data), "before": _stored(before or {})},
+        data={"values": _stored(_without_space(data)), "before": _stored(before or {})},
         source=ctx.source,
         actor=cast(Any, ctx.actor),
         actor_label=ctx.actor_label,
@@ -92,6 +94,11 @@ def stale() -> models.QuerySet[RemoteIntent]:
     return RemoteIntent.objects.filter(created_at__lte=timezone.now() - grace)
 
 
+def _without_space(values: dict[str, Any]) -> dict[str, Any]:
+    """Leave out the row's Space: the intent keeps it in its own field."""
+    return {k: v for k, v in values.items() if k not in ("space", "space_id")}
+
+
 def _stored(values: dict[str, Any]) -> dict[str, Any]:
     """Write datetimes in full (microseconds too), so a replay compares them exactly."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
@@ -130,7 +137,7 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
         if intent.object_pk is not None:
             row = locked.filter(pk=intent.object_pk).first()
         else:
-            row = locked.filter(name=intent.name).first()
+            row = locked.filter(space_id=intent.space_id, name=intent.name).first()
         if row is None and (intent.action == Action.UPDATE or intent.object_pk is not None):
             # An update of a row that is gone has nothing to land; a create that named its
             # row (it was stored with the intent) and finds none was deleted locally since,
@@ -139,7 +146,7 @@ def replay(*, intent: RemoteIntent, model: type[models.Model]) -> int | None:
             drop(intent)
             return None
         if row is None:
-            row = model(**values)
+            row = model(**values, space_id=intent.space_id)
             changed = None
         else:
             # A field edited again since (its value is no longer the one this edit

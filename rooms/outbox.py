@@ -24,6 +24,7 @@ PUSH_TASK_PATTERN = "rooms.tasks.push_{kind}"
 DELETE_TASK_PATTERN = "rooms.tasks.delete_{kind}"
 DELETE_REMOTE_TASK = "rooms.tasks.delete_remote"
 ACTION_RUN_TASK = "rooms.tasks.action_run_batch"
+PROMOTE_RUN_TASK = "rooms.tasks.promote_run_batch"
 
 _suppressed: ContextVar[bool] = ContextVar("room_portal_pushes_suppressed", default=False)
 
@@ -71,9 +72,9 @@ def push_enqueue(kind: str, pk: int, *, delete: bool = False) -> bool:
     return send(push_task_name(kind, delete=delete), pk)
 
 
-def remote_delete_enqueue(kind: str, remote_id: str) -> bool:
+def remote_delete_enqueue(kind: str, remote_id: str, space_id: int | None = None) -> bool:
     """Queue the remote delete of a row already deleted locally (a shell delete)."""
-    return send(DELETE_REMOTE_TASK, kind, remote_id)
+    return send(DELETE_REMOTE_TASK, kind, remote_id, space_id)
 
 
 def push_after_commit(
@@ -89,6 +90,6 @@ def push_after_commit(
     transaction.on_commit(queue)
 
 
-def remote_delete_after_commit(kind: str, remote_id: str) -> None:
+def remote_delete_after_commit(kind: str, remote_id: str, space_id: int | None = None) -> None:
     """Queue the remote delete of a locally deleted row once the transaction commits."""
-    transaction.on_commit(lambda: remote_delete_enqueue(kind, remote_id))
+    transaction.on_commit(lambda: remote_delete_enqueue(kind, remote_id, space_id))

@@ -33,6 +33,8 @@ SECRET_COLUMNS: dict[str, frozenset[str]] = {
     # What a failed login sent (the admin keeps it off its pages).
     "axes.accessattempt": frozenset({"get_data", "post_data"}),
     "sessions.session": frozenset({"session_data"}),
+    # A Space's API token, encrypted; and the variable holding it says where to look.
+    "rooms.space": frozenset({"token_encrypted", "token_env"}),
 }
 
 

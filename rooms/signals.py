@@ -65,7 +65,7 @@ def queue_remote_delete(sender: type[models.Model], instance: Any, **kwargs: Any
     """Queue the remote delete of a row deleted outside the services, after commit."""
     if _quiet() or not instance.remote_id:
         return
-    outbox.remote_delete_after_commit(KINDS[sender], instance.remote_id)
+    outbox.remote_delete_after_commit(KINDS[sender], instance.remote_id, instance.space_id)
 
 
 def connect() -> None:

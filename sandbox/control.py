@@ -1,14 +1,20 @@
-"""The sandbox's loopback control API: reset, seed, latency, faults, the request log, sessions."""
+"""The sandbox's loopback control API: reset, seed, latency, faults, the request log, sessions.
+
+Each request acts on the first project served, or on the one its `project` query parameter
+names.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rooms.signalwire.urls import is_loopback
 from sandbox.errors import SandboxNotFound
 from sandbox.recordings import MEDIA_PREFIX
 from sandbox.state import SandboxSpace
+from sandbox.validation import query_values
 from sandbox.wire import Reply, method_not_allowed, parse_json
 
 CONTROL_PREFIX = "/__sandbox__/"
@@ -31,6 +37,7 @@ CONTROL_ROUTES: dict[str, frozenset[str]] = {
     "/__sandbox__/faults": frozenset({"POST", "DELETE"}),
     "/__sandbox__/requests": frozenset({"GET", "DELETE"}),
     "/__sandbox__/state": frozenset({"GET"}),
+    "/__sandbox__/projects": frozenset({"GET"}),
     **ACTIVITY_CONTROL_ROUTES,
 }
 
@@ -80,7 +87,12 @@ def is_control_path(path: str) -> bool:
 
 
 def control_reply(
-    space: SandboxSpace, client_host: str, method: str, path: str, raw: bytes, query: str = ""
+    spaces: Mapping[str, SandboxSpace],
+    client_host: str,
+    method: str,
+    path: str,
+    raw: bytes,
+    query: str = "",
 ) -> Reply:
     """Answer a control API request; a client that is not on the loopback gets a 403."""
     if not is_loopback(client_host):
@@ -89,7 +101,8 @@ def control_reply(
     if media is not None:
         if method not in ("GET", "HEAD"):
             return method_not_allowed(("GET",))
-        status, payload = space.download(media.group(1).lower(), query)
+        recording_id = media.group(1).lower()
+        status, payload = _media_space(spaces, recording_id).download(recording_id, query)
         if payload is None:
             return Reply(status, {"error": "Forbidden" if status == 403 else "Not Found"})
         return Reply.media(payload, "video/mp4")
@@ -100,6 +113,13 @@ def control_reply(
         return Reply(404, {"error": "Not Found"})
     if method not in allowed:
         return method_not_allowed(allowed)
+    named = query_values(query).get("project")
+    space = next(iter(spaces.values())) if not named else spaces.get(named[-1])
+    if space is None:
+        return Reply(404, {"error": "no such project"})
+    if path.rstrip("/") == "/__sandbox__/projects":
+        listed = [{"project_id": pid, **each.state()} for pid, each in spaces.items()]
+        return Reply(200, {"projects": listed})
     # Whatever its Content-Type (curl -d says a form): the control API reads only JSON.
     body: Any = parse_json(raw) if raw.strip(b" \t\r\n") else {}
     if not isinstance(body, dict):
@@ -110,6 +130,14 @@ def control_reply(
         return Reply(404, {"error": "Not Found"})
     except (TypeError, ValueError) as exc:
         return Reply(400, {"error": str(exc)})
+
+
+def _media_space(spaces: Mapping[str, SandboxSpace], recording_id: str) -> SandboxSpace:
+    """The Space holding the recording (a media link names no project), else the first."""
+    for space in spaces.values():
+        if recording_id in space.room_recordings:
+            return space
+    return next(iter(spaces.values()))
 
 
 def _answer(space: SandboxSpace, method: str, path: str, body: dict[str, Any]) -> Reply:
@@ -126,6 +154,7 @@ def _answer(space: SandboxSpace, method: str, path: str, body: dict[str, Any]) -
             rooms=body.get("rooms", 0),
             seed=body.get("seed", 0),
             sessions=body.get("sessions", 0),
+            variant=body.get("variant", 0),
         )
         return Reply(200, space.state())
     if route == ("POST", "/__sandbox__/latency"):

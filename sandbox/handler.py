@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -84,16 +85,29 @@ class _BodyError(Exception):
     """The request's body cannot be read: answer 400 and close the connection."""
 
 
+class ServedProject(Protocol):
+    """What the handler reads of one project the server answers for."""
+
+    @property
+    def api_token(self) -> str: ...
+
+    @property
+    def space(self) -> SandboxSpace: ...
+
+
 class Served(Protocol):
     """What the handler reads of the SandboxServer it answers for."""
 
     space: SandboxSpace
-    project_id: str
-    api_token: str
     verbose: bool
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def spaces(self) -> Mapping[str, SandboxSpace]: ...
+
+    def project(self, project_id: str) -> ServedProject | None: ...
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -180,13 +194,39 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def control(self, method: str, path: str, raw: bytes, query: str = "") -> Reply:
         """Answer a control API request from this handler's client (loopback clients only)."""
-        return control_reply(self.space, self.client_address[0], method, path, raw, query)
+        return control_reply(
+            self.server.sandbox.spaces, self.client_address[0], method, path, raw, query
+        )
 
     # --- plumbing -----------------------------------------------------------------------
 
-    @property
-    def space(self) -> SandboxSpace:
-        return self.server.sandbox.space
+    def _credentials(self) -> tuple[bytes, bytes]:
+        """The user (project id) and password (API token) of the Basic header, or empty."""
+        header = self.headers.get("Authorization") or ""
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return b"", b""
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return b"", b""
+        user, _, password = decoded.partition(b":")
+        return user, password
+
+    def _project(self) -> tuple[SandboxSpace, bool]:
+        """The Space the request's credentials name, and whether its token is right.
+
+        A request naming no project served is answered (401) and logged by the first one.
+        """
+        sandbox = self.server.sandbox
+        user, password = self._credentials()
+        try:
+            project = sandbox.project(user.decode("utf-8"))
+        except UnicodeDecodeError:
+            project = None
+        if project is None:
+            return sandbox.space, False
+        return project.space, hmac.compare_digest(password, project.api_token.encode("utf-8"))
 
     def _read_body(self) -> bytes:
         coding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
@@ -294,7 +334,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 server.answering_changed.notify_all()
 
     def _answer_api(self, path: str, query: str, raw: bytes) -> None:
-        space = self.space
+        space, authorised = self._project()
         method = self.command
         received = time.time()
         parsed = self._parse_body(raw)
@@ -304,7 +344,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         fault = space.take_fault(method, path, after_processing=False)
         if fault is None:
             try:
-                reply = self._api_reply(method, path, query, parsed)
+                reply = self._api_reply(space, authorised, method, path, query, parsed)
             except Exception:  # the sandbox answers 500 like a real server would
                 logger.exception("sandbox failed on %s %s", method, path)
                 reply = Reply(500, {"error": "Internal Server Error"})
@@ -322,22 +362,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         space.notify(method, path, reply.status, reply.body)
         self._send(reply)
 
-    def _authorised(self) -> bool:
-        sandbox = self.server.sandbox
-        header = self.headers.get("Authorization") or ""
-        scheme, _, encoded = header.partition(" ")
-        user, password = b"", b""
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(encoded.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                decoded = b""
-            user, _, password = decoded.partition(b":")
-        user_ok = hmac.compare_digest(user, sandbox.project_id.encode("utf-8"))
-        password_ok = hmac.compare_digest(password, sandbox.api_token.encode("utf-8"))
-        return user_ok and password_ok
-
-    def _api_reply(self, method: str, path: str, query: str, parsed: Any) -> Reply:
+    def _api_reply(
+        self,
+        space: SandboxSpace,
+        authorised: bool,
+        method: str,
+        path: str,
+        query: str,
+        parsed: Any,
+    ) -> Reply:
         normalised = path.rstrip("/") if len(path) > 1 else path
         for pattern, route_methods in _ROUTES:
             match = pattern.match(normalised)
@@ -348,7 +381,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return Reply(404, {"error": "Not Found"})
         if method not in methods:
             return method_not_allowed(methods)
-        if not self._authorised():
+        if not authorised:
             return Reply(401, {"error": "Unauthorized"}, {"WWW-Authenticate": 'Basic realm="api"'})
         args = [unquote(group) for group in match.groups()]
         action = methods[method]
@@ -362,7 +395,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
         body = {} if parsed is NO_BODY else parsed
         host = self.headers.get("Host") or self.server.sandbox.url.split("://", 1)[1]
         base_url = f"http://{host}{normalised}"
-        space = self.space
         try:
             if action in HANDLERS:
                 check_parent_id(action, args)

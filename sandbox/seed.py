@@ -238,12 +238,63 @@ def build_seed(
     first_room: int = 1,
     taken_conference_names: set[str] | None = None,
     taken_room_names: set[str] | None = None,
+    variant: int = 0,
 ) -> SeedData:
-    """Generate seed objects; the same arguments always give the same data."""
+    """Generate seed objects; the same arguments always give the same data.
+
+    A variant above 0 gives another project's take on the same seed (see vary_seed).
+    """
     rng = random.Random(seed)
     conference_list, tokens = build_conferences(
         rng, conferences, first_conference, set(taken_conference_names or ())
     )
     room_rng = random.Random(f"rooms-{seed}")
     room_list = build_rooms(room_rng, rooms, first_room, set(taken_room_names or ()))
-    return SeedData(conferences=conference_list, tokens=tokens, rooms=room_list)
+    data = SeedData(conferences=conference_list, tokens=tokens, rooms=room_list)
+    if variant:
+        vary_seed(
+            data,
+            seed,
+            variant,
+            taken_conference_names=set(taken_conference_names or ()),
+            taken_room_names=set(taken_room_names or ()),
+        )
+    return data
+
+
+def vary_seed(
+    data: SeedData,
+    seed: int,
+    variant: int,
+    *,
+    taken_conference_names: set[str],
+    taken_room_names: set[str],
+) -> None:
+    """Make seed data another project's: new ids and token values; of each three objects,
+    one keeps its name with other settings, one is the same, one gets a name of its own."""
+    rng = random.Random(f"variant-{seed}-{variant}")
+    new_ids: dict[str, str] = {}
+    conference_names = taken_conference_names | {c["name"] for c in data.conferences}
+    for position, conference in enumerate(data.conferences):
+        new_ids[conference["id"]] = conference["id"] = _uuid(rng)
+        if position % 3 == 0:
+            conference["quality"] = "720p" if conference["quality"] == "1080p" else "1080p"
+            conference["size"] = "large" if conference["size"] != "large" else "medium"
+            conference["enable_chat"] = not conference["enable_chat"]
+            conference["description"] = f"Project {variant + 1}'s copy: {_pick(rng, DESCRIPTIONS)}"
+        elif position % 3 == 2:
+            conference["name"] = _unique(f"{conference['name']}-p{variant + 1}", conference_names)
+    for token in data.tokens:
+        token["id"] = _uuid(rng)
+        token["token"] = _token_value(rng)
+        token["conference_id"] = new_ids[token["conference_id"]]
+    room_names = taken_room_names | {r["name"] for r in data.rooms}
+    for position, room in enumerate(data.rooms):
+        room["id"] = _uuid(rng)
+        if position % 3 == 0:
+            room["quality"] = "720p" if room["quality"] == "1080p" else "1080p"
+            room["max_members"] = 7 if room["max_members"] != 7 else 8
+            room["layout"] = _pick(rng, tuple(x for x in schema.LAYOUTS if x != room["layout"]))
+            room["description"] = f"Project {variant + 1}'s copy: {_pick(rng, DESCRIPTIONS)}"
+        elif position % 3 == 2:
+            room["name"] = _unique(f"{room['name']}_p{variant + 1}", room_names)

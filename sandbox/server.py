@@ -1,15 +1,27 @@
 """The sandbox Space over HTTP: a server for SignalWire's Video REST API and its control API.
 
 It binds a socket and serves from a daemon thread; sandbox.handler answers each request.
+One server serves one or more projects, each with its own credentials and SandboxSpace.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sandbox.handler import SandboxHTTPServer
 from sandbox.state import SandboxSpace
+
+
+@dataclass(frozen=True)
+class SandboxProject:
+    """One project the server answers for: its credentials and its Space."""
+
+    project_id: str
+    api_token: str
+    space: SandboxSpace
 
 
 class SandboxServer:
@@ -30,12 +42,44 @@ class SandboxServer:
         self.project_id = project_id
         self.api_token = api_token
         self.verbose = verbose
-        self.space = space if space is not None else SandboxSpace(project_id=project_id)
+        self._projects_lock = threading.Lock()
+        self._projects: dict[str, SandboxProject] = {}
+        self.space = self.add_project(project_id, api_token, space=space)
         self._httpd: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"<SandboxServer {self.url if self._httpd else 'stopped'}>"
+
+    def add_project(
+        self, project_id: str, api_token: str, *, space: SandboxSpace | None = None
+    ) -> SandboxSpace:
+        """Serve another project (its own credentials and data); return its Space."""
+        with self._projects_lock:
+            if project_id in self._projects:
+                raise ValueError(f"project {project_id} is already served")
+            if space is None:
+                space = SandboxSpace(project_id=project_id)
+            # Copy on write: the handler threads read the mapping without the lock.
+            self._projects = {
+                **self._projects,
+                project_id: SandboxProject(project_id, api_token, space),
+            }
+        return space
+
+    @property
+    def projects(self) -> Mapping[str, SandboxProject]:
+        """Every project served, by project id, the first project first."""
+        return dict(self._projects)
+
+    @property
+    def spaces(self) -> Mapping[str, SandboxSpace]:
+        """Every project's Space, by project id, the first project first."""
+        return {pid: project.space for pid, project in self._projects.items()}
+
+    def project(self, project_id: str) -> SandboxProject | None:
+        """The project with this id, or None."""
+        return self._projects.get(project_id)
 
     def start(self) -> SandboxServer:
         """Bind the socket and serve in a daemon thread; return self."""
@@ -67,8 +111,9 @@ class SandboxServer:
             self._thread.join(0.2)
 
     def wait_until_answered(self, timeout: float = 60.0) -> bool:
-        """Wait until every API request received so far has its answer (tests call it
-        before they empty the Space, so a slow request never lands in the next test)."""
+        """Wait until every API request received so far, to any project, has its answer
+        (tests call it before they empty a Space, so a slow request never lands in the next
+        test)."""
         return self._httpd is None or self._httpd.wait_until_answered(timeout)
 
     def stop(self) -> None:
@@ -96,4 +141,4 @@ class SandboxServer:
         self.stop()
 
 
-__all__ = ["SandboxServer"]
+__all__ = ["SandboxProject", "SandboxServer"]

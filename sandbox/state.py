@@ -113,24 +113,31 @@ class SandboxSpace(
         seed: int = 0,
         sessions: int = 0,
         until: datetime | None = None,
+        variant: int = 0,
     ) -> None:
         """Add conferences (with tokens), rooms (some with streams) and past sessions.
 
         The same arguments always give the same data; `until` (default: now, to the hour)
-        is when the seeded history ends.
+        is when the seeded history ends. Another `variant` (another project of the same
+        server) shares some names with variant 0, with other settings and ids, and has
+        some of its own.
         """
         counts = (("conferences", conferences), ("rooms", rooms), ("sessions", sessions))
-        for label, value in (*counts, ("seed", seed)):
+        for label, value in (*counts, ("seed", seed), ("variant", variant)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{label} must be an integer")
         if conferences < 0 or rooms < 0 or sessions < 0:
             raise ValueError("counts must not be negative")
+        if variant < 0:
+            raise ValueError("variant must not be negative")
         collecting = gc.isenabled()
         gc.disable()  # hundreds of thousands of fresh dicts: the cyclic GC only slows this down
         try:
-            self._seed(conferences, rooms, seed)
+            self._seed(conferences, rooms, seed, variant)
             if sessions:
-                self._seed_sessions(sessions, seed, until or self.now().replace(minute=0))
+                # Another variant's history: other sessions, recordings and ids.
+                history_seed = seed + variant * 1_000_003
+                self._seed_sessions(sessions, history_seed, until or self.now().replace(minute=0))
         finally:
             if collecting:
                 gc.enable()
@@ -139,7 +146,7 @@ class SandboxSpace(
             # allocates at the wrong moment would take a tenth of a second more.
             gc.freeze()
 
-    def _seed(self, conferences: int, rooms: int, seed: int) -> None:
+    def _seed(self, conferences: int, rooms: int, seed: int, variant: int) -> None:
         with self._lock:
             data = seed_data.build_seed(
                 conferences,
@@ -149,6 +156,7 @@ class SandboxSpace(
                 first_room=len(self._rooms.objects) + 1,
                 taken_conference_names=set(self._conferences.names),
                 taken_room_names=set(self._rooms.names),
+                variant=variant,
             )
             renamed: dict[str, str] = {}
             for conference in data.conferences:
@@ -166,7 +174,8 @@ class SandboxSpace(
                     room["id"] = str(uuid.uuid4())
             self._rooms.bulk_insert(data.rooms)
             owners = [("conference", c) for c in data.conferences]
-            self._seed_streams(owners + [("room", r) for r in data.rooms], random.Random(seed))
+            stream_rng = random.Random(f"streams-{seed}-{variant}" if variant else seed)
+            self._seed_streams(owners + [("room", r) for r in data.rooms], stream_rng)
 
     @property
     def latency(self) -> float:

@@ -43,14 +43,19 @@ hypothesis_settings.load_profile(hypothesis_profile())
 
 SANDBOX_PROJECT_ID = "sandbox-project"
 SANDBOX_API_TOKEN = "sandbox-token-for-tests-7f3a9c"
+# The second project (a second Space) the same server answers for: fixture sandbox_b.
+SANDBOX_B_PROJECT_ID = "sandbox-project-b"
+SANDBOX_B_API_TOKEN = "sandbox-token-b-for-tests-41d6e2"
 
 
 @pytest.fixture(scope="session")
 def sandbox_server():
-    """Run one sandbox Space over real HTTP on a free loopback port for the session."""
+    """Run the sandbox over real HTTP on a free loopback port for the session: its first
+    project is the fixture sandbox's Space, its second sandbox_b's."""
     server = SandboxServer(
         host="127.0.0.1", port=0, project_id=SANDBOX_PROJECT_ID, api_token=SANDBOX_API_TOKEN
     )
+    server.add_project(SANDBOX_B_PROJECT_ID, SANDBOX_B_API_TOKEN)
     server.start()
     yield server
     server.stop()
@@ -70,6 +75,17 @@ def sandbox(sandbox_server, settings):
     yield sandbox_server.space
     sandbox_server.wait_until_answered()
     sandbox_server.space.reset()
+
+
+@pytest.fixture
+def sandbox_b(sandbox_server):
+    """Give a test the sandbox's second project, empty: another Space on the same server."""
+    space = sandbox_server.spaces[SANDBOX_B_PROJECT_ID]
+    assert sandbox_server.wait_until_answered(), "a sandbox request never got its answer"
+    space.reset()
+    yield space
+    sandbox_server.wait_until_answered()
+    space.reset()
 
 
 def database_url(settings_dict: dict) -> str:

@@ -16,8 +16,8 @@ def queued(monkeypatch):
         calls.append(("delete" if delete else "push", kind, pk))
         return True
 
-    def remote_delete(kind: str, remote_id: str) -> bool:
-        calls.append(("remote_delete", kind, remote_id))
+    def remote_delete(kind: str, remote_id: str, space_id: int | None = None) -> bool:
+        calls.append(("remote_delete", kind, remote_id, space_id))
         return True
 
     monkeypatch.setattr(outbox, "push_enqueue", push)
@@ -48,8 +48,8 @@ def run_queued(queued):
     def run() -> list:
         results = []
         while queued:
-            what, kind, ref = queued.pop(0)
-            args = [kind, ref] if what == "remote_delete" else [ref]
+            what, kind, ref, *space = queued.pop(0)
+            args = [kind, ref, *space] if what == "remote_delete" else [ref]
             results.append(tasks[(what, kind)].apply(args=args))
         return results
 

@@ -7,13 +7,19 @@ SIGNALWIRE_OPENAPI_SPEC_REQUIRED set, or with a path that names no file, the run
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 import requests
 
 from sandbox import SandboxServer
-from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
+from tests.conftest import (
+    SANDBOX_API_TOKEN,
+    SANDBOX_B_API_TOKEN,
+    SANDBOX_B_PROJECT_ID,
+    SANDBOX_PROJECT_ID,
+)
 from tests.spec_validation import (
     SPEC_ENV,
     spec_available,
@@ -98,7 +104,8 @@ def errors_by_attribute(response: requests.Response) -> dict[str, str]:
 
 @pytest.fixture
 def sandbox_spec_checked(request, sandbox_server):
-    """Every response the sandbox sends during the test must match the OpenAPI spec.
+    """Every response the sandbox sends (from any project) during the test must match the
+    OpenAPI spec.
 
     Without the description the test still runs its own assertions; the run's summary
     counts it among those not checked against the spec.
@@ -107,7 +114,9 @@ def sandbox_spec_checked(request, sandbox_server):
         request.config.stash[_UNCHECKED].append(request.node.nodeid)
         yield
         return
-    with spec_checked(sandbox_server.space):
+    with contextlib.ExitStack() as checks:
+        for space in sandbox_server.spaces.values():  # every project's answers
+            checks.enter_context(spec_checked(space))
         yield
 
 
@@ -115,3 +124,36 @@ def sandbox_spec_checked(request, sandbox_server):
 def api(sandbox, sandbox_server) -> Api:
     """An authenticated client for an empty sandbox."""
     return Api(sandbox_server)
+
+
+@pytest.fixture
+def api_b(sandbox_b, sandbox_server) -> Api:
+    """An authenticated client for the sandbox's second project, empty."""
+    return Api(sandbox_server, auth=(SANDBOX_B_PROJECT_ID, SANDBOX_B_API_TOKEN))
+
+
+# --- other Spaces beside the environment's ----------------------------------------------
+
+
+@pytest.fixture
+def other_space(sandbox, sandbox_b, sandbox_server):
+    """The Space row of the sandbox's second project (its token stored encrypted)."""
+    from rooms.models import Space
+
+    space = Space(name="Other", space_url=sandbox_server.url, project_id=SANDBOX_B_PROJECT_ID)
+    space.set_token(SANDBOX_B_API_TOKEN)
+    space.save()
+    return space
+
+
+@pytest.fixture
+def refusing_space(sandbox, sandbox_server):
+    """A Space row at the environment's sandbox with a token it refuses (HTTP 401)."""
+    from rooms.models import Space
+
+    space = Space(name="Refusing", space_url=sandbox_server.url, project_id=SANDBOX_PROJECT_ID)
+    space.set_token("a-token-the-sandbox-refuses")
+    space.save()
+    return space
+
+

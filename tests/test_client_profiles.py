@@ -12,7 +12,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from rooms.signalwire.client import build_client
+from rooms.signalwire.client import Credentials, build_client
 from rooms.signalwire.errors import (
     ConfigurationError,
     RemoteCallInTransactionError,
@@ -58,6 +58,14 @@ def test_each_profile_and_each_settings_change_get_their_own_client(space, setti
     settings.SIGNALWIRE_READ_TIMEOUT = 3
     changed = build_client()
     assert changed is not background and changed.timeout[1] == 3.0
+
+
+def test_a_space_in_use_keeps_its_client_while_many_other_spaces_come_and_go(space):
+    busy = Credentials("https://busy.example.com", "p", "t")
+    first = build_client(credentials=busy)
+    for number in range(100):
+        build_client(credentials=Credentials(f"https://s{number}.example.com", "p", "t"))
+        assert build_client(credentials=busy) is first, number
 
 
 def test_an_unknown_profile_is_a_configuration_error(space):

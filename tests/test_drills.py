@@ -27,8 +27,9 @@ from django.urls import reverse
 from rooms import services, sync
 from rooms.connections import redis_client
 from rooms.locks import lock_key
-from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState
+from rooms.models import UNPUSHED_STATES, Conference, Room, SyncRun, SyncState, environment_space
 from rooms.signalwire.errors import UnexpectedResponseError
+from rooms.sync.runs import lock_name
 from rooms.tasks import push as push_tasks
 from rooms.tasks import sync as sync_tasks
 from sandbox.validation import conference_defaults
@@ -376,13 +377,14 @@ def test_an_abandoned_lock_and_running_record_do_not_mark_rooms_deleted(settled,
     sandbox.seed(rooms=4, seed=72)
     sync.sync_rooms()
     # A worker died holding the lock after writing its "running" record.
-    abandoned = redis_client().lock(lock_key("sync:rooms"), timeout=1, thread_local=False)
+    rooms_lock = lock_key(lock_name("rooms", environment_space()))
+    abandoned = redis_client().lock(rooms_lock, timeout=1, thread_local=False)
     assert abandoned.acquire(blocking=False)
     dead = SyncRun.objects.create(kind=SyncRun.Kind.ROOMS, trigger="schedule")
 
     assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "skipped"
     wait_until(
-        lambda: not redis_client().exists(lock_key("sync:rooms")), timeout=10,
+        lambda: not redis_client().exists(rooms_lock), timeout=10,
         message="the dead run's lock to expire",
     )
     assert sync_tasks.sync_rooms.apply(kwargs={"trigger": "schedule"}).get() == "succeeded"

@@ -31,6 +31,7 @@ from rooms.models import (
     Recording,
     Room,
     RoomSession,
+    Space,
     Stream,
     SyncRun,
     VideoLog,
@@ -58,6 +59,8 @@ POST_ONLY = {
     "rooms_conference_token_reveal",
     "rooms_syncrun_sync_now",
     "rooms_recording_download",
+    "rooms_conference_promote",
+    "rooms_room_promote",
 }
 
 
@@ -172,6 +175,7 @@ def admin_urls(world) -> dict[str, str]:
         Recording: world["recording"],
         Stream: world["stream"],
         VideoLog: world["log"],
+        Space: Space.objects.get(from_settings=True),
         **world["accounts"],
         **world["alerts"],
     }
@@ -219,6 +223,8 @@ def admin_urls(world) -> dict[str, str]:
         urls[f"rooms_{kind}_audit_restore"] = reverse(
             f"admin:rooms_{kind}_audit_restore", args=[obj.pk, world["audit"][kind].pk]
         )
+        for view in ("compare", "promote"):
+            urls[f"rooms_{kind}_{view}"] = reverse(f"admin:rooms_{kind}_{view}", args=[obj.pk])
     return urls
 
 

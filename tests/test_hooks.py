@@ -46,7 +46,7 @@ def test_a_shell_delete_queues_the_remote_delete(
     with django_capture_on_commit_callbacks(execute=True):
         Room.objects.filter(pk=room.pk).delete()
 
-    assert queued == [("remote_delete", "room", remote_id)]
+    assert queued == [("remote_delete", "room", remote_id, room.space_id)]
     run_queued()
     assert sandbox.rooms == {}
 

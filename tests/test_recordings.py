@@ -26,6 +26,7 @@ from rooms.models import (
     Room,
     RoomSession,
     SyncRun,
+    environment_space,
 )
 from rooms.selectors import recordings
 from rooms.services import recordings as recording_services
@@ -984,3 +985,34 @@ def test_a_bulk_delete_run_keeps_what_it_freed(recorded, admin_user):
     assert (freed.count, freed.size, freed.cost) == (
         1, recorded.size_in_bytes, recorded.cost_in_dollars
     )
+
+
+def test_retention_deletes_each_recording_in_its_own_space_and_a_refusing_space_fails_alone(
+    sandbox, sandbox_server, refusing_space, settings
+):
+    settings.RECORDING_RETENTION_DAYS = 30
+    record_session(sandbox_server)
+    [remote_id] = sandbox.room_recordings
+    old = timezone.now() - timedelta(days=40)
+    # The same remote id in two Spaces: each Space numbers its own recordings.
+    here, there = (
+        Recording.objects.create(
+            space=space, remote_id=remote_id, room_name="webinar", status="completed",
+            started_at=old, finished_at=old,
+        )
+        for space in (environment_space(), refusing_space)
+    )
+
+    result = recording_services.recordings_apply_retention(source=AuditEntry.Source.TASK)
+
+    assert result.outcomes == {here.pk: "deleted", there.pk: "failed"}
+    assert remote_id not in sandbox.room_recordings
+    assert list(Recording.objects.values_list("pk", flat=True)) == [there.pk]
+    [failure] = result.failures
+    assert failure["pk"] == there.pk and "HTTP 401" in failure["message"]
+    # One run per Space: each Space's staff see what happened in theirs.
+    runs = {run.space_id: run for run in ActionRun.objects.filter(action="retention")}
+    assert runs[environment_space().pk].state == ActionRun.State.SUCCEEDED
+    assert runs[environment_space().pk].pks == [here.pk]
+    assert runs[refusing_space.pk].state == ActionRun.State.FINISHED_WITH_ERRORS
+    assert [f["pk"] for f in runs[refusing_space.pk].failures] == [there.pk]

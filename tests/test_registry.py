@@ -20,6 +20,8 @@ NAMED_KINDS = sorted(
 )
 
 
+# A new row's Space defaults to the environment's, read from the database.
+@pytest.mark.django_db
 def test_the_registry_holds_conferences_and_rooms_as_typed_resources():
     assert KINDS == ["conference", "room", "stream"]
     assert NAMED_KINDS == ["conference", "room"]
@@ -33,6 +35,7 @@ def test_the_registry_holds_conferences_and_rooms_as_typed_resources():
     assert registry.by_sync_kind(SyncRun.Kind.STREAMS) is registry.STREAM
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_registered_resource_has_its_tasks_outbox_names_sync_and_admin(kind):
     resource = RESOURCES[kind]

@@ -19,8 +19,14 @@ from sandbox import (
     SandboxSpace,
     SandboxValidationError,
 )
-from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
+from tests.conftest import (
+    SANDBOX_API_TOKEN,
+    SANDBOX_B_API_TOKEN,
+    SANDBOX_B_PROJECT_ID,
+    SANDBOX_PROJECT_ID,
+)
 from tests.fixtures_sandbox import Api, errors_by_attribute
+from tests.waiting import wait_until
 
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -74,6 +80,140 @@ def test_token_with_colon_is_compared_whole():
         assert requests.get(f"{server.url}/api/video/rooms", auth=("p", "a")).status_code == 401
     finally:
         server.stop()
+
+
+# --- several projects on one server --------------------------------------------------------
+
+
+def test_each_project_keeps_its_own_rooms_and_conferences(api, api_b, sandbox, sandbox_b):
+    room_a = api.post("/api/video/rooms", json={"name": "acme_lobby", "max_members": 5}).json()
+    conference_a = api.post("/api/video/conferences", json={"display_name": "Acme"}).json()
+    assert api_b.get("/api/video/rooms").json()["data"] == []
+    assert api_b.get("/api/video/conferences").json()["data"] == []
+    assert api_b.get(f"/api/video/rooms/{room_a['id']}").status_code == 404
+    assert api_b.get("/api/video/rooms/acme_lobby").status_code == 404
+    tokens_path = f"/api/video/conferences/{conference_a['id']}/conference_tokens"
+    assert api_b.get(tokens_path).status_code == 404
+
+    # The same name in the other project is another room, with its own settings.
+    room_b = api_b.post("/api/video/rooms", json={"name": "acme_lobby", "max_members": 9})
+    assert room_b.status_code == 200, room_b.text
+    assert room_b.json()["id"] != room_a["id"]
+    assert api.get("/api/video/rooms/acme_lobby").json()["max_members"] == 5
+    assert api_b.get("/api/video/rooms/acme_lobby").json()["max_members"] == 9
+    assert api_b.delete(f"/api/video/rooms/{room_b.json()['id']}").status_code == 204
+    assert [room["name"] for room in api.get("/api/video/rooms").json()["data"]] == ["acme_lobby"]
+    assert set(sandbox.conferences) == {conference_a["id"]} and sandbox_b.conferences == {}
+
+
+@pytest.mark.parametrize(
+    ("auth", "logged_by"),
+    [
+        ((SANDBOX_B_PROJECT_ID, SANDBOX_API_TOKEN), "b"),
+        ((SANDBOX_PROJECT_ID, SANDBOX_B_API_TOKEN), "a"),
+        ((SANDBOX_B_PROJECT_ID.upper(), SANDBOX_B_API_TOKEN), "a"),
+        (("sandbox-project-c", SANDBOX_B_API_TOKEN), "a"),
+    ],
+)
+def test_a_token_opens_only_its_own_project(sandbox, sandbox_b, sandbox_server, auth, logged_by):
+    response = Api(sandbox_server, auth=auth).post("/api/video/rooms", json={"name": "x"})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Unauthorized"}
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="api"'
+    assert sandbox.rooms == {} and sandbox_b.rooms == {}
+    # The project the credentials name logs the refusal (the first one, for a name unknown).
+    logging, silent = (sandbox_b, sandbox) if logged_by == "b" else (sandbox, sandbox_b)
+    assert [entry["status"] for entry in logging.requests] == [401]
+    assert silent.requests == []
+
+
+def test_each_project_logs_only_its_own_requests(api, api_b, sandbox, sandbox_b, sandbox_server):
+    api.get("/api/video/rooms")
+    api.get("/api/video/conferences")
+    api_b.post("/api/video/rooms", json={"name": "only_b"})
+    assert [(e["method"], e["path"]) for e in sandbox.requests] == [
+        ("GET", "/api/video/rooms"),
+        ("GET", "/api/video/conferences"),
+    ]
+    assert [(e["method"], e["path"], e["body"]) for e in sandbox_b.requests] == [
+        ("POST", "/api/video/rooms", {"name": "only_b"})
+    ]
+    control = f"{sandbox_server.url}/__sandbox__/requests"
+    over_http = requests.get(control, params={"project": SANDBOX_B_PROJECT_ID}, timeout=10)
+    assert [e["path"] for e in over_http.json()["requests"]] == ["/api/video/rooms"]
+    assert len(requests.get(control, timeout=10).json()["requests"]) == 2
+
+
+def test_the_control_api_addresses_each_project(api, api_b, sandbox, sandbox_b, sandbox_server):
+    base = f"{sandbox_server.url}/__sandbox__"
+    b = {"project": SANDBOX_B_PROJECT_ID}
+    seeded = requests.post(f"{base}/seed", params=b, json={"rooms": 4, "seed": 3}, timeout=10)
+    assert seeded.status_code == 200 and seeded.json()["rooms"] == 4
+    assert sandbox.rooms == {} and len(sandbox_b.rooms) == 4
+    assert requests.get(f"{base}/state", timeout=10).json()["rooms"] == 0
+    assert requests.get(f"{base}/state", params=b, timeout=10).json()["rooms"] == 4
+    listed = requests.get(f"{base}/projects", timeout=10).json()["projects"]
+    assert [(p["project_id"], p["rooms"]) for p in listed] == [
+        (SANDBOX_PROJECT_ID, 0),
+        (SANDBOX_B_PROJECT_ID, 4),
+    ]
+    assert SANDBOX_API_TOKEN not in str(listed) and SANDBOX_B_API_TOKEN not in str(listed)
+    unknown = requests.get(f"{base}/state", params={"project": "nope"}, timeout=10)
+    assert unknown.status_code == 404
+
+    # A session started in B, ended with a recording: its media link downloads.
+    started = requests.post(
+        f"{base}/sessions", params=b, json={"room_name": "b_only", "record": True}, timeout=10
+    )
+    assert started.status_code == 200, started.text
+    assert requests.get(f"{base}/sessions", timeout=10).json() == {"live": []}
+    assert len(requests.get(f"{base}/sessions", params=b, timeout=10).json()["live"]) == 1
+    ended = requests.post(f"{base}/sessions/{started.json()['id']}/end", params=b, timeout=10)
+    assert ended.status_code == 200
+    assert requests.post(f"{base}/sessions/{started.json()['id']}/end", timeout=10).status_code == (
+        404
+    )
+    assert api.get("/api/video/room_recordings").json()["data"] == []
+    recording = api_b.get("/api/video/room_recordings").json()["data"][0]
+    media = requests.get(recording["uri"], timeout=10)
+    assert media.status_code == 200 and media.headers["Content-Type"] == "video/mp4"
+
+    assert requests.post(f"{base}/reset", params=b, timeout=10).status_code == 200
+    assert sandbox_b.state()["rooms"] == 0 and sandbox_b.requests == []
+    assert len(sandbox.requests) == 1  # A's own listing of recordings, still logged
+
+
+def test_waiting_for_answers_covers_every_project(api, api_b, sandbox, sandbox_b, sandbox_server):
+    sandbox_b.set_latency(3)
+    slow = threading.Thread(target=api_b.get, args=("/api/video/rooms",))
+    slow.start()
+    try:
+        # A's requests are answered while B's is still waiting on its latency.
+        wait_until(lambda: not sandbox_server.wait_until_answered(timeout=0))
+        assert api.get("/api/video/rooms").status_code == 200
+        assert sandbox_b.requests == []
+        assert sandbox_server.wait_until_answered(timeout=30)
+        assert [entry["status"] for entry in sandbox_b.requests] == [200]
+    finally:
+        slow.join(30)
+
+
+def test_a_project_added_while_serving_is_served_at_once():
+    with SandboxServer(port=0, project_id="first", api_token="first-token") as server:
+        space = server.add_project("later", "later-token")
+        assert list(server.spaces) == ["first", "later"] and server.spaces["later"] is space
+        assert server.space is server.spaces["first"]
+        space.seed(rooms=2, seed=1)
+        listed = requests.get(
+            f"{server.url}/api/video/rooms", auth=("later", "later-token"), timeout=10
+        ).json()["data"]
+        assert sorted(room["id"] for room in listed) == sorted(space.rooms)
+        first = requests.get(
+            f"{server.url}/api/video/rooms", auth=("first", "first-token"), timeout=10
+        )
+        assert first.json()["data"] == []
+        with pytest.raises(ValueError, match="already served"):
+            server.add_project("later", "another-token")
 
 
 # --- conferences --------------------------------------------------------------------------

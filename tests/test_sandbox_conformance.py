@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_B_PROJECT_ID
 from tests.fixtures_sandbox import Api
 from tests.spec_validation import (
     SPEC_ENV,
@@ -30,9 +31,12 @@ needs_spec = pytest.mark.needs_spec
 OTHER_ID = "2f0e4b6e-3c8e-4b7e-9a0f-1d2c3b4a5f6e"
 
 
-def exercise(api: Api, sandbox, server) -> None:
-    """Call every endpoint the portal uses, with successes and each kind of error."""
-    anonymous = Api(server, auth=None)
+def exercise(api: Api, sandbox, server, anonymous: Api | None = None) -> None:
+    """Call every endpoint the portal uses, with successes and each kind of error.
+
+    `anonymous` is the client whose requests are refused (default: one with no credentials).
+    """
+    anonymous = anonymous or Api(server, auth=None)
     sandbox.seed(conferences=12, rooms=12, seed=4)
 
     conference = api.post(
@@ -174,6 +178,27 @@ def test_a_large_seeded_listing_conforms(api, sandbox, sandbox_server):
                 url = api.get(url).json()["links"].get("next")
     assert len(recorder.responses) == 4
     recorder.assert_valid()
+
+
+@needs_spec
+def test_the_second_project_answers_per_the_spec(api, api_b, sandbox, sandbox_b, sandbox_server):
+    # A wrong token for B's project: B answers (401) and logs it, as it does the rest.
+    refused = Api(sandbox_server, auth=(SANDBOX_B_PROJECT_ID, SANDBOX_API_TOKEN))
+    with recording(sandbox_b) as recorder:
+        exercise(api_b, sandbox_b, sandbox_server, anonymous=refused)
+        sandbox_b.reset()
+        sandbox_b.seed(conferences=1500, rooms=1500, sessions=200, seed=11, variant=1)
+        for path in ("/api/video/conferences", "/api/video/rooms", "/api/video/room_sessions"):
+            url = f"{path}?page_size=1000"
+            while url:
+                url = api_b.get(url).json()["links"].get("next")
+    statuses = {status for _, _, status, _ in recorder.responses}
+    assert statuses >= {200, 204, 400, 401, 404, 422, 429, 500}
+    assert recorder.problems() == []
+    logged = [(e["method"], e["path"], e["status"]) for e in sandbox_b.requests]
+    answered = [(method, path, status) for method, path, status, _ in recorder.responses[-5:]]
+    assert logged == answered  # the log since the reset: the five pages
+    assert sandbox.requests == []
 
 
 @needs_spec

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import SANDBOX_API_TOKEN
+from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_B_PROJECT_ID
 
 pytestmark = pytest.mark.usefixtures("sandbox_spec_checked")
 
@@ -226,6 +226,33 @@ def test_control_api_drives_the_space(api, sandbox, sandbox_server):
     assert time.perf_counter() - started >= 0.15
     assert set(control(sandbox_server, "POST", "reset").json().values()) == {0}
     assert sandbox.latency == 0 and sandbox.requests == []
+
+
+def test_faults_and_latency_of_one_project_leave_the_other_alone(
+    api, api_b, sandbox, sandbox_b, sandbox_server
+):
+    b = {"project": SANDBOX_B_PROJECT_ID}
+    url = f"{sandbox_server.url}/__sandbox__/faults"
+    assert requests.post(url, params=b, json={"status": 503}, timeout=10).json() == {"faults": 1}
+    assert sandbox.faults == [] and len(sandbox_b.faults) == 1
+    assert api.get("/api/video/rooms").status_code == 200
+    assert api_b.get("/api/video/rooms").status_code == 503
+    sandbox.inject_fault("drop")
+    with pytest.raises(requests.ConnectionError):
+        api.get("/api/video/rooms")
+    assert api_b.get("/api/video/rooms").status_code == 503
+    assert requests.delete(url, params=b, timeout=10).ok
+    assert len(sandbox.faults) == 1 and api_b.get("/api/video/rooms").status_code == 200
+    assert statuses(sandbox) == [200, "drop"]
+    assert statuses(sandbox_b) == [503, 503, 200]
+
+    latency = f"{sandbox_server.url}/__sandbox__/latency"
+    assert requests.post(latency, params=b, json={"seconds": 0.4}, timeout=10).ok
+    assert sandbox.latency == 0 and sandbox_b.latency == 0.4
+    sandbox.clear_faults()
+    started = time.perf_counter()
+    api_b.get("/api/video/rooms")
+    assert time.perf_counter() - started >= 0.4
 
 
 def test_control_api_rejects_bad_input_and_is_not_logged(sandbox, sandbox_server):

@@ -40,7 +40,12 @@ from schemathesis.core.parameters import ParameterLocation
 
 from sandbox.control import CONTROL_ROUTES
 from sandbox.handler import API_ROUTES
-from tests.conftest import SANDBOX_API_TOKEN, SANDBOX_PROJECT_ID
+from tests.conftest import (
+    SANDBOX_API_TOKEN,
+    SANDBOX_B_API_TOKEN,
+    SANDBOX_B_PROJECT_ID,
+    SANDBOX_PROJECT_ID,
+)
 from tests.spec_validation import find_operation, is_operation, load_spec, spec_available, spec_path
 from tests.spec_validation import validate_response as validate_against_spec
 
@@ -59,7 +64,19 @@ FUZZ = settings(
         HealthCheck.function_scoped_fixture,
     ],
 )
-AUTH = "Basic " + base64.b64encode(f"{SANDBOX_PROJECT_ID}:{SANDBOX_API_TOKEN}".encode()).decode()
+
+
+def basic_auth(project_id: str, api_token: str) -> str:
+    """The Authorization header of a project's credentials."""
+    return "Basic " + base64.b64encode(f"{project_id}:{api_token}".encode()).decode()
+
+
+AUTH = basic_auth(SANDBOX_PROJECT_ID, SANDBOX_API_TOKEN)
+# Each project the sandbox serves is fuzzed with its own credentials: (fixture, header).
+PROJECTS = {
+    "project-a": ("sandbox", AUTH),
+    "project-b": ("sandbox_b", basic_auth(SANDBOX_B_PROJECT_ID, SANDBOX_B_API_TOKEN)),
+}
 # Rules the spec states in prose only: a schema-valid request may still be refused for them.
 SEMANTIC_ERRORS = (
     re.compile(r".* has already been taken"),
@@ -477,19 +494,26 @@ def test_every_operation_of_the_spec_is_fuzzed_both_ways():
         if "::test_generated_requests_get_answers_per_the_spec[" in line
     }
     expected = {
-        f"{template}-{method.upper()}-{mode}"
+        f"{template}-{method.upper()}-{project}-{mode}"
         for template, operations in load_spec()["paths"].items()
         for method in operations
         for mode in ("positive", "negative")
+        for project in PROJECTS
     }
-    assert len(expected) == 66  # the 33 operations of the description, both ways
+    assert len(expected) == 132  # the 33 operations of the description, both ways, twice
     assert sorted(expected - fuzzed) == [] and sorted(fuzzed - expected) == []
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize("project", list(PROJECTS))
 def test_generated_requests_get_answers_per_the_spec(
-    sandbox, sandbox_server, template, method, mode
+    request, sandbox_server, template, method, mode, project
 ):
+    request.getfixturevalue("sandbox")  # the first project, empty: it answers bad credentials
+    # The project's credentials under the name run() reads: its source, from which the
+    # "ci" profile derives its examples, stays as it was for one project.
+    fixture, AUTH = PROJECTS[project]
+    sandbox = request.getfixturevalue(fixture)
     operation = openapi()[template][method]
     session = requests.Session()
 
@@ -528,9 +552,11 @@ def test_generated_requests_get_answers_per_the_spec(
         run()
     finally:
         session.close()
+    # Drawn credentials that name no project are answered and logged by the first one.
+    logged = sandbox.requests + (sandbox_server.space.requests if project != "project-a" else [])
     answered = [
         entry["status"]
-        for entry in sandbox.requests
+        for entry in logged
         if entry["method"] == method
         and is_operation(method, entry["path"])
         and find_operation(method, entry["path"])[0] == template
@@ -647,6 +673,8 @@ OFF_SPEC_TEMPLATES = [
 def raw_templates() -> list[str]:
     """The templates raw requests are sent to: the served ones and some off the spec."""
     return sorted({template for template, _ in served_operations()}) + OFF_SPEC_TEMPLATES
+
+
 QUERY_VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "50", "1000", "1001", "-1", "+5", " 5", "５", "1_0", "1e3"]),
     st.sampled_from(["2147483648", "9" * 30, "true", "false", "True", "null", "%00", "%FF"]),
@@ -718,12 +746,14 @@ def _fill_existing(space: Any, request: dict[str, Any]) -> str:
     return re.sub("\x02([0-9]+)\x02", replace, request["path"])
 
 
-def _send_raw(port: int, request: dict[str, Any], path: str) -> tuple[Any, bytes, bool]:
+def _send_raw(
+    port: int, request: dict[str, Any], path: str, auth: str = AUTH
+) -> tuple[Any, bytes, bool]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     target = f"{path}?{request['query']}" if request["query"] else path
     connection.putrequest(request["method"], target, skip_accept_encoding=True)
     if request["authorised"]:
-        connection.putheader("Authorization", AUTH)
+        connection.putheader("Authorization", auth)
     if request["media_type"] is not None:
         connection.putheader("Content-Type", request["media_type"])
     body = request["body"]
@@ -741,7 +771,7 @@ def _send_raw(port: int, request: dict[str, Any], path: str) -> tuple[Any, bytes
     keep = response.getheader("Connection", "").lower() != "close"
     if keep:  # the connection must still be in step: a second request on it is answered
         connection.request(
-            "GET", "/api/video/conferences?page_size=1", headers={"Authorization": AUTH}
+            "GET", "/api/video/conferences?page_size=1", headers={"Authorization": auth}
         )
         follow = connection.getresponse()
         follow.read()
@@ -750,12 +780,16 @@ def _send_raw(port: int, request: dict[str, Any], path: str) -> tuple[Any, bytes
     return response, data, keep
 
 
-def test_requests_outside_the_spec_get_json_answers(sandbox, sandbox_server):
+@pytest.mark.parametrize("project", list(PROJECTS))
+def test_requests_outside_the_spec_get_json_answers(request, sandbox_server, project):
+    fixture, auth = PROJECTS[project]
+    sandbox = request.getfixturevalue(fixture)
+
     @settings(FUZZ, max_examples=FUZZ_EXAMPLES * 8)
     @given(request=raw_requests())
     def run(request: dict[str, Any]) -> None:
         path = _fill_existing(sandbox, request)
-        response, data, _ = _send_raw(sandbox_server.port, request, path)
+        response, data, _ = _send_raw(sandbox_server.port, request, path, auth)
         target = f"{path}?{request['query']}" if request["query"] else path
         check_answer(
             request["method"],

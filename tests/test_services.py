@@ -12,11 +12,13 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from rooms import services
-from rooms.models import AuditEntry, Conference, RemoteIntent, Room, SyncState
+from rooms.models import AuditEntry, Conference, RemoteIntent, Room, Space, SyncState
 from rooms.services import mirror
 from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import RateLimitedError
 from rooms.tasks import push
+from tests.conftest import SANDBOX_PROJECT_ID
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -709,3 +711,105 @@ def test_a_refresh_never_overwrites_a_local_edit_made_while_signalwire_answered(
     assert services.mirror_refresh(row=room, client=client) == "skipped"
     stored = Room.objects.get(pk=room.pk)
     assert (stored.display_name, stored.sync_state) == ("Edited here", SyncState.PENDING_PUSH)
+
+
+# --- each row talks to its own Space ---------------------------------------------------
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_space_that_refuses_its_token_fails_only_its_own_pushes(
+    sandbox, refusing_space, celery_worker
+):
+    refused = Room.objects.create(name="lobby", max_members=4, space=refusing_space)
+    landed = Room.objects.create(name="lobby", max_members=3)
+
+    def settled() -> bool:
+        refused.refresh_from_db()
+        landed.refresh_from_db()
+        return refused.sync_state == SyncState.PUSH_FAILED and landed.sync_state == SyncState.SYNCED
+
+    wait_until(settled, timeout=30, message="the worker to push both rooms")
+    assert [(r["name"], r["max_members"]) for r in sandbox.rooms.values()] == [("lobby", 3)]
+    assert "“Refusing” refused the portal's API token" in refused.last_error
+    assert "HTTP 401" in refused.last_error
+    assert "a-token-the-sandbox-refuses" not in refused.last_error
+    assert refused.remote_id is None
+    assert any(r["status"] == 401 for r in sandbox.requests)
+
+
+def test_rooms_of_one_name_in_two_spaces_are_each_edited_in_their_own_space(
+    sandbox, other_space, sandbox_b, room_data
+):
+    other = sandbox_b
+    here = services.room_create(data=room_data("lobby"))
+    there = services.room_create(data=room_data("lobby", space=other_space, max_members=5))
+
+    assert there.sync_state == SyncState.SYNCED and there.space == other_space
+    assert [(r["name"], r["max_members"]) for r in other.rooms.values()] == [("lobby", 5)]
+    assert [(r["name"], r["max_members"]) for r in sandbox.rooms.values()] == [("lobby", 12)]
+
+    services.room_update(room=there, data={"max_members": 7})
+    assert other.rooms[there.remote_id]["max_members"] == 7
+    assert sandbox.rooms[here.remote_id]["max_members"] == 12
+    assert services.mirror_refresh(row=there) == "unchanged"
+
+    assert services.room_delete(room=there) is True
+    assert other.rooms == {}
+    assert list(sandbox.rooms) == [here.remote_id]
+
+
+def test_a_pending_edit_is_pushed_to_its_rows_space(
+    sandbox, other_space, sandbox_b, queued, django_capture_on_commit_callbacks,
+    room_data, run_queued,
+):
+    other = sandbox_b
+    here = services.room_create(data=room_data("lobby"))
+    there = services.room_create(data=room_data("lobby", space=other_space))
+    other.inject_fault(503)
+    with django_capture_on_commit_callbacks(execute=True):
+        pending = services.room_update(room=there, data={"max_members": 9})
+    assert pending.sync_state == SyncState.PENDING_PUSH
+    other.clear_faults()
+
+    run_queued()
+
+    there.refresh_from_db()
+    assert there.sync_state == SyncState.SYNCED
+    assert other.rooms[there.remote_id]["max_members"] == 9
+    assert sandbox.rooms[here.remote_id]["max_members"] == 12
+
+    # A delete made in a shell is finished in the row's Space too.
+    with django_capture_on_commit_callbacks(execute=True):
+        Room.objects.filter(pk=there.pk).delete()
+    run_queued()
+    assert other.rooms == {} and list(sandbox.rooms) == [here.remote_id]
+
+
+def test_a_push_to_a_space_whose_settings_are_broken_fails_the_row_with_the_reason(
+    sandbox, sandbox_server, queued, django_capture_on_commit_callbacks, run_queued, monkeypatch
+):
+    monkeypatch.delenv("SIGNALWIRE_TEST_UNSET_TOKEN", raising=False)
+    unset = Space.objects.create(
+        name="Unset", space_url=sandbox_server.url, project_id=SANDBOX_PROJECT_ID,
+        token_env="SIGNALWIRE_TEST_UNSET_TOKEN",
+    )
+    garbled = Space.objects.create(
+        name="Garbled", space_url=sandbox_server.url, project_id=SANDBOX_PROJECT_ID,
+        token_encrypted="not-a-token-any-key-made",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        rows = [Room.objects.create(name="lobby", space=s) for s in (unset, garbled)]
+
+    run_queued()
+
+    for row in rows:
+        row.refresh_from_db()
+        assert row.sync_state == SyncState.PUSH_FAILED
+    assert rows[0].last_error == (
+        "the Space “Unset” cannot be used: the environment variable SIGNALWIRE_TEST_UNSET_TOKEN "
+        "it names is unset or empty"
+    )
+    assert rows[1].last_error.startswith("the Space “Garbled” cannot be used: ")
+    assert "cannot be decrypted" in rows[1].last_error
+    assert sandbox.requests == [] and sandbox.rooms == {}

@@ -580,7 +580,7 @@ def test_a_stream_saved_in_a_shell_is_pushed_after_commit(
 
     with django_capture_on_commit_callbacks(execute=True):
         stream.delete()
-    assert queued == [("remote_delete", "stream", remote["id"])]
+    assert queued == [("remote_delete", "stream", remote["id"], stream.space_id)]
     run_queued()
     assert remote_streams(sandbox, room) == []
 
@@ -596,3 +596,21 @@ def test_service_and_sync_writes_of_streams_queue_nothing(
         streams.stream_delete(stream=stream)
 
     assert queued == []
+
+
+def test_a_stream_lives_and_is_edited_in_its_owners_space(
+    sandbox, other_space, sandbox_b
+):
+    other = sandbox_b
+    owner = services.room_create(data={"name": "broadcast", "space": other_space})
+
+    stream = streams.stream_create(owner=owner, url=URL)
+    assert stream.space == other_space and stream.sync_state == SyncState.SYNCED
+    [remote] = remote_streams(other, owner)
+    assert remote["url"] == URL
+
+    streams.stream_update(stream=stream, url=OTHER_URL)
+    assert other.streams[stream.remote_id]["url"] == OTHER_URL
+    assert streams.stream_delete(stream=stream) is True
+    assert remote_streams(other, owner) == []
+    assert sandbox.requests == []

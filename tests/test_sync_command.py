@@ -8,7 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from rooms.locks import single_flight
-from rooms.models import Conference, ConferenceToken, Room, SyncRun
+from rooms.models import Conference, ConferenceToken, Room, SyncRun, environment_space
+from rooms.sync.runs import lock_name
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,8 @@ def test_a_failed_sync_exits_non_zero(sandbox, settings):
 
 
 def test_a_sync_already_running_exits_non_zero(sandbox):
-    with single_flight("sync:rooms"), pytest.raises(CommandError, match="running"):
+    busy = single_flight(lock_name("rooms", environment_space()))
+    with busy, pytest.raises(CommandError, match="running"):
         run_command("--rooms")
 
 

@@ -29,6 +29,7 @@ from rooms.models import (
     Stream,
     SyncRun,
     SyncState,
+    default_space_id,
 )
 from rooms.selectors import usage
 from rooms.signalwire import payloads
@@ -169,9 +170,11 @@ ROWS = 300_000
 def mirror_as_the_sync_would(page: list[dict]) -> None:
     """Store rows as a sync of `page` stores them (its row shape), in one fast INSERT batch."""
     now = timezone.now()
+    space_id = default_space_id()
     rows = [
         {
             **payloads.conference_fields(item),
+            "space_id": space_id,
             "sync_state": SyncState.SYNCED,
             "last_synced_at": now,
             "created_at": now,

@@ -19,6 +19,7 @@ from rooms import services
 from rooms.models import AuditEntry, ConferenceToken, IssuedRoomToken, Room, SyncState
 from rooms.services import tokens
 from rooms.signalwire import schema
+from rooms.signalwire.errors import AuthenticationError
 from tests.concurrent import post_together
 
 pytestmark = pytest.mark.django_db
@@ -706,3 +707,57 @@ def test_reveal_button_in_a_real_browser(sandbox, live_server, page, django_user
         arg=[f"sw-token-{guest.pk}", guest.token],
     )
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS).count() == 1
+
+
+# --- each token is made in its conference's or room's own Space ---------------------------
+
+
+def test_mint_and_reset_from_admin_use_the_rooms_own_space(
+    sandbox, admin_client, other_space, sandbox_b
+):
+    other = sandbox_b
+    room = services.room_create(data={"name": "studio", "space": other_space})
+    conference = services.conference_create(
+        data={"name": "board", "display_name": "Board", "space": other_space}
+    )
+    token = conference.tokens.get(name="guest")
+    assert token.space == other_space
+    old = token.token
+
+    url = reverse("admin:rooms_room_mint_token", args=[room.pk])
+    _, nonce = mint_form(admin_client, url)
+    minted = admin_client.post(url, {"nonce": nonce, "role": "guest", "media_allowed": "all"})
+    assert minted.context["token"]
+    assert len(room_token_requests(other, room)) == 1
+    assert IssuedRoomToken.objects.get().space == other_space
+
+    reset_page(admin_client, conference, token)
+    token.refresh_from_db()
+    assert token.token != old
+    assert other.conference_tokens[token.remote_id]["token"] == token.token
+    # None of it reached the environment's Space.
+    assert sandbox.requests == []
+
+
+def test_mint_reset_and_refresh_in_a_space_that_refuses_its_token_fail_with_the_401(
+    sandbox, refusing_space, room, conference
+):
+    # Rows of the Space whose stored token the sandbox refuses (moved there quietly).
+    Room.objects.filter(pk=room.pk).update(space=refusing_space)
+    type(conference).objects.filter(pk=conference.pk).update(space=refusing_space)
+    room.refresh_from_db()
+    conference.refresh_from_db()
+    token = conference.tokens.get(name="guest")
+    old = token.token
+    before = len(sandbox.requests)
+
+    with pytest.raises(AuthenticationError):
+        tokens.room_token_mint(room=room)
+    with pytest.raises(AuthenticationError):
+        tokens.conference_token_reset(token=token)
+    with pytest.raises(AuthenticationError):
+        tokens.conference_tokens_refresh(conference=conference)
+
+    assert [r["status"] for r in sandbox.requests[before:]] == [401, 401, 401]
+    assert not IssuedRoomToken.objects.exists()
+    assert ConferenceToken.objects.get(pk=token.pk).token == old

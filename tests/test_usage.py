@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rooms.models import Conference, Room, RoomSession, SyncRun, SyncState
+from rooms.models import Conference, Room, RoomSession, SyncRun, SyncState, VideoLog
+from rooms.selectors import usage
 from rooms.services.usage import rebuild_usage
 from rooms.sync import sessions
 
@@ -103,6 +104,60 @@ def test_csv_has_every_day_and_room_with_the_same_figures(admin_client):
     assert sum(Decimal(r["cost_in_dollars"]) for r in days) == cost
     assert sum(int(r["sessions"]) for r in rooms) == sessions_
     assert {r["day_or_room"] for r in rooms} == {f"room-{i}" for i in range(4)}
+
+
+@pytest.mark.parametrize("today", [date(2026, 3, 7), date(2026, 3, 25), date(2024, 3, 1)])
+def test_usage_per_room_and_per_day_equal_the_sessions_whatever_day_the_period_starts(today):
+    # A session a day for 400 days in five rooms, and a video log every third day: each
+    # period starts on a month's first day, early in a month or late in one.
+    noon = datetime.combine(today, time(12), tzinfo=UTC)
+    made = []
+    for back in range(400):
+        day = today - timedelta(days=back)
+        made.append(
+            RoomSession(
+                remote_id=f"s{back}", room_name=f"room-{back % 5}", status="completed",
+                start_time=noon - timedelta(days=back), member_seconds=60 * (back % 11 + 1),
+                cost_in_dollars=Decimal("0.0035") * (back % 7 + 1),
+            )
+        )
+        if back % 3 == 0:
+            VideoLog.objects.create(
+                remote_id=f"l{back}", room_name=f"room-{back % 5}",
+                started_at=noon - timedelta(days=back), charge=Decimal("0.0300"),
+            )
+        assert made[-1].start_time.date() == day
+    RoomSession.objects.bulk_create(made)
+    rebuild_usage()
+
+    for days in usage.PERIODS:
+        first = today - timedelta(days=days - 1)
+        within = [s for s in made if s.start_time.date() >= first]
+        logs = [v for v in VideoLog.objects.all() if v.started_at.date() >= first]
+        rooms = []
+        for name in {s.room_name for s in within}:
+            mine = [s for s in within if s.room_name == name]
+            billed = [v.charge for v in logs if v.room_name == name]
+            rooms.append(
+                usage.Usage(
+                    name, len(mine), sum(s.member_seconds for s in mine),
+                    sum((s.cost_in_dollars for s in mine), Decimal("0")),
+                    sum(billed, Decimal("0")), len(billed),
+                )
+            )
+        rooms.sort(key=lambda u: (-u.seconds, u.label))
+        assert usage.usage_by_room(days=days, today=today, limit=None) == rooms, days
+        assert usage.usage_by_room(days=days, today=today, limit=2) == rooms[:2], days
+        by_day = usage.usage_by_day(days=days, today=today)
+        assert [u.label for u in by_day] == [
+            (first + timedelta(days=n)).isoformat() for n in range(days)
+        ]
+        assert usage.usage_total(by_day) == usage.Usage(
+            "total", *[getattr(usage.usage_total(rooms), f) for f in FIELDS]
+        ), days
+
+
+FIELDS = ("sessions", "seconds", "cost", "billed", "logs")
 
 
 def test_a_room_name_that_looks_like_a_formula_is_escaped_in_csv(admin_client):

@@ -6,22 +6,38 @@ import csv
 import io
 import re
 from collections import defaultdict
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 import pytest
 import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from rooms import sync
-from rooms.models import ActionRun, RoomSession, SessionMember, UsageDay, VideoLog
+from rooms.models import (
+    ActionRun,
+    RoomSession,
+    SessionMember,
+    Space,
+    UsageDay,
+    UsageDayTotal,
+    UsageMonth,
+    VideoLog,
+    environment_space,
+)
 from rooms.services import sessions as session_retention
-from rooms.services.usage import rebuild_usage
+from rooms.services.usage import (
+    log_key,
+    rebuild_usage,
+    refresh_billed_usage,
+    refresh_session_usage,
+    session_key,
+)
 from rooms.sync import sessions
 from rooms.tasks.sessions import apply_session_retention
 
@@ -69,10 +85,34 @@ def rollup() -> dict:
     }
 
 
+def summed(figures: dict, key) -> dict:
+    """Figures per day and room added up under another key (the day; the month and room)."""
+    totals: dict = defaultdict(lambda: [0, 0, Decimal("0"), 0, Decimal("0")])
+    for (day, name), row in figures.items():
+        total = totals[key(day, name)]
+        for index, value in enumerate(row):
+            total[index] += value
+    return {k: tuple(v) for k, v in totals.items()}
+
+
+def stored(model, key) -> dict:
+    """A totals level as stored (rows left with nothing in them are not figures)."""
+    return {
+        key(u): (u.sessions, u.member_seconds, u.estimated_cost, u.logs, u.billed_cost)
+        for u in model.objects.all()
+        if u.sessions or u.logs
+    }
+
+
 def assert_rollup_is_current() -> None:
     expected = recomputed()
     assert expected, "nothing mirrored: the comparison would prove nothing"
     assert rollup() == expected
+    # The totals the usage page reads: per day, and per month and room name.
+    assert stored(UsageDayTotal, lambda u: u.day) == summed(expected, lambda day, _: day)
+    assert stored(UsageMonth, lambda u: (u.month, u.room_name)) == summed(
+        expected, lambda day, name: (day.replace(day=1), name)
+    )
 
 
 def test_the_rollup_equals_a_recomputation_after_syncs_that_add_change_and_end_sessions(
@@ -114,10 +154,17 @@ def test_the_rollup_equals_a_recomputation_after_syncs_that_add_change_and_end_s
     today = UsageDay.objects.get(day=ended.start_time.astimezone(UTC).date(), room_name=room)
     assert today.logs >= 1 and today.billed_cost > 0
 
-    # A rebuild from the mirrored rows gives the same figures.
+    # A rebuild from the mirrored rows gives the same figures, totals included: it
+    # rewrites totals that went wrong and removes ones nothing is left under.
     before = rollup()
+    UsageDayTotal.objects.all().delete()
+    UsageMonth.objects.filter(room_name=room).update(sessions=99, member_seconds=1)
+    UsageMonth.objects.create(month=ended.start_time.date().replace(day=1), room_name="gone")
+    UsageMonth.objects.create(month=date(2001, 1, 1), room_name=room, sessions=3)
     call_command("rebuild_usage", stdout=io.StringIO())
     assert rollup() == before
+    assert_rollup_is_current()
+    assert not UsageMonth.objects.filter(room_name="gone").exists()
 
 
 def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hundred(
@@ -126,7 +173,8 @@ def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hu
     def usage_queries(count: int) -> int:
         sandbox.reset()
         RoomSession.objects.all().delete()
-        UsageDay.objects.all().delete()
+        for level in (UsageDay, UsageDayTotal, UsageMonth):
+            level.objects.all().delete()
         sandbox.seed(rooms=4, seed=count)
         sandbox.seed(sessions=count, seed=count)
         with CaptureQueriesContext(connection) as seen:
@@ -135,14 +183,15 @@ def test_the_rollup_upkeep_costs_the_same_queries_for_a_page_of_ten_or_of_two_hu
         assert_rollup_is_current()
         sqls = [q["sql"] for q in seen.captured_queries]
         return sum(
-            "rooms_usageday" in sql or ("rooms_roomsession" in sql and "GROUP BY" in sql)
+            "rooms_usage" in sql or ("rooms_roomsession" in sql and "GROUP BY" in sql)
             for sql in sqls
         )
 
-    # One grouped read and one upsert per page; SQLite takes the upsert's rows a few
-    # hundred bound values at a time, so two hundred sessions' keys may need a second one.
-    assert usage_queries(10) == 2
-    assert usage_queries(200) <= 3
+    # Per page: one grouped read and one upsert of the day-and-room rows (SQLite takes an
+    # upsert's rows a few hundred bound values at a time, so two hundred sessions' keys
+    # may need a second one), then one upsert per totals level that reads its own sums.
+    assert usage_queries(10) == 4
+    assert usage_queries(200) <= 5
 
 
 # --- billed cost beside the estimate -------------------------------------------------------
@@ -305,3 +354,108 @@ def test_check_refuses_a_negative_or_huge_session_retention(settings, value):
         call_command("check")
     with pytest.raises(CommandError):
         call_command("apply_session_retention", "--days", str(value))
+
+
+# --- one rollup per Space --------------------------------------------------------------------
+
+
+def test_sessions_of_one_room_name_in_two_spaces_keep_separate_figures():
+    other = Space.objects.create(
+        name="Other", space_url="https://other.example.com", project_id="other", token_env="X"
+    )
+    moment = timezone.now().replace(hour=12, minute=0) - timedelta(days=1)
+    rows = []
+    for space, seconds, cost, charge in (
+        (environment_space(), 600, "1.0000", "1.0100"), (other, 1200, "2.0000", "2.0200")
+    ):
+        # The same remote ids too: each Space numbers its own objects.
+        session = RoomSession.objects.create(
+            space=space, remote_id="s-lobby", room_name="lobby", status="completed",
+            start_time=moment, member_seconds=seconds, cost_in_dollars=Decimal(cost),
+        )
+        log = VideoLog.objects.create(
+            space=space, remote_id="l-lobby", room_name="lobby", started_at=moment,
+            remote_created_at=moment, charge=Decimal(charge),
+        )
+        rows.append((session, log))
+
+    with transaction.atomic():
+        refresh_session_usage([session_key(session) for session, _ in rows])
+        refresh_billed_usage([log_key(log) for _, log in rows])
+
+    def figures() -> dict:
+        return {
+            u.space.name: (u.room_name, u.sessions, u.member_seconds, u.estimated_cost, u.logs,
+                           u.billed_cost)
+            for u in UsageDay.objects.select_related("space")
+        }
+
+    expected = {
+        environment_space().name: ("lobby", 1, 600, Decimal("1.0000"), 1, Decimal("1.0100")),
+        "Other": ("lobby", 1, 1200, Decimal("2.0000"), 1, Decimal("2.0200")),
+    }
+    assert figures() == expected
+
+    UsageDay.objects.all().delete()
+    rebuild_usage()
+    assert figures() == expected
+
+    # Retention removed the other Space's sessions of that day: a rebuild recomputes the
+    # environment's Space's day and leaves the other Space's figures as the rollup had them.
+    RoomSession.objects.filter(space=other).delete()
+    VideoLog.objects.filter(space=other).delete()
+    rebuild_usage()
+    assert figures() == expected
+
+
+# --- the migration that adds the totals fills them from the daily rows -----------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrading_fills_the_day_and_month_totals_from_the_daily_rows_already_kept():
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([target])
+        return executor.loader.project_state([target]).apps
+
+    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes("rooms")[0]
+    try:
+        old = migrate(("rooms", "0022_alert_delivery_claim")).get_model("rooms", "UsageDay")
+        for day, name, n, seconds, cost, logs, billed in [
+            (date(2026, 1, 31), "alpha", 2, 600, "0.3000", 1, "0.2500"),
+            (date(2026, 2, 1), "alpha", 1, 60, "0.0100", 0, "0"),
+            (date(2026, 2, 1), "beta", 3, 120, "0.0200", 2, "0.0300"),
+            (date(2026, 2, 20), "beta", 1, 30, "0.0050", 0, "0"),
+            (date(2026, 2, 21), "gone", 0, 0, "0", 0, "0"),  # emptied: not a figure
+        ]:
+            old.objects.create(
+                day=day, room_name=name, sessions=n, member_seconds=seconds,
+                estimated_cost=Decimal(cost), logs=logs, billed_cost=Decimal(billed),
+            )
+        new = migrate(("rooms", "0023_usage_totals"))
+
+        def figures(model, *key):
+            return {
+                tuple(getattr(row, k) for k in key): (
+                    row.sessions, row.member_seconds, row.estimated_cost, row.logs,
+                    row.billed_cost,
+                )
+                for row in new.get_model("rooms", model).objects.all()
+            }
+
+        d = Decimal
+        assert figures("UsageDayTotal", "day") == {
+            (date(2026, 1, 31),): (2, 600, d("0.3000"), 1, d("0.2500")),
+            (date(2026, 2, 1),): (4, 180, d("0.0300"), 2, d("0.0300")),
+            (date(2026, 2, 20),): (1, 30, d("0.0050"), 0, d("0")),
+        }
+        assert figures("UsageMonth", "month", "room_name") == {
+            (date(2026, 1, 1), "alpha"): (2, 600, d("0.3000"), 1, d("0.2500")),
+            (date(2026, 2, 1), "alpha"): (1, 60, d("0.0100"), 0, d("0")),
+            (date(2026, 2, 1), "beta"): (4, 150, d("0.0250"), 2, d("0.0300")),
+        }
+    finally:
+        migrate(leaf)

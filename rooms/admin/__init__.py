@@ -10,6 +10,7 @@ from rooms.admin import (  # noqa: F401
     recordings,
     rooms,
     sessions,
+    spaces,
     streams,
     sync,
 )

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import Alert, AlertDelivery, AlertKind, AlertSubscription, WebhookEndpoint
 from rooms.services.alert_delivery import WebhookURLError, check_webhook_url
 
@@ -44,10 +45,12 @@ class DeliveryInline(RecordAdminMixin, admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(RecordAdminMixin, admin.ModelAdmin):
+class AlertAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """Alerts, newest first, each linked to the page that shows its problem."""
 
     list_display = ("opened_at", "kind", "subject", "count", "state", "problem", "resolved_at")
+    # An alert of no Space (a silent worker, lockouts) concerns every member of staff.
+    portal_wide_rows = True
     list_filter = (OpenFilter, "kind")
     search_fields = ("subject", "summary")
     fields = ("kind", "subject", "summary", "count", "problem", "opened_at", "last_seen_at",

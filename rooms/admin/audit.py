@@ -36,6 +36,7 @@ from rooms.admin.audit_display import (
 )
 from rooms.admin.paging import CappedCountPaginator, with_probed_dates
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import AuditEntry, Conference, ConferenceToken, IssuedRoomToken, Room
 
 Action = AuditEntry.Action
@@ -152,7 +153,7 @@ if admin.site.is_registered(AuditEntry):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(RecordAdminMixin, admin.ModelAdmin):
+class AuditEntryAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """The change log: every audited change, filterable and searchable, never editable."""
 
     list_display = (
@@ -238,12 +239,14 @@ class AuditEntryAdmin(RecordAdminMixin, admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         """Refuse the per-row page: the change log itself shows everything an entry holds."""
+        self._found_or_404(request, object_id)
         raise PermissionDenied
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Refuse history of audit rows: they never change."""
+        self._found_or_404(request, object_id)
         raise PermissionDenied
 
     @admin.display(description="action", ordering="action")

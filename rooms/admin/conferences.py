@@ -21,12 +21,18 @@ from django.utils.html import format_html, format_html_join
 
 from rooms import services
 from rooms.admin import once
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, confirm, sync_badge
+from rooms.admin.mirror import (
+    DeletedRemotelyFilter,
+    MirrorAdmin,
+    confirm,
+    interactive_client,
+    sync_badge,
+)
+from rooms.admin.promote import PromoteMixin, promote_selected
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import ActionRun, Conference, ConferenceToken
 from rooms.services import tokens
-from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
 REVEAL = "rooms.reveal_conferencetoken"
@@ -123,7 +129,7 @@ class ConferenceTokenInline(admin.TabularInline):
 
 # Both bases name their stylesheets in a Media class; Django's admin media merges them.
 @admin.register(Conference)
-class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
+class ConferenceAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     """Conferences: remote-first edits, tokens inline, SignalWire-first deletes."""
 
     list_display = (
@@ -139,7 +145,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     )
     list_filter = ("sync_state", "size", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
     inlines = (ConferenceTokenInline, StreamInline)
-    actions = (*MirrorAdmin.actions, "refresh_tokens")
+    actions = (*MirrorAdmin.actions, "refresh_tokens", promote_selected)
     never_editable = ("meta",)
     fieldsets_basics = (
         ("Basics", {"fields": ("name", "display_name", "description", "size")}),
@@ -187,7 +193,7 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, colours; then what SignalWire manages."""
-        fieldsets = list(self.fieldsets_basics)
+        fieldsets = [*self.space_fieldsets(request), *self.fieldsets_basics]
         if obj is None:
             return fieldsets
         if request.user.has_perm(REVEAL):
@@ -276,7 +282,8 @@ class ConferenceAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                 return HttpResponseRedirect(change_url)
             try:
                 reset = tokens.conference_token_reset(
-                    token=token, actor=request.user, client=build_client(profile="interactive")
+                    token=token, actor=request.user,
+                    client=interactive_client(token.conference.space),
                 )
             except tokens.TokenResetNotApplied:
                 self.message_user(

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import VideoLog
 
 # Room names offered by the room filter; more are reached through search.
@@ -23,7 +24,7 @@ class LogRoomFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         """Offer the room names that have logs."""
         names = (
-            VideoLog.objects.exclude(room_name="")
+            model_admin.get_queryset(request).exclude(room_name="")
             .order_by("room_name")
             .values_list("room_name", flat=True)
             .distinct()[:ROOM_CHOICES_MAX]
@@ -37,7 +38,7 @@ class LogRoomFilter(admin.SimpleListFilter):
 
 
 @admin.register(VideoLog)
-class VideoLogAdmin(admin.ModelAdmin):
+class VideoLogAdmin(SpaceScopedMixin, admin.ModelAdmin):
     """SignalWire's video logs as mirrored: read, never added, edited or deleted here."""
 
     list_display = (

@@ -35,12 +35,19 @@ from rooms.admin import (
 from rooms.admin.bulk_edit import edit_selected
 from rooms.admin.context import current_mirror_view, mirror_view_state
 from rooms.admin.history import AuditHistoryMixin
+from rooms.admin.scoping import (
+    SpaceScopedMixin,
+    one_space_action,
+    sees_several_spaces,
+    visible_spaces,
+)
 from rooms.admin.validation import check_mirror_form, mark_odd_values
 from rooms.audit import audit_context
-from rooms.models import ActionRun, AuditEntry, SyncState
+from rooms.models import ActionRun, AuditEntry, Space, SyncState
 from rooms.services import bulk
+from rooms.services.common import client_for
 from rooms.signalwire import schema
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import SignalWireError
 from rooms.strictjson import StrictJSONField
 
@@ -67,9 +74,9 @@ PUSH_NOT_QUEUED = (
 )
 
 
-def interactive_client() -> SignalWireClient:
-    """The client a web request uses: it waits on SignalWire a few seconds at most."""
-    return build_client(profile="interactive")
+def interactive_client(space: Space | None = None) -> SignalWireClient:
+    """The client a web request uses for a Space: it waits on SignalWire a few seconds at most."""
+    return client_for(space, "interactive")
 
 
 class ColourInput(forms.TextInput):
@@ -141,7 +148,26 @@ class MirrorForm(forms.ModelForm):
             if stored and value and value.lower() == stored.lower():
                 cleaned[name] = stored
         check_mirror_form(self, cleaned)
+        self._check_name_free_in_space(cleaned)
         return cleaned
+
+    def _check_name_free_in_space(self, cleaned: dict[str, Any]) -> None:
+        """Say on the name field when the row's Space already has a row of that name."""
+        name = cleaned.get("name")
+        if self.instance.pk:
+            space = self.instance.space
+        else:
+            space = cleaned.get("space") or getattr(self, "only_space", None)
+        if space is None or not name:
+            return
+        model = self._meta.model
+        taken = model._default_manager.filter(space=space, name=name).exclude(pk=self.instance.pk)
+        if taken.exists():
+            self.add_error(
+                "name",
+                f"The Space “{space}” already has a {model._meta.verbose_name} named "
+                f"“{name}”. Names are unique within a Space: pick another name or Space.",
+            )
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]
@@ -239,7 +265,7 @@ def confirm(
     )
 
 
-class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class MirrorAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
     """Admin of a mirrored SignalWire object; every write goes through rooms.services."""
 
     form = MirrorForm
@@ -267,7 +293,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         ("Last payload from SignalWire", {"classes": ("collapse",), "fields": ("raw_payload",)}),
     )
     # Fields the API cannot change after creation (name) or at all.
-    fixed_after_create: tuple[str, ...] = ("name",)
+    fixed_after_create: tuple[str, ...] = ("space", "name")
+    # Shown first on the add form (read-only after): the Space the new row is made in.
+    space_fieldset = ("Space", {"fields": ("space",)})
     never_editable: tuple[str, ...] = ()
 
     class Media:
@@ -290,7 +318,11 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Any:
         """Create or update through the service; its errors become form errors."""
-        client = interactive_client()
+        if obj.pk is None and not data.get("space"):
+            only = self.only_space(request)
+            if only is not None:
+                data["space"] = only
+        client = interactive_client(data.get("space") or obj.space)
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
                 return self.create_remote(data=data, actor=request.user, client=client)
@@ -317,6 +349,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict | None = None
     ) -> HttpResponse:
         """Run the delete view without Django's transaction around it (see changeform_view)."""
+        self._found_or_404(request, object_id)
         with mirror_view_state():
             return self._delete_view(  # type: ignore[attr-defined]
                 request, object_id, extra_context
@@ -351,7 +384,19 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
             }
         )
         form = super().get_form(request, obj, change, **kwargs)
-        return type(form.__name__, (form,), {"request": request, "model_admin": self})
+        return type(
+            form.__name__, (form,),
+            {"request": request, "model_admin": self, "only_space": self.only_space(request)},
+        )
+
+    def only_space(self, request: HttpRequest) -> Space | None:
+        """The one Space the user works in (new rows go there unasked), else None."""
+        mine = visible_spaces(request)
+        return mine[0] if len(mine) == 1 else None
+
+    def space_fieldsets(self, request: HttpRequest) -> list[Any]:
+        """The Space fieldset, shown only to whoever sees more than one Space."""
+        return [self.space_fieldset] if sees_several_spaces(request) else []
 
     def _create_formsets(self, request: HttpRequest, obj: Any, change: bool) -> Any:
         formsets, inline_instances = super()._create_formsets(  # type: ignore[misc]
@@ -385,7 +430,9 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         """Delete one row remotely first; return "deleted", "pending" or an error text."""
         try:
             with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
-                gone = self.delete_remote(obj, actor=request.user, client=interactive_client())
+                gone = self.delete_remote(
+                    obj, actor=request.user, client=interactive_client(obj.space)
+                )
         except SignalWireError as exc:
             return f"SignalWire refused: {exc}"
         return "deleted" if gone else "pending"
@@ -431,7 +478,7 @@ class MirrorAdmin(AuditHistoryMixin, admin.ModelAdmin):
         actions = super().get_actions(request)
         if "delete_selected" in actions:
             actions["delete_selected"] = (
-                delete_selected,  # type: ignore[assignment]
+                one_space_action(delete_selected),
                 "delete_selected",
                 getattr(django_delete_selected, "short_description", "Delete selected"),
             )

@@ -188,27 +188,42 @@ def with_probed_dates(queryset: QuerySet) -> QuerySet:
     return probed
 
 
-def distinct_values(queryset: QuerySet, field: str, limit: int = VALUES_CAP) -> list[Any]:
+def distinct_values(
+    queryset: QuerySet,
+    field: str,
+    limit: int = VALUES_CAP,
+    *,
+    space_ids: list[int] | None = None,
+) -> list[Any]:
     """The distinct non-null values of an indexed column, in order, one index step each.
 
     A DISTINCT reads every row; this asks for the smallest value, then the smallest above
     it, and so on (one recursive query), so it costs what the number of values costs.
+    `space_ids` keeps to the rows of those Spaces (None: every row).
     """
     model = queryset.model
     connection = connections[queryset.db]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     column = quote(model._meta.get_field(field).column)
+    within = ""
+    params: list[Any] = []
+    if space_ids is not None:
+        space_column = quote(model._meta.get_field("space").column)
+        marks = ", ".join(["%s"] * len(space_ids)) or "NULL"
+        within = f" AND {space_column} IN ({marks})"
+        params = list(space_ids)
     sql = (
         f"WITH RECURSIVE seen(value, n) AS ("
-        f" SELECT MIN({column}), 1 FROM {table}"
+        f" SELECT MIN({column}), 1 FROM {table} WHERE 1 = 1{within}"
         f" UNION ALL"
-        f" SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > seen.value), seen.n + 1"
+        f" SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > seen.value{within}),"
+        f" seen.n + 1"
         f" FROM seen WHERE seen.value IS NOT NULL AND seen.n < %s"
         f") SELECT value FROM seen WHERE value IS NOT NULL"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [limit])
+        cursor.execute(sql, [*params, *params, limit])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -217,4 +232,10 @@ class IndexedValuesFilter(AllValuesFieldListFilter):
 
     def __init__(self, field: Any, request: Any, params: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(field, request, params, *args, **kwargs)
-        self.lookup_choices = distinct_values(self.lookup_choices, field.name)  # type: ignore[assignment]
+        from rooms.admin.scoping import request_spaces
+
+        spaces = request_spaces(request)
+        ids = None if spaces is None else [space.pk for space in spaces]
+        self.lookup_choices = distinct_values(  # type: ignore[assignment]
+            self.lookup_choices, field.name, space_ids=ids
+        )

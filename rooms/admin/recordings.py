@@ -33,6 +33,7 @@ from rooms.admin import once
 from rooms.admin.activity_lists import NAME_SEARCH_HELP, bounded_totals, search_by_room_name
 from rooms.admin.history import AuditHistoryMixin
 from rooms.admin.paging import CappedCountPaginator, IndexedValuesFilter, with_probed_dates
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState
 from rooms.selectors import recordings
 from rooms.services import bulk
@@ -76,7 +77,7 @@ class RoomFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         """Offer the room names that have recordings."""
         names = (
-            Recording.objects.exclude(room_name="")
+            model_admin.get_queryset(request).exclude(room_name="")
             .order_by("room_name")
             .values_list("room_name", flat=True)
             .distinct()[:ROOM_CHOICES_MAX]
@@ -172,7 +173,7 @@ def media_form_targets() -> list[str]:
 
 
 @admin.register(Recording)
-class RecordingAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class RecordingAdmin(SpaceScopedMixin, AuditHistoryMixin, admin.ModelAdmin):
     """Recordings across rooms: filter, totals of size and cost, download, delete."""
 
     change_list_template = "admin/rooms/recording/change_list.html"
@@ -470,7 +471,7 @@ def _download(model_admin: RecordingAdmin, request: HttpRequest, pk: int) -> Htt
         return HttpResponseNotAllowed(["POST"])
     if not model_admin.has_download_permission(request):
         raise PermissionDenied
-    recording = Recording.objects.select_related("session").filter(pk=pk).first()
+    recording = model_admin.get_queryset(request).select_related("session").filter(pk=pk).first()
     if recording is None or not model_admin.has_view_permission(request, recording):
         raise Http404("No such recording.")
     page = reverse("admin:rooms_recording_change", args=[recording.pk])

@@ -19,14 +19,15 @@ from django.utils.text import capfirst
 from rooms import services
 from rooms.admin import once
 from rooms.admin.audit_display import display_value
-from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, sync_badge
+from rooms.admin.mirror import DeletedRemotelyFilter, MirrorAdmin, interactive_client, sync_badge
+from rooms.admin.promote import PromoteMixin, promote_selected
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.admin.sessions import LiveActivityMixin, LiveFilter, live_badge
 from rooms.admin.streams import StreamInline, queue_owner_streams_sync
 from rooms.models import IssuedRoomToken, Room
 from rooms.services import tokens
 from rooms.signalwire import schema
-from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 from rooms.strictjson import StrictJSONField
 
@@ -176,7 +177,7 @@ class MintTokenForm(forms.Form):
 
 # Both bases name their stylesheets in a Media class; Django's admin media merges them.
 @admin.register(Room)
-class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
+class RoomAdmin(PromoteMixin, LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
     """Rooms: remote-first edits, SignalWire-first deletes, a join-token minting page."""
 
     list_display = (
@@ -192,6 +193,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
         "mint_link",
     )
     list_filter = ("sync_state", "quality", "layout", DeletedRemotelyFilter, LiveFilter)
+    actions = (*MirrorAdmin.actions, promote_selected)
     # The API's room requests carry none of these: SignalWire alone sets them.
     never_editable = (
         "fps",
@@ -246,7 +248,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         """Basics, schedule, media, meta; then what SignalWire alone sets."""
-        fieldsets = list(self.fieldsets_basics)
+        fieldsets = [*self.space_fieldsets(request), *self.fieldsets_basics]
         if obj is not None:
             fieldsets.append(("Set by SignalWire", {"fields": self.never_editable}))
             fieldsets.extend(self.mirror_fieldsets)
@@ -308,7 +310,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
                         room=room,
                         actor=request.user,
                         # A page waits on the answer: the short interactive budget.
-                        client=build_client(profile="interactive"),
+                        client=interactive_client(room.space),
                         **form.mint_arguments(),
                     )
                 except DjangoValidationError as exc:
@@ -347,7 +349,7 @@ class RoomAdmin(LiveActivityMixin, MirrorAdmin):  # type: ignore[misc]
 
 
 @admin.register(IssuedRoomToken)
-class IssuedRoomTokenAdmin(RecordAdminMixin, admin.ModelAdmin):
+class IssuedRoomTokenAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """The record of join tokens staff minted: read-only, never the token itself."""
 
     list_display = ("room_name", "user_name", "role", "issued_by", "issued_at", "expires_at")

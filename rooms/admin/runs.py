@@ -8,6 +8,8 @@ bulk edit", which asks first and then undoes the edit through the same path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -20,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from rooms.admin import once
 from rooms.admin.audit_display import changelog_url
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin, request_spaces
 from rooms.models import ActionRun
 from rooms.services import bulk
 
@@ -37,7 +40,7 @@ def can_restore(request: HttpRequest, run: ActionRun) -> bool:
 
 
 @admin.register(ActionRun)
-class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
+class ActionRunAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """List admin action runs: who asked for what, how far the worker got, what happened."""
 
     change_form_template = "admin/rooms/actionrun/change_form.html"
@@ -76,6 +79,12 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Leave out what names a promotion's source rows when the viewer cannot see them."""
+        if obj is not None and not _sees_sources(request, obj):
+            return [f for f in self.fields if f not in ("changes_set", "error")]
+        return self.fields
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """Leave the selected keys out of the listing's query."""
         return super().get_queryset(request).defer("pks")
@@ -107,7 +116,11 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         """Add the progress bar, the refused rows and the restore button to the run page."""
         run = self.get_object(request, object_id)
         context = dict(extra_context or {})
-        if run is not None:
+        if run is not None and not _sees_sources(request, run):
+            # A promotion seen from its target Space alone: the source rows stay unnamed.
+            context.update(run=run, running=run.finished_at is None, sources_hidden=True,
+                           progress_url=reverse("admin:rooms_actionrun_progress", args=[run.pk]))
+        elif run is not None:
             context.update(
                 run=run,
                 running=run.finished_at is None,
@@ -118,6 +131,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
                 can_restore=can_restore(request, run),
                 restore_url=reverse("admin:rooms_actionrun_restore", args=[run.pk]),
                 recordings_freed=_recordings_freed(run),
+                promoted=_promoted_rows(run),
             )
         return super().change_view(request, object_id, form_url, context)
 
@@ -125,7 +139,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         """Answer how far a run got, for the progress bar (no keys, no values, no secrets)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(ActionRun.objects.defer("pks"), pk=run_id)
+        run = get_object_or_404(self.get_queryset(request), pk=run_id)
         return JsonResponse(
             {
                 "state": run.state,
@@ -138,7 +152,7 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
 
     def restore_view(self, request: HttpRequest, run_id: int) -> HttpResponse:
         """Ask before undoing a bulk edit; once confirmed, queue the restore and show it."""
-        run = get_object_or_404(ActionRun, pk=run_id)
+        run = get_object_or_404(self.get_queryset(request).defer(None), pk=run_id)
         if not self.has_view_permission(request, run) or not can_restore(request, run):
             raise PermissionDenied
         page = reverse("admin:rooms_actionrun_change", args=[run.pk])
@@ -200,6 +214,9 @@ class ActionRunAdmin(RecordAdminMixin, admin.ModelAdmin):
     @admin.display(description="fields set")
     def changes_set(self, run: ActionRun) -> str:
         """List the fields a bulk edit sets and their new values."""
+        if run.action == ActionRun.Action.PROMOTE:
+            streams = "with streams" if run.changes.get("copy_streams") else "without streams"
+            return f"Promote to {run.changes.get('space', run.space)}, {streams}"
         if run.action != ActionRun.Action.BULK_EDIT:
             if run.action == ActionRun.Action.RESTORE:
                 return "Each row's values from before the bulk edit"
@@ -256,3 +273,21 @@ def _recordings_freed(run: ActionRun) -> dict | None:
         "cost": freed.cost,
         "retention": run.changes if run.action == ActionRun.Action.RETENTION else None,
     }
+
+
+def _sees_sources(request: HttpRequest, run: ActionRun) -> bool:
+    """Tell whether the viewer may see the Spaces a promotion's rows came from."""
+    if run.action != ActionRun.Action.PROMOTE or not isinstance(run.changes, dict):
+        return True
+    mine = request_spaces(request)
+    if mine is None:
+        return True
+    return set(run.changes.get("source_space_ids", [])) <= {space.pk for space in mine}
+
+
+def _promoted_rows(run: ActionRun) -> list[dict] | None:
+    """Each promoted row's outcome as the worker recorded it (a promotion's run only)."""
+    if run.action != ActionRun.Action.PROMOTE:
+        return None
+    rows: list[dict] = run.changes.get("rows", [])
+    return rows

@@ -16,10 +16,11 @@ from django.utils.html import format_html
 from rooms.admin.activity_lists import NAME_SEARCH_HELP, search_by_room_name
 from rooms.admin.paging import CappedCountPaginator, IndexedValuesFilter, with_probed_dates
 from rooms.admin.records import RecordAdminMixin
+from rooms.admin.scoping import SpaceScopedMixin
 from rooms.models import Recording, RoomSession, SessionMember
 from rooms.models.sessions import LIVE
+from rooms.services.common import client_for
 from rooms.signalwire import sessions as remote_sessions
-from rooms.signalwire.client import build_client
 from rooms.signalwire.errors import SignalWireError
 
 logger = logging.getLogger("rooms.admin.sessions")
@@ -178,7 +179,7 @@ class MemberInline(admin.TabularInline):
 
 
 @admin.register(RoomSession)
-class RoomSessionAdmin(RecordAdminMixin, admin.ModelAdmin):
+class RoomSessionAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """Sessions across rooms: filter by room, date and status; a page per session."""
 
     list_display = (
@@ -308,7 +309,7 @@ def _events_context(session: RoomSession) -> dict[str, Any]:
     """Fetch a session's events for its page; a failure becomes a message, not an error."""
     try:
         events = remote_sessions.list_session_events(
-            build_client(profile="interactive"), session.remote_id, limit=EVENT_LIMIT
+            client_for(session.space, "interactive"), session.remote_id, limit=EVENT_LIMIT
         )
     except SignalWireError as exc:
         logger.info("events of session %s not fetched: %s", session.remote_id, exc)

@@ -16,7 +16,7 @@ from django.contrib import admin
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -282,19 +282,21 @@ class StreamAdmin(MirrorAdmin):
 
     def save_remote(self, request: HttpRequest, obj: Any, data: dict) -> Stream:
         """Create or change the stream through the stream service; its errors become form errors."""
-        client = interactive_client()
         with audit_context(source=AuditEntry.Source.ADMIN, actor=request.user):
             if obj.pk is None:
                 owner = data.get("conference") or data.get("room")
                 if owner is None:
                     raise DjangoValidationError("Choose the conference or room of the stream.")
+                client = interactive_client(owner.space)
                 return streams.stream_create(
                     owner=owner, url=data["url"], actor=request.user, client=client
                 )
             if not data.get("url"):
                 return Stream.objects.get(pk=obj.pk)  # the field left empty keeps the URL
+            client = interactive_client(obj.space)
             return streams.stream_update(
-                stream=obj, url=data["url"], actor=request.user, client=client
+                stream=obj, url=data["url"], actor=request.user,
+                client=interactive_client(obj.space),
             )
 
     def delete_remote(self, obj: Any, **kwargs: Any) -> bool:
@@ -333,7 +335,9 @@ class StreamAdmin(MirrorAdmin):
         if not request.user.has_perm(REVEAL):
             raise PermissionDenied
         stream = self.get_object(request, object_id)
-        if stream is None or not self.has_view_permission(request, stream):
+        if stream is None:
+            raise Http404("No such stream.")
+        if not self.has_view_permission(request, stream):
             raise PermissionDenied
         purpose = f"reveal-stream:{stream.pk}"
         url = None

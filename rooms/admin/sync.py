@@ -18,7 +18,9 @@ from django.utils.html import format_html
 
 from rooms import sync
 from rooms.admin.records import RecordAdminMixin
-from rooms.models import SyncRun
+from rooms.admin.scoping import SpaceScopedMixin, request_spaces
+from rooms.models import Space, SyncRun
+from rooms.selectors import runs
 
 logger = logging.getLogger("rooms.admin.sync")
 
@@ -26,7 +28,7 @@ RUN_SYNC_PERMISSION = "rooms.run_sync"
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(RecordAdminMixin, admin.ModelAdmin):
+class SyncRunAdmin(SpaceScopedMixin, RecordAdminMixin, admin.ModelAdmin):
     """List sync runs with their counts and outcome; nobody adds, edits or deletes them."""
 
     change_list_template = "admin/rooms/syncrun/change_list.html"
@@ -86,11 +88,16 @@ class SyncRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Show the latest outcome of each kind and, to those allowed, the button."""
+        spaces = request_spaces(request)
         extra_context = {
             **(extra_context or {}),
             "can_run_sync": request.user.has_perm(RUN_SYNC_PERMISSION),
             "sync_summaries": [
-                (label, sync.latest_sync_summary(kind), *self._summary_state(kind))
+                (
+                    label,
+                    runs.latest_sync_summary(kind, spaces=spaces),
+                    *self._summary_state(kind, spaces),
+                )
                 for kind, label in SyncRun.Kind.choices
                 if kind != SyncRun.Kind.PUSH
             ],
@@ -98,9 +105,9 @@ class SyncRunAdmin(RecordAdminMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     @staticmethod
-    def _summary_state(kind: str) -> tuple[str, str]:
+    def _summary_state(kind: str, spaces: list[Space] | None) -> tuple[str, str]:
         """Name how the latest run of a kind went, as a CSS modifier and a short label."""
-        run = sync.latest_sync_run(kind)
+        run = runs.latest_sync_run(kind, spaces=spaces)
         if run is None:
             return "never", "Never run"
         if run.outcome == SyncRun.Outcome.SUCCEEDED:
@@ -119,7 +126,7 @@ class SyncRunAdmin(RecordAdminMixin, admin.ModelAdmin):
 
         changelist = reverse("admin:rooms_syncrun_changelist")
         try:
-            queue_full_sync("admin")
+            queue_full_sync("admin", spaces=request_spaces(request))
         except Exception as exc:  # the broker is down: say so, the page must not break
             logger.exception("could not queue a sync from admin")
             self.message_user(

@@ -31,8 +31,13 @@ from rooms.models.runs import ActionRun as ActionRun
 from rooms.models.runs import SyncRun as SyncRun
 from rooms.models.sessions import RoomSession as RoomSession
 from rooms.models.sessions import SessionMember as SessionMember
+from rooms.models.spaces import Space as Space
+from rooms.models.spaces import default_space_id as default_space_id
+from rooms.models.spaces import environment_space as environment_space
 from rooms.models.streams import Stream as Stream
 from rooms.models.tokens import ConferenceToken as ConferenceToken
 from rooms.models.tokens import IssuedRoomToken as IssuedRoomToken
 from rooms.models.tokens import mask_secret as mask_secret
 from rooms.models.usage import UsageDay as UsageDay
+from rooms.models.usage import UsageDayTotal as UsageDayTotal
+from rooms.models.usage import UsageMonth as UsageMonth

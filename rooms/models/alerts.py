@@ -22,6 +22,10 @@ class AlertKind(models.TextChoices):
 class Alert(models.Model):
     """One condition that needs staff, open until it clears by itself."""
 
+    # The Space it is about; none for the portal's own (worker, beat, lockouts).
+    space = models.ForeignKey(
+        "rooms.Space", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     kind = models.CharField(max_length=24, choices=AlertKind.choices)
     # What it is about: a resource kind, a sync kind, a run kind or an account name.
     subject = models.CharField(max_length=150)

@@ -13,6 +13,7 @@ class AuditEntryManager(LogEntryManager):
     def log_create(self, instance: Any, force_log: bool = False, **kwargs: Any) -> Any:
         """Write an entry as auditlog does, with the object's SignalWire id and parent."""
         kwargs.setdefault("object_remote_id", getattr(instance, "remote_id", "") or "")
+        kwargs.setdefault("space_id", getattr(instance, "space_id", None))
         related = getattr(instance, "audit_related_object", None)
         if callable(related) and "related_object_type" not in kwargs:
             model, pk = related()
@@ -73,6 +74,11 @@ class AuditEntry(AbstractLogEntry):
         db_index=False,
     )
     related_object_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    # The Space of the object it is about; none for what belongs to no Space (staff accounts).
+    space = models.ForeignKey(
+        "rooms.Space", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        editable=False, db_index=False,
+    )
 
     objects = AuditEntryManager()
 
@@ -88,6 +94,8 @@ class AuditEntry(AbstractLogEntry):
             # walk the timestamp index from the newest row back to an old run's rows.
             models.Index(fields=["cid", "-timestamp"], name="rooms_audit_cid_time_idx"),
             models.Index(fields=["object_remote_id"], name="rooms_audit_remote_id_idx"),
+            # The change log of the Spaces a staff user may see, newest first.
+            models.Index(fields=["space", "-timestamp"], name="rooms_audit_space_time_idx"),
             # Partial: most entries belong to no parent, so the index holds only token
             # entries, stays small, and the planner's statistics see it as selective.
             models.Index(

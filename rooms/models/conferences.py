@@ -43,5 +43,12 @@ class Conference(RoomSettings):
         # rows a listing did not show from the index alone.
         indexes = [
             models.Index(fields=["sync_state", "name"]),
-            models.Index(fields=["sync_state", "remote_id"]),
+            models.Index(fields=["space", "sync_state", "remote_id"]),
+        ]
+        # Names and ids are unique in a Space; two Spaces may each have a room "lobby".
+        constraints = [
+            models.UniqueConstraint(fields=["space", "name"], name="rooms_conference_space_name"),
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_conference_space_remote_id"
+            ),
         ]

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from rooms.models.spaces import space_field
 from rooms.signalwire import schema
 
 
@@ -20,6 +21,7 @@ class RemoteIntent(models.Model):
         UPDATE = "update", "Update"
         DELETE = "delete", "Delete"
 
+    space = space_field()
     kind = models.CharField(max_length=20)
     action = models.CharField(max_length=10, choices=Action.choices)
     object_pk = models.BigIntegerField(null=True, blank=True, db_index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from rooms.jsontext import CanonicalJSONEncoder
+from rooms.models.spaces import space_field
 
 
 class LogState(models.TextChoices):
@@ -17,7 +18,8 @@ class LogState(models.TextChoices):
 class VideoLog(models.Model):
     """One video log as SignalWire reported it: a session's charge and what made it up."""
 
-    remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
+    space = space_field()
+    remote_id = models.CharField("SignalWire ID", max_length=64)
     source = models.CharField(max_length=40, blank=True)
     log_type = models.CharField("type", max_length=60, blank=True)
     # The room session the log's url names; kept as an id, the session may be mirrored later.
@@ -50,6 +52,11 @@ class VideoLog(models.Model):
             models.Index(fields=["room_name", "remote_created_at"], name="rooms_log_room_day"),
             # The usage rollup's billed figures: a room's logs by the day their session began.
             models.Index(fields=["room_name", "started_at"], name="rooms_log_room_started"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_log_space_remote_id"
+            ),
         ]
 
     def __str__(self) -> str:

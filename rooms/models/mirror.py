@@ -11,6 +11,7 @@ from django.db import models
 
 from rooms import jsontext
 from rooms.jsontext import CanonicalJSONEncoder
+from rooms.models.spaces import space_field
 from rooms.signalwire import schema
 
 name_validator = RegexValidator(
@@ -60,8 +61,9 @@ def validate_meta(value) -> None:
 class RemoteMirror(models.Model):
     """What every mirrored SignalWire object keeps beside its own fields."""
 
+    space = space_field()
     remote_id = models.CharField(
-        "SignalWire ID", max_length=64, unique=True, null=True, blank=True, editable=False
+        "SignalWire ID", max_length=64, null=True, blank=True, editable=False
     )
     remote_created_at = models.DateTimeField("created in SignalWire", null=True, editable=False)
     remote_updated_at = models.DateTimeField("updated in SignalWire", null=True, editable=False)
@@ -98,9 +100,11 @@ class RoomSettings(RemoteMirror):
 
     name = models.CharField(
         max_length=schema.NAME_MAX,
-        unique=True,
         validators=[name_validator],
-        help_text="Unique name in SignalWire: letters, digits, _ and -. Fixed after creation.",
+        help_text=(
+            "Unique name in its SignalWire Space: letters, digits, _ and -. "
+            "Fixed after creation."
+        ),
     )
     display_name = models.CharField(max_length=schema.DISPLAY_NAME_MAX, blank=True)
     description = models.TextField(

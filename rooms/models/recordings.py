@@ -13,6 +13,7 @@ from rooms.jsontext import CanonicalJSONEncoder
 from rooms.models.conferences import Conference
 from rooms.models.rooms import Room
 from rooms.models.sessions import RoomSession
+from rooms.models.spaces import space_field
 
 RECORDING = "recording"
 PAUSED = "paused"
@@ -33,7 +34,8 @@ class RecordingState(models.TextChoices):
 class Recording(models.Model):
     """One room recording as SignalWire reported it (never its download link)."""
 
-    remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
+    space = space_field()
+    remote_id = models.CharField("SignalWire ID", max_length=64)
     session = models.ForeignKey(
         RoomSession,
         on_delete=models.SET_NULL,
@@ -72,6 +74,12 @@ class Recording(models.Model):
             models.Index(fields=["room_name", "-started_at"]),
             # The recordings list, newest first, filtered by sync state (read backwards).
             models.Index(fields=["sync_state", "started_at"], name="rooms_rec_state_started"),
+            models.Index(fields=["space", "started_at"], name="rooms_rec_space_started"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_recording_space_remote_id"
+            ),
         ]
         permissions = [
             ("download_recording", "Can download recordings (a fresh link from SignalWire)"),

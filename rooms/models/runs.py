@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from rooms.models.spaces import space_field
+
 
 class SyncRun(models.Model):
     """One run of a background sync or push, with its counts and outcome."""
@@ -27,6 +29,7 @@ class SyncRun(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped (another run held the lock)"
 
+    space = space_field()
     run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     trigger = models.CharField(max_length=20, default="schedule")
@@ -65,6 +68,7 @@ class ActionRun(models.Model):
         RESTORE = "restore", "Restore to before a bulk edit"
         RETENTION = "retention", "Recording retention"
         SESSION_RETENTION = "session_retention", "Session retention"
+        PROMOTE = "promote", "Promote to another Space"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -73,6 +77,7 @@ class ActionRun(models.Model):
         FINISHED_WITH_ERRORS = "finished_with_errors", "Finished with errors"
         NOT_QUEUED = "not_queued", "Not queued (task queue unreachable)"
 
+    space = space_field()
     run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     action = models.CharField(max_length=20, choices=Action.choices)
     kind = models.CharField(max_length=20)

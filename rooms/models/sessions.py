@@ -7,6 +7,7 @@ from django.db import models
 from rooms.jsontext import CanonicalJSONEncoder
 from rooms.models.conferences import Conference
 from rooms.models.rooms import Room
+from rooms.models.spaces import space_field
 
 LIVE = "in-progress"
 COMPLETED = "completed"
@@ -15,7 +16,8 @@ COMPLETED = "completed"
 class RoomSession(models.Model):
     """One meeting in a room or conference, live or past, as SignalWire reported it."""
 
-    remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
+    space = space_field()
+    remote_id = models.CharField("SignalWire ID", max_length=64)
     conference = models.ForeignKey(
         Conference,
         on_delete=models.SET_NULL,
@@ -56,6 +58,12 @@ class RoomSession(models.Model):
             models.Index(fields=["status", "start_time"], name="rooms_session_status_start"),
             models.Index(fields=["conference", "start_time"], name="rooms_session_conf_start"),
             models.Index(fields=["room", "start_time"], name="rooms_session_room_start"),
+            models.Index(fields=["space", "start_time"], name="rooms_session_space_start"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_session_space_remote_id"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -71,8 +79,9 @@ class RoomSession(models.Model):
 class SessionMember(models.Model):
     """One participant's time in a room session."""
 
+    space = space_field()
     session = models.ForeignKey(RoomSession, on_delete=models.CASCADE, related_name="members")
-    remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
+    remote_id = models.CharField("SignalWire ID", max_length=64)
     name = models.CharField(max_length=255, blank=True)
     join_time = models.DateTimeField(null=True, blank=True)
     leave_time = models.DateTimeField(null=True, blank=True)
@@ -84,6 +93,11 @@ class SessionMember(models.Model):
 
     class Meta:
         ordering = ["session_id", "join_time", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_member_space_remote_id"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.remote_id

@@ -42,6 +42,9 @@ class Stream(RemoteMirror):
     class Meta:
         ordering = ["id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_stream_space_remote_id"
+            ),
             models.CheckConstraint(
                 condition=(
                     models.Q(conference__isnull=False, room__isnull=True)
@@ -50,7 +53,7 @@ class Stream(RemoteMirror):
                 name="rooms_stream_one_owner",
             )
         ]
-        indexes = [models.Index(fields=["sync_state", "remote_id"])]
+        indexes = [models.Index(fields=["space", "sync_state", "remote_id"])]
         permissions = [("reveal_stream_url", "Can reveal stream URLs (they hold stream keys)")]
 
     def __str__(self) -> str:

@@ -6,14 +6,16 @@ from django.db import models
 
 from rooms.models.conferences import Conference
 from rooms.models.rooms import Room
+from rooms.models.spaces import space_field
 from rooms.signalwire import schema
 
 
 class ConferenceToken(models.Model):
     """A moderator or guest token SignalWire made for a conference; the value is a secret."""
 
+    space = space_field()
     conference = models.ForeignKey(Conference, on_delete=models.CASCADE, related_name="tokens")
-    remote_id = models.CharField("SignalWire ID", max_length=64, unique=True)
+    remote_id = models.CharField("SignalWire ID", max_length=64)
     name = models.CharField(max_length=100, blank=True)
     token = models.CharField(max_length=255)
     scopes = models.JSONField(default=list, blank=True)
@@ -22,6 +24,11 @@ class ConferenceToken(models.Model):
 
     class Meta:
         ordering = ["conference_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["space", "remote_id"], name="rooms_conftoken_space_remote_id"
+            ),
+        ]
         permissions = [
             ("reveal_conferencetoken", "Can reveal and copy conference token values"),
             ("reset_conferencetoken", "Can reset conference tokens"),
@@ -56,6 +63,7 @@ def mask_secret(value: str) -> str:
 class IssuedRoomToken(models.Model):
     """The record of a room join token minted by staff; never the token itself."""
 
+    space = space_field()
     room = models.ForeignKey(
         Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="issued_tokens"
     )

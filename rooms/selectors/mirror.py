@@ -10,25 +10,29 @@ from rooms.models import RemoteIntent
 
 
 def mirror_rows_by_remote_id(
-    model: type[models.Model], remote_ids: Iterable[str]
+    model: type[models.Model], remote_ids: Iterable[str], space_id: int
 ) -> dict[str, tuple[int, str, object]]:
-    """Read (pk, sync_state, remote_updated_at) of the known rows among some remote ids."""
+    """Read (pk, sync_state, remote_updated_at) of a Space's known rows among some remote ids."""
     rows = (
-        model._default_manager.filter(remote_id__in=list(remote_ids))
+        model._default_manager.filter(space_id=space_id, remote_id__in=list(remote_ids))
         .order_by()
         .values_list("remote_id", "pk", "sync_state", "remote_updated_at")
     )
     return {remote_id: (pk, state, updated) for remote_id, pk, state, updated in rows}
 
 
-def markable_remote_ids(model: type[models.Model], states: Iterable[str]) -> set[str]:
-    """Return the remote ids of every mirrored row in the given states, as plain strings.
+def markable_remote_ids(
+    model: type[models.Model], states: Iterable[str], space_id: int
+) -> set[str]:
+    """Return the remote ids of a Space's mirrored rows in the given states, as plain strings.
 
     The sync walks every mirrored row on every run: plain rows from the covering
-    (sync_state, remote_id) index and set arithmetic, no model instances.
+    (space, sync_state, remote_id) index and set arithmetic, no model instances.
     """
     candidates = (
-        model._default_manager.filter(remote_id__isnull=False, sync_state__in=list(states))
+        model._default_manager.filter(
+            space_id=space_id, remote_id__isnull=False, sync_state__in=list(states)
+        )
         .order_by()
         .values_list("remote_id")
     )
@@ -38,10 +42,11 @@ def markable_remote_ids(model: type[models.Model], states: Iterable[str]) -> set
         return {remote_id for (remote_id,) in cursor.fetchall()}
 
 
-def names_awaiting_create(kind: str) -> set[str]:
-    """Return the names of a kind whose create was sent but whose row was never stored."""
+def names_awaiting_create(kind: str, space_id: int) -> set[str]:
+    """Return the names of a kind in a Space whose create was sent but never stored."""
     return set(
         RemoteIntent.objects.filter(
-            kind=kind, action=RemoteIntent.Action.CREATE, object_pk__isnull=True
+            space_id=space_id, kind=kind, action=RemoteIntent.Action.CREATE,
+            object_pk__isnull=True,
         ).values_list("name", flat=True)
     )

@@ -5,18 +5,20 @@ from __future__ import annotations
 from django.utils.timesince import timesince
 
 from rooms.models import SyncRun
+from rooms.selectors.spaces import Spaces, in_spaces
 
 Outcome = SyncRun.Outcome
 
 
-def latest_sync_run(kind: str) -> SyncRun | None:
+def latest_sync_run(kind: str, *, spaces: Spaces = None) -> SyncRun | None:
     """Return the newest run of a kind that did some work (skipped runs say nothing new)."""
-    return SyncRun.objects.filter(kind=kind).exclude(outcome=Outcome.SKIPPED).first()
+    runs = in_spaces(SyncRun.objects.filter(kind=kind), spaces)
+    return runs.exclude(outcome=Outcome.SKIPPED).first()
 
 
-def latest_sync_summary(kind: str) -> str:
+def latest_sync_summary(kind: str, *, spaces: Spaces = None) -> str:
     """Say in one line how the latest sync of a kind went, for admin pages to show."""
-    run = latest_sync_run(kind)
+    run = latest_sync_run(kind, spaces=spaces)
     if run is None:
         return "Not synced with SignalWire yet."
     ago = timesince(run.started_at)

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -31,10 +31,12 @@ from rooms.models import (
     AlertDelivery,
     AlertKind,
     AlertSubscription,
+    Space,
     SyncRun,
     SyncState,
     WebhookEndpoint,
 )
+from rooms.selectors.spaces import may_see_space
 
 logger = logging.getLogger("rooms.alerts")
 
@@ -42,7 +44,12 @@ CHECK_TASK = "rooms.tasks.check_alerts"
 DELIVER_TASK = "rooms.tasks.deliver_alert"
 HEARTBEAT_TASK = "rooms.tasks.alert_heartbeat"
 # Runs of these actions that end with failures open an alert.
-WATCHED_RUNS = (ActionRun.Action.BULK_EDIT, ActionRun.Action.DELETE, ActionRun.Action.RETENTION)
+WATCHED_RUNS = (
+    ActionRun.Action.BULK_EDIT,
+    ActionRun.Action.DELETE,
+    ActionRun.Action.RETENTION,
+    ActionRun.Action.PROMOTE,
+)
 # A failing sync kind: its last this many runs failed, or no success for this many intervals.
 SYNC_FAILED_RUNS = 3
 Notice = AlertDelivery.Notice
@@ -57,6 +64,7 @@ class Condition:
     count: int
     summary: str
     link: str = ""
+    space_id: int | None = None
 
 
 class Unsettled(Exception):
@@ -128,6 +136,32 @@ def _changelist(model: Any, query: str = "") -> str:
     return f"{url}?{query}" if query else url
 
 
+class SpaceNames:
+    """How alerts about one Space name it: the environment's Space by its subject alone."""
+
+    def __init__(self) -> None:
+        self.names = dict(Space.objects.values_list("pk", "name"))
+        self.first = Space.objects.filter(from_settings=True).values_list("pk", flat=True).first()
+
+    def subject(self, subject: str, space_id: int) -> str:
+        """The alert's subject: the Space's name beside it unless it is the first Space."""
+        if space_id == self.first:
+            return subject
+        return f"{subject} in {self.names.get(space_id, space_id)}"
+
+    def where(self, space_id: int) -> str:
+        """' in Space "X"' when the portal has several Spaces, else nothing."""
+        if len(self.names) < 2:
+            return ""
+        return f' in the Space "{self.names.get(space_id, space_id)}"'
+
+    def link(self, link: str, space_id: int) -> str:
+        """The changelist link, narrowed to the Space when the portal has several."""
+        if len(self.names) < 2 or "?" not in link:
+            return link
+        return f"{link}&space={space_id}"
+
+
 def _push_failed(now: datetime) -> list[Condition]:
     # A run refusing a thousand pushes is one alert that says a thousand: while refusals
     # still arrive, the count waits until they have stopped for ALERT_CHECK_DELAY seconds.
@@ -135,14 +169,20 @@ def _push_failed(now: datetime) -> list[Condition]:
     if last is not None and time.time() - last < settings.ALERT_CHECK_DELAY:
         raise Unsettled
     found = []
+    spaces = SpaceNames()
     for spec in registry.RESOURCES.values():
-        n = spec.model._default_manager.filter(sync_state=SyncState.PUSH_FAILED).count()
-        if n:
+        counts = (
+            spec.model._default_manager.filter(sync_state=SyncState.PUSH_FAILED)
+            .order_by().values_list("space_id").annotate(n=Count("pk"))
+        )
+        for space_id, n in counts:
             noun = spec.model._meta.verbose_name if n == 1 else spec.model._meta.verbose_name_plural
             found.append(Condition(
-                AlertKind.PUSH_FAILED, spec.kind, n,
-                f"SignalWire refused the push of {n} {noun}; each row shows its reason.",
-                _changelist(spec.model, "sync_state__exact=push_failed"),
+                AlertKind.PUSH_FAILED, spaces.subject(spec.kind, space_id), n,
+                f"SignalWire{spaces.where(space_id)} refused the push of {n} {noun}; "
+                "each row shows its reason.",
+                spaces.link(_changelist(spec.model, "sync_state__exact=push_failed"), space_id),
+                space_id,
             ))
     return found
 
@@ -151,17 +191,22 @@ def _pending_too_long(now: datetime) -> list[Condition]:
     minutes = settings.ALERT_PENDING_MINUTES
     cutoff = now - timedelta(minutes=minutes)
     found = []
+    spaces = SpaceNames()
     for spec in registry.RESOURCES.values():
-        rows = spec.model._default_manager.filter(
-            sync_state__in=UNPUSHED_STATES, updated_at__lt=cutoff
+        counts = (
+            spec.model._default_manager.filter(
+                sync_state__in=UNPUSHED_STATES, updated_at__lt=cutoff
+            )
+            .order_by().values_list("space_id").annotate(n=Count("pk"))
         )
-        n = rows.count()
-        if n:
+        for space_id, n in counts:
             noun = spec.model._meta.verbose_name if n == 1 else spec.model._meta.verbose_name_plural
             found.append(Condition(
-                AlertKind.PENDING_TOO_LONG, spec.kind, n,
-                f"{n} {noun} have waited more than {minutes} minutes to reach SignalWire.",
-                _changelist(spec.model, "sync_state__exact=pending_push"),
+                AlertKind.PENDING_TOO_LONG, spaces.subject(spec.kind, space_id), n,
+                f"{n} {noun} have waited more than {minutes} minutes to reach "
+                f"SignalWire{spaces.where(space_id)}.",
+                spaces.link(_changelist(spec.model, "sync_state__exact=pending_push"), space_id),
+                space_id,
             ))
     return found
 
@@ -202,7 +247,17 @@ def sync_intervals() -> dict[str, int]:
 
 def _sync_failing(now: datetime) -> list[Condition]:
     found = []
-    ended = SyncRun.objects.exclude(outcome__in=[SyncRun.Outcome.RUNNING, SyncRun.Outcome.SKIPPED])
+    spaces = SpaceNames()
+    for space_id in sorted(spaces.names):
+        found.extend(_space_sync_failing(now, space_id, spaces))
+    return found
+
+
+def _space_sync_failing(now: datetime, space_id: int, spaces: SpaceNames) -> list[Condition]:
+    found = []
+    ended = SyncRun.objects.filter(space_id=space_id).exclude(
+        outcome__in=[SyncRun.Outcome.RUNNING, SyncRun.Outcome.SKIPPED]
+    )
     for kind, interval in sync_intervals().items():
         runs = ended.filter(kind=kind)
         last_success = runs.filter(outcome=SyncRun.Outcome.SUCCEEDED).aggregate(
@@ -224,9 +279,11 @@ def _sync_failing(now: datetime) -> list[Condition]:
                 else f"has had no successful run for {SYNC_FAILED_RUNS} of its intervals"
             )
             found.append(Condition(
-                AlertKind.SYNC_FAILING, kind, max(failures, 1),
-                f"The {label} sync {what}; the sync runs page shows each run's error.",
-                _changelist(SyncRun, f"kind__exact={kind}"),
+                AlertKind.SYNC_FAILING, spaces.subject(kind, space_id), max(failures, 1),
+                f"The {label} sync{spaces.where(space_id)} {what}; the sync runs page shows "
+                "each run's error.",
+                spaces.link(_changelist(SyncRun, f"kind__exact={kind}"), space_id),
+                space_id,
             ))
     return found
 
@@ -237,16 +294,23 @@ def _run_failures(now: datetime) -> list[Condition]:
         action__in=WATCHED_RUNS, finished_at__gte=now - timedelta(days=1)
     )
     found = []
-    for action, kind in recent.values_list("action", "kind").distinct():
-        run = recent.filter(action=action, kind=kind).order_by("-finished_at").first()
+    spaces = SpaceNames()
+    groups = recent.order_by().values_list("space_id", "action", "kind").distinct()
+    for space_id, action, kind in groups:
+        run = (
+            recent.filter(space_id=space_id, action=action, kind=kind)
+            .order_by("-finished_at").first()
+        )
         if run is None or run.state != ActionRun.State.FINISHED_WITH_ERRORS:
             continue
         label = ActionRun.Action(action).label
         found.append(Condition(
-            AlertKind.RUN_FAILURES, f"{action}:{kind}", max(run.errors, 1),
-            f"{label} of {run.total} {kind}(s) finished with {run.errors} failure(s); "
-            "its run page lists them.",
+            AlertKind.RUN_FAILURES, spaces.subject(f"{action}:{kind}", space_id),
+            max(run.errors, 1),
+            f"{label} of {run.total} {kind}(s){spaces.where(space_id)} finished with "
+            f"{run.errors} failure(s); its run page lists them.",
             reverse("admin:rooms_actionrun_change", args=[run.pk]),
+            space_id,
         ))
     return found
 
@@ -409,7 +473,7 @@ def _apply(condition: Condition, now: datetime, result: CheckResult) -> None:
         with transaction.atomic():
             alert = Alert.objects.create(
                 kind=condition.kind, subject=condition.subject, count=condition.count,
-                notified_at=now, **fields,
+                space_id=condition.space_id, notified_at=now, **fields,
             )
             _notify(alert.pk, Notice.OPENED)
         result.opened.append(pair)
@@ -449,7 +513,7 @@ def _notify(alert_pk: int, notice: str) -> None:
             alert=alert, notice=notice, channel=AlertDelivery.Channel.EMAIL, recipient=email,
             message=message,
         )
-        for email in email_recipients(alert.kind)
+        for email in email_recipients(alert.kind, alert.space_id)
     ]
     deliveries += [
         AlertDelivery(
@@ -473,13 +537,16 @@ def _queue_deliveries(pks: list[int]) -> None:
         outbox.send(DELIVER_TASK, pk)
 
 
-def email_recipients(kind: str) -> list[str]:
-    """Addresses of the active staff who chose to receive this kind by email."""
+def email_recipients(kind: str, space_id: int | None = None) -> list[str]:
+    """Addresses of the active staff who chose this kind by email (and may see its Space)."""
     subscriptions = AlertSubscription.objects.filter(
         user__is_active=True, user__is_staff=True
     ).exclude(user__email="").select_related("user")
     # Kinds are a JSON list: read in Python (SQLite has no JSON "contains").
-    return sorted({s.user.email for s in subscriptions if kind in (s.kinds or [])})
+    wanted = [s.user for s in subscriptions if kind in (s.kinds or [])]
+    if space_id is not None:
+        wanted = [user for user in wanted if may_see_space(user, space_id)]
+    return sorted({user.email for user in wanted})
 
 
 def resend_pending(older_than_seconds: float = 600) -> int:

@@ -28,8 +28,9 @@ from rooms.audit import audit_context, json_value
 from rooms.models import ActionRun, AuditEntry, Conference, Recording, Room, SyncState
 from rooms.services import alerts, restore, tokens
 from rooms.services import recordings as recording_services
+from rooms.services.common import client_for
 from rooms.signalwire import schema
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import SignalWireError
 
 # Room for the first errors of a run; later ones are only counted.
@@ -41,6 +42,8 @@ DONE_STATES = (
 )
 # Rows SignalWire refused that a run keeps with their message; later ones are only counted.
 FAILURES_KEPT = 500
+# Rows whose own outcome a run keeps for its page (a promotion's); later ones are counted.
+ROWS_KEPT = 1000
 # What a bulk edit may set: the fields of SignalWire's PUT that the model lets staff edit.
 BULK_EDITABLE: dict[type[models.Model], tuple[str, ...]] = {
     model: tuple(f for f in fields if model._meta.get_field(f).editable)
@@ -56,12 +59,12 @@ SKIPPED_DELETED = "skipped_deleted_remotely"
 SKIPPED_CHANGED_SINCE = "skipped_changed_since"
 
 
-def _queue_after_commit(run: ActionRun) -> None:
+def queue_after_commit(run: ActionRun, task: str = outbox.ACTION_RUN_TASK) -> None:
     """Queue a run's first batch once its record commits; record it when the queue is down."""
     run.queued = None
 
     def queue() -> None:
-        run.queued = outbox.send(outbox.ACTION_RUN_TASK, run.pk, 0)
+        run.queued = outbox.send(task, run.pk, 0)
         if not run.queued:
             run.state = ActionRun.State.NOT_QUEUED
             run.finished_at = timezone.now()
@@ -92,8 +95,9 @@ def action_run_start(*, action: str, rows: models.QuerySet[Any], actor: Any = No
             requested_by=user,
             total=len(pks),
             pks=pks,
+            **_space_of(rows),
         )
-        _queue_after_commit(run)
+        queue_after_commit(run)
     return run
 
 
@@ -117,18 +121,19 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
     # What this batch's recording deletes freed, kept on the run (its page reads it there).
     freed = recording_services.Freed() if run.kind == Recording._meta.model_name else None
     model = _model_of(run.kind)
-    rows = model._default_manager.in_bulk(batch)
+    rows = model._default_manager.select_related("space").in_bulk(batch)
     edits = _batch_edits(run, model, batch)
     with audit_context(
         source=AuditEntry.Source.ADMIN, actor=run.requested_by, correlation_id=run.run_id.hex
     ):
-        client = build_client(profile="background")
         for pk in batch:
             row = rows.get(pk)
             if row is None:
                 counts["gone_meanwhile"] += 1
                 continue
             try:
+                # Each row's own Space: one that cannot be reached fails only its rows.
+                client = client_for(getattr(row, "space", None))
                 if edits is None:
                     outcome = _carry_out(run, row, client)
                     counts[outcome] += 1
@@ -142,11 +147,11 @@ def action_run_batch(*, run_id: int, offset: int = 0) -> int | None:
                     counts[_edit_row(run, row, edits.get(pk, {}), client)] += 1
             except (SignalWireError, ValidationError) as exc:
                 counts[FAILED] += 1
-                message = _message(exc)
+                message = refusal_message(exc)
                 errors.append(f"{row}: {message}")
                 failures.append({"pk": pk, "name": str(row), "message": message})
     next_offset = offset + len(batch)
-    if not _record_progress(
+    if not record_progress(
         run.pk, counts, errors, offset=offset, finished=next_offset >= len(run.pks),
         failures=failures, freed=freed,
     ):
@@ -198,7 +203,7 @@ def _carry_out(run: ActionRun, row: Any, client: SignalWireClient) -> str:
     raise ValueError(f"unknown action {run.action!r}")
 
 
-def _record_progress(
+def record_progress(
     pk: int,
     counts: Counter[str],
     errors: list[str],
@@ -207,8 +212,13 @@ def _record_progress(
     finished: bool,
     failures: list[dict[str, Any]] | None = None,
     freed: recording_services.Freed | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """Add one batch's outcomes to the run, in one short transaction; False if recorded."""
+    """Add one batch's outcomes to the run, in one short transaction; False if recorded.
+
+    `rows`: each row's own outcome, kept in the run's changes under "rows" (the first
+    ROWS_KEPT of them).
+    """
     with transaction.atomic():
         run = ActionRun.objects.select_for_update().get(pk=pk)
         if run.done != offset:
@@ -224,6 +234,9 @@ def _record_progress(
             run.failures = [*run.failures, *failures][:FAILURES_KEPT]
         if freed is not None:
             run.changes = recording_services.freed_added(run.changes, freed)
+        if rows:
+            kept = list(run.changes.get("rows", []))
+            run.changes = {**run.changes, "rows": [*kept, *rows][:ROWS_KEPT]}
         if finished:
             run.finished_at = timezone.now()
             run.state = (
@@ -292,6 +305,12 @@ def bulk_edit_clean(*, model: type[models.Model], changes: Mapping[str, Any]) ->
     return cleaned
 
 
+def _space_of(rows: models.QuerySet[Any]) -> dict[str, int]:
+    """The run's Space: the one its rows belong to (rows of several: the environment's)."""
+    found = list(rows.order_by().values_list("space_id", flat=True).distinct()[:2])
+    return {"space_id": found[0]} if len(found) == 1 else {}
+
+
 def bulk_edit_start(
     *,
     model: type[models.Model],
@@ -311,6 +330,7 @@ def bulk_edit_start(
         pks=sorted(set(pks)),
         actor=actor,
         changes=cleaned,
+        space=_space_of(model._default_manager.filter(pk__in=pks)),
     )
 
 
@@ -342,6 +362,7 @@ def bulk_restore_start(
         actor=actor,
         changes=run.changes,
         undoes=run,
+        space={"space_id": run.space_id} if run.space_id else None,
     )
 
 
@@ -353,6 +374,7 @@ def _start(
     actor: Any,
     changes: Mapping[str, Any],
     undoes: ActionRun | None = None,
+    space: dict[str, int] | None = None,
 ) -> ActionRun:
     """Record a bulk edit or restore run and queue its first batch once committed."""
     user = actor if getattr(actor, "is_authenticated", False) else None
@@ -365,8 +387,9 @@ def _start(
             pks=pks,
             changes=dict(changes),
             undoes=undoes,
+            **(space or {}),
         )
-        _queue_after_commit(run)
+        queue_after_commit(run)
     # Stored as JSON (datetimes as text); the batches turn them back into field values.
     run.refresh_from_db(fields=["changes"])
     return run
@@ -475,7 +498,7 @@ def _edit_row(run: ActionRun, row: Any, edit: dict[str, Any], client: SignalWire
     return CHANGED
 
 
-def _message(exc: Exception) -> str:
+def refusal_message(exc: Exception) -> str:
     """Say in one line why a row was refused: SignalWire's messages by field."""
     if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
         parts = []

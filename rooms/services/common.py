@@ -21,6 +21,7 @@ from rooms.models import (
     Conference,
     ConferenceToken,
     RemoteIntent,
+    Space,
     SyncState,
 )
 from rooms.outbox import pushes_suppressed
@@ -28,6 +29,7 @@ from rooms.registry import NamedResource, Resource
 from rooms.signalwire import payloads
 from rooms.signalwire.client import SignalWireClient, build_client
 from rooms.signalwire.errors import (
+    ConfigurationError,
     SignalWireError,
     UnavailableError,
 )
@@ -113,9 +115,31 @@ def row_lock(kind: str, pk: int | None, *, wait: float | None = None) -> Iterato
         flight.release()
 
 
-def api_client(client: SignalWireClient | None, profile: str = "background") -> SignalWireClient:
-    """Use the caller's client, or the process's client of that profile."""
-    return client if client is not None else build_client(profile=profile)
+class SpaceUnusable(ConfigurationError):
+    """A Space's own settings keep the portal from reaching it (no request was sent)."""
+
+    default_message = "the Space's settings are not usable"
+
+
+def client_for(space: Space | None, profile: str = "background") -> SignalWireClient:
+    """Return the process's client of a profile for one Space (None: the environment's).
+
+    A Space whose settings are broken raises SpaceUnusable naming it and what is wrong,
+    never its token.
+    """
+    if space is None:
+        return build_client(profile=profile)
+    problems = space.problems()
+    if problems:
+        raise SpaceUnusable(f"the Space “{space.name}” cannot be used: {'; '.join(problems)}")
+    return build_client(profile=profile, credentials=space.credentials())
+
+
+def api_client(
+    client: SignalWireClient | None, profile: str = "background", space: Space | None = None
+) -> SignalWireClient:
+    """Use the caller's client, or the process's client of that profile for the Space."""
+    return client if client is not None else client_for(space, profile)
 
 
 def form_error(exc: RemoteValidationError, model: type[models.Model]) -> DjangoValidationError:
@@ -244,7 +268,7 @@ def store_tokens(conference: Conference, answers: list[dict[str, Any]]) -> list[
     for answer in answers:
         values = payloads.token_fields(answer)
         token = existing.pop(values["remote_id"], None) or ConferenceToken(
-            conference=conference
+            conference=conference, space_id=conference.space_id
         )
         changed = [f for f, v in values.items() if getattr(token, f) != v]
         token.last_synced_at = now

@@ -60,7 +60,7 @@ def _create(
     row = spec.model(**data)
     row.full_clean()
     with acting(source, actor):
-        client = api_client(client)
+        client = api_client(client, space=row.space)
         intent = intents.record(
             kind=spec.kind, model=spec.model, action=RemoteIntent.Action.CREATE, row=row,
             data=data,
@@ -136,7 +136,7 @@ def _update(
                 if not changed and current.sync_state == SyncState.SYNCED:
                     return current
                 previous_state = current.sync_state
-                client = api_client(client)
+                client = api_client(client, space=current.space)
                 intent = intents.record(
                     kind=spec.kind, model=spec.model, action=RemoteIntent.Action.UPDATE,
                     row=current, data={f: data[f] for f in changed}, before=before,
@@ -221,7 +221,7 @@ def delete_row(
         intent = None
         try:
             with row_lock(spec.kind, current.pk, wait=_lock_wait(client)):
-                client = api_client(client)
+                client = api_client(client, space=current.space)
                 intent = intents.record(
                     kind=spec.kind, model=spec.model, action=RemoteIntent.Action.DELETE,
                     row=current, data={},
@@ -371,7 +371,7 @@ def mirror_refresh(
         if current.is_unpushed or not current.remote_id:
             return "skipped"
         try:
-            answer = spec.get(api_client(client), current.remote_id)
+            answer = spec.get(api_client(client, space=current.space), current.remote_id)
         except NotFoundError:
             spec.model.objects.filter(pk=current.pk).update(
                 sync_state=SyncState.DELETED_REMOTELY

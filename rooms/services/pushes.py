@@ -15,6 +15,7 @@ from rooms.models import (
     AuditEntry,
     Conference,
     Room,
+    Space,
     SyncState,
 )
 from rooms.registry import NamedResource, Resource
@@ -41,12 +42,17 @@ from rooms.services.mirror import (
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
     AuthenticationError,
+    ConfigurationError,
     NotFoundError,
     SignalWireError,
 )
 from rooms.signalwire.errors import ValidationError as RemoteValidationError
 
 logger = logging.getLogger("rooms.services")
+
+# Answers no retry will change: the row is marked failed with the reason at once. A Space
+# whose own settings are broken (ConfigurationError) is one of them.
+REFUSED = (RemoteValidationError, AuthenticationError, ConfigurationError, NotFoundError)
 
 
 # --- pushes (run by the tasks of rooms.tasks.push) -------------------------------------
@@ -58,7 +64,6 @@ def _push(
     """Land a pending row; the newest local version wins. Retryable errors propagate."""
     with acting(AuditEntry.Source.PUSH, None):
         with row_lock(spec.kind, pk, wait=TASK_LOCK_WAIT):
-            client = api_client(client)
             replay_row_intents(spec, pk)
             # A local edit made while a push is in the air is pushed right after it.
             for _ in range(PUSH_ROUNDS):
@@ -73,9 +78,11 @@ def _push(
                     push_attempts=models.F("push_attempts") + 1
                 )
                 try:
+                    # The row's own Space: a Space refusing us fails only its rows.
+                    client = api_client(client, space=row.space)
                     answer = land_row(spec, row, client, look_up=row.remote_id is None)
-                except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
-                    push_mark_failed(kind=spec.kind, pk=pk, error=str(exc))
+                except REFUSED as exc:
+                    push_mark_failed(kind=spec.kind, pk=pk, error=refusal_text(row, exc))
                     return "failed"
                 except SignalWireError as exc:
                     _keep_identity(spec, pk, row.remote_id, exc)
@@ -100,6 +107,13 @@ def _push(
                                 store_tokens(landed, tokens)
                     return "pushed"
             raise RowBusyError("the row kept changing while it was pushed")
+
+
+def refusal_text(row: Any, exc: SignalWireError) -> str:
+    """Say why a push was refused; a refused sign-in names the Space that refused it."""
+    if isinstance(exc, AuthenticationError):
+        return f"the Space “{row.space.name}” refused the portal's API token: {exc}"
+    return str(exc)
 
 
 def _keep_identity(
@@ -128,9 +142,11 @@ def _push_delete(spec: Resource[Any], *, pk: int, client: SignalWireClient | Non
                     f"a delete of this {spec.row_noun} is still on its way to SignalWire"
                 )
             try:
-                delete_remote_object(spec, row, api_client(client))
-            except AuthenticationError as exc:
-                push_mark_failed(kind=spec.kind, pk=pk, error=spec.error_text(row, exc))
+                delete_remote_object(spec, row, api_client(client, space=row.space))
+            except (AuthenticationError, ConfigurationError) as exc:
+                push_mark_failed(
+                    kind=spec.kind, pk=pk, error=spec.error_text(row, refusal_text(row, exc))
+                )
                 return "failed"
             except SignalWireError as exc:
                 spec.hide_secrets(row, exc)
@@ -190,11 +206,21 @@ def room_push_delete(*, room_id: int, client: SignalWireClient | None = None) ->
     return _push_delete(registry.ROOM, pk=room_id, client=client)
 
 
-def remote_delete(*, kind: str, remote_id: str, client: SignalWireClient | None = None) -> None:
-    """Delete an object in SignalWire whose local row is already gone; gone counts as done."""
+def remote_delete(
+    *,
+    kind: str,
+    remote_id: str,
+    space_id: int | None = None,
+    client: SignalWireClient | None = None,
+) -> None:
+    """Delete an object in SignalWire whose local row is already gone; gone counts as done.
+
+    space_id names the Space the row belonged to (None: the environment's).
+    """
     spec = mirror_for(kind)
+    space = Space.objects.get(pk=space_id) if space_id is not None else None
     try:
-        spec.delete(api_client(client), remote_id)
+        spec.delete(api_client(client, space=space), remote_id)
     except NotFoundError:
         pass
 
@@ -218,9 +244,9 @@ def push_note_waiting(*, kind: str, pk: int, error: str | BaseException) -> None
     )
 
 
-def remote_delete_enqueue(kind: str, remote_id: str) -> bool:
+def remote_delete_enqueue(kind: str, remote_id: str, space_id: int | None = None) -> bool:
     """Queue the remote delete of a row already deleted locally (a shell delete)."""
-    return outbox.remote_delete_enqueue(kind, remote_id)
+    return outbox.remote_delete_enqueue(kind, remote_id, space_id)
 
 
 def pending_rows() -> Iterator[tuple[str, int, bool]]:

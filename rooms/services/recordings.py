@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -30,9 +30,9 @@ from rooms.locks import single_flight
 from rooms.models import ActionRun, AuditEntry, Recording, RecordingState, RemoteIntent
 from rooms.models.recordings import COMPLETED
 from rooms.services import alerts
-from rooms.services.common import acting
+from rooms.services.common import acting, api_client
 from rooms.signalwire import recordings as api_recordings
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import NotFoundError, SignalWireError
 from rooms.sync.recordings import recordings_mark_deleted
 
@@ -54,8 +54,11 @@ class RecordingLinkUnavailable(Exception):
     """SignalWire gives no download link for this recording now; the message says why."""
 
 
-def _client(client: SignalWireClient | None, profile: str) -> SignalWireClient:
-    return client if client is not None else build_client(profile=profile)
+def _client(
+    client: SignalWireClient | None, profile: str, recording: Recording
+) -> SignalWireClient:
+    """Use the caller's client, else one for the recording's own Space."""
+    return api_client(client, profile, space=recording.space)
 
 
 # --- download ---------------------------------------------------------------------------
@@ -73,7 +76,7 @@ def recording_link(
     Raises RecordingLinkUnavailable when the recording is gone or not completed (then
     SignalWire's answer has no link), SignalWireError when SignalWire cannot be asked.
     """
-    api = _client(client, "interactive")
+    api = _client(client, "interactive", recording)
     try:
         answer = api_recordings.get_recording(api, recording.remote_id)
     except NotFoundError as exc:
@@ -154,7 +157,9 @@ def recording_delete(
         # A staff member's page waits on this call; tasks and commands may wait longer.
         profile = "interactive" if source == AuditEntry.Source.ADMIN else "background"
         try:
-            api_recordings.delete_recording(_client(client, profile), recording.remote_id)
+            api_recordings.delete_recording(
+                _client(client, profile, recording), recording.remote_id
+            )
         except NotFoundError:
             _finish_delete(recording, intent, reason=reason, gone=True)
             return ALREADY_GONE
@@ -240,7 +245,9 @@ def recording_delete_pending(
     with audit.audit_context(source=AuditEntry.Source.PUSH, actor=actor,
                              actor_label="" if actor else "push"):
         try:
-            api_recordings.delete_recording(_client(client, "background"), recording.remote_id)
+            api_recordings.delete_recording(
+                _client(client, "background", recording), recording.remote_id
+            )
         except NotFoundError:
             _finish_delete(recording, None, reason=reason, gone=True)
             return ALREADY_GONE
@@ -437,6 +444,25 @@ class RetentionResult:
         return total
 
 
+def _space_client(
+    clients: dict[int | None, SignalWireClient | SignalWireError],
+    client: SignalWireClient | None,
+    recording: Recording,
+) -> SignalWireClient:
+    """Return the client for a recording's Space, or raise why that Space cannot be used."""
+    if client is not None:
+        return client
+    if recording.space_id not in clients:
+        try:
+            clients[recording.space_id] = _client(None, "background", recording)
+        except SignalWireError as exc:
+            clients[recording.space_id] = exc
+    found = clients[recording.space_id]
+    if isinstance(found, SignalWireError):
+        raise found
+    return found
+
+
 def recordings_apply_retention(
     *,
     dry_run: bool = False,
@@ -467,53 +493,76 @@ def recordings_apply_retention(
         if not flight.acquired:
             result.skipped_busy = True
             return result
-        run = ActionRun.objects.create(
-            action=ActionRun.Action.RETENTION,
-            kind=KIND,
-            total=len(candidates),
-            pks=[r.pk for r in candidates],
-            state=ActionRun.State.RUNNING,
-            started_at=timezone.now(),
-            changes={"days": days, "cutoff": cutoff.isoformat()},
-        )
-        result.run = run
-        api = _client(client, "background")
-        reason = f"retention: older than {days} days"
-        with audit.audit_context(
-            source=source, actor_label="retention", correlation_id=run.run_id.hex
-        ):
-            for recording in candidates:
-                try:
-                    outcome = recording_delete(
-                        recording=recording, actor=None, source=source, client=api,
-                        reason=reason,
-                    )
-                except SignalWireError as exc:
-                    result.counts["failed"] += 1
-                    result.outcomes[recording.pk] = "failed"
-                    result.failures.append(
-                        {"pk": recording.pk, "name": str(recording), "message": str(exc)}
-                    )
-                    continue
-                result.counts[outcome] += 1
-                result.outcomes[recording.pk] = outcome
-                if outcome in (DELETED, ALREADY_GONE):
-                    result.freed.add(
-                        recording.size_in_bytes,
-                        str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
-                    )
+        # One run per Space, so each Space's staff see what was deleted from theirs; one
+        # client per Space: a Space whose settings are broken fails only its recordings.
+        by_space: dict[int, list[Recording]] = {}
+        for recording in candidates:
+            by_space.setdefault(cast(int, recording.space_id), []).append(recording)
+        for space_id, rows in sorted(by_space.items()):
+            _retention_run(result, space_id, rows, source=source, client=client)
         failed = result.counts["failed"]
-        ActionRun.objects.filter(pk=run.pk).update(
-            changes=freed_added(run.changes, result.freed),
-            done=sum(result.counts.values()),
-            counts=dict(result.counts),
-            errors=failed,
-            error="\n".join(f"{f['name']}: {f['message']}" for f in result.failures)[:4000],
-            failures=result.failures[:500],
-            finished_at=timezone.now(),
-            state=ActionRun.State.FINISHED_WITH_ERRORS if failed else ActionRun.State.SUCCEEDED,
-        )
-        run.refresh_from_db()
+        if result.run is not None:
+            result.run.refresh_from_db()
         if failed:
             alerts.soon()
     return result
+
+
+def _retention_run(
+    result: RetentionResult, space_id: int, rows: list[Recording], *, source: str,
+    client: SignalWireClient | None,
+) -> None:
+    """Delete one Space's old recordings as that Space's run; add its figures to `result`."""
+    cutoff = result.cutoff.isoformat() if result.cutoff else ""
+    run = ActionRun.objects.create(
+        space_id=space_id,
+        action=ActionRun.Action.RETENTION,
+        kind=KIND,
+        total=len(rows),
+        pks=[r.pk for r in rows],
+        state=ActionRun.State.RUNNING,
+        started_at=timezone.now(),
+        changes={"days": result.days, "cutoff": cutoff},
+    )
+    result.run = result.run or run
+    clients: dict[int | None, SignalWireClient | SignalWireError] = {}
+    counts: Counter[str] = Counter()
+    freed = Freed()
+    failures: list[dict[str, Any]] = []
+    reason = f"retention: older than {result.days} days"
+    with audit.audit_context(source=source, actor_label="retention", correlation_id=run.run_id.hex):
+        for recording in rows:
+            try:
+                api = _space_client(clients, client, recording)
+                outcome = recording_delete(
+                    recording=recording, actor=None, source=source, client=api, reason=reason,
+                )
+            except SignalWireError as exc:
+                outcome = "failed"
+                failures.append({"pk": recording.pk, "name": str(recording), "message": str(exc)})
+            counts[outcome] += 1
+            result.outcomes[recording.pk] = outcome
+            if outcome in (DELETED, ALREADY_GONE):
+                freed.add(
+                    recording.size_in_bytes,
+                    str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
+                )
+    failed = counts["failed"]
+    ActionRun.objects.filter(pk=run.pk).update(
+        changes=freed_added(run.changes, freed),
+        done=sum(counts.values()),
+        counts=dict(counts),
+        errors=failed,
+        error="\n".join(f"{f['name']}: {f['message']}" for f in failures)[:4000],
+        failures=failures[:500],
+        finished_at=timezone.now(),
+        state=ActionRun.State.FINISHED_WITH_ERRORS if failed else ActionRun.State.SUCCEEDED,
+    )
+    result.counts.update(counts)
+    result.failures.extend(failures)
+    for recording in rows:
+        if result.outcomes.get(recording.pk) in (DELETED, ALREADY_GONE):
+            result.freed.add(
+                recording.size_in_bytes,
+                str(recording.cost_in_dollars) if recording.cost_in_dollars else None,
+            )

@@ -18,8 +18,9 @@ from django.utils.dateparse import parse_datetime
 from rooms import services
 from rooms.audit import MASK, Actor, json_value
 from rooms.models import AuditEntry, Conference, Room
+from rooms.services.common import api_client
 from rooms.signalwire import schema
-from rooms.signalwire.client import SignalWireClient, build_client
+from rooms.signalwire.client import SignalWireClient
 
 # Only what the portal manages remotely can be restored: the fields of a PUT.
 RESTORABLE_FIELDS: dict[type[Model], tuple[str, ...]] = {
@@ -111,7 +112,7 @@ def restore_entry(
     data = {step.field: step.restored for step in restore_plan(entry=entry, obj=obj)}
     if not data:
         return obj
-    client = client if client is not None else build_client(profile=profile)
+    client = api_client(client, profile, space=obj.space)
     if isinstance(obj, Conference):
         return services.conference_update(
             conference=obj, data=data, actor=actor, source="admin", client=client

@@ -105,38 +105,52 @@ def sessions_apply_retention(
         if not flight.acquired:
             result.skipped_busy = True
             return result
-        run = ActionRun.objects.create(
-            action=ActionRun.Action.SESSION_RETENTION,
-            kind=KIND,
-            state=ActionRun.State.RUNNING,
-            started_at=timezone.now(),
-            changes={"days": days, "cutoff": cutoff.isoformat()},
-        )
-        result.run = run
-        while True:
-            # Each batch is its own short transaction: the oldest sessions first.
-            pks = list(old.order_by("start_time", "id").values_list("pk", flat=True)[:batch_size])
-            if not pks:
-                break
-            with transaction.atomic():
-                members, _ = SessionMember.objects.filter(session_id__in=pks).delete()
-                removed = RoomSession.objects.filter(pk__in=pks).delete()[1]
-            result.members += members
-            result.sessions += removed.get(RoomSession._meta.label, 0)
-            result.batches += 1
-            ActionRun.objects.filter(pk=run.pk).update(
-                done=result.sessions, counts=_counts(result)
-            )
-        ActionRun.objects.filter(pk=run.pk).update(
-            total=result.sessions,
-            done=result.sessions,
-            counts=_counts(result),
-            finished_at=timezone.now(),
-            state=ActionRun.State.SUCCEEDED,
-        )
-        run.refresh_from_db()
+        # One run per Space, so each Space's staff see what was removed from theirs.
+        for space_id in sorted(set(old.order_by().values_list("space_id", flat=True))):
+            _remove_in_space(result, old.filter(space_id=space_id), space_id, batch_size)
+        if result.run is not None:
+            result.run.refresh_from_db()
     result.counts = _counts(result)
     return result
+
+
+def _remove_in_space(
+    result: SessionRetentionResult, old: QuerySet[RoomSession], space_id: int, batch_size: int
+) -> None:
+    """Remove one Space's old sessions in short batches, as that Space's run."""
+    mine = SessionRetentionResult(days=result.days, cutoff=result.cutoff, dry_run=False)
+    cutoff = result.cutoff.isoformat() if result.cutoff else ""
+    run = ActionRun.objects.create(
+        space_id=space_id,
+        action=ActionRun.Action.SESSION_RETENTION,
+        kind=KIND,
+        state=ActionRun.State.RUNNING,
+        started_at=timezone.now(),
+        changes={"days": result.days, "cutoff": cutoff},
+    )
+    result.run = result.run or run
+    while True:
+        # Each batch is its own short transaction: the oldest sessions first.
+        pks = list(old.order_by("start_time", "id").values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            break
+        with transaction.atomic():
+            members, _ = SessionMember.objects.filter(session_id__in=pks).delete()
+            removed = RoomSession.objects.filter(pk__in=pks).delete()[1]
+        mine.members += members
+        mine.sessions += removed.get(RoomSession._meta.label, 0)
+        mine.batches += 1
+        ActionRun.objects.filter(pk=run.pk).update(done=mine.sessions, counts=_counts(mine))
+    ActionRun.objects.filter(pk=run.pk).update(
+        total=mine.sessions,
+        done=mine.sessions,
+        counts=_counts(mine),
+        finished_at=timezone.now(),
+        state=ActionRun.State.SUCCEEDED,
+    )
+    result.sessions += mine.sessions
+    result.members += mine.members
+    result.batches += mine.batches
 
 
 def _counts(result: SessionRetentionResult) -> dict[str, int]:

@@ -44,9 +44,9 @@ from rooms.services import (
 )
 from rooms.services.common import absorb_answer, note_queued, replay_row_intents
 from rooms.services.mirror import delete_remote_object, keep_pending_delete
+from rooms.services.pushes import REFUSED, refusal_text
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.errors import (
-    AuthenticationError,
     NotFoundError,
     SignalWireError,
 )
@@ -111,14 +111,15 @@ def stream_create(
     not be reached (the push task lands it later, finding a lost create by its url).
     """
     kind = owner_kind_of(owner)
-    stream = Stream(url=url, **{kind: owner})
+    # A stream lives in its owner's Space.
+    stream = Stream(url=url, space_id=owner.space_id, **{kind: owner})
     stream.full_clean()
     if not owner.remote_id or owner.sync_state in (
         SyncState.PENDING_DELETE, SyncState.DELETED_REMOTELY
     ):
         raise DjangoValidationError(NOT_IN_SIGNALWIRE.format(kind=kind))
     with acting(source, actor):
-        client = api_client(client)
+        client = api_client(client, space=owner.space)
         # Stored first (quietly: the create is recorded once its outcome is known), so the
         # intent names the row and a lost answer is replayed onto it, never onto a new one.
         stream.sync_state = SyncState.PENDING_PUSH
@@ -203,7 +204,7 @@ def stream_update(
                 before = {"url": fresh.url}
                 fresh.url = url
                 current = fresh
-                client = api_client(client)
+                client = api_client(client, space=current.space)
                 intent = intents.record(
                     kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.UPDATE,
                     row=current, data={"url": url}, before=before,
@@ -266,7 +267,7 @@ def stream_delete(
         intent = None
         try:
             with row_lock(STREAM.kind, current.pk, wait=wait):
-                client = api_client(client)
+                client = api_client(client, space=current.space)
                 intent = intents.record(
                     kind=STREAM.kind, model=Stream, action=RemoteIntent.Action.DELETE,
                     row=current, data={},
@@ -321,7 +322,6 @@ def stream_push(
     """Land a pending stream; the newest local version wins. Retryable errors propagate."""
     with acting(AuditEntry.Source.PUSH, None):
         with row_lock(STREAM.kind, pk, wait=TASK_LOCK_WAIT):
-            client = api_client(client)
             replay_row_intents(STREAM, pk)
             for _ in range(PUSH_ROUNDS):
                 row = STREAM.rows().filter(pk=pk).first()
@@ -330,9 +330,11 @@ def stream_push(
                 pushed = row.local_version
                 Stream.objects.filter(pk=pk).update(push_attempts=models.F("push_attempts") + 1)
                 try:
+                    client = api_client(client, space=row.space)
                     answer = _land(row, client)
-                except (RemoteValidationError, AuthenticationError, NotFoundError) as exc:
-                    push_mark_failed(kind=STREAM.kind, pk=pk, error=STREAM.error_text(row, exc))
+                except REFUSED as exc:
+                    reason = STREAM.error_text(row, refusal_text(row, exc))
+                    push_mark_failed(kind=STREAM.kind, pk=pk, error=reason)
                     return "failed"
                 except SignalWireError as exc:
                     Stream.objects.filter(pk=pk).update(last_error=STREAM.error_text(row, exc))

@@ -60,7 +60,9 @@ def conference_tokens_refresh(
     if not conference.remote_id:
         return []
     with acting(source, actor):
-        answers = api_client(client).list_conference_tokens(conference.remote_id)
+        answers = api_client(client, space=conference.space).list_conference_tokens(
+            conference.remote_id
+        )
         with transaction.atomic():
             return store_tokens(conference, answers)
 
@@ -122,7 +124,7 @@ def conference_token_reset(
     """
     with acting(source, actor):
         try:
-            return _reset(token, api_client(client))
+            return _reset(token, api_client(client, space=token.conference.space))
         except SignalWireError as exc:
             # Its message reaches the page and the logs: SignalWire may echo a token value.
             secrets = [token.token, *conference_token_values(token.conference_id)]
@@ -247,7 +249,7 @@ def room_token_mint(
         body["remove_after_seconds_elapsed"] = remove_after_seconds_elapsed
     assert room.remote_id  # mint_refusal refused a room SignalWire does not have
     with acting(source, actor):
-        api = api_client(client)
+        api = api_client(client, space=room.space)
         try:
             # The mirror may lag behind: ask SignalWire whether the room is still there.
             api.get_room(room.remote_id)
@@ -269,6 +271,7 @@ def room_token_mint(
             "meta": meta,
         }
         record = IssuedRoomToken(
+            space_id=room.space_id,
             room=room,
             room_name=room.name,
             user_name=user_name,

@@ -3,8 +3,9 @@
 One `SignalWireClient` per Space (its HTTP session in rooms.signalwire.session, its
 listings in rooms.signalwire.pages). It returns plain dicts and lists and raises the
 typed errors of `rooms.signalwire.errors`; it never touches models.
-`build_client(profile=...)` gives the process's shared client for the interactive (web
-request) or background (task) budget, built from settings at call time.
+`build_client(profile=..., credentials=...)` gives the process's shared client for the
+interactive (web request) or background (task) budget and one Space, built from settings at
+call time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from rooms.signalwire.errors import (
@@ -188,12 +190,37 @@ _SHARED: dict[tuple[Any, ...], SignalWireClient] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-# Distinct settings seen (tests change them); the oldest clients are dropped past this.
-_SHARED_MAX = 16
+# Clients kept (two profiles per Space, and settings tests change); past this, the least
+# recently used is dropped.
+_SHARED_MAX = 64
 
 
-def client_options(profile: str = "background") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Credentials:
+    """Where a Space is and how to sign in to it; repr never shows the token."""
+
+    space_url: str
+    project_id: str
+    api_token: str = field(repr=False)
+
+
+def settings_credentials() -> Credentials:
+    """Return the credentials of the Space the environment configures."""
+    from django.conf import settings
+
+    return Credentials(
+        space_url=settings.SIGNALWIRE_SPACE_URL,
+        project_id=settings.SIGNALWIRE_PROJECT_ID,
+        api_token=settings.SIGNALWIRE_API_TOKEN,
+    )
+
+
+def client_options(
+    profile: str = "background", credentials: Credentials | None = None
+) -> dict[str, Any]:
     """Return the SignalWireClient arguments a profile takes from the settings as they are now.
+
+    `credentials` name the Space; without them, the Space the environment configures.
 
     "background" (tasks, commands) has the longer budget of SIGNALWIRE_CONNECT_TIMEOUT,
     SIGNALWIRE_READ_TIMEOUT, SIGNALWIRE_RETRIES, SIGNALWIRE_RETRY_MAX_WAIT and
@@ -204,10 +231,11 @@ def client_options(profile: str = "background") -> dict[str, Any]:
 
     if profile not in PROFILES:
         raise ConfigurationError(f"unknown client profile {profile!r}; use one of {PROFILES}")
+    space = credentials if credentials is not None else settings_credentials()
     options: dict[str, Any] = {
-        "space_url": settings.SIGNALWIRE_SPACE_URL,
-        "project_id": settings.SIGNALWIRE_PROJECT_ID,
-        "api_token": settings.SIGNALWIRE_API_TOKEN,
+        "space_url": space.space_url,
+        "project_id": space.project_id,
+        "api_token": space.api_token,
         "connect_timeout": settings.SIGNALWIRE_CONNECT_TIMEOUT,
         "read_timeout": settings.SIGNALWIRE_READ_TIMEOUT,
         "retries": settings.SIGNALWIRE_RETRIES,
@@ -233,22 +261,25 @@ def client_options(profile: str = "background") -> dict[str, Any]:
     return options
 
 
-def build_client(profile: str = "background") -> SignalWireClient:
-    """Return this process's client for a profile, built from the settings as they are now.
+def build_client(
+    profile: str = "background", credentials: Credentials | None = None
+) -> SignalWireClient:
+    """Return this process's client for a profile and Space, built from the settings now.
 
     One client, hence one connection pool, per process, profile and settings: later
     calls with the same settings reuse it (a forked worker or changed settings get a
     fresh one). Its close() does nothing, so callers may still use it in a with block.
     """
-    options = client_options(profile)
+    options = client_options(profile, credentials)
     key = (os.getpid(), *sorted(options.items()))
     with _SHARED_LOCK:
-        client = _SHARED.get(key)
+        client = _SHARED.pop(key, None)
         if client is None:
             client = SignalWireClient(**options)
             client.shared = True
-            _SHARED[key] = client
-            while len(_SHARED) > _SHARED_MAX:
-                # Dropped, not closed: another thread may still be using it.
-                del _SHARED[next(iter(_SHARED))]
+        # Kept newest last: the least recently used client is the one dropped.
+        _SHARED[key] = client
+        while len(_SHARED) > _SHARED_MAX:
+            # Dropped, not closed: another thread may still be using it.
+            del _SHARED[next(iter(_SHARED))]
     return client

@@ -13,7 +13,7 @@ full-listing shape with their registry entry is all of their sync.
 from __future__ import annotations
 
 from rooms import registry
-from rooms.models import SyncRun
+from rooms.models import Space, SyncRun
 from rooms.selectors import latest_sync_run, latest_sync_summary
 from rooms.signalwire.client import SignalWireClient
 from rooms.sync.engine import FullListingSync, full_listing_run
@@ -49,12 +49,13 @@ def sync_resource(
     trigger: str = "schedule",
     page_size: int | None = None,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
     """Sync one registered resource the portal edits (its listing, or under its owners)."""
     resource = registry.resource_for(kind)
     if not isinstance(resource, registry.NamedResource):
-        return sync_streams(client=client, trigger=trigger, progress=progress)
-    return full_listing_run(resource, client, trigger, page_size, progress)
+        return sync_streams(client=client, trigger=trigger, progress=progress, space=space)
+    return full_listing_run(resource, client, trigger, page_size, progress, space)
 
 
 def sync_conferences(
@@ -63,9 +64,10 @@ def sync_conferences(
     trigger: str = "schedule",
     page_size: int | None = None,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Reconcile local conferences with the Space's; return the run (skipped if busy)."""
-    return full_listing_run(registry.CONFERENCE, client, trigger, page_size, progress)
+    """Reconcile a Space's local conferences with its listing; return the run (skipped if busy)."""
+    return full_listing_run(registry.CONFERENCE, client, trigger, page_size, progress, space)
 
 
 def sync_rooms(
@@ -74,6 +76,7 @@ def sync_rooms(
     trigger: str = "schedule",
     page_size: int | None = None,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Reconcile local rooms with the Space's; return the run (skipped if busy)."""
-    return full_listing_run(registry.ROOM, client, trigger, page_size, progress)
+    """Reconcile a Space's local rooms with its listing; return the run (skipped if busy)."""
+    return full_listing_run(registry.ROOM, client, trigger, page_size, progress, space)

@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from rooms import jsontext
-from rooms.models import LogState, SyncRun, VideoLog
+from rooms.models import LogState, Space, SyncRun, VideoLog
 from rooms.registry import LOG
 from rooms.services.usage import log_key, refresh_billed_usage
 from rooms.signalwire.client import SignalWireClient
@@ -44,12 +44,13 @@ def logs_sync(
     page_size: int | None = None,
     full: bool = False,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Mirror the video logs made since the newest one mirrored (every one if `full`)."""
+    """Mirror a Space's video logs made since the newest one mirrored (every one if `full`)."""
 
     return newest_first_run(
         LogSync, SyncRun.Kind.LOGS, client=client, trigger=trigger, page_size=page_size,
-        full=full, progress=progress,
+        full=full, progress=progress, space=space,
     )
 
 
@@ -62,7 +63,9 @@ class LogSync(NewestFirstSync):
 
     def pages(self, *, page_size: int | None, full: bool) -> Iterator[list[dict[str, Any]]]:
         # A log SignalWire dates in the future would move every later start past new logs.
-        made = VideoLog.objects.filter(remote_created_at__lte=timezone.now())
+        made = VideoLog.objects.filter(
+            space_id=self.space_id, remote_created_at__lte=timezone.now()
+        )
         newest = None if full else made.aggregate(at=Max("remote_created_at"))["at"]
         since = newest - OVERLAP if newest is not None else None
         return LOG.pages(self.client, created_after=since, page_size=page_size)
@@ -84,7 +87,9 @@ class LogSync(NewestFirstSync):
         with transaction.atomic():
             existing = {
                 log.remote_id: log
-                for log in VideoLog.objects.filter(remote_id__in=[row["id"] for row in rows])
+                for log in VideoLog.objects.filter(
+                    space_id=self.space_id, remote_id__in=[row["id"] for row in rows]
+                )
             }
             new: list[VideoLog] = []
             changed: list[VideoLog] = []
@@ -98,7 +103,7 @@ class LogSync(NewestFirstSync):
                 values["last_synced_at"] = now
                 log = existing.get(row["id"])
                 if log is None:
-                    new.append(VideoLog(remote_id=row["id"], **values))
+                    new.append(VideoLog(space_id=self.space_id, remote_id=row["id"], **values))
                 elif gone:
                     if log.sync_state == LogState.DELETED_REMOTELY:
                         run.updated += 1  # marked already: only its discard changed

@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from rooms import audit
-from rooms.models import AuditEntry, Recording, RecordingState, RoomSession, SyncRun
+from rooms.models import AuditEntry, Recording, RecordingState, RoomSession, Space, SyncRun
 from rooms.models.recordings import UNFINISHED
 from rooms.registry import RECORDING
 from rooms.signalwire import payloads
@@ -47,19 +47,24 @@ def recordings_sync(
     page_size: int | None = None,
     full: bool = False,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Mirror recordings new or changed since the last run, and refresh unfinished ones."""
+    """Mirror a Space's recordings new or changed since the last run; refresh unfinished ones."""
 
     return newest_first_run(
         RecordingSync, SyncRun.Kind.RECORDINGS, client=client, trigger=trigger, page_size=page_size,
-        full=full, progress=progress,
+        full=full, progress=progress, space=space,
     )
 
 
-def recordings_link_sessions() -> int:
-    """Link recordings mirrored before their session was; return how many (one UPDATE)."""
-    session = RoomSession.objects.filter(remote_id=OuterRef("remote_session_id"))
-    orphans = Recording.objects.filter(session__isnull=True).exclude(remote_session_id="")
+def recordings_link_sessions(space_id: int) -> int:
+    """Link a Space's recordings mirrored before their session was; return how many."""
+    session = RoomSession.objects.filter(
+        space_id=space_id, remote_id=OuterRef("remote_session_id")
+    )
+    orphans = Recording.objects.filter(space_id=space_id, session__isnull=True).exclude(
+        remote_session_id=""
+    )
     matching = orphans.filter(Exists(session))
     if not matching.exists():  # an unchanged mirror gets no UPDATE at all
         return 0
@@ -93,13 +98,15 @@ class RecordingSync(NewestFirstSync):
         self.refresh_unfinished()
         if full and complete:
             self.mark_unlisted()
-        self.run_record.updated += recordings_link_sessions()
+        self.run_record.updated += recordings_link_sessions(self.space_id)
 
     def refresh_unfinished(self) -> None:
         """Read again, by id, the recordings last seen unfinished that this run did not list."""
         run = self.run_record
         waiting = list(
-            Recording.objects.filter(status__in=UNFINISHED, sync_state=RecordingState.SYNCED)
+            Recording.objects.filter(
+                space_id=self.space_id, status__in=UNFINISHED, sync_state=RecordingState.SYNCED
+            )
             .exclude(remote_id__in=self.listed)
             .order_by("started_at", "pk")
             .values_list("remote_id", flat=True)[:REFRESH_LIMIT]
@@ -127,7 +134,7 @@ class RecordingSync(NewestFirstSync):
         if gone:
             with transaction.atomic():
                 run.marked_deleted += recordings_mark_deleted(
-                    Recording.objects.filter(remote_id__in=gone)
+                    Recording.objects.filter(space_id=self.space_id, remote_id__in=gone)
                 )
 
     def store(self, rows: list[dict[str, Any]]) -> None:
@@ -140,15 +147,18 @@ class RecordingSync(NewestFirstSync):
             existing = {
                 r.remote_id: r
                 for r in Recording.objects.select_related("session").filter(
-                    remote_id__in=[row["id"] for row in rows]
+                    space_id=self.space_id, remote_id__in=[row["id"] for row in rows]
                 )
             }
             session_ids = {payloads.remote_text(row.get("room_session_id")) for row in rows}
             # Light session objects: enough for the link and the audit entry's owner, no N+1.
             sessions = {
-                remote_id: RoomSession(pk=pk, room_name=name, conference_id=conf, room_id=room)
+                remote_id: RoomSession(
+                    pk=pk, space_id=self.space_id, room_name=name, conference_id=conf,
+                    room_id=room,
+                )
                 for remote_id, pk, name, conf, room in RoomSession.objects.filter(
-                    remote_id__in=session_ids - {""}
+                    space_id=self.space_id, remote_id__in=session_ids - {""}
                 ).values_list("remote_id", "pk", "room_name", "conference_id", "room_id")
             }
             new: list[Recording] = []
@@ -158,7 +168,10 @@ class RecordingSync(NewestFirstSync):
                 link = sessions.get(values["remote_session_id"])
                 recording = existing.get(row["id"])
                 if recording is None:
-                    recording = Recording(remote_id=row["id"], last_synced_at=now, **values)
+                    recording = Recording(
+                        space_id=self.space_id, remote_id=row["id"], last_synced_at=now,
+                        **values,
+                    )
                     if link is not None:
                         recording.session, recording.room_name = link, link.room_name
                     new.append(recording)
@@ -193,7 +206,9 @@ class RecordingSync(NewestFirstSync):
             if any(r.pk is None for r in new):
                 # bulk_create could not return the keys (the audit entries need them).
                 pks = dict(
-                    Recording.objects.filter(remote_id__in=[r.remote_id for r in new])
+                    Recording.objects.filter(
+                        space_id=self.space_id, remote_id__in=[r.remote_id for r in new]
+                    )
                     .values_list("remote_id", "pk")
                 )
                 for r in new:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from rooms.audit import audit_context
 from rooms.locks import Flight, single_flight
-from rooms.models import AuditEntry, SyncRun
+from rooms.models import AuditEntry, Space, SyncRun, environment_space
 from rooms.observations import observe
 from rooms.services import alerts
 from rooms.signalwire.client import SignalWireClient, build_client
@@ -41,18 +41,29 @@ class SyncAborted(Exception):
     """The run cannot go on safely (it lost its lock); it is recorded as failed."""
 
 
+def lock_name(kind: str, space: Space) -> str:
+    """Name the single-flight lock of one kind of sync in one Space."""
+    return f"sync:{space.pk}:{kind}"
+
+
 def locked_run(
     kind: str,
     trigger: str,
     client: SignalWireClient | None,
     work: Callable[[SyncRun, Flight, SignalWireClient], None],
+    space: Space | None = None,
 ) -> SyncRun:
-    """Run `work` under the kind's lock with a SyncRun record; failures are recorded, raised."""
-    with single_flight(f"sync:{kind}") as flight:
+    """Run `work` under the kind's lock in one Space with a SyncRun record.
+
+    Failures are recorded and raised. Without `space`, the Space the environment configures.
+    """
+    space = space if space is not None else environment_space()
+    with single_flight(lock_name(kind, space)) as flight:
         if not flight.acquired:
             now = timezone.now()
-            logger.info("%s sync skipped: another run holds the lock", kind)
+            logger.info("%s sync of %s skipped: another run holds the lock", kind, space)
             return SyncRun.objects.create(
+                space=space,
                 kind=kind,
                 trigger=trigger,
                 outcome=Outcome.SKIPPED,
@@ -62,7 +73,9 @@ def locked_run(
         # Holding the lock means no other run of this kind is alive: any left "running"
         # belonged to a worker that died.
         stale = list(
-            SyncRun.objects.filter(kind=kind, outcome=Outcome.RUNNING).values_list("pk", flat=True)
+            SyncRun.objects.filter(space=space, kind=kind, outcome=Outcome.RUNNING).values_list(
+                "pk", flat=True
+            )
         )
         if stale:
             error = "Interrupted: the worker stopped before the run finished."
@@ -74,11 +87,13 @@ def locked_run(
             SyncRun.objects.filter(pk__in=stale).update(
                 outcome=Outcome.FAILED, finished_at=timezone.now(), error=error
             )
-        run = SyncRun.objects.create(kind=kind, trigger=trigger)
+        run = SyncRun.objects.create(space=space, kind=kind, trigger=trigger)
         with audit_context(source=AuditEntry.Source.SYNC, actor_label="sync",
                            correlation_id=str(run.run_id)):
             try:
-                api = client if client is not None else build_client(profile="background")
+                api = client if client is not None else build_client(
+                    profile="background", credentials=space.credentials()
+                )
                 try:
                     work(run, flight, api)
                 finally:

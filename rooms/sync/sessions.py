@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from rooms.locks import Flight
-from rooms.models import Conference, Room, RoomSession, SessionMember, SyncRun
+from rooms.models import Conference, Room, RoomSession, SessionMember, Space, SyncRun
 from rooms.models.sessions import COMPLETED, LIVE
 from rooms.registry import MEMBER, SESSION
 from rooms.services.usage import refresh_session_usage, session_key
@@ -51,12 +51,13 @@ def sessions_sync_history(
     page_size: int | None = None,
     full: bool = False,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Mirror completed sessions new or changed since the last run (all of them if `full`)."""
+    """Mirror a Space's completed sessions new or changed since the last run (all if `full`)."""
 
     return newest_first_run(
         SessionSync, SyncRun.Kind.SESSIONS, client=client, trigger=trigger, page_size=page_size,
-        full=full, progress=progress,
+        full=full, progress=progress, space=space,
     )
 
 
@@ -65,23 +66,27 @@ def sessions_refresh_live(
     client: SignalWireClient | None = None,
     trigger: str = "schedule",
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Refresh the sessions in progress and their members; close those that have ended."""
+    """Refresh a Space's sessions in progress and their members; close those that ended."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         SessionSync(run, flight, api, progress).refresh_live()
 
-    return locked_run(SyncRun.Kind.LIVE_SESSIONS, trigger, client, work)
+    return locked_run(SyncRun.Kind.LIVE_SESSIONS, trigger, client, work, space)
 
 
-def sessions_link_owners() -> int:
-    """Link sessions mirrored before their conference or room was; return how many."""
-    orphans = RoomSession.objects.filter(conference__isnull=True, room__isnull=True)
+def sessions_link_owners(space_id: int) -> int:
+    """Link a Space's sessions mirrored before their conference or room was; return how many."""
+    orphans = RoomSession.objects.filter(
+        space_id=space_id, conference__isnull=True, room__isnull=True
+    )
     linked = 0
     with transaction.atomic():
         for model, field in ((Conference, "conference"), (Room, "room")):
-            by_id = model.objects.filter(remote_id=OuterRef("remote_room_id")).values("pk")[:1]
-            by_name = model.objects.filter(name=OuterRef("room_name")).values("pk")[:1]
+            mine = model.objects.filter(space_id=space_id)
+            by_id = mine.filter(remote_id=OuterRef("remote_room_id")).values("pk")[:1]
+            by_name = mine.filter(name=OuterRef("room_name")).values("pk")[:1]
             for matching, owner in (
                 (orphans.exclude(remote_room_id="").filter(Exists(by_id)), by_id),
                 (orphans.filter(remote_room_id="").filter(Exists(by_name)), by_name),
@@ -110,7 +115,7 @@ class SessionSync(NewestFirstSync):
         store_sessions(self.run_record, rows, self.fetch_members(rows), timezone.now())
 
     def finish(self, *, full: bool, complete: bool) -> None:
-        self.run_record.updated += sessions_link_owners()
+        self.run_record.updated += sessions_link_owners(self.space_id)
 
     def refresh_live(self) -> None:
         """Read the live listing and each session that left it, then write them all."""
@@ -123,7 +128,9 @@ class SessionSync(NewestFirstSync):
             run.pages += 1
             run.seen += len(page)
             rows.extend(self.readable(page, listed))
-        ended = RoomSession.objects.filter(status=LIVE).exclude(remote_id__in=listed)
+        ended = RoomSession.objects.filter(space_id=self.space_id, status=LIVE).exclude(
+            remote_id__in=listed
+        )
         for remote_id, room_name in ended.values_list("remote_id", "room_name"):
             row = self.ended_session(remote_id, room_name)
             if row is not None:
@@ -199,10 +206,13 @@ def _store_batch(
     run: SyncRun, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]],
     now: datetime,
 ) -> None:
-    owners = Owners(rows)
+    space_id: int = run.space.pk
+    owners = Owners(rows, space_id)
     existing = {
         s.remote_id: s
-        for s in RoomSession.objects.filter(remote_id__in=[row["id"] for row in rows])
+        for s in RoomSession.objects.filter(
+            space_id=space_id, remote_id__in=[row["id"] for row in rows]
+        )
     }
     new: list[RoomSession] = []
     changed: list[RoomSession] = []
@@ -218,7 +228,9 @@ def _store_batch(
             values.update(member_totals(listed))
         session = existing.get(row["id"])
         if session is None:
-            new.append(RoomSession(remote_id=row["id"], last_synced_at=now, **values))
+            new.append(
+                RoomSession(space_id=space_id, remote_id=row["id"], last_synced_at=now, **values)
+            )
             continue
         if any(getattr(session, name) != value for name, value in values.items()):
             touched.add(session_key(session))
@@ -231,7 +243,7 @@ def _store_batch(
     RoomSession.objects.bulk_create(
         new,
         update_conflicts=True,
-        unique_fields=["remote_id"],
+        unique_fields=["space", "remote_id"],
         update_fields=[*SESSION_FIELDS, "last_synced_at"],
     )
     if changed:
@@ -245,11 +257,12 @@ def _store_batch(
     if members:
         by_remote = {s.remote_id: s for s in [*existing.values(), *new]}
         _store_members(
-            {by_remote[rid].pk: listed for rid, listed in members.items() if rid in by_remote}
+            space_id,
+            {by_remote[rid].pk: listed for rid, listed in members.items() if rid in by_remote},
         )
 
 
-def _store_members(members: dict[int, list[dict[str, Any]]]) -> None:
+def _store_members(space_id: int, members: dict[int, list[dict[str, Any]]]) -> None:
     """Create new members and update changed ones of these sessions (bounded queries)."""
     existing = {m.remote_id: m for m in SessionMember.objects.filter(session_id__in=list(members))}
     new: list[SessionMember] = []
@@ -264,13 +277,18 @@ def _store_members(members: dict[int, list[dict[str, Any]]]) -> None:
             values = MEMBER.fields(row)
             member = existing.get(remote_id)
             if member is None:
-                new.append(SessionMember(session_id=session_pk, remote_id=remote_id, **values))
+                new.append(
+                    SessionMember(
+                        space_id=space_id, session_id=session_pk, remote_id=remote_id, **values
+                    )
+                )
             elif any(getattr(member, name) != value for name, value in values.items()):
                 for name, value in values.items():
                     setattr(member, name, value)
                 changed.append(member)
     SessionMember.objects.bulk_create(
-        new, update_conflicts=True, unique_fields=["remote_id"], update_fields=list(MEMBER_FIELDS)
+        new, update_conflicts=True, unique_fields=["space", "remote_id"],
+        update_fields=list(MEMBER_FIELDS),
     )
     if changed:
         SessionMember.objects.bulk_update(changed, list(MEMBER_FIELDS))
@@ -279,18 +297,20 @@ def _store_members(members: dict[int, list[dict[str, Any]]]) -> None:
 class Owners:
     """The conference or room each session belongs to, looked up once per batch."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], space_id: int) -> None:
         text = payloads.remote_text
         ids = {text(row.get("room_id")) for row in rows} - {""}
         names = {text(row.get("name")) for row in rows} - {""}
+        conferences = Conference.objects.filter(space_id=space_id)
+        rooms = Room.objects.filter(space_id=space_id)
         self.conference_ids = dict(
-            Conference.objects.filter(remote_id__in=ids).values_list("remote_id", "pk")
+            conferences.filter(remote_id__in=ids).values_list("remote_id", "pk")
         )
-        self.room_ids = dict(Room.objects.filter(remote_id__in=ids).values_list("remote_id", "pk"))
+        self.room_ids = dict(rooms.filter(remote_id__in=ids).values_list("remote_id", "pk"))
         self.conference_names = dict(
-            Conference.objects.filter(name__in=names).values_list("name", "pk")
+            conferences.filter(name__in=names).values_list("name", "pk")
         )
-        self.room_names = dict(Room.objects.filter(name__in=names).values_list("name", "pk"))
+        self.room_names = dict(rooms.filter(name__in=names).values_list("name", "pk"))
 
     def of(self, room_id: str, name: str) -> tuple[int | None, int | None]:
         """Return (conference pk, room pk): by SignalWire's room id, else by room name."""

@@ -24,6 +24,7 @@ from rooms.models import (
     AuditEntry,
     Conference,
     Room,
+    Space,
     Stream,
     SyncRun,
     SyncState,
@@ -57,13 +58,16 @@ def sync_streams(
     trigger: str = "schedule",
     owner: Conference | Room | None = None,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Reconcile the streams of every conference and room (or of one owner) with the Space's."""
+    """Reconcile a Space's streams of every conference and room (or of one owner)."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         StreamSync(run, flight, api, progress, only=owner).run()
 
-    return locked_run(SyncRun.Kind.STREAMS, trigger, client, work)
+    if space is None and owner is not None:
+        space = owner.space
+    return locked_run(SyncRun.Kind.STREAMS, trigger, client, work, space)
 
 
 def _changes(old: Stream, values: dict[str, Any]) -> dict[str, list[Any]]:
@@ -102,7 +106,7 @@ class StreamSync(UnderParentSync):
         for kind, model in OWNERS:
             if self.only is not None and not isinstance(self.only, model):
                 continue
-            owners = live_parents(model)
+            owners = live_parents(model, self.space_id)
             if self.only is not None:
                 owners = owners.filter(pk=self.only.pk)
             yield kind, owners
@@ -147,7 +151,8 @@ class StreamSync(UnderParentSync):
                     run.skipped_pending += 1
                     continue
                 stream = Stream(
-                    **{owner_field: owner_pk}, **values, sync_state=SyncState.SYNCED,
+                    space_id=self.space_id, **{owner_field: owner_pk}, **values,
+                    sync_state=SyncState.SYNCED,
                     last_synced_at=now,
                 )
                 creates.append(stream)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from rooms.audit import bulk_record
 from rooms.locks import Flight
-from rooms.models import AuditEntry, Conference, ConferenceToken, SyncRun
+from rooms.models import AuditEntry, Conference, ConferenceToken, Space, SyncRun
 from rooms.registry import TOKEN
 from rooms.signalwire.client import SignalWireClient
 from rooms.sync.engine import UnderParentSync, live_parents
@@ -30,13 +30,14 @@ def sync_conference_tokens(
     trigger: str = "schedule",
     missing_only: bool = False,
     progress: Progress | None = None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Mirror the moderator and guest tokens of conferences (only those without any, if asked)."""
+    """Mirror a Space's conference tokens (only of conferences without any, if asked)."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         TokenSync(run, flight, api, progress, missing_only=missing_only).run()
 
-    return locked_run(SyncRun.Kind.TOKENS, trigger, client, work)
+    return locked_run(SyncRun.Kind.TOKENS, trigger, client, work, space)
 
 
 class TokenSync(UnderParentSync):
@@ -59,7 +60,7 @@ class TokenSync(UnderParentSync):
 
     def parents(self) -> Iterator[tuple[str, QuerySet[Any]]]:
         """The live conferences (only those with no token mirrored, if asked)."""
-        conferences = live_parents(Conference)
+        conferences = live_parents(Conference, self.space_id)
         if self.missing_only:
             conferences = conferences.filter(
                 ~Exists(ConferenceToken.objects.filter(conference=OuterRef("pk")))
@@ -100,9 +101,13 @@ class TokenSync(UnderParentSync):
         updates: list[ConferenceToken] = []
         entries: list[tuple[ConferenceToken, int, dict[str, list[Any]] | None]] = []
         for remote_id, (conference_pk, values) in incoming.items():
-            conference = Conference(pk=conference_pk, name=names[conference_pk])
+            conference = Conference(
+                pk=conference_pk, space_id=self.space_id, name=names[conference_pk]
+            )
             if remote_id not in existing:
-                token = ConferenceToken(conference=conference, last_synced_at=now, **values)
+                token = ConferenceToken(
+                    space_id=self.space_id, conference=conference, last_synced_at=now, **values
+                )
                 creates.append(token)
                 entries.append((token, Action.CREATE, None))
                 continue

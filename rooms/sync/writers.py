@@ -89,10 +89,11 @@ class RowWrite:
 class _Created:
     """What the audit trail needs of a row the sync inserted: its key, name and remote id."""
 
-    __slots__ = ("pk", "name", "display_name", "remote_id")
+    __slots__ = ("pk", "space_id", "name", "display_name", "remote_id")
 
     def __init__(self, row: dict[str, Any]) -> None:
         self.pk = None
+        self.space_id = row["space_id"]
         self.name = row["name"]
         self.display_name = row.get("display_name") or ""
         self.remote_id = row["remote_id"]
@@ -113,20 +114,24 @@ class PageWriter:
         self,
         resource: Resource[Any],
         *,
+        space_id: int,
         seen: set[str],
         error: Callable[[str], None],
         fast_inserts: bool = True,
     ) -> None:
         self.model = resource.model
+        self.space_id = space_id
         self.fast_inserts = fast_inserts
         self.seen = seen
         self.error = error
         # Columns read for rows that changed: enough to diff, audit and rewrite them.
         self.old_columns = (
-            "pk", "remote_id", "remote_created_at", "remote_updated_at", "raw",
+            "pk", "space_id", "remote_id", "remote_created_at", "remote_updated_at", "raw",
             "sync_state", "last_error", "display_name", *resource.managed_fields,
         )
-        self.model_columns = frozenset(f.name for f in self.model._meta.concrete_fields)
+        self.model_columns = frozenset(
+            name for f in self.model._meta.concrete_fields for name in (f.name, f.attname)
+        )
         self.audited = tuple(f for f in resource.managed_fields if f not in MIRROR_BOOKKEEPING)
         self.audited_datetimes = tuple(
             f.name for f in self.model._meta.concrete_fields
@@ -137,7 +142,9 @@ class PageWriter:
         """Create new rows, or link a local row that already holds the name."""
         holders = {
             old["name"]: old
-            for old in self.model.objects.filter(name__in=[values["name"] for values in new])
+            for old in self.model.objects.filter(
+                space_id=self.space_id, name__in=[values["name"] for values in new]
+            )
             .order_by()
             .values(*self.old_columns)
         }
@@ -179,6 +186,7 @@ class PageWriter:
     def create(self, values: dict[str, Any], now: datetime) -> RowWrite:
         row = {
             **values,
+            "space_id": self.space_id,
             "sync_state": SyncState.SYNCED,
             "last_synced_at": now,
             "created_at": now,
@@ -266,7 +274,9 @@ class PageWriter:
                     batch_size=WRITE_CHUNK,
                 )
             pks = dict(
-                self.model.objects.filter(remote_id__in=[w.obj.remote_id for w in creates])
+                self.model.objects.filter(
+                    space_id=self.space_id, remote_id__in=[w.obj.remote_id for w in creates]
+                )
                 .order_by()
                 .values_list("remote_id", "pk")
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from rooms import outbox
-from rooms.services import bulk
+from rooms.services import bulk, promote
 
 
 @shared_task(bind=True, name=outbox.ACTION_RUN_TASK, ignore_result=True)
@@ -23,6 +23,22 @@ def action_run_batch(self: Task, run_id: int, offset: int = 0) -> str:
     if next_offset is None:
         return "done"
     if not outbox.send(outbox.ACTION_RUN_TASK, run_id, next_offset):
+        bulk.action_run_abort(run_id=run_id, error="the next batch could not be queued")
+        return "stopped"
+    return f"next batch at {next_offset}"
+
+
+@shared_task(bind=True, name=outbox.PROMOTE_RUN_TASK, ignore_result=True)
+def promote_run_batch(self: Task, run_id: int, offset: int = 0) -> str:
+    """Promote one batch of a run's rows to its Space, then queue the next batch."""
+    try:
+        next_offset = promote.promote_batch(run_id=run_id, offset=offset)
+    except Exception as exc:
+        bulk.action_run_abort(run_id=run_id, error=f"the batch failed ({type(exc).__name__})")
+        raise
+    if next_offset is None:
+        return "done"
+    if not outbox.send(outbox.PROMOTE_RUN_TASK, run_id, next_offset):
         bulk.action_run_abort(run_id=run_id, error="the next batch could not be queued")
         return "stopped"
     return f"next batch at {next_offset}"

@@ -131,11 +131,13 @@ def __getattr__(name: str) -> Task:
 
 
 @shared_task(bind=True, base=PushTask, name="rooms.tasks.delete_remote")
-def delete_remote(self: PushTask, kind: str, remote_id: str) -> None:
+def delete_remote(
+    self: PushTask, kind: str, remote_id: str, space_id: int | None = None
+) -> None:
     """Delete in SignalWire an object whose local row was deleted outside the services."""
     with _as_push(self):
         self.call_honouring_retry_after(
-            lambda: services.remote_delete(kind=kind, remote_id=remote_id)
+            lambda: services.remote_delete(kind=kind, remote_id=remote_id, space_id=space_id)
         )
 
 

@@ -23,21 +23,25 @@ logger = logging.getLogger("rooms.tasks.recordings")
 
 
 @shared_task(bind=True, name="rooms.tasks.sync_recordings", ignore_result=True)
-def sync_recordings(self: Task, trigger: str = "schedule") -> str:
+def sync_recordings(
+    self: Task, trigger: str = "schedule", space_id: int | None = None
+) -> str:
     """Mirror the recordings new or changed since the last run; refresh unfinished ones."""
     from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, sync.recordings_sync, trigger=trigger)
+    return run_sync_task(self, sync.recordings_sync, space_id, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.sync_recordings_full", ignore_result=True)
-def sync_recordings_full(self: Task, trigger: str = "schedule") -> str:
+def sync_recordings_full(
+    self: Task, trigger: str = "schedule", space_id: int | None = None
+) -> str:
     """Read the whole recordings listing and mark the ones gone from SignalWire (daily)."""
     from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, sync.recordings_sync, trigger=trigger, full=True)
+    return run_sync_task(self, sync.recordings_sync, space_id, trigger=trigger, full=True)
 
 
 @shared_task(

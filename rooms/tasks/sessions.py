@@ -17,21 +17,25 @@ logger = logging.getLogger("rooms.tasks.sessions")
 
 
 @shared_task(bind=True, name="rooms.tasks.refresh_live_sessions", ignore_result=True)
-def refresh_live_sessions(self: Task, trigger: str = "schedule") -> str:
+def refresh_live_sessions(
+    self: Task, trigger: str = "schedule", space_id: int | None = None
+) -> str:
     """Refresh the sessions in progress and their members; close those that ended."""
     from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, sync.sessions_refresh_live, trigger=trigger)
+    return run_sync_task(self, sync.sessions_refresh_live, space_id, trigger=trigger)
 
 
 @shared_task(bind=True, name="rooms.tasks.sync_session_history", ignore_result=True)
-def sync_session_history(self: Task, trigger: str = "schedule") -> str:
+def sync_session_history(
+    self: Task, trigger: str = "schedule", space_id: int | None = None
+) -> str:
     """Mirror the completed sessions that are new or changed since the last run."""
     from rooms import sync
     from rooms.tasks.sync import run_sync_task
 
-    return run_sync_task(self, sync.sessions_sync_history, trigger=trigger)
+    return run_sync_task(self, sync.sessions_sync_history, space_id, trigger=trigger)
 
 
 @worker_ready.connect(dispatch_uid="rooms.tasks.activity.sessions_on_start")

@@ -3,13 +3,15 @@
 Beat runs them every SIGNALWIRE_SYNC_INTERVAL seconds (tokens refresh on their own, slower
 interval); a run that finds another one holding the lock records "skipped" and returns.
 Only errors that can heal (SignalWire unavailable or rate limiting) are retried.
+Each sync runs per Space: called without a Space, a task queues itself once per Space, so
+one Space that fails (down, token revoked) fails only its own task.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import Task, chain, shared_task
@@ -17,7 +19,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 from rooms import sync
-from rooms.models import Conference, Room, SyncRun
+from rooms.models import Conference, Room, Space, SyncRun, environment_space
 from rooms.registry import RESOURCES, Resource
 from rooms.signalwire.errors import SignalWireError
 
@@ -30,10 +32,38 @@ RETRY_BASE = 30
 GC_THRESHOLD = 50_000
 
 
-def run_sync_task(task: Task, service: Callable[..., SyncRun], **kwargs: object) -> str:
-    """Call a sync service; retry later when SignalWire failed in a way that can heal."""
+def all_spaces() -> list[Space]:
+    """Every Space the portal mirrors, the environment's first (made on first use)."""
+    first = environment_space()
+    return [first, *Space.objects.exclude(pk=first.pk).order_by("pk")]
+
+
+def run_sync_task(
+    task: Task, service: Callable[..., SyncRun], space_id: int | None = None, **kwargs: object
+) -> str:
+    """Call a sync service in one Space; retry later when SignalWire failed in a way that heals.
+
+    Without `space_id`: with one Space, run in it; with several, queue the task once per
+    Space (with the arguments it was called with) and return.
+    """
+    if space_id is None:
+        every = all_spaces()
+        if len(every) > 1:
+            called_with = dict(task.request.kwargs or {})
+            for space in every:
+                task.apply_async(
+                    args=tuple(task.request.args or ()),
+                    kwargs={**called_with, "space_id": space.pk},
+                )
+            return f"queued for {len(every)} Spaces"
+        space = every[0]
+    else:
+        found = Space.objects.filter(pk=space_id).first()
+        if found is None:
+            return "no such Space"
+        space = found
     try:
-        run = service(**kwargs)
+        run = service(space=space, **kwargs)
     except SignalWireError as exc:
         if exc.retryable and task.request.retries < MAX_RETRIES:
             countdown = RETRY_BASE * 2**task.request.retries
@@ -51,9 +81,13 @@ def _register(resource: Resource[Any]) -> Task:
     """Register the task that reconciles one resource's listing, under the registry's name."""
 
     @shared_task(bind=True, name=resource.sync_task, ignore_result=True)
-    def sync_listing(self: Task, trigger: str = "schedule") -> str:
-        """Reconcile the local rows of one resource with the Space's."""
-        return run_sync_task(self, sync.sync_resource, kind=resource.kind, trigger=trigger)
+    def sync_listing(
+        self: Task, trigger: str = "schedule", space_id: int | None = None
+    ) -> str:
+        """Reconcile the local rows of one resource with each Space's (or one Space's)."""
+        return run_sync_task(
+            self, sync.sync_resource, space_id, kind=resource.kind, trigger=trigger
+        )
 
     return sync_listing
 
@@ -77,29 +111,50 @@ def sync_owner_streams(self: Task, kind: str, pk: int, trigger: str = "owner_edi
     owner = model.objects.filter(pk=pk, remote_id__isnull=False).first()
     if owner is None:
         return "no owner in SignalWire"
-    return run_sync_task(self, sync.sync_streams, owner=owner, trigger=trigger)
+    return run_sync_task(
+        self, sync.sync_streams, owner.space_id, owner=owner, trigger=trigger
+    )
 
 
 @shared_task(bind=True, name="rooms.tasks.fetch_missing_tokens", ignore_result=True)
-def fetch_missing_tokens(self: Task, trigger: str = "schedule") -> str:
+def fetch_missing_tokens(
+    self: Task, trigger: str = "schedule", space_id: int | None = None
+) -> str:
     """Mirror the tokens of conferences that have none locally yet (new ones)."""
-    return run_sync_task(self, sync.sync_conference_tokens, trigger=trigger, missing_only=True)
+    return run_sync_task(
+        self, sync.sync_conference_tokens, space_id, trigger=trigger, missing_only=True
+    )
 
 
 @shared_task(bind=True, name="rooms.tasks.refresh_all_tokens", ignore_result=True)
-def refresh_all_tokens(self: Task, trigger: str = "schedule") -> str:
+def refresh_all_tokens(
+    self: Task, trigger: str = "schedule", space_id: int | None = None
+) -> str:
     """Refresh every conference's tokens, catching resets made outside the portal."""
-    return run_sync_task(self, sync.sync_conference_tokens, trigger=trigger, missing_only=False)
+    return run_sync_task(
+        self, sync.sync_conference_tokens, space_id, trigger=trigger, missing_only=False
+    )
 
 
-def queue_full_sync(trigger: str) -> None:
-    """Queue a sync of every resource (conferences then their new tokens); never run one here."""
-    for resource in RESOURCES.values():
-        task = SYNC_TASKS[resource.sync_kind]
-        if resource.has_tokens:
-            chain(task.si(trigger=trigger), fetch_missing_tokens.si(trigger=trigger)).delay()
-        else:
-            task.delay(trigger=trigger)
+def queue_full_sync(trigger: str, spaces: Iterable[Space] | None = None) -> None:
+    """Queue a sync of every resource (conferences then their new tokens) in some Spaces.
+
+    `spaces`: the Spaces to sync (None: every Space).
+    """
+    every = all_spaces()
+    chosen = every if spaces is None else [s for s in every if s in set(spaces)]
+    for space in chosen:
+        # With one Space the tasks run in it without queuing themselves again.
+        space_id = space.pk if len(every) > 1 else None
+        for resource in RESOURCES.values():
+            task = SYNC_TASKS[resource.sync_kind]
+            if resource.has_tokens:
+                chain(
+                    task.si(trigger=trigger, space_id=space_id),
+                    fetch_missing_tokens.si(trigger=trigger, space_id=space_id),
+                ).delay()
+            else:
+                task.delay(trigger=trigger, space_id=space_id)
 
 
 @worker_process_init.connect(dispatch_uid="rooms.tasks.sync.collect_less")

@@ -15,9 +15,10 @@ class Command(BaseCommand):
 
     help = (
         "Recompute the daily usage rollup (sessions, member minutes, estimated and billed "
-        "cost per day and room) from the mirrored sessions and video logs. Only days that "
-        "still have mirrored rows are rewritten; days older than SESSION_RETENTION_DAYS "
-        "keep the figures the rollup has for them."
+        "cost per day and room) from the mirrored sessions and video logs, then its day "
+        "totals and month-and-room totals from those rows. Only days that still have "
+        "mirrored rows are rewritten; days older than SESSION_RETENTION_DAYS keep the "
+        "figures the rollup has for them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         keep_before = sessions_retention.first_kept_day()
         result = rebuild_usage(batch_days=options["batch_days"], keep_before=keep_before)
         if not result.batches:
-            self.stdout.write("No mirrored sessions or video logs: nothing to rebuild.")
+            self.stdout.write("No mirrored sessions or video logs: no day of rooms to rebuild.")
         else:
             self.stdout.write(
                 f"Rebuilt the usage rollup in {result.batches} batch(es): "
@@ -40,6 +41,11 @@ class Command(BaseCommand):
                 f"{result.days[0]} to {result.days[-1]} (UTC)."
                 if result.days
                 else f"Looked at {result.batches} batch(es) of days; none had mirrored rows."
+            )
+        if result.months:
+            self.stdout.write(
+                f"Summed the day totals and month-and-room totals afresh for {result.months} "
+                "month(s)."
             )
         if keep_before is not None:
             self.stdout.write(

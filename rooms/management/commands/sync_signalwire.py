@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rooms import sync
-from rooms.models import SyncRun
+from rooms.models import Space, SyncRun, environment_space
 from rooms.signalwire.errors import SignalWireError
 
 Outcome = SyncRun.Outcome
@@ -17,8 +17,9 @@ class Command(BaseCommand):
     """Sync conferences, rooms and conference tokens now; exit non-zero if any run fails."""
 
     help = (
-        "Reconcile the local mirror with the SignalWire Space now. With no option, syncs "
-        "conferences, rooms and the tokens of conferences that have none yet. It skips "
+        "Reconcile the local mirror with the SignalWire Spaces now (every Space, or the ones "
+        "named with --space). With no option, syncs conferences, rooms and the tokens of "
+        "conferences that have none yet. It skips "
         "Django's system checks (run `manage.py check`, as a deployment does) so a "
         "frequent cron run starts quicker."
     )
@@ -69,6 +70,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--page-size", type=int, default=None, help="Rows per listed page (1..1000)."
         )
+        parser.add_argument(
+            "--space", action="append", default=[], metavar="NAME",
+            help="Sync only this Space (by its name in the portal); repeat for several.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         chosen = [
@@ -84,17 +89,20 @@ class Command(BaseCommand):
         if not chosen:
             chosen = ["conferences", "rooms", "tokens"]
         page_size = options["page_size"]
+        spaces = self._spaces(options["space"])
         failures = []
         if "sessions" in chosen:  # the live refresh first: it closes sessions that ended
             chosen[chosen.index("sessions") : chosen.index("sessions") + 1] = [
                 "live_sessions",
                 "sessions",
             ]
-        for name in chosen:
+        for space, name in ((space, name) for space in spaces for name in chosen):
             label = name.replace("_", " ")
+            if len(spaces) > 1:
+                label = f"{label} of {space.name}"
             self.stdout.write(f"Syncing {label}...")
             try:
-                run = self._sync(name, page_size, full=options["full"])
+                run = self._sync(name, page_size, space, full=options["full"])
             except (SignalWireError, sync.SyncAborted) as exc:
                 failures.append(f"{label}: {exc}")
                 self.stderr.write(self.style.ERROR(f"  {label} failed: {exc}"))
@@ -108,9 +116,26 @@ class Command(BaseCommand):
             raise CommandError("Sync did not complete: " + "; ".join(failures))
         self.stdout.write(self.style.SUCCESS("Sync complete."))
 
-    def _sync(self, name: str, page_size: int | None, *, full: bool = False) -> SyncRun:
-        """Run one sync service with progress printed after each page."""
-        common: dict[str, Any] = {"trigger": "command", "progress": self._progress}
+    def _spaces(self, names: list[str]) -> list[Space]:
+        """The Spaces to sync: those named, else every one (the environment's first)."""
+        first = environment_space()
+        every = [first, *Space.objects.exclude(pk=first.pk).order_by("pk")]
+        if not names:
+            return every
+        by_name = {space.name: space for space in every}
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            known = ", ".join(sorted(by_name))
+            raise CommandError(f"No Space named {', '.join(unknown)}; the Spaces: {known}.")
+        return [by_name[name] for name in dict.fromkeys(names)]
+
+    def _sync(
+        self, name: str, page_size: int | None, space: Space, *, full: bool = False
+    ) -> SyncRun:
+        """Run one sync service in one Space with progress printed after each page."""
+        common: dict[str, Any] = {
+            "trigger": "command", "progress": self._progress, "space": space,
+        }
         if name == "conferences":
             return sync.sync_conferences(page_size=page_size, **common)
         if name == "rooms":

@@ -15,7 +15,7 @@ from django.utils import timezone
 from rooms import jsontext, selectors
 from rooms.audit import bulk_record
 from rooms.locks import Flight
-from rooms.models import UNPUSHED_STATES, AuditEntry, SyncRun, SyncState
+from rooms.models import UNPUSHED_STATES, AuditEntry, Space, SyncRun, SyncState
 from rooms.registry import NamedResource, Resource
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.payloads import (
@@ -54,13 +54,14 @@ def full_listing_run(
     trigger: str,
     page_size: int | None,
     progress: Progress | None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Reconcile a resource's whole listing under its lock, with its run record."""
+    """Reconcile a resource's whole listing in one Space under its lock, with its run record."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         FullListingSync(resource, run, flight, progress).run(resource.list_pages(api, page_size))
 
-    return locked_run(resource.sync_kind, trigger, client, work)
+    return locked_run(resource.sync_kind, trigger, client, work, space)
 
 
 class FullListingSync:
@@ -76,6 +77,7 @@ class FullListingSync:
         self.resource = resource
         self.model = resource.model
         self.run_record = run
+        self.space_id: int = run.space.pk
         self.flight = flight
         self.progress = progress
         self.seen: set[str] = set()
@@ -86,14 +88,17 @@ class FullListingSync:
         # PostgreSQL's text and jsonb cannot hold U+0000; SQLite keeps it as SignalWire does.
         self.refuses_nul = connection.vendor == "postgresql"
         self.writer = PageWriter(
-            resource, seen=self.seen, error=self.error, fast_inserts=self.fast_paths
+            resource, space_id=self.space_id, seen=self.seen, error=self.error,
+            fast_inserts=self.fast_paths,
         )
 
     def run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
         """Reconcile every page, then mark what the complete listing did not show."""
         ContentType.objects.get_for_model(self.model)  # cached now, not in a page's queries
         # Read once per run: such intents are rare and a page's queries stay constant.
-        self.awaited_creates = selectors.names_awaiting_create(self.resource.kind)
+        self.awaited_creates = selectors.names_awaiting_create(
+            self.resource.kind, self.space_id
+        )
         with wide_batches(), collect_less(), fewer_checkpoints():
             for page in read_ahead(pages):
                 if self.flight.lost:
@@ -247,12 +252,12 @@ class FullListingSync:
         1.6-2.6x faster.
         """
         if self.fast_paths:
-            known = rows_with_digest(self.model, list(incoming))
+            known = rows_with_digest(self.model, list(incoming), self.space_id)
             return {
                 remote_id: (pk, state, stored == digests[remote_id])
                 for remote_id, (pk, state, stored) in known.items()
             }
-        by_time = selectors.mirror_rows_by_remote_id(self.model, incoming)
+        by_time = selectors.mirror_rows_by_remote_id(self.model, incoming, self.space_id)
         return {
             remote_id: (pk, state, updated == parse_remote_datetime(incoming[remote_id].get(
                 "updated_at")))
@@ -276,7 +281,7 @@ class FullListingSync:
 
     def mark_unseen(self) -> None:
         """Mark rows the complete listing did not show as deleted remotely, in chunks."""
-        known = selectors.markable_remote_ids(self.model, MARKABLE_STATES)
+        known = selectors.markable_remote_ids(self.model, MARKABLE_STATES, self.space_id)
         unseen = sorted(known - self.seen)
         now = timezone.now()
         for start in range(0, len(unseen), MARK_CHUNK):
@@ -284,8 +289,11 @@ class FullListingSync:
             with transaction.atomic():
                 rows = list(
                     self.model.objects.select_for_update()
-                    .filter(remote_id__in=chunk, sync_state__in=MARKABLE_STATES)
-                    .values("pk", "name", "display_name", "remote_id", "sync_state")
+                    .filter(
+                        space_id=self.space_id, remote_id__in=chunk,
+                        sync_state__in=MARKABLE_STATES,
+                    )
+                    .values("pk", "space_id", "name", "display_name", "remote_id", "sync_state")
                 )
                 if not rows:
                     continue
@@ -297,7 +305,7 @@ class FullListingSync:
                     entries=[
                         (
                             self.model(
-                                pk=row["pk"], name=row["name"],
+                                pk=row["pk"], space_id=row["space_id"], name=row["name"],
                                 display_name=row["display_name"], remote_id=row["remote_id"],
                             ),
                             Action.UPDATE,
@@ -309,10 +317,12 @@ class FullListingSync:
                 self.run_record.marked_deleted += len(rows)
 
 
-def rows_with_digest(model: type[Any], remote_ids: list[str]) -> dict[str, tuple[int, str, str]]:
-    """Read (pk, sync_state, raw_digest) of the listed rows the mirror has, by remote id.
+def rows_with_digest(
+    model: type[Any], remote_ids: list[str], space_id: int
+) -> dict[str, tuple[int, str, str]]:
+    """Read (pk, sync_state, raw_digest) of a Space's listed rows the mirror has, by remote id.
 
-    One query per page through the remote_id index; only the 32-character digests come
+    One query per page through the (space, remote_id) index; only the 32-character digests come
     back, so neither database serialises, sends or compares a payload. Before raw_digest,
     the page's payloads were sent as parameters and compared in the database (as text on
     SQLite, as jsonb on PostgreSQL, which parsed a thousand payloads per page).
@@ -323,10 +333,11 @@ def rows_with_digest(model: type[Any], remote_ids: list[str]) -> dict[str, tuple
     meta = model._meta
     sql = (
         f"SELECT {qn(str(meta.pk.column))}, remote_id, sync_state, raw_digest "
-        f"FROM {qn(meta.db_table)} WHERE remote_id IN ({', '.join(['%s'] * len(remote_ids))})"
+        f"FROM {qn(meta.db_table)} WHERE space_id = %s "
+        f"AND remote_id IN ({', '.join(['%s'] * len(remote_ids))})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, remote_ids)
+        cursor.execute(sql, [space_id, *remote_ids])
         rows = cursor.fetchall()
     return {remote_id: (pk, state, stored) for pk, remote_id, state, stored in rows}
 

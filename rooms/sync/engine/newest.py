@@ -10,7 +10,7 @@ from django.db import connection, models, transaction
 
 from rooms.audit import NormalisedChanges, bulk_record
 from rooms.locks import Flight
-from rooms.models import AuditEntry, SyncRun, SyncState
+from rooms.models import AuditEntry, Space, SyncRun, SyncState
 from rooms.registry import Mirror
 from rooms.signalwire.client import SignalWireClient
 from rooms.signalwire.payloads import listed_row_problem, shown_id
@@ -28,13 +28,14 @@ def newest_first_run(
     page_size: int | None,
     full: bool,
     progress: Progress | None,
+    space: Space | None = None,
 ) -> SyncRun:
-    """Run one newest-first sync under its kind's lock, with its run record."""
+    """Run one newest-first sync in one Space under its kind's lock, with its run record."""
 
     def work(run: SyncRun, flight: Flight, api: SignalWireClient) -> None:
         sync_class(run, flight, api, progress).run(full=full, page_size=page_size)
 
-    return locked_run(kind, trigger, client, work)
+    return locked_run(kind, trigger, client, work, space)
 
 
 class NewestFirstSync(ABC):
@@ -54,6 +55,7 @@ class NewestFirstSync(ABC):
         self, run: SyncRun, flight: Flight, client: SignalWireClient, progress: Progress | None
     ) -> None:
         self.run_record = run
+        self.space_id: int = run.space.pk
         self.flight = flight
         self.client = client
         self.progress = progress
@@ -135,7 +137,7 @@ class NewestFirstSync(ABC):
     def stored_versions(self, rows: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
         """The stored version of each listed row already mirrored (one query)."""
         stored = self.mirror.model._default_manager.filter(
-            remote_id__in=[row["id"] for row in rows]
+            space_id=self.space_id, remote_id__in=[row["id"] for row in rows]
         ).values_list("remote_id", *self.version_columns)
         return {remote_id: tuple(version) for remote_id, *version in stored}
 
@@ -147,7 +149,7 @@ class NewestFirstSync(ABC):
     def mark_unlisted(self) -> None:
         """After a complete listing: rows SignalWire no longer lists are deleted there."""
         missing = self.mirror.model._default_manager.filter(
-            sync_state=SyncState.SYNCED
+            space_id=self.space_id, sync_state=SyncState.SYNCED
         ).exclude(remote_id__in=self.listed)
         with transaction.atomic():
             self.run_record.marked_deleted += mark_deleted(self.mirror, missing)

@@ -24,9 +24,9 @@ from rooms.sync.runs import LOST_LOCK, Progress, SyncAborted, note_error, save_r
 PARENT_BATCH = 100
 
 
-def live_parents(model: type[models.Model]) -> models.QuerySet[Any]:
-    """The rows of a parent model that SignalWire has (not deleted there or being deleted)."""
-    return model._default_manager.filter(remote_id__isnull=False).exclude(
+def live_parents(model: type[models.Model], space_id: int) -> models.QuerySet[Any]:
+    """A Space's rows of a parent model that SignalWire has (not deleted or being deleted)."""
+    return model._default_manager.filter(space_id=space_id, remote_id__isnull=False).exclude(
         sync_state__in=(SyncState.DELETED_REMOTELY, SyncState.PENDING_DELETE)
     )
 
@@ -47,6 +47,7 @@ class UnderParentSync(ABC):
         self, run: SyncRun, flight: Flight, client: SignalWireClient, progress: Progress | None
     ) -> None:
         self.run_record = run
+        self.space_id: int = run.space.pk
         self.flight = flight
         self.client = client
         self.progress = progress
@@ -151,6 +152,8 @@ class UnderParentSync(ABC):
         found: dict[str, Any] = {}
         for start in range(0, len(remote_ids), WRITE_CHUNK):
             chunk = remote_ids[start : start + WRITE_CHUNK]
-            for row in self.mirror.model._default_manager.filter(remote_id__in=chunk):
+            for row in self.mirror.model._default_manager.filter(
+                space_id=self.space_id, remote_id__in=chunk
+            ):
                 found[row.remote_id] = row
         return found

@@ -1,5 +1,6 @@
 """Run the sandbox Space (an in-memory SignalWire Video API) until Ctrl-C or SIGTERM."""
 
+import re
 import signal
 import threading
 from typing import Any
@@ -9,6 +10,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rooms.signalwire.urls import is_loopback
 from sandbox import SandboxServer, SandboxSpace
+
+MAX_PROJECTS = 50
+# The sandbox's own made-up tokens: printing one tells nothing; any other is never printed.
+SANDBOX_TOKEN = re.compile(r"sandbox-token(-[0-9]+)?")
+
+
+def project_credentials(index: int) -> tuple[str, str]:
+    """The project id and API token of the index-th project (2 and up) the command serves."""
+    return f"sandbox-project-{index}", f"sandbox-token-{index}"
 
 
 class Command(BaseCommand):
@@ -26,6 +36,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--project-id", default=None, help="default SIGNALWIRE_PROJECT_ID")
         parser.add_argument("--api-token", default=None, help="default SIGNALWIRE_API_TOKEN")
+        parser.add_argument(
+            "--projects",
+            type=int,
+            default=None,
+            metavar="N",
+            help=(
+                "projects to serve, each its own Space (default SANDBOX_SPACES, else 1); "
+                "project k>=2 is sandbox-project-k with token sandbox-token-k"
+            ),
+        )
         parser.add_argument("--seed-conferences", type=int, default=0, metavar="N")
         parser.add_argument("--seed-rooms", type=int, default=0, metavar="N")
         parser.add_argument(
@@ -72,8 +92,18 @@ class Command(BaseCommand):
         seed_options = ("seed_conferences", "seed_rooms", "seed_sessions", "live_sessions")
         if any(options[name] < 0 for name in seed_options):
             raise CommandError("seed counts must not be negative")
+        projects = options["projects"]
+        if projects is None:
+            projects = getattr(settings, "SANDBOX_SPACES", 1)
+        if not 1 <= projects <= MAX_PROJECTS:
+            raise CommandError(f"--projects must be between 1 and {MAX_PROJECTS}")
 
         server = SandboxServer(host=host, port=port, project_id=project_id, api_token=api_token)
+        try:
+            for index in range(2, projects + 1):
+                server.add_project(*project_credentials(index))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             server.start()
         except OSError as exc:
@@ -81,20 +111,29 @@ class Command(BaseCommand):
         stop = threading.Event()
         previous = self._install_handlers(stop)
         try:
-            server.space.seed(
-                conferences=options["seed_conferences"],
-                rooms=options["seed_rooms"],
-                seed=options["seed"],
-                sessions=options["seed_sessions"],
-            )
-            self._start_live(server.space, options["live_sessions"])
-            counts = server.space.state()
-            self.stdout.write(
-                f"Sandbox Space serving at {server.url} (project {project_id}): "
-                f"{counts['conferences']} conferences, {counts['rooms']} rooms, "
-                f"{counts['room_sessions']} sessions ({counts['live_sessions']} live). "
-                "Press Ctrl-C to stop."
-            )
+            for variant, project in enumerate(server.projects.values()):
+                project.space.seed(
+                    conferences=options["seed_conferences"],
+                    rooms=options["seed_rooms"],
+                    seed=options["seed"],
+                    sessions=options["seed_sessions"],
+                    variant=variant,
+                )
+                self._start_live(project.space, options["live_sessions"])
+            for project in server.projects.values():
+                counts = project.space.state()
+                shown = (
+                    project.api_token
+                    if SANDBOX_TOKEN.fullmatch(project.api_token)
+                    else "as given, not shown"
+                )
+                self.stdout.write(
+                    f"Sandbox Space serving at {server.url} (project {project.project_id}, "
+                    f"token {shown}): {counts['conferences']} conferences, "
+                    f"{counts['rooms']} rooms, {counts['room_sessions']} sessions "
+                    f"({counts['live_sessions']} live)."
+                )
+            self.stdout.write("Press Ctrl-C to stop.")
             self.stdout.flush()
             while not stop.wait(0.5):
                 pass
