@@ -508,7 +508,9 @@ def test_sync_now_queues_the_tasks_and_says_so(admin_client_with, monkeypatch):
     from rooms.tasks import sync as sync_tasks
 
     queued = []
-    monkeypatch.setattr(sync_tasks, "queue_full_sync", queued.append)
+    monkeypatch.setattr(
+        sync_tasks, "queue_full_sync", lambda trigger, spaces=None: queued.append(trigger)
+    )
     client = admin_client_with("rooms.view_syncrun", "rooms.run_sync")
     changelist = reverse("admin:rooms_syncrun_changelist")
 
@@ -527,7 +529,9 @@ def test_sync_now_needs_the_permission_and_a_post(admin_client_with, monkeypatch
     from rooms.tasks import sync as sync_tasks
 
     queued = []
-    monkeypatch.setattr(sync_tasks, "queue_full_sync", queued.append)
+    monkeypatch.setattr(
+        sync_tasks, "queue_full_sync", lambda trigger, spaces=None: queued.append(trigger)
+    )
     client = admin_client_with("rooms.view_syncrun")
 
     assert b"Sync now" not in client.get(reverse("admin:rooms_syncrun_changelist")).content

@@ -63,3 +63,29 @@ def one_space(queryset: QuerySet[Any]) -> int | None:
     """Return the id of the one Space a set of rows belongs to, or None when they span more."""
     found = list(queryset.order_by().values_list("space_id", flat=True).distinct()[:2])
     return found[0] if len(found) == 1 else None
+
+
+class SpaceNames:
+    """How alerts about one Space name it: the environment's Space by its subject alone."""
+
+    def __init__(self) -> None:
+        self.names = dict(Space.objects.values_list("pk", "name"))
+        self.first = Space.objects.filter(from_settings=True).values_list("pk", flat=True).first()
+
+    def subject(self, subject: str, space_id: int) -> str:
+        """The alert's subject: the Space's name beside it unless it is the first Space."""
+        if space_id == self.first:
+            return subject
+        return f"{subject} in {self.names.get(space_id, space_id)}"
+
+    def where(self, space_id: int) -> str:
+        """' in Space "X"' when the portal has several Spaces, else nothing."""
+        if len(self.names) < 2:
+            return ""
+        return f' in the Space "{self.names.get(space_id, space_id)}"'
+
+    def link(self, link: str, space_id: int) -> str:
+        """The changelist link, narrowed to the Space when the portal has several."""
+        if len(self.names) < 2 or "?" not in link:
+            return link
+        return f"{link}&space={space_id}"

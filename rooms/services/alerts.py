@@ -31,12 +31,11 @@ from rooms.models import (
     AlertDelivery,
     AlertKind,
     AlertSubscription,
-    Space,
     SyncRun,
     SyncState,
     WebhookEndpoint,
 )
-from rooms.selectors.spaces import may_see_space
+from rooms.selectors.spaces import SpaceNames, may_see_space
 
 logger = logging.getLogger("rooms.alerts")
 
@@ -134,32 +133,6 @@ def heartbeat_state() -> dict[str, Any]:
 def _changelist(model: Any, query: str = "") -> str:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return f"{url}?{query}" if query else url
-
-
-class SpaceNames:
-    """How alerts about one Space name it: the environment's Space by its subject alone."""
-
-    def __init__(self) -> None:
-        self.names = dict(Space.objects.values_list("pk", "name"))
-        self.first = Space.objects.filter(from_settings=True).values_list("pk", flat=True).first()
-
-    def subject(self, subject: str, space_id: int) -> str:
-        """The alert's subject: the Space's name beside it unless it is the first Space."""
-        if space_id == self.first:
-            return subject
-        return f"{subject} in {self.names.get(space_id, space_id)}"
-
-    def where(self, space_id: int) -> str:
-        """' in Space "X"' when the portal has several Spaces, else nothing."""
-        if len(self.names) < 2:
-            return ""
-        return f' in the Space "{self.names.get(space_id, space_id)}"'
-
-    def link(self, link: str, space_id: int) -> str:
-        """The changelist link, narrowed to the Space when the portal has several."""
-        if len(self.names) < 2 or "?" not in link:
-            return link
-        return f"{link}&space={space_id}"
 
 
 def _push_failed(now: datetime) -> list[Condition]:
