@@ -117,7 +117,23 @@ def timed_syncs(spaces: list[Any], trigger: str) -> float:
     failed = [r.error for r in runs if r.outcome != SyncRun.Outcome.SUCCEEDED]
     if failed:
         raise SystemExit(f"a sync failed: {failed[0]}")
+    wait_for_locks(spaces)
     return elapsed
+
+
+def wait_for_locks(spaces: list[Any]) -> None:
+    """Wait (untimed) until the runs' locks are released, so the next runs are not skipped."""
+    from rooms.connections import redis_client
+    from rooms.locks import lock_key
+    from rooms.models import SyncRun
+    from rooms.sync.runs import lock_name
+
+    keys = [lock_key(lock_name(SyncRun.Kind.CONFERENCES, space)) for space in spaces]
+    deadline = time.monotonic() + 60
+    while redis_client().exists(*keys):
+        if time.monotonic() > deadline:
+            raise SystemExit("a sync lock was not released within 60 s")
+        time.sleep(0.01)
 
 
 def empty_mirror(spaces: list[Any]) -> None:
