@@ -318,47 +318,47 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='conference',
-            constraint=models.UniqueConstraint(fields=('space', 'name'), name='rooms_conference_space_name'),
+            constraint=models.UniqueConstraint(fields=('name', 'space'), name='rooms_conference_space_name'),
         ),
         migrations.AddConstraint(
             model_name='conference',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_conference_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_conference_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='conferencetoken',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_conftoken_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_conftoken_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='recording',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_recording_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_recording_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='room',
-            constraint=models.UniqueConstraint(fields=('space', 'name'), name='rooms_room_space_name'),
+            constraint=models.UniqueConstraint(fields=('name', 'space'), name='rooms_room_space_name'),
         ),
         migrations.AddConstraint(
             model_name='room',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_room_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_room_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='roomsession',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_session_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_session_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='sessionmember',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_member_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_member_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='stream',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_stream_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_stream_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='usageday',
-            constraint=models.UniqueConstraint(fields=('space', 'day', 'room_name'), name='rooms_usage_space_day_room'),
+            constraint=models.UniqueConstraint(fields=('day', 'room_name', 'space'), name='rooms_usage_space_day_room'),
         ),
         migrations.AddConstraint(
             model_name='videolog',
-            constraint=models.UniqueConstraint(fields=('space', 'remote_id'), name='rooms_log_space_remote_id'),
+            constraint=models.UniqueConstraint(fields=('remote_id', 'space'), name='rooms_log_space_remote_id'),
         ),
         migrations.AddConstraint(
             model_name='space',
@@ -400,11 +400,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='usagedaytotal',
-            constraint=models.UniqueConstraint(fields=('space', 'day'), name='rooms_usage_total_day'),
+            constraint=models.UniqueConstraint(fields=('day', 'space'), name='rooms_usage_total_day'),
         ),
         migrations.AddConstraint(
             model_name='usagemonth',
-            constraint=models.UniqueConstraint(fields=('space', 'month', 'room_name'), name='rooms_usage_month_room'),
+            constraint=models.UniqueConstraint(fields=('month', 'room_name', 'space'), name='rooms_usage_month_room'),
         ),
         migrations.AddIndex(
             model_name='usageday',

@@ -46,9 +46,10 @@ class Conference(RoomSettings):
             models.Index(fields=["space", "sync_state", "remote_id"]),
         ]
         # Names and ids are unique in a Space; two Spaces may each have a room "lobby".
+        # Name or id first: the same index serves a search by either across Spaces.
         constraints = [
-            models.UniqueConstraint(fields=["space", "name"], name="rooms_conference_space_name"),
+            models.UniqueConstraint(fields=["name", "space"], name="rooms_conference_space_name"),
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_conference_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_conference_space_remote_id"
             ),
         ]

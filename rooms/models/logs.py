@@ -55,7 +55,7 @@ class VideoLog(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_log_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_log_space_remote_id"
             ),
         ]
 

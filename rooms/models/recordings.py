@@ -78,7 +78,7 @@ class Recording(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_recording_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_recording_space_remote_id"
             ),
         ]
         permissions = [

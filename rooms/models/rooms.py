@@ -43,9 +43,9 @@ class Room(RoomSettings):
         ]
         # Names and ids are unique in a Space; two Spaces may each have a room "lobby".
         constraints = [
-            models.UniqueConstraint(fields=["space", "name"], name="rooms_room_space_name"),
+            models.UniqueConstraint(fields=["name", "space"], name="rooms_room_space_name"),
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_room_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_room_space_remote_id"
             ),
         ]
         permissions = [("mint_room_token", "Can mint room join tokens")]

@@ -62,7 +62,7 @@ class RoomSession(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_session_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_session_space_remote_id"
             ),
         ]
 
@@ -95,7 +95,7 @@ class SessionMember(models.Model):
         ordering = ["session_id", "join_time", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_member_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_member_space_remote_id"
             ),
         ]
 

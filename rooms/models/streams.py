@@ -43,7 +43,7 @@ class Stream(RemoteMirror):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_stream_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_stream_space_remote_id"
             ),
             models.CheckConstraint(
                 condition=(

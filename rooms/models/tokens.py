@@ -26,7 +26,7 @@ class ConferenceToken(models.Model):
         ordering = ["conference_id", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "remote_id"], name="rooms_conftoken_space_remote_id"
+                fields=["remote_id", "space"], name="rooms_conftoken_space_remote_id"
             ),
         ]
         permissions = [

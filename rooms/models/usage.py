@@ -63,7 +63,7 @@ class UsageDay(UsageFigures):
         ordering = ["-day", "room_name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "day", "room_name"], name="rooms_usage_space_day_room"
+                fields=["day", "room_name", "space"], name="rooms_usage_space_day_room"
             ),
         ]
         indexes = [
@@ -84,7 +84,7 @@ class UsageDayTotal(UsageFigures):
     class Meta:
         ordering = ["-day"]
         constraints = [
-            models.UniqueConstraint(fields=["space", "day"], name="rooms_usage_total_day"),
+            models.UniqueConstraint(fields=["day", "space"], name="rooms_usage_total_day"),
         ]
 
     def __str__(self) -> str:
@@ -102,7 +102,7 @@ class UsageMonth(UsageFigures):
         ordering = ["-month", "room_name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["space", "month", "room_name"], name="rooms_usage_month_room"
+                fields=["month", "room_name", "space"], name="rooms_usage_month_room"
             ),
         ]
 
