@@ -118,9 +118,10 @@ class BulkEditor:
         return [self.form[name] for name in self.ticked]
 
 
-def _page(
+def action_page(
     model_admin: Any, request: HttpRequest, queryset: QuerySet, template: str, **context: Any
 ) -> TemplateResponse:
+    """A step of an admin action on the selected rows, carrying the selection to the next."""
     opts = model_admin.model._meta
     return TemplateResponse(
         request,
@@ -159,7 +160,7 @@ def edit_selected(
             )
             return _started(modeladmin, request, run)
         preview = bulk.bulk_edit_preview(rows=queryset, changes=editor.changes)
-        return _page(
+        return action_page(
             modeladmin,
             request,
             queryset,
@@ -170,7 +171,7 @@ def edit_selected(
             nonce=once.issue(request, purpose),
             labels=[str(opts.get_field(f).verbose_name) for f in editor.ticked],
         )
-    return _page(
+    return action_page(
         modeladmin,
         request,
         queryset,

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import (
@@ -27,6 +26,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from rooms.admin import once
+from rooms.admin.bulk_edit import action_page
 from rooms.audit import audit_context
 from rooms.models import ActionRun, AuditEntry, Space
 from rooms.services import bulk, promote
@@ -203,27 +203,6 @@ class PromoteMixin:
 # --- many rows ----------------------------------------------------------------------------
 
 
-def _action_page(
-    modeladmin: Any, request: HttpRequest, queryset: QuerySet, template: str, **context: Any
-) -> TemplateResponse:
-    opts = modeladmin.model._meta
-    return TemplateResponse(
-        request,
-        template,
-        {
-            **modeladmin.admin_site.each_context(request),
-            "opts": opts,
-            "count": queryset.count(),
-            "action": request.POST.get("action", ""),
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "form_url": request.get_full_path(),
-            **context,
-        },
-    )
-
-
 @admin.action(description="Promote to another Space…", permissions=["change"])
 def promote_selected(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
@@ -239,7 +218,7 @@ def promote_selected(
         raise PermissionDenied
     common = {"spaces": spaces, "can_copy_streams": _may_reveal_streams(request)}
     if step not in ("preview", "confirm"):
-        return _action_page(
+        return action_page(
             modeladmin, request, queryset, "admin/rooms/promote/choose.html",
             title=f"Promote {opts.verbose_name_plural} to another Space", **common,
         )
@@ -263,7 +242,7 @@ def promote_selected(
         for key in (promote.CREATED, promote.UPDATED, promote.SAME, promote.FAILED,
                     promote.SKIPPED_SAME_SPACE)
     }
-    return _action_page(
+    return action_page(
         modeladmin, request, queryset, "admin/rooms/promote/preview.html",
         title=f"Promote {opts.verbose_name_plural} to {space.name}: preview",
         space=space, preview=preview[:PREVIEW_ROWS], counts=counts, copy_streams=copy_streams,
